@@ -1,0 +1,37 @@
+# The two commands a newcomer needs: `make demo` and `make test`.
+# Both create .venv on first use and install the project into it.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+STAMP   = $(VENV)/.installed
+ARGS   ?=
+
+.PHONY: demo test lint typecheck check serve clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev,load]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/chipreg demo $(ARGS)
+
+serve: $(STAMP)
+	$(BIN)/chipreg serve $(ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+# The whole suite: lint, types, and pytest on SQLite and on a real PostgreSQL
+# (scripts/with-postgres.sh starts a throwaway server when none is configured).
+test: $(STAMP) lint typecheck
+	scripts/with-postgres.sh $(BIN)/pytest $(ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache var

@@ -1,0 +1,1 @@
+"""chipreg registry service: FastAPI + SQLAlchemy shell around the protocol core."""

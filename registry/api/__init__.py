@@ -1,0 +1,1 @@
+"""HTTP shell: FastAPI app, dependencies, problem responses and thin routes."""

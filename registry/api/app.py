@@ -1,0 +1,69 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from importlib.resources import files
+
+from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+
+from registry.api.context import AppContext
+from registry.api.problems import install_problem_handlers
+from registry.api.routes import accounts, declarations, health, log, queries, reports, verifier
+from registry.db.engine import make_engine, make_session_factory
+from registry.db.migrate import upgrade
+from registry.logkey import load_log_signer
+from registry.settings import Settings
+
+__all__ = ["create_app"]
+
+DESCRIPTION = """\
+chipreg records AI accelerators (identities endorsed by their manufacturers), where they are
+and who controls them, ingests their signed usage reports into an append-only Merkle log, and
+flags what a treaty inspector must see. The wire protocol is specified in docs/PROTOCOL.md.
+
+Authenticate with `Authorization: Bearer <token>` (Authorize button). Errors are RFC 9457
+problem documents with a stable `code`.
+"""
+
+
+def create_app(settings: Settings | None = None, *, migrate: bool = True) -> FastAPI:
+    settings = settings or Settings()
+    engine = make_engine(settings.database_url, sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+    if migrate:
+        upgrade(engine)
+    context = AppContext(
+        settings=settings,
+        engine=engine,
+        sessions=make_session_factory(engine),
+        log_signer=load_log_signer(settings),
+    )
+    # docs_url=None: the default Swagger UI loads from a CDN; ours is served from the package.
+    app = FastAPI(
+        title="chipreg registry",
+        version="1",
+        description=DESCRIPTION,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.context = context
+    install_problem_handlers(app)
+    for module in (accounts, declarations, reports, queries, verifier, log, health):
+        app.include_router(module.router)
+
+    static = files("fastapi_offline") / "static"
+    app.mount("/static/docs", StaticFiles(directory=str(static)), name="docs-static")
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="chipreg registry API",
+            swagger_js_url="/static/docs/swagger-ui-bundle.js",
+            swagger_css_url="/static/docs/swagger-ui.css",
+            swagger_favicon_url="/static/docs/favicon.png",
+        )
+
+    return app

@@ -1,0 +1,28 @@
+"""What the app holds for its lifetime: settings, database, log identity, clock."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from registry.services.log import LogSigner
+from registry.settings import Settings
+
+__all__ = ["AppContext", "utc_now"]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    log_signer: LogSigner
+    clock: Callable[[], datetime] = utc_now

@@ -1,0 +1,66 @@
+"""Request dependencies: the transaction scope, the caller, and services built on them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from registry.api.context import AppContext
+from registry.auth import Principal
+from registry.errors import Unauthenticated
+from registry.services.accounts import AccountService
+from registry.services.log import TransparencyLog
+
+__all__ = ["CallerDep", "ContextDep", "LogDep", "SessionDep"]
+
+
+def get_context(request: Request) -> AppContext:
+    context: AppContext = request.app.state.context
+    return context
+
+
+ContextDep = Annotated[AppContext, Depends(get_context)]
+
+
+def get_session(context: ContextDep) -> Iterator[Session]:
+    """One transaction per request: commit on success, roll back on any error.
+
+    ``scope="function"`` below makes the commit happen before the response is sent, so a
+    client never sees an acknowledgement for something that was not committed.
+    """
+    session = context.sessions()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+def get_caller(request: Request, session: SessionDep, context: ContextDep) -> Principal:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("send an API token as 'Authorization: Bearer <token>'")
+    principal = AccountService(session, context.clock).authenticate(token.strip())
+    if principal is None:
+        raise Unauthenticated("unknown or revoked API token", code="invalid_token")
+    return principal
+
+
+CallerDep = Annotated[Principal, Depends(get_caller)]
+
+
+def get_log(session: SessionDep, context: ContextDep) -> TransparencyLog:
+    return TransparencyLog(session, context.log_signer)
+
+
+LogDep = Annotated[TransparencyLog, Depends(get_log)]

@@ -1,0 +1,116 @@
+"""The transparency log, public: anyone may read it, that is the point."""
+
+from __future__ import annotations
+
+import base64
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel
+
+from registry.api.deps import LogDep
+from registry.errors import BadRequest
+
+router = APIRouter(prefix="/v1/log", tags=["log"])
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+class LogKey(BaseModel):
+    origin: str
+    verifier_key: str
+
+
+class LogEntryPublic(BaseModel):
+    index: int
+    kind: str
+    leaf_hash: str
+    body: str
+    created_at: str
+
+
+class LogEntries(BaseModel):
+    entries: list[LogEntryPublic]
+
+
+class InclusionProof(BaseModel):
+    index: int
+    tree_size: int
+    leaf_hash: str
+    hashes: list[str]
+
+
+class ConsistencyProof(BaseModel):
+    first: int
+    second: int
+    hashes: list[str]
+
+
+@router.get("/checkpoint", response_class=PlainTextResponse)
+def checkpoint(log: LogDep) -> PlainTextResponse:
+    """The latest checkpoint: a C2SP tlog-checkpoint signed as a C2SP signed note."""
+    return PlainTextResponse(log.signed_checkpoint(), media_type="text/plain; charset=utf-8")
+
+
+@router.get("/key", response_model=LogKey)
+def key(log: LogDep) -> LogKey:
+    """The log's verifier key (``name+keyid+base64``), for pinning by partners."""
+    return LogKey(origin=log.signer.origin, verifier_key=log.signer.verifier_key)
+
+
+@router.get("/entries", response_model=LogEntries)
+def entries(
+    log: LogDep,
+    start: Annotated[int, Query(ge=0)],
+    end: Annotated[int, Query(ge=1)],
+) -> LogEntries:
+    """Entries with index in [start, end), at most 1000: the exact bytes each leaf commits to."""
+    return LogEntries(
+        entries=[
+            LogEntryPublic(
+                index=e.index,
+                kind=e.kind,
+                leaf_hash=_b64(e.leaf_hash),
+                body=_b64(e.body),
+                created_at=e.created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            )
+            for e in log.entries(start, end)
+        ]
+    )
+
+
+@router.get("/proof/inclusion", response_model=InclusionProof)
+def inclusion(
+    log: LogDep,
+    tree_size: Annotated[int, Query(ge=1)],
+    index: Annotated[int | None, Query(ge=0)] = None,
+    leaf_hash: Annotated[str | None, Query(description="base64 leaf hash")] = None,
+) -> InclusionProof:
+    """RFC 6962 inclusion proof for an entry, by index or by leaf hash."""
+    if (index is None) == (leaf_hash is None):
+        raise BadRequest("give exactly one of index or leaf_hash", code="bad_query")
+    if index is None:
+        try:
+            wanted = base64.b64decode(str(leaf_hash), validate=True)
+        except ValueError as exc:
+            raise BadRequest("leaf_hash is not base64", code="bad_query") from exc
+        index = log.index_of(wanted)
+    proof = log.inclusion_proof(index, tree_size)
+    [entry] = log.entries(index, index + 1)
+    return InclusionProof(
+        index=index, tree_size=tree_size, leaf_hash=_b64(entry.leaf_hash), hashes=[_b64(h) for h in proof]
+    )
+
+
+@router.get("/proof/consistency", response_model=ConsistencyProof)
+def consistency(
+    log: LogDep,
+    first: Annotated[int, Query(ge=1)],
+    second: Annotated[int, Query(ge=1)],
+) -> ConsistencyProof:
+    """RFC 6962 consistency proof between two tree sizes."""
+    proof = log.consistency_proof(first, second)
+    return ConsistencyProof(first=first, second=second, hashes=[_b64(h) for h in proof])

@@ -1,0 +1,125 @@
+"""Inspector queries: chips, facilities and findings."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+
+from registry.api.deps import CallerDep, SessionDep
+from registry.api.schemas.declarations import ChipPublic, FacilityPublic, InstallationPublic
+from registry.api.schemas.queries import (
+    ChipDetail,
+    FacilityDetail,
+    FindingPublic,
+    FindingsPage,
+    ReportSummary,
+)
+from registry.db.models import Finding
+from registry.services.queries import QueryService
+
+router = APIRouter(prefix="/v1", tags=["queries"])
+
+ChipIdPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")]
+
+
+@router.get("/chips/{chip_id}", response_model=ChipDetail)
+def get_chip(
+    chip_id: ChipIdPath,
+    caller: CallerDep,
+    session: SessionDep,
+    reports: Annotated[int, Query(ge=0, le=100)] = 10,
+) -> ChipDetail:
+    view = QueryService(session).chip(caller, chip_id, reports=reports)
+    return ChipDetail(
+        chip=ChipPublic.model_validate(view.chip),
+        vendor=view.chip.vendor.name,
+        current_installation=InstallationPublic.model_validate(view.current) if view.current else None,
+        facility=FacilityPublic.model_validate(view.current.facility) if view.current else None,
+        custody=[InstallationPublic.model_validate(i) for i in view.custody],
+        latest_reports=[
+            ReportSummary(
+                seq=r.seq,
+                digest=r.digest,
+                window_start=r.window_start,
+                window_end=r.window_end,
+                utilization=r.utilization,
+                energy_j=r.energy_j,
+                peers=len(json.loads(r.links_json)),
+                log_index=r.log_index,
+            )
+            for r in view.latest_reports
+        ],
+    )
+
+
+@router.get("/facilities", response_model=list[FacilityPublic])
+def list_facilities(
+    caller: CallerDep,
+    session: SessionDep,
+    country: Annotated[str | None, Query(pattern=r"^[A-Z]{2}$")] = None,
+) -> object:
+    return QueryService(session).list_facilities(caller, country=country)
+
+
+@router.get("/facilities/{facility_id}", response_model=FacilityDetail)
+def get_facility(facility_id: int, caller: CallerDep, session: SessionDep) -> FacilityDetail:
+    view = QueryService(session).facility(caller, facility_id)
+    return FacilityDetail(
+        facility=FacilityPublic.model_validate(view.facility),
+        operator=view.facility.operator.name,
+        chip_count=len(view.chips),
+        peak_tflops_bf16_total=sum(c.peak_tflops_bf16 for c in view.chips),
+        chips=[ChipPublic.model_validate(c) for c in view.chips],
+    )
+
+
+def _finding(f: Finding) -> FindingPublic:
+    return FindingPublic(
+        id=f.id,
+        fingerprint=f.fingerprint,
+        rule_id=f.rule_id,
+        rule_version=f.rule_version,
+        policy_id=f.policy_id,
+        policy_version=f.policy_version,
+        kind=f.kind,
+        severity=f.severity,
+        status=f.status,
+        subject_type=f.subject_type,
+        subject_id=f.subject_id,
+        facility_id=f.facility_id,
+        country=f.country,
+        window_start=f.window_start,
+        window_end=f.window_end,
+        summary=f.summary,
+        details=json.loads(f.details_json),
+        evidence=json.loads(f.evidence_json),
+        citation=f.citation,
+        created_at=f.created_at,
+    )
+
+
+@router.get("/findings", response_model=FindingsPage)
+def list_findings(
+    caller: CallerDep,
+    session: SessionDep,
+    facility_id: int | None = None,
+    country: Annotated[str | None, Query(pattern=r"^[A-Z]{2}$")] = None,
+    kind: Annotated[str | None, Query(max_length=64)] = None,
+    severity: Annotated[str | None, Query(pattern=r"^(low|medium|high|critical)$")] = None,
+    status: Annotated[str | None, Query(pattern=r"^(open|acknowledged|resolved)$")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> FindingsPage:
+    found = QueryService(session).findings(
+        caller,
+        facility_id=facility_id,
+        country=country,
+        kind=kind,
+        severity=severity,
+        status=status,
+        limit=limit,
+        offset=offset,
+    )
+    return FindingsPage(findings=[_finding(f) for f in found])

@@ -1,0 +1,138 @@
+"""Usage-report ingest.
+
+The body is parsed with ``json.loads`` rather than a pydantic model: at tens of thousands of
+reports per second the per-field validation of a model costs more than the signature check,
+and the protocol core validates every envelope strictly anyway.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+from registry import metrics
+from registry.api.deps import CallerDep, ContextDep, LogDep, SessionDep
+from registry.api.problems import problem
+from registry.api.schemas.reports import BATCH_SCHEMA, ENVELOPE_SCHEMA, BatchResult, ReportResult
+from registry.errors import BadRequest, InvalidRequest, PayloadTooLarge
+from registry.services.ingest import Accepted, IngestService, Rejected
+
+router = APIRouter(prefix="/v1", tags=["reports"])
+
+
+async def json_body(request: Request, ctx: ContextDep) -> Any:
+    declared = request.headers.get("content-length")
+    limit = ctx.settings.max_request_bytes
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"request body over {limit} bytes")
+    body = await request.body()
+    if len(body) > limit:
+        raise PayloadTooLarge(f"request body over {limit} bytes")
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadRequest(f"body is not JSON: {exc}", code="malformed_json") from exc
+
+
+JsonBody = Annotated[Any, Depends(json_body)]
+
+
+def _result(r: Accepted | Rejected) -> dict[str, Any]:
+    if isinstance(r, Accepted):
+        return {
+            "index": r.index,
+            "status": "accepted",
+            "chip_id": r.chip_id,
+            "seq": r.seq,
+            "digest": r.digest,
+            "log_index": r.log_index,
+        }
+    out: dict[str, Any] = {
+        "index": r.index,
+        "status": "rejected",
+        "http_status": r.status,
+        "code": r.code,
+        "detail": r.detail,
+    }
+    if r.chip_id is not None:
+        out["chip_id"] = r.chip_id
+    if r.seq is not None:
+        out["seq"] = r.seq
+    return out
+
+
+def _ingest(
+    envelopes: list[Any], caller: CallerDep, session: SessionDep, log: LogDep, ctx: ContextDep
+) -> list[Accepted | Rejected]:
+    started = time.perf_counter()
+    results = IngestService(session, log, ctx.clock).ingest(envelopes, caller)
+    session.flush()
+    metrics.INGEST_SECONDS.observe(time.perf_counter() - started)
+    metrics.BATCH_SIZE.observe(len(envelopes))
+    for r in results:
+        if isinstance(r, Accepted):
+            metrics.REPORTS_ACCEPTED.inc()
+        else:
+            metrics.REPORTS_REJECTED.labels(r.code).inc()
+    return results
+
+
+@router.post(
+    "/reports/batch",
+    response_model=None,
+    responses={200: {"model": BatchResult}},
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"application/json": {"schema": BATCH_SCHEMA}}}
+    },
+)
+def ingest_batch(
+    body: JsonBody, caller: CallerDep, session: SessionDep, log: LogDep, ctx: ContextDep
+) -> JSONResponse:
+    """Ingest up to ``CHIPREG_MAX_BATCH_REPORTS`` signed usage reports in one transaction.
+
+    Each report is accepted or rejected on its own; accepted ones are committed and in the
+    log when this returns. Rejected ones carry a code (docs/PROTOCOL.md, section 4).
+    """
+    if not isinstance(body, dict) or set(body) != {"reports"} or not isinstance(body["reports"], list):
+        raise InvalidRequest('body must be {"reports": [<envelope>, ...]}', code="invalid_request")
+    envelopes = body["reports"]
+    limit = ctx.settings.max_batch_reports
+    if not envelopes:
+        raise InvalidRequest("reports must not be empty")
+    if len(envelopes) > limit:
+        raise PayloadTooLarge(f"at most {limit} reports per batch", code="batch_too_large")
+    results = _ingest(envelopes, caller, session, log, ctx)
+    accepted = sum(1 for r in results if isinstance(r, Accepted))
+    return JSONResponse(
+        {
+            "accepted": accepted,
+            "rejected": len(results) - accepted,
+            "results": [_result(r) for r in results],
+        }
+    )
+
+
+@router.post(
+    "/reports",
+    status_code=201,
+    response_model=ReportResult,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": ENVELOPE_SCHEMA}},
+        }
+    },
+)
+def ingest_one(
+    body: JsonBody, caller: CallerDep, session: SessionDep, log: LogDep, ctx: ContextDep
+) -> JSONResponse:
+    """Ingest one signed usage report; a rejection is a problem response with its code."""
+    [result] = _ingest([body], caller, session, log, ctx)
+    if isinstance(result, Rejected):
+        extra = {k: v for k, v in (("chip_id", result.chip_id), ("seq", result.seq)) if v is not None}
+        return problem(result.status, result.code, result.detail, **extra)
+    return JSONResponse(_result(result), status_code=201)

@@ -1,0 +1,54 @@
+"""On-demand verifier runs (inspectors and admins)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
+
+from registry.api.deps import CallerDep, ContextDep, SessionDep
+from registry.api.schemas.common import UtcDatetime
+from registry.auth import Role
+from registry.errors import InvalidRequest
+from registry.services.verification import VerificationService
+from verifier.errors import PolicyError
+from verifier.policy import load_builtin_policy
+
+router = APIRouter(prefix="/v1/verifier", tags=["verifier"])
+
+
+class RunRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    policy: str = Field(default="default", pattern=r"^[a-z0-9_-]{1,40}$")
+    as_of: UtcDatetime | None = None
+
+
+class RunSummary(BaseModel):
+    as_of: datetime
+    policy_id: str
+    policy_version: str
+    reports_examined: int
+    findings: int
+    new_findings: int
+
+
+@router.post("/runs", response_model=RunSummary)
+def run_verifier(
+    body: RunRequest, caller: CallerDep, session: SessionDep, ctx: ContextDep
+) -> RunSummary:
+    """Judge every report up to ``as_of`` (default: now) and store new findings."""
+    caller.require(Role.ADMIN, Role.INSPECTOR)
+    try:
+        policy = load_builtin_policy(body.policy)
+    except PolicyError as exc:
+        raise InvalidRequest(str(exc), code="unknown_policy") from exc
+    run = VerificationService(session, ctx.clock).run(policy, as_of=body.as_of)
+    return RunSummary(
+        as_of=run.as_of,
+        policy_id=run.policy_id,
+        policy_version=run.policy_version,
+        reports_examined=run.reports_examined,
+        findings=len(run.findings),
+        new_findings=run.new_findings,
+    )

@@ -1,0 +1,1 @@
+"""The ``chipreg`` command line."""

@@ -1,0 +1,41 @@
+"""Entry point of the ``chipreg`` console script."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+
+from registry.cli import admin, agent, demo, serve, verify
+from registry.settings import Settings
+
+__all__ = ["main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="chipreg",
+        description="chipreg: a compute-and-chip verification registry. Settings come from "
+        "CHIPREG_* environment variables (see README).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in (demo, serve, agent, verify, admin):
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        print(f"chipreg: invalid CHIPREG_* settings:\n{exc}", file=sys.stderr)
+        return 2
+    code: int = args.func(args, settings)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""``chipreg verify``: run the verifier over the registry database and print its findings."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import datetime
+
+from attestation.errors import FormatError
+from attestation.timefmt import parse_time
+from registry.api.context import utc_now
+from registry.cli.render import table
+from registry.db.engine import make_engine, make_session_factory
+from registry.db.migrate import upgrade
+from registry.services.verification import VerificationRun, VerificationService
+from registry.settings import Settings
+from verifier.errors import PolicyError
+from verifier.findings import Finding
+from verifier.policy import builtin_policy_names, load_builtin_policy
+
+__all__ = ["add_parser", "findings_table"]
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "verify",
+        help="run the verifier and store and print its findings",
+        description="Judge every stored report up to --as-of with a versioned policy, store "
+        "findings not seen before, and print all current findings.",
+    )
+    p.add_argument("--policy", default="default", help=f"one of {', '.join(builtin_policy_names())}")
+    p.add_argument("--as-of", help="RFC 3339 UTC time to judge at (default: now)")
+    p.add_argument("--json", action="store_true", help="print findings as JSON lines")
+    p.set_defaults(func=_verify)
+
+
+def _verify(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        policy = load_builtin_policy(args.policy)
+        as_of: datetime | None = parse_time(args.as_of) if args.as_of else None
+    except (PolicyError, FormatError) as exc:
+        print(f"chipreg verify: {exc}")
+        return 2
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    with make_session_factory(engine)() as session:
+        run = VerificationService(session, utc_now).run(policy, as_of=as_of)
+        session.commit()
+    if args.json:
+        for f in run.findings:
+            print(json.dumps(_finding_json(f), sort_keys=True))
+    else:
+        print(summary(run))
+    return 0
+
+
+def summary(run: VerificationRun) -> str:
+    head = (
+        f"verifier policy {run.policy_id} v{run.policy_version} as of "
+        f"{run.as_of:%Y-%m-%d %H:%M:%SZ}: {run.reports_examined} reports, "
+        f"{len(run.findings)} findings ({run.new_findings} new)"
+    )
+    return head + ("\n\n" + findings_table(run.findings) if run.findings else "")
+
+
+def findings_table(findings: list[Finding]) -> str:
+    rows = []
+    for f in findings:
+        d = f.details
+        if f.kind == "undeclared_cluster":
+            what = (
+                f"{d.get('chip_count')} chips, {_ops(d.get('total_peak_ops'))}, "
+                f"~{d.get('equivalent_h100')} H100-eq"
+            )
+        elif f.kind == "chip_silent":
+            last = d.get("last_seen") or "never"
+            what = f"last report {last}"
+        else:
+            what = f.summary
+        rows.append(
+            [f.severity, f.kind, f.subject_id, f.facility_id or "-", f.country or "-", what, len(f.evidence)]
+        )
+    return table(["severity", "kind", "subject", "facility", "country", "what", "evidence"], rows)
+
+
+def _ops(value: object) -> str:
+    return f"{float(value):.2e} OP/s" if isinstance(value, int | float) else "?"
+
+
+def _finding_json(f: Finding) -> dict[str, object]:
+    return {
+        "rule_id": f.rule_id,
+        "rule_version": f.rule_version,
+        "policy": f"{f.policy_id}@{f.policy_version}",
+        "kind": f.kind,
+        "severity": str(f.severity),
+        "subject": f"{f.subject_type}:{f.subject_id}",
+        "facility_id": f.facility_id,
+        "country": f.country,
+        "summary": f.summary,
+        "details": dict(f.details),
+        "evidence": list(f.evidence),
+        "fingerprint": f.fingerprint,
+    }

@@ -1,0 +1,1 @@
+"""SQL lives here: one module per aggregate. Repositories never commit."""

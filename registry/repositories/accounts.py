@@ -1,0 +1,45 @@
+"""Vendors, operators and API tokens."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from registry.db.models import ApiToken, Operator, Vendor
+
+__all__ = ["AccountRepository"]
+
+
+class AccountRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, obj: Vendor | Operator | ApiToken) -> None:
+        self.session.add(obj)
+        self.session.flush()
+
+    def vendor(self, vendor_id: int) -> Vendor | None:
+        return self.session.get(Vendor, vendor_id)
+
+    def vendor_by_name(self, name: str) -> Vendor | None:
+        return self.session.scalar(select(Vendor).where(Vendor.name == name))
+
+    def vendor_by_fingerprint(self, fingerprint: str) -> Vendor | None:
+        return self.session.scalar(select(Vendor).where(Vendor.fingerprint == fingerprint))
+
+    def vendors(self) -> list[Vendor]:
+        return list(self.session.scalars(select(Vendor).order_by(Vendor.id)))
+
+    def operator(self, operator_id: int) -> Operator | None:
+        return self.session.get(Operator, operator_id)
+
+    def operator_by_name(self, name: str) -> Operator | None:
+        return self.session.scalar(select(Operator).where(Operator.name == name))
+
+    def operators(self) -> list[Operator]:
+        return list(self.session.scalars(select(Operator).order_by(Operator.id)))
+
+    def token_by_hash(self, token_hash: str) -> ApiToken | None:
+        return self.session.scalar(
+            select(ApiToken).where(ApiToken.token_hash == token_hash, ApiToken.revoked_at.is_(None))
+        )

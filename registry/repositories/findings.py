@@ -1,0 +1,58 @@
+"""Stored verifier findings."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from registry.db.models import Facility, Finding
+
+__all__ = ["FindingRepository"]
+
+
+class FindingRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def existing_fingerprints(self, fingerprints: list[str]) -> set[str]:
+        if not fingerprints:
+            return set()
+        return set(
+            self.session.scalars(select(Finding.fingerprint).where(Finding.fingerprint.in_(fingerprints)))
+        )
+
+    def add_all(self, findings: list[Finding]) -> None:
+        self.session.add_all(findings)
+        self.session.flush()
+
+    def get(self, finding_id: int) -> Finding | None:
+        return self.session.get(Finding, finding_id)
+
+    def search(
+        self,
+        *,
+        facility_id: int | None = None,
+        country: str | None = None,
+        kind: str | None = None,
+        severity: str | None = None,
+        status: str | None = None,
+        operator_id: int | None = None,
+        limit: int = 500,
+        offset: int = 0,
+    ) -> list[Finding]:
+        stmt = select(Finding).order_by(Finding.id)
+        if facility_id is not None:
+            stmt = stmt.where(Finding.facility_id == facility_id)
+        if country is not None:
+            stmt = stmt.where(Finding.country == country)
+        if kind is not None:
+            stmt = stmt.where(Finding.kind == kind)
+        if severity is not None:
+            stmt = stmt.where(Finding.severity == severity)
+        if status is not None:
+            stmt = stmt.where(Finding.status == status)
+        if operator_id is not None:
+            stmt = stmt.join(Facility, Facility.id == Finding.facility_id).where(
+                Facility.operator_id == operator_id
+            )
+        return list(self.session.scalars(stmt.limit(limit).offset(offset)))

@@ -1,0 +1,79 @@
+"""Accepted usage reports and counted rejections."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.orm import Session
+
+from registry.db.models import RejectionCount, Report
+
+__all__ = ["ReportRepository"]
+
+
+class ReportRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def insert_many(self, rows: Sequence[dict[str, Any]]) -> None:
+        if rows:
+            self.session.execute(insert(Report), list(rows))
+
+    def digest_at(self, chip_id: str, seq: int) -> str | None:
+        return self.session.scalar(
+            select(Report.digest).where(Report.chip_id == chip_id, Report.seq == seq)
+        )
+
+    def latest_for_chip(self, chip_id: str, limit: int) -> list[Report]:
+        return list(
+            self.session.scalars(
+                select(Report)
+                .where(Report.chip_id == chip_id)
+                .order_by(Report.seq.desc())
+                .limit(limit)
+            )
+        )
+
+    def in_period(self, start: datetime | None, end: datetime | None) -> list[Report]:
+        stmt = select(Report).order_by(Report.log_index)
+        if start is not None:
+            stmt = stmt.where(Report.window_end > start)
+        if end is not None:
+            stmt = stmt.where(Report.window_start < end)
+        return list(self.session.scalars(stmt))
+
+    def last_seen(self) -> dict[str, tuple[datetime | None, int, int | None]]:
+        """Per chip: last window end, last seq, and its log index (from the chain head)."""
+        from registry.db.models import Chip
+
+        rows = self.session.execute(
+            select(Chip.chip_id, Chip.last_window_end, Chip.last_seq, Chip.last_log_index)
+        )
+        return {r[0]: (r[1], r[2], r[3]) for r in rows}
+
+    def count(self) -> int:
+        return int(self.session.scalar(select(func.count()).select_from(Report)) or 0)
+
+    def count_rejections(self, rejections: Counter[tuple[str, str]], at: datetime) -> None:
+        """Add to the per-(code, chip) rejection counters."""
+        for (code, chip_id), n in sorted(rejections.items()):
+            updated = self.session.execute(
+                update(RejectionCount)
+                .where(RejectionCount.code == code, RejectionCount.chip_id == chip_id)
+                .values(count=RejectionCount.count + n, last_at=at)
+            )
+            if updated.rowcount == 0:  # type: ignore[attr-defined]
+                self.session.add(RejectionCount(code=code, chip_id=chip_id, count=n, last_at=at))
+        self.session.flush()
+
+    def rejection_counts(self) -> dict[str, int]:
+        rows = self.session.execute(
+            select(RejectionCount.code, func.sum(RejectionCount.count)).group_by(
+                RejectionCount.code
+            )
+        )
+        return {code: int(n) for code, n in rows}

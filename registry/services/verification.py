@@ -1,0 +1,128 @@
+"""Runs the verifier over the registry's data and stores new findings.
+
+The detection algorithms live in the pure ``verifier`` package; this module only loads facts
+from the database, calls them, and records what they found (once per fingerprint).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from registry.db.models import Finding
+from registry.repositories.chips import ChipRepository
+from registry.repositories.facilities import FacilityRepository
+from registry.repositories.findings import FindingRepository
+from registry.repositories.reports import ReportRepository
+from verifier import engine
+from verifier.facts import ChipFact, DeclaredClusterFact, LinkFact, ReportFact, Snapshot
+from verifier.findings import Finding as FindingValue
+from verifier.policy import Policy
+
+__all__ = ["VerificationRun", "VerificationService"]
+
+
+@dataclass(frozen=True)
+class VerificationRun:
+    as_of: datetime
+    policy_id: str
+    policy_version: str
+    reports_examined: int
+    findings: list[FindingValue]
+    new_findings: int
+
+
+class VerificationService:
+    def __init__(self, session: Session, clock: Callable[[], datetime]) -> None:
+        self.chips = ChipRepository(session)
+        self.facilities = FacilityRepository(session)
+        self.reports = ReportRepository(session)
+        self.findings = FindingRepository(session)
+        self.clock = clock
+
+    def snapshot(self, as_of: datetime) -> Snapshot:
+        """Everything the verifier needs, as of ``as_of``: chips, custody, reports, clusters."""
+        custody = {i.chip_id: i for i in self.facilities.all_current_installations()}
+        chips = {}
+        for chip in self.chips.all():
+            inst = custody.get(chip.chip_id)
+            chips[chip.chip_id] = ChipFact(
+                chip_id=chip.chip_id,
+                model=chip.model,
+                peak_ops=chip.peak_tflops_bf16 * 1e12,
+                facility_id=inst.facility_id if inst else None,
+                country=inst.facility.country if inst else None,
+                installed_at=inst.installed_at if inst else None,
+            )
+        reports = [
+            ReportFact(
+                chip_id=r.chip_id,
+                seq=r.seq,
+                window_start=r.window_start,
+                window_end=r.window_end,
+                utilization=r.utilization,
+                energy_j=r.energy_j,
+                links=tuple(LinkFact(p, k, tx, rx) for p, k, tx, rx in json.loads(r.links_json)),
+                log_index=r.log_index,
+            )
+            for r in self.reports.in_period(None, as_of)
+        ]
+        clusters = [
+            DeclaredClusterFact(
+                cluster_id=c.id,
+                name=c.name,
+                chip_ids=frozenset(m.chip_id for m in c.members),
+                start=c.start,
+                end=c.end,
+                facility_id=c.facility_id,
+            )
+            for c in self.facilities.clusters()
+        ]
+        return Snapshot(chips=chips, reports=reports, clusters=clusters)
+
+    def run(self, policy: Policy, *, as_of: datetime | None = None) -> VerificationRun:
+        """Judge every report up to ``as_of`` and store findings not seen before."""
+        as_of = as_of or self.clock()
+        snap = self.snapshot(as_of)
+        found = engine.run(snap, policy, as_of)
+        known = self.findings.existing_fingerprints([f.fingerprint for f in found])
+        now = self.clock()
+        new = [_to_row(f, now) for f in found if f.fingerprint not in known]
+        self.findings.add_all(new)
+        return VerificationRun(
+            as_of=as_of,
+            policy_id=policy.policy_id,
+            policy_version=policy.version,
+            reports_examined=len(snap.reports),
+            findings=found,
+            new_findings=len(new),
+        )
+
+
+def _to_row(f: FindingValue, now: datetime) -> Finding:
+    return Finding(
+        fingerprint=f.fingerprint,
+        rule_id=f.rule_id,
+        rule_version=f.rule_version,
+        policy_id=f.policy_id,
+        policy_version=f.policy_version,
+        kind=f.kind,
+        severity=str(f.severity),
+        status="open",
+        subject_type=f.subject_type,
+        subject_id=f.subject_id,
+        facility_id=f.facility_id,
+        country=f.country,
+        window_start=f.window_start,
+        window_end=f.window_end,
+        summary=f.summary,
+        details_json=json.dumps(f.details, sort_keys=True),
+        evidence_json=json.dumps(list(f.evidence)),
+        citation=f.citation,
+        created_at=now,
+    )
+

@@ -1,0 +1,49 @@
+"""Typed process settings, read once from the environment (prefix ``CHIPREG_``) and passed in."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Environment", "Settings"]
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class Settings(BaseSettings):
+    """Registry configuration. Every field maps to ``CHIPREG_<FIELD>`` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="CHIPREG_", extra="ignore")
+
+    environment: Environment = Environment.DEVELOPMENT
+    database_url: str = "sqlite:///var/chipreg.sqlite3"
+    log_origin: str = Field(
+        default="chipreg.local/log",
+        description="Origin line of the log's checkpoints (C2SP tlog-checkpoint).",
+    )
+    log_key_file: Path = Field(
+        default=Path("var/log-key"),
+        description="C2SP signed-note private key (PRIVATE+KEY+...). Created in development.",
+    )
+    max_batch_reports: int = Field(default=1000, ge=1, le=10_000)
+    max_request_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
+
+    @model_validator(mode="after")
+    def _refuse_dev_defaults_in_production(self) -> Settings:
+        # A production registry must be pointed at its real database and key explicitly;
+        # silently creating a fresh signing key would fork the log's identity.
+        if self.environment is Environment.PRODUCTION:
+            if self.database_url.startswith("sqlite"):
+                msg = "CHIPREG_DATABASE_URL must name a PostgreSQL database in production"
+                raise ValueError(msg)
+            if not self.log_key_file.is_file():
+                msg = f"CHIPREG_LOG_KEY_FILE {self.log_key_file} does not exist"
+                raise ValueError(msg)
+        return self
