@@ -39,7 +39,7 @@ class QueryService:
         self.chips = ChipRepository(session)
         self.facilities = FacilityRepository(session)
         self.reports = ReportRepository(session)
-        self.findings = FindingRepository(session)
+        self.finding_repo = FindingRepository(session)
 
     def chip(self, caller: Principal, chip_id: str, *, reports: int = 10) -> ChipView:
         chip = self.chips.get(chip_id)
@@ -84,5 +84,5 @@ class QueryService:
         if caller.role not in READ_ALL:
             caller.require(Role.OPERATOR)
             filters["operator_id"] = caller.operator_id
-        return self.findings.search(**filters)
+        return self.finding_repo.search(**filters)
 

@@ -1,0 +1,197 @@
+"""``chipreg agent``: the host agent operators run next to their accelerators.
+
+The agent discovers the accelerators (NVML on NVIDIA hosts; a simulated backend elsewhere),
+signs one usage report per accelerator and window, spools it durably, and posts spooled reports
+in batches, deleting each only after the registry acknowledged it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import signal
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from agents.agent import Agent
+from agents.backends.base import AcceleratorBackend
+from agents.backends.nvml import NvmlBackend
+from agents.backends.simulated import SimulatedAccelerator, SimulatedBackend, Workload
+from agents.chain import ChainState
+from agents.client import RegistryClient
+from agents.errors import AgentError
+from agents.spool import Spool
+from attestation.keys import PrivateKey
+from registry.settings import Settings
+
+__all__ = ["add_parser"]
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "agent",
+        help="the host agent: discover accelerators, sign, spool and post usage reports",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    cmds = p.add_subparsers(dest="agent_command", required=True, metavar="COMMAND")
+
+    def common(q: argparse.ArgumentParser) -> None:
+        q.add_argument("--backend", choices=["nvml", "simulated"], default="nvml")
+        q.add_argument(
+            "--state-dir",
+            type=Path,
+            default=Path("var/agent"),
+            help="spool, chain state and (nvml) chip keys live here",
+        )
+        q.add_argument(
+            "--simulated-chips", type=int, default=4, help="simulated backend: how many chips"
+        )
+
+    def remote(q: argparse.ArgumentParser) -> None:
+        q.add_argument("--registry", required=True, help="registry base URL")
+        q.add_argument(
+            "--token-env",
+            default="CHIPREG_AGENT_TOKEN",
+            help="environment variable that holds the operator API token",
+        )
+
+    q = cmds.add_parser("discover", help="list the accelerators the backend finds, with keys")
+    common(q)
+    q.set_defaults(func=_discover)
+
+    q = cmds.add_parser("keygen", help="create missing per-chip keys (nvml backend)")
+    common(q)
+    q.set_defaults(func=_keygen)
+
+    q = cmds.add_parser("dry-run", help="print the statements the next window would send")
+    common(q)
+    q.add_argument("--window-minutes", type=int, default=15)
+    q.set_defaults(func=_dry_run)
+
+    q = cmds.add_parser("flush", help="post every spooled report now")
+    common(q)
+    remote(q)
+    q.set_defaults(func=_flush)
+
+    q = cmds.add_parser("run", help="report every window until stopped (SIGINT/SIGTERM)")
+    common(q)
+    remote(q)
+    q.add_argument("--window-minutes", type=int, default=15)
+    q.set_defaults(func=_run)
+
+
+def _backend(args: argparse.Namespace) -> AcceleratorBackend:
+    if args.backend == "nvml":
+        return NvmlBackend(args.state_dir / "keys")
+    chips = []
+    for i in range(args.simulated_chips):
+        # Deterministic per state dir, so restarts keep the same identities.
+        seed = hashlib.sha256(f"{args.state_dir.resolve()}:{i}".encode()).digest()
+        chips.append(
+            SimulatedAccelerator(
+                f"SIM-H100-{i:04d}",
+                "H100-SXM5-80GB",
+                PrivateKey.from_seed(seed),
+                Workload(utilization=0.5, power_w=350.0),
+            )
+        )
+    return SimulatedBackend(chips)
+
+
+def _agent(args: argparse.Namespace, client: RegistryClient | None) -> Agent:
+    spool = Spool(args.state_dir / "spool")
+    chain = ChainState.load(args.state_dir / "chain.json", spool)
+    return Agent(_backend(args), spool, chain, client)
+
+
+def _client(args: argparse.Namespace) -> RegistryClient:
+    token = os.environ.get(args.token_env, "")
+    if not token:
+        msg = f"set the operator API token in ${args.token_env}"
+        raise AgentError(msg)
+    return RegistryClient(args.registry, token)
+
+
+def _discover(args: argparse.Namespace, _settings: Settings) -> int:
+    try:
+        found = _backend(args).discover()
+    except AgentError as exc:
+        print(f"chipreg agent: {exc}")
+        return 1
+    for acc in found:
+        print(json.dumps({"chip_id": acc.chip_id, "model": acc.model, "public_key": acc.public_key.to_b64()}))
+    return 0
+
+
+def _keygen(args: argparse.Namespace, _settings: Settings) -> int:
+    if args.backend != "nvml":
+        print("chipreg agent keygen: only the nvml backend keeps chip keys on disk")
+        return 2
+    try:
+        keys = NvmlBackend(args.state_dir / "keys").provision_keys()
+    except AgentError as exc:
+        print(f"chipreg agent: {exc}")
+        return 1
+    for chip_id, key in sorted(keys.items()):
+        print(json.dumps({"chip_id": chip_id, "public_key": key.to_b64(), "key_id": key.key_id}))
+    return 0
+
+
+def _window(minutes: int) -> tuple[datetime, datetime]:
+    if not 1 <= minutes <= 1440:
+        raise AgentError("--window-minutes must be between 1 and 1440")
+    end = datetime.now(UTC).replace(microsecond=0)
+    return end - timedelta(minutes=minutes), end
+
+
+def _dry_run(args: argparse.Namespace, _settings: Settings) -> int:
+    try:
+        start, end = _window(args.window_minutes)
+        statements = _agent(args, None).dry_run(start, end)
+    except AgentError as exc:
+        print(f"chipreg agent: {exc}")
+        return 1
+    print(json.dumps(statements, indent=2, sort_keys=True))
+    return 0
+
+
+def _flush(args: argparse.Namespace, _settings: Settings) -> int:
+    try:
+        with _client(args) as client:
+            stats = _agent(args, client).flush()
+    except AgentError as exc:
+        print(f"chipreg agent: {exc}")
+        return 1
+    print(
+        json.dumps(
+            {
+                "sent": stats.sent,
+                "acknowledged": stats.acknowledged,
+                "rejected": stats.rejected,
+                "interrupted_by": str(stats.interrupted_by) if stats.interrupted_by else None,
+            }
+        )
+    )
+    return 0 if stats.interrupted_by is None else 1
+
+
+def _run(args: argparse.Namespace, _settings: Settings) -> int:
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        if not 1 <= args.window_minutes <= 1440:
+            raise AgentError("--window-minutes must be between 1 and 1440")
+        with _client(args) as client:
+            agent = _agent(args, client)
+            print(f"chipreg agent: reporting {len(agent.backend.discover())} accelerators every "
+                  f"{args.window_minutes} min to {args.registry}", flush=True)
+            agent.run(timedelta(minutes=args.window_minutes), stop)
+    except AgentError as exc:
+        print(f"chipreg agent: {exc}")
+        return 1
+    return 0

@@ -1,0 +1,208 @@
+"""``chipreg demo``: the whole flow on an embedded SQLite database, in under a minute.
+
+It starts the registry on a local port, provisions a simulated fleet through the public API
+(vendors, operators, facilities in several countries, a few hundred endorsed chips, their
+installations and one declared training cluster), runs one simulated agent per facility for
+several reporting windows over real HTTP, runs the verifier, and prints what it found next to
+the fleet's ground truth. Hidden in the fleet: an undeclared cluster and chips that go dark.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from agents.simulator.fleet import Fleet, FleetSpec, build_fleet
+from agents.simulator.provision import provision
+from agents.simulator.run import run_windows
+from attestation.timefmt import format_time
+from registry.api.app import create_app
+from registry.api.context import utc_now
+from registry.auth import Role
+from registry.cli.render import table
+from registry.server import BackgroundServer
+from registry.services.accounts import AccountService
+from registry.settings import Settings
+
+__all__ = ["add_parser"]
+
+WINDOW = timedelta(minutes=15)
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="run the whole flow on a local SQLite registry and print the findings",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--serve", action="store_true", help="keep the registry running afterwards")
+    p.add_argument("--port", type=int, default=0, help="registry port (default: a free one)")
+    p.add_argument("--windows", type=int, default=8, help="15-minute windows to simulate")
+    p.add_argument("--seed", type=int, default=2026, help="fleet seed (same seed, same fleet)")
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        help="where to keep the SQLite database, log key and agent spools (default: temporary)",
+    )
+    p.set_defaults(func=_demo)
+
+
+def _demo(args: argparse.Namespace, _settings: Settings) -> int:
+    if args.windows < 5:
+        print("chipreg demo: --windows must be at least 5 (chips go dark after window 3)")
+        return 2
+    if args.data_dir is not None:
+        args.data_dir.mkdir(parents=True, exist_ok=True)
+        return _run(args, args.data_dir)
+    with tempfile.TemporaryDirectory(prefix="chipreg-demo-") as tmp:
+        return _run(args, Path(tmp))
+
+
+def _run(args: argparse.Namespace, data: Path) -> int:
+    began = time.perf_counter()
+    settings = Settings(
+        database_url=f"sqlite:///{data / 'chipreg.sqlite3'}",
+        log_key_file=data / "log-key",
+        log_origin="demo.chipreg.local/log",
+    )
+    app = create_app(settings)
+    context = app.state.context
+    with context.sessions() as session:
+        accounts = AccountService(session, utc_now)
+        admin = accounts.create_token("demo admin", Role.ADMIN).secret
+        inspector = accounts.create_token("demo inspector", Role.INSPECTOR).secret
+        session.commit()
+
+    server = BackgroundServer(app, port=args.port or None)
+    server.start()
+    try:
+        _step(f"registry listening on {server.url} (SQLite at {data / 'chipreg.sqlite3'})")
+        fleet = build_fleet(FleetSpec(seed=args.seed))
+        provisioned = provision(fleet, server.url, admin)
+        _describe_fleet(fleet)
+        start = fleet.installed_at + timedelta(hours=1)
+        stats = run_windows(provisioned, start, args.windows, WINDOW, data / "agents")
+        _step(
+            f"agents posted {stats.acknowledged} signed reports over {args.windows} windows "
+            f"({stats.rejected} rejected, {stats.pending} pending) in {stats.elapsed_s:.1f}s"
+        )
+        as_of = start + args.windows * WINDOW
+        with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {inspector}"}) as http:
+            run = _ok(http.post("/v1/verifier/runs", json={"policy": "demo", "as_of": format_time(as_of)}))
+            _step(
+                f"verifier (policy {run['policy_id']} v{run['policy_version']}) judged "
+                f"{run['reports_examined']} reports as of {format_time(as_of)}"
+            )
+            findings = _ok(http.get("/v1/findings"))["findings"]
+            checkpoint = http.get("/v1/log/checkpoint").text
+        print()
+        print(_findings_table(findings))
+        verdict = _compare(fleet, findings)
+        print()
+        print(f"Log checkpoint (C2SP signed note):\n{checkpoint}")
+        _where_next(server.url, inspector)
+        print(f"demo finished in {time.perf_counter() - began:.1f}s")
+        if args.serve:
+            print(f"\nregistry still running on {server.url}; press Ctrl-C to stop.")
+            _wait_forever()
+        return 0 if verdict else 1
+    finally:
+        server.stop()
+
+
+def _step(text: str) -> None:
+    print(f"==> {text}", flush=True)
+
+
+def _ok(response: httpx.Response) -> Any:
+    if response.status_code >= 400:
+        msg = f"{response.request.method} {response.request.url.path}: {response.text}"
+        raise SystemExit(msg)
+    return response.json()
+
+
+def _describe_fleet(fleet: Fleet) -> None:
+    countries = sorted({f.country for f in fleet.facilities.values()})
+    _step(
+        f"provisioned {len(fleet.vendors)} vendors, {len(fleet.operators)} operators, "
+        f"{len(fleet.facilities)} facilities in {len(countries)} countries "
+        f"({', '.join(countries)}), {len(fleet.chips)} endorsed chips, "
+        f"{len(fleet.clusters)} declared cluster(s)"
+    )
+
+
+def _findings_table(findings: list[dict[str, Any]]) -> str:
+    if not findings:
+        return "No findings."
+    rows = []
+    for f in findings:
+        d = f["details"]
+        if f["kind"] == "undeclared_cluster":
+            chips = d.get("chip_ids", [])
+            what = (
+                f"{d.get('chip_count')} chips ({chips[0]} .. {chips[-1]}), "
+                f"{float(d.get('total_peak_ops', 0)):.2e} OP/s peak, "
+                f"~{d.get('equivalent_h100')} H100-eq"
+            )
+        elif f["kind"] == "chip_silent":
+            what = f"silent since {d.get('last_seen') or 'installation'}"
+        else:
+            what = f["summary"]
+        rows.append(
+            [f["severity"], f["kind"], f["subject_id"], f["facility_id"], f["country"], what]
+        )
+    head = f"Findings ({len(findings)}):"
+    return head + "\n" + table(["severity", "kind", "subject", "facility", "country", "what"], rows, max_width=80)
+
+
+def _compare(fleet: Fleet, findings: list[dict[str, Any]]) -> bool:
+    """Print planted violations against findings; True when they match exactly."""
+    clusters = [set(f["details"].get("chip_ids", [])) for f in findings if f["kind"] == "undeclared_cluster"]
+    silent = {f["subject_id"] for f in findings if f["kind"] == "chip_silent"}
+    rows, ok = [], True
+    for v in fleet.ground_truth:
+        planted = set(v.chip_ids)
+        if v.kind == "undeclared_cluster":
+            found = any(planted <= c for c in clusters)
+        else:
+            found = planted <= silent
+        ok &= found
+        rows.append([v.kind, v.facility, len(planted), "FOUND" if found else "MISSED", v.detail])
+    expected_silent = fleet.dark_chip_ids()
+    false_silent = silent - expected_silent
+    declared = {c for cl in fleet.clusters for c in cl.chip_ids}
+    false_cluster = [c for c in clusters if c <= declared]
+    ok &= not false_silent and not false_cluster and len(clusters) == 1
+    print()
+    print("Ground truth (planted by the simulator):")
+    print(table(["planted", "facility", "chips", "verifier", "detail"], rows, max_width=70))
+    print(
+        f"false alarms: {len(false_silent)} silent chips, {len(false_cluster)} declared clusters "
+        f"flagged -> {'OK' if ok else 'MISMATCH'}"
+    )
+    return ok
+
+
+def _where_next(url: str, token: str) -> None:
+    print("Where to look next:")
+    print(f"  API docs (offline Swagger UI): {url}/docs")
+    print(f"  inspector token: {token}")
+    print(f"  curl -H 'Authorization: Bearer {token}' '{url}/v1/findings?kind=undeclared_cluster'")
+    print(f"  curl -H 'Authorization: Bearer {token}' '{url}/v1/facilities?country=FI'")
+    print(f"  curl '{url}/v1/log/checkpoint'")
+    print("  (run `make demo ARGS=--serve` to keep the registry up for these)")
+
+
+def _wait_forever() -> None:
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        print("stopping")

@@ -1,0 +1,254 @@
+"""Undeclared-cluster detection: chips networked together above the policy's thresholds.
+
+Per report window, chips are the nodes of an undirected graph; a pair is an edge when its mean
+throughput over the window exceeds the bandwidth threshold. A connected component (a set of
+chips *transitively* connected) whose summed peak compute exceeds the compute threshold is a
+cluster, and is flagged unless one declaration in force over the whole window contains every
+registered chip in it. Components flagged with the same chip set in several windows are merged
+into one finding.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TypeVar
+
+from verifier._unionfind import DisjointSets
+from verifier.facts import ChipFact, DeclaredClusterFact, ReportFact, Snapshot
+from verifier.findings import Finding, fingerprint, rfc3339
+from verifier.policy import ClusterRule, Policy
+
+__all__ = ["H100_PEAK_OPS", "KIND", "find_undeclared_clusters"]
+
+KIND = "undeclared_cluster"
+H100_PEAK_OPS = 989e12
+"""Dense BF16 OP/s of one H100 SXM, the unit of ``equivalent_h100`` in the details."""
+
+_Window = tuple[datetime, datetime]
+_Key = TypeVar("_Key", int, str)
+
+
+@dataclass(frozen=True, slots=True)
+class _Component:
+    """One flagged connected component in one window."""
+
+    window: _Window
+    members: tuple[str, ...]
+    undeclared: frozenset[str]
+    evidence: frozenset[int]
+    edge_gbps: tuple[float, ...]
+
+
+@dataclass(slots=True)
+class _Merged:
+    """The same chip set flagged in several windows, accumulated in window order."""
+
+    members: tuple[str, ...]
+    windows: list[_Window] = field(default_factory=list)
+    undeclared: set[str] = field(default_factory=set)
+    evidence: set[int] = field(default_factory=set)
+    edge_gbps: list[float] = field(default_factory=list)
+
+
+def find_undeclared_clusters(snapshot: Snapshot, policy: Policy) -> list[Finding]:
+    """Return one finding per undeclared cluster, sorted by subject then window.
+
+    Only reports sharing the exact same ``(window_start, window_end)`` are compared: throughput
+    is a rate over a window, and mixing windows would mix rates.
+    """
+    rule = policy.cluster
+    by_window: dict[_Window, list[ReportFact]] = defaultdict(list)
+    for report in snapshot.reports:
+        by_window[(report.window_start, report.window_end)].append(report)
+
+    merged: dict[tuple[str, ...], _Merged] = {}
+    for window in sorted(by_window):
+        for component in _flagged_components(
+            window, by_window[window], snapshot.chips, snapshot.clusters, rule
+        ):
+            entry = merged.setdefault(component.members, _Merged(component.members))
+            entry.windows.append(component.window)
+            entry.undeclared |= component.undeclared
+            entry.evidence |= component.evidence
+            entry.edge_gbps.extend(component.edge_gbps)
+
+    findings = [_finding(entry, snapshot, policy) for entry in merged.values()]
+    findings.sort(key=lambda f: f.subject_id)
+    return findings
+
+
+def _pair_bytes(reports: Iterable[ReportFact]) -> dict[tuple[str, str], int]:
+    """Bytes exchanged per unordered chip pair in one window: the larger of the two ends' claims.
+
+    One end's claim sums all link kinds to that peer. A chip that reported the same window twice
+    (a retry, or a replay another rule catches) counts once: its largest claim.
+    """
+    claims: dict[tuple[str, str], int] = {}
+    for report in reports:
+        per_peer: dict[str, int] = defaultdict(int)
+        for link in report.links:
+            if link.peer != report.chip_id:
+                per_peer[link.peer] += link.tx_bytes + link.rx_bytes
+        for peer, total in per_peer.items():
+            key = (report.chip_id, peer)
+            if total > claims.get(key, -1):
+                claims[key] = total
+    pairs: dict[tuple[str, str], int] = {}
+    for (reporter, peer), total in claims.items():
+        key = (reporter, peer) if reporter < peer else (peer, reporter)
+        if total > pairs.get(key, -1):
+            pairs[key] = total
+    return pairs
+
+
+def _flagged_components(
+    window: _Window,
+    reports: Sequence[ReportFact],
+    chips: Mapping[str, ChipFact],
+    declared: Sequence[DeclaredClusterFact],
+    rule: ClusterRule,
+) -> list[_Component]:
+    seconds = (window[1] - window[0]).total_seconds()
+    edges: list[tuple[str, str, float]] = []
+    for (a, b), exchanged in _pair_bytes(reports).items():
+        bits_per_s = exchanged * 8 / seconds
+        if bits_per_s > rule.link_threshold_bits_per_s:
+            edges.append((a, b, bits_per_s))
+    if not edges:
+        return []
+
+    index: dict[str, int] = {}
+    for a, b, _ in edges:
+        index.setdefault(a, len(index))
+        index.setdefault(b, len(index))
+    sets = DisjointSets(len(index))
+    for a, b, _ in edges:
+        sets.union(index[a], index[b])
+    names = list(index)
+
+    # Cheap filter first: most components in a real fleet are far below the compute threshold.
+    candidates: dict[int, tuple[str, ...]] = {}
+    for root, nodes in sets.groups().items():
+        members = tuple(sorted(names[n] for n in nodes))
+        total = _total_peak_ops(members, chips)
+        if total > rule.compute_threshold_ops_per_s:
+            candidates[root] = members
+    if not candidates:
+        return []
+
+    active = [d for d in declared if d.covers(*window)]
+    declared_now = set[str]().union(*(d.chip_ids for d in active))
+    edge_rates: dict[int, list[tuple[str, str, float]]] = defaultdict(list)
+    for edge in edges:
+        root = sets.find(index[edge[0]])
+        if root in candidates:
+            edge_rates[root].append(edge)
+    reports_by_chip: dict[str, list[ReportFact]] = defaultdict(list)
+    for report in reports:
+        reports_by_chip[report.chip_id].append(report)
+
+    flagged: list[_Component] = []
+    for root, members in candidates.items():
+        registered = frozenset(m for m in members if m in chips)
+        if any(registered <= d.chip_ids for d in active):
+            continue
+        evidence = frozenset(
+            r.log_index
+            for m in members
+            for r in reports_by_chip.get(m, ())
+            if r.log_index is not None
+        )
+        flagged.append(
+            _Component(
+                window=window,
+                members=members,
+                undeclared=frozenset(registered - declared_now),
+                evidence=evidence,
+                edge_gbps=tuple(rate / 1e9 for _, _, rate in sorted(edge_rates[root])),
+            )
+        )
+    return flagged
+
+
+def _total_peak_ops(members: Iterable[str], chips: Mapping[str, ChipFact]) -> float:
+    # Summed in sorted order so the float result is the same however the input was ordered.
+    return sum(chips[m].peak_ops for m in sorted(members) if m in chips)
+
+
+def _most_common(values: Iterable[_Key | None]) -> _Key | None:
+    """The most frequent non-None value; ties go to the lowest."""
+    counts = Counter(v for v in values if v is not None)
+    if not counts:
+        return None
+    return min(counts.items(), key=lambda item: (-item[1], item[0]))[0]
+
+
+def _finding(entry: _Merged, snapshot: Snapshot, policy: Policy) -> Finding:
+    rule = policy.cluster
+    chips = snapshot.chips
+    members = entry.members
+    registered = [chips[m] for m in members if m in chips]
+    unregistered = [m for m in members if m not in chips]
+    total = _total_peak_ops(members, chips)
+    equivalent = round(total / H100_PEAK_OPS, 1)
+    facilities = Counter(c.facility_id for c in registered if c.facility_id is not None)
+    countries = Counter(c.country for c in registered if c.country is not None)
+    facility_id = _most_common(c.facility_id for c in registered)
+    country = _most_common(c.country for c in registered)
+    member_set = set(members)
+    related = sorted(d.cluster_id for d in snapshot.clusters if member_set & d.chip_ids)
+    start, end = entry.windows[0][0], entry.windows[-1][1]
+    gbps = entry.edge_gbps
+    subject_id = "undeclared-" + hashlib.sha256("\n".join(members).encode()).hexdigest()[:16]
+
+    where = f"facility {facility_id}" if facility_id is not None else "no declared facility"
+    if len(facilities) > 1:
+        where = f"{len(facilities)} facilities (mostly facility {facility_id})"
+    summary = (
+        f"{len(members)} chips ({equivalent:g} H100-equivalent, {total:.3g} OP/s) at {where} "
+        f"were networked above {rule.link_threshold_bits_per_s / 1e9:g} Gbit/s with no "
+        f"declared cluster covering them, in {len(entry.windows)} window(s) "
+        f"from {rfc3339(start)} to {rfc3339(end)}."
+    )
+    details: dict[str, object] = {
+        "chip_ids": list(members),
+        "chip_count": len(members),
+        "registered_chip_count": len(registered),
+        "unregistered_peers": unregistered,
+        "undeclared_chip_ids": sorted(entry.undeclared),
+        "related_declared_cluster_ids": related,
+        "total_peak_ops": total,
+        "equivalent_h100": equivalent,
+        "facilities": {str(k): facilities[k] for k in sorted(facilities)},
+        "countries": {k: countries[k] for k in sorted(countries)},
+        "linked_pairs_observed": len(gbps),
+        "max_pair_throughput_gbps": round(max(gbps), 3),
+        "mean_pair_throughput_gbps": round(sum(gbps) / len(gbps), 3),
+        "windows_observed": len(entry.windows),
+        "windows": [[rfc3339(s), rfc3339(e)] for s, e in entry.windows],
+        "link_threshold_bits_per_s": rule.link_threshold_bits_per_s,
+        "compute_threshold_ops_per_s": rule.compute_threshold_ops_per_s,
+    }
+    return Finding(
+        rule_id=rule.rule_id,
+        rule_version=rule.version,
+        policy_id=policy.policy_id,
+        policy_version=policy.version,
+        kind=KIND,
+        severity=rule.severity,
+        subject_type="cluster",
+        subject_id=subject_id,
+        facility_id=facility_id,
+        country=country,
+        window_start=start,
+        window_end=end,
+        summary=summary,
+        details=details,
+        evidence=tuple(sorted(entry.evidence)),
+        fingerprint=fingerprint(rule.rule_id, "cluster", subject_id, start),
+        citation=rule.citation,
+    )

@@ -1,0 +1,240 @@
+"""Versioned, cited detection thresholds, parsed from TOML.
+
+Thresholds are configuration, never constants in the rules: inspectors argue about definitions
+(BF16 dense vs FP8 sparse changes a chip count fourfold), so every finding carries the policy id
+and version and the citation of the threshold that produced it. Parsing is strict: a missing,
+misspelt or mistyped field is a :class:`~verifier.errors.PolicyError` naming the field.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tomllib
+from dataclasses import dataclass
+from datetime import timedelta
+from importlib import resources
+from typing import Any
+
+from verifier.errors import PolicyError
+from verifier.findings import Severity
+
+__all__ = [
+    "CLUSTER_RULE_ID",
+    "SILENCE_RULE_ID",
+    "ClusterRule",
+    "Policy",
+    "SilenceRule",
+    "builtin_policy_names",
+    "load_builtin_policy",
+    "parse_policy",
+]
+
+CLUSTER_RULE_ID = "cluster.undeclared"
+SILENCE_RULE_ID = "chip.silent"
+
+_VERSION_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+_COMMON_KEYS = frozenset({"version", "severity", "citation", "enabled"})
+_CLUSTER_KEYS = _COMMON_KEYS | {"link_threshold_bits_per_s", "compute_threshold_ops_per_s"}
+_SILENCE_KEYS = _COMMON_KEYS | {"grace_period_s"}
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterRule:
+    """Undeclared-cluster rule: chips transitively linked above a bandwidth, above a compute."""
+
+    rule_id: str
+    version: int
+    severity: Severity
+    citation: str
+    enabled: bool
+    link_threshold_bits_per_s: float
+    compute_threshold_ops_per_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class SilenceRule:
+    """Silent-chip rule: an installed chip that has not reported for longer than the grace."""
+
+    rule_id: str
+    version: int
+    severity: Severity
+    citation: str
+    enabled: bool
+    grace_period: timedelta
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """A named, versioned set of rule settings."""
+
+    policy_id: str
+    version: str
+    description: str
+    cluster: ClusterRule
+    silence: SilenceRule
+
+
+def _table(parent: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+    if key not in parent:
+        raise PolicyError(f"missing table [{where}]")
+    value = parent[key]
+    if not isinstance(value, dict):
+        raise PolicyError(f"[{where}] must be a table, got {type(value).__name__}")
+    return value
+
+
+def _string(table: dict[str, Any], key: str, where: str, *, allow_empty: bool = False) -> str:
+    if key not in table:
+        raise PolicyError(f"{where}.{key} is missing")
+    value = table[key]
+    if not isinstance(value, str):
+        raise PolicyError(f"{where}.{key} must be a string, got {type(value).__name__}")
+    if not allow_empty and not value.strip():
+        raise PolicyError(f"{where}.{key} must not be empty")
+    return value
+
+
+def _positive_number(table: dict[str, Any], key: str, where: str) -> float:
+    if key not in table:
+        raise PolicyError(f"{where}.{key} is missing")
+    value = table[key]
+    # bool is an int subclass; `true` is never a threshold.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise PolicyError(f"{where}.{key} must be a number, got {type(value).__name__}")
+    if not math.isfinite(value) or value <= 0:
+        raise PolicyError(f"{where}.{key} must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
+def _check_keys(table: dict[str, Any], allowed: frozenset[str], where: str) -> None:
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise PolicyError(
+            f"[{where}] has unknown key(s) {', '.join(unknown)}; "
+            f"allowed: {', '.join(sorted(allowed))}"
+        )
+
+
+def _common(table: dict[str, Any], where: str) -> tuple[int, Severity, str, bool]:
+    version = table.get("version")
+    if "version" not in table:
+        raise PolicyError(f"{where}.version is missing")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise PolicyError(f"{where}.version must be an integer >= 1, got {version!r}")
+    severity_text = _string(table, "severity", where)
+    try:
+        severity = Severity(severity_text)
+    except ValueError:
+        allowed = ", ".join(s.value for s in Severity)
+        raise PolicyError(
+            f"{where}.severity must be one of {allowed}, got {severity_text!r}"
+        ) from None
+    citation = _string(table, "citation", where)
+    enabled = table.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise PolicyError(f"{where}.enabled must be a boolean, got {type(enabled).__name__}")
+    return version, severity, citation, enabled
+
+
+def parse_policy(text: str) -> Policy:
+    """Parse and validate a policy document.
+
+    Raises:
+        PolicyError: the text is not TOML, or a table or field is missing, unknown, of the wrong
+            type or out of range; the message names the offending field.
+    """
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise PolicyError(f"policy is not valid TOML: {exc}") from None
+
+    unknown_top = sorted(set(doc) - {"policy", "rules"})
+    if unknown_top:
+        raise PolicyError(
+            f"unknown top-level key(s) {', '.join(unknown_top)}; allowed: policy, rules"
+        )
+
+    meta = _table(doc, "policy", "policy")
+    _check_keys(meta, frozenset({"id", "version", "description"}), "policy")
+    policy_id = _string(meta, "id", "policy")
+    if not _NAME_RE.match(policy_id):
+        raise PolicyError(
+            f"policy.id must be lowercase letters, digits, '-' or '_', got {policy_id!r}"
+        )
+    version = _string(meta, "version", "policy")
+    if not _VERSION_RE.match(version):
+        raise PolicyError(f"policy.version must look like '2026.1', got {version!r}")
+    description = _string(meta, "description", "policy")
+
+    rules = _table(doc, "rules", "rules")
+    known = {CLUSTER_RULE_ID, SILENCE_RULE_ID}
+    unknown_rules = sorted(set(rules) - known)
+    if unknown_rules:
+        raise PolicyError(
+            f"unknown rule(s) {', '.join(unknown_rules)} under [rules]; known: "
+            f"{', '.join(sorted(known))} (rule ids contain a dot, so quote them: "
+            f'[rules."{CLUSTER_RULE_ID}"])'
+        )
+
+    where = f'rules."{CLUSTER_RULE_ID}"'
+    table = _table(rules, CLUSTER_RULE_ID, where)
+    _check_keys(table, _CLUSTER_KEYS, where)
+    rule_version, severity, citation, enabled = _common(table, where)
+    cluster = ClusterRule(
+        rule_id=CLUSTER_RULE_ID,
+        version=rule_version,
+        severity=severity,
+        citation=citation,
+        enabled=enabled,
+        link_threshold_bits_per_s=_positive_number(table, "link_threshold_bits_per_s", where),
+        compute_threshold_ops_per_s=_positive_number(table, "compute_threshold_ops_per_s", where),
+    )
+
+    where = f'rules."{SILENCE_RULE_ID}"'
+    table = _table(rules, SILENCE_RULE_ID, where)
+    _check_keys(table, _SILENCE_KEYS, where)
+    rule_version, severity, citation, enabled = _common(table, where)
+    silence = SilenceRule(
+        rule_id=SILENCE_RULE_ID,
+        version=rule_version,
+        severity=severity,
+        citation=citation,
+        enabled=enabled,
+        grace_period=timedelta(seconds=_positive_number(table, "grace_period_s", where)),
+    )
+
+    return Policy(
+        policy_id=policy_id,
+        version=version,
+        description=description,
+        cluster=cluster,
+        silence=silence,
+    )
+
+
+def builtin_policy_names() -> list[str]:
+    """Names of the policies shipped in ``verifier/policies/`` (file stems), sorted."""
+    folder = resources.files("verifier").joinpath("policies")
+    return sorted(
+        entry.name.removesuffix(".toml")
+        for entry in folder.iterdir()
+        if entry.is_file() and entry.name.endswith(".toml")
+    )
+
+
+def load_builtin_policy(name: str) -> Policy:
+    """Load and parse a shipped policy by name (``"default"``, ``"demo"``).
+
+    This is the verifier's only I/O: reading package data.
+    """
+    names = builtin_policy_names()
+    if name not in names:
+        raise PolicyError(f"unknown built-in policy {name!r}; available: {', '.join(names)}")
+    folder = resources.files("verifier").joinpath("policies")
+    text = folder.joinpath(f"{name}.toml").read_text(encoding="utf-8")
+    try:
+        return parse_policy(text)
+    except PolicyError as exc:
+        raise PolicyError(f"built-in policy {name!r}: {exc}") from None

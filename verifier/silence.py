@@ -1,0 +1,119 @@
+"""Silent-chip detection: continuity of knowledge lost for an installed chip.
+
+A chip that is installed must keep reporting. Once the time since it was last heard from (its
+latest report's window end, or its installation if that is later or it never reported) exceeds
+the policy's grace period, it is flagged. The finding is keyed on that last-heard instant, so
+re-running the verifier while the chip stays silent yields the same fingerprint; a chip that
+reports again and then falls silent again yields a new one.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from verifier.errors import FactError
+from verifier.facts import ChipFact, ReportFact, Snapshot
+from verifier.findings import Finding, fingerprint, rfc3339
+from verifier.policy import Policy
+
+__all__ = ["KIND", "find_silent_chips"]
+
+KIND = "chip_silent"
+
+
+def find_silent_chips(snapshot: Snapshot, policy: Policy, as_of: datetime) -> list[Finding]:
+    """Return one finding per installed chip silent beyond the grace period, sorted by chip id.
+
+    ``as_of`` is the instant of evaluation, passed in (never read from the clock) so that an
+    auditor re-deriving the findings gets the same answer. Reports in the snapshot dated after
+    ``as_of`` still count as heard from: the snapshot is what is known.
+    """
+    if as_of.utcoffset() is None:
+        raise FactError(f"as_of must be timezone-aware, got naive {as_of.isoformat()}")
+    latest: dict[str, ReportFact] = {}
+    for report in snapshot.reports:
+        current = latest.get(report.chip_id)
+        if current is None or _recency(report) > _recency(current):
+            latest[report.chip_id] = report
+
+    cutoff = as_of - policy.silence.grace_period
+    findings: list[Finding] = []
+    for chip_id in sorted(snapshot.chips):
+        chip = snapshot.chips[chip_id]
+        installed_at = chip.installed_at
+        if installed_at is None or installed_at > as_of:
+            continue
+        last = latest.get(chip_id)
+        last_seen = installed_at if last is None else max(installed_at, last.window_end)
+        if last_seen < cutoff:
+            findings.append(_finding(chip, last, last_seen, as_of, policy))
+    return findings
+
+
+def _recency(report: ReportFact) -> tuple[datetime, int, int]:
+    # Ties between reports of the same window go to the higher sequence number, then log index,
+    # so the choice of "last report" never depends on input order.
+    return (report.window_end, report.seq, -1 if report.log_index is None else report.log_index)
+
+
+def _duration(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds()) // 60
+    days, minutes = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(minutes, 60)
+    parts = [f"{days}d"] if days else []
+    if hours or days:
+        parts.append(f"{hours}h")
+    parts.append(f"{minutes}m")
+    return " ".join(parts)
+
+
+def _finding(
+    chip: ChipFact,
+    last: ReportFact | None,
+    last_seen: datetime,
+    as_of: datetime,
+    policy: Policy,
+) -> Finding:
+    rule = policy.silence
+    silent_for = as_of - last_seen
+    where = f"facility {chip.facility_id}" if chip.facility_id is not None else "no facility"
+    if last is None:
+        since = f"was installed at {where} on {rfc3339(last_seen)} and has never reported"
+    else:
+        since = f"at {where} has not reported since {rfc3339(last_seen)}"
+    summary = (
+        f"Chip {chip.chip_id} ({chip.model}) {since}: silent for {_duration(silent_for)}, "
+        f"beyond the {_duration(rule.grace_period)} grace period."
+    )
+    details: dict[str, object] = {
+        "chip_id": chip.chip_id,
+        "model": chip.model,
+        "last_seen": rfc3339(last_seen),
+        "last_report_window_end": None if last is None else rfc3339(last.window_end),
+        "last_seq": None if last is None else last.seq,
+        "installed_at": None if chip.installed_at is None else rfc3339(chip.installed_at),
+        "as_of": rfc3339(as_of),
+        "silent_for_seconds": int(silent_for.total_seconds()),
+        "never_reported": last is None,
+        "grace_period_seconds": int(rule.grace_period.total_seconds()),
+    }
+    evidence = () if last is None or last.log_index is None else (last.log_index,)
+    return Finding(
+        rule_id=rule.rule_id,
+        rule_version=rule.version,
+        policy_id=policy.policy_id,
+        policy_version=policy.version,
+        kind=KIND,
+        severity=rule.severity,
+        subject_type="chip",
+        subject_id=chip.chip_id,
+        facility_id=chip.facility_id,
+        country=chip.country,
+        window_start=last_seen,
+        window_end=as_of,
+        summary=summary,
+        details=details,
+        evidence=evidence,
+        fingerprint=fingerprint(rule.rule_id, "chip", chip.chip_id, last_seen),
+        citation=rule.citation,
+    )
