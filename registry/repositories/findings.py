@@ -14,12 +14,11 @@ class FindingRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def existing_fingerprints(self, fingerprints: list[str]) -> set[str]:
+    def by_fingerprints(self, fingerprints: list[str]) -> dict[str, Finding]:
         if not fingerprints:
-            return set()
-        return set(
-            self.session.scalars(select(Finding.fingerprint).where(Finding.fingerprint.in_(fingerprints)))
-        )
+            return {}
+        rows = self.session.scalars(select(Finding).where(Finding.fingerprint.in_(fingerprints)))
+        return {f.fingerprint: f for f in rows}
 
     def add_all(self, findings: list[Finding]) -> None:
         self.session.add_all(findings)

@@ -89,9 +89,19 @@ class VerificationService:
         as_of = as_of or self.clock()
         snap = self.snapshot(as_of)
         found = engine.run(snap, policy, as_of)
-        known = self.findings.existing_fingerprints([f.fingerprint for f in found])
+        known = self.findings.by_fingerprints([f.fingerprint for f in found])
         now = self.clock()
-        new = [_to_row(f, now) for f in found if f.fingerprint not in known]
+        new = []
+        for f in found:
+            row = known.get(f.fingerprint)
+            if row is None:
+                new.append(_to_row(f, now))
+            else:
+                # The same subject seen again (a cluster persisting): extend, don't duplicate.
+                row.window_end = f.window_end
+                row.summary = f.summary
+                row.details_json = json.dumps(f.details, sort_keys=True)
+                row.evidence_json = json.dumps(list(f.evidence))
         self.findings.add_all(new)
         return VerificationRun(
             as_of=as_of,

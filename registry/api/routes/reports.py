@@ -18,6 +18,7 @@ from registry import metrics
 from registry.api.deps import CallerDep, ContextDep, LogDep, SessionDep
 from registry.api.problems import problem
 from registry.api.schemas.reports import BATCH_SCHEMA, ENVELOPE_SCHEMA, BatchResult, ReportResult
+from registry.auth import Role
 from registry.errors import BadRequest, InvalidRequest, PayloadTooLarge
 from registry.services.ingest import Accepted, IngestService, Rejected
 
@@ -97,6 +98,7 @@ def ingest_batch(
     Each report is accepted or rejected on its own; accepted ones are committed and in the
     log when this returns. Rejected ones carry a code (docs/PROTOCOL.md, section 4).
     """
+    caller.require(Role.OPERATOR)
     if not isinstance(body, dict) or set(body) != {"reports"} or not isinstance(body["reports"], list):
         raise InvalidRequest('body must be {"reports": [<envelope>, ...]}', code="invalid_request")
     envelopes = body["reports"]
@@ -131,6 +133,7 @@ def ingest_one(
     body: JsonBody, caller: CallerDep, session: SessionDep, log: LogDep, ctx: ContextDep
 ) -> JSONResponse:
     """Ingest one signed usage report; a rejection is a problem response with its code."""
+    caller.require(Role.OPERATOR)
     [result] = _ingest([body], caller, session, log, ctx)
     if isinstance(result, Rejected):
         extra = {k: v for k, v in (("chip_id", result.chip_id), ("seq", result.seq)) if v is not None}

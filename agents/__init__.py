@@ -1,0 +1,1 @@
+"""chipreg host agent and fleet simulator."""

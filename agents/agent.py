@@ -1,0 +1,229 @@
+"""The host agent: collect signed usage reports for each window, spool them, send them.
+
+Data flow for one window: backend telemetry -> :class:`attestation.report.UsageReport` ->
+statement bytes -> chip signature over the DSSE PAE -> envelope -> spool (durable) -> chain
+state -> registry batch post -> ack (delete) or reject (move aside). The agent is untrusted
+operator software: it never holds chip keys, it only carries what the chips signed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from agents.backends.base import Accelerator, AcceleratorBackend, SupportsSampling
+from agents.chain import ChainHead, ChainState
+from agents.client import RegistryClient
+from agents.errors import AgentError, Overloaded, TransportError
+from agents.spool import Spool, SpoolItem
+from attestation.dsse import INTOTO_PAYLOAD_TYPE, Envelope, Signature, pae
+from attestation.report import UsageReport, encode_statement, report_digest
+
+__all__ = ["Agent", "FlushStats"]
+
+_log = logging.getLogger(__name__)
+_MAX_BATCH = 1000  # the registry's per-request limit (registry_api.md)
+
+
+@dataclass(frozen=True)
+class FlushStats:
+    """What one :meth:`Agent.flush` did.
+
+    ``interrupted_by`` is set when the registry was unreachable or overloaded; the reports not
+    yet acknowledged stay in the spool for the next flush.
+    """
+
+    sent: int = 0
+    acknowledged: int = 0
+    rejected: int = 0
+    interrupted_by: TransportError | None = None
+
+
+def _whole_seconds(dt: datetime) -> datetime:
+    if dt.tzinfo is None:
+        raise AgentError(f"window boundary {dt.isoformat()} has no time zone")
+    return dt.astimezone(UTC).replace(microsecond=0)
+
+
+class Agent:
+    """Reports for every accelerator a backend discovers, through a durable spool."""
+
+    def __init__(
+        self,
+        backend: AcceleratorBackend,
+        spool: Spool,
+        chain: ChainState,
+        client: RegistryClient | None,
+        *,
+        batch_size: int = 256,
+    ) -> None:
+        if not 1 <= batch_size <= _MAX_BATCH:
+            raise AgentError(f"batch_size must be in 1..{_MAX_BATCH}, got {batch_size}")
+        self.backend = backend
+        self.spool = spool
+        self.chain = chain
+        self.client = client
+        self.batch_size = batch_size
+
+    def _build(
+        self, accelerator: Accelerator, window_start: datetime, window_end: datetime
+    ) -> UsageReport | None:
+        head = self.chain.head(accelerator.chip_id)
+        if head is not None and head.window_end > window_start:
+            # Windows of a chip must never overlap; this window was (partly) reported already.
+            _log.warning(
+                "skipping %s: window starting %s overlaps its last report (ends %s)",
+                accelerator.chip_id,
+                window_start.isoformat(),
+                head.window_end.isoformat(),
+            )
+            return None
+        seq, prev_digest = self.chain.next_link(accelerator.chip_id)
+        telemetry = accelerator.read_window(window_start, window_end)
+        return UsageReport(
+            chip_id=accelerator.chip_id,
+            key_id=accelerator.public_key.key_id,
+            seq=seq,
+            prev_digest=prev_digest,
+            window_start=window_start,
+            window_end=window_end,
+            utilization=telemetry.utilization,
+            energy_j=telemetry.energy_j,
+            interconnect=telemetry.interconnect,
+        )
+
+    def collect(self, window_start: datetime, window_end: datetime) -> list[SpoolItem]:
+        """Sign and spool one report per accelerator for the window; advance the chains.
+
+        Every report is durably spooled before any chain head moves (see :mod:`agents.chain`).
+        """
+        start, end = _whole_seconds(window_start), _whole_seconds(window_end)
+        items: list[SpoolItem] = []
+        heads: list[tuple[str, ChainHead]] = []
+        for accelerator in self.backend.discover():
+            report = self._build(accelerator, start, end)
+            if report is None:
+                continue
+            payload = encode_statement(report)
+            # The chip signs the PAE, not the payload: DSSE binds the payload type too.
+            sig = accelerator.sign(pae(INTOTO_PAYLOAD_TYPE, payload))
+            envelope = Envelope(
+                payload=payload,
+                payload_type=INTOTO_PAYLOAD_TYPE,
+                signatures=(Signature(keyid=accelerator.public_key.key_id, sig=sig),),
+            )
+            items.append(self.spool.put(report.chip_id, report.seq, envelope.to_json()))
+            heads.append((report.chip_id, ChainHead(report.seq, report_digest(payload), end)))
+        self.chain.advance(heads)
+        return items
+
+    def dry_run(self, window_start: datetime, window_end: datetime) -> list[dict[str, object]]:
+        """The statements :meth:`collect` would sign for the window, without side effects here.
+
+        Nothing is signed, spooled or advanced. (A hardware backend still reads its counters;
+        for NVML that moves the energy/traffic baseline of this process only.)
+        """
+        start, end = _whole_seconds(window_start), _whole_seconds(window_end)
+        statements: list[dict[str, object]] = []
+        for accelerator in self.backend.discover():
+            report = self._build(accelerator, start, end)
+            if report is not None:
+                statements.append(json.loads(encode_statement(report)))
+        return statements
+
+    def flush(self) -> FlushStats:
+        """Send spooled reports in batches until the spool is empty or the registry is not.
+
+        Acknowledged reports (accepted, or already stored) are deleted; reports rejected for
+        good are moved to ``rejected/``; on a transport error or overload the flush stops and
+        everything not acknowledged stays spooled.
+        """
+        if self.client is None:
+            raise AgentError("no registry client configured (dry-run or offline agent)")
+        sent = acked = rejected = 0
+        while True:
+            items = self.spool.pending(limit=self.batch_size)
+            if not items:
+                break
+            try:
+                result = self.client.post_batch([item.read() for item in items])
+            except TransportError as exc:
+                _log.warning("flush interrupted, %d report(s) kept in spool: %s", len(items), exc)
+                return FlushStats(sent, acked, rejected, interrupted_by=exc)
+            sent += len(items)
+            answered: set[int] = set()
+            for r in result.results:
+                item = items[r.index]
+                answered.add(r.index)
+                if r.acknowledged:
+                    self.spool.ack(item)
+                    acked += 1
+                else:
+                    code = r.code or "rejected"
+                    detail = r.detail or ""
+                    _log.error(
+                        "registry rejected %s seq %d: %s %s", item.chip_id, item.seq, code, detail
+                    )
+                    self.spool.reject(item, code, detail)
+                    rejected += 1
+            if len(answered) < len(items):
+                # Reports without a verdict stay spooled; stop rather than resend in a loop.
+                partial = TransportError(
+                    f"registry answered {len(answered)} of {len(items)} reports in a batch"
+                )
+                return FlushStats(sent, acked, rejected, interrupted_by=partial)
+        return FlushStats(sent, acked, rejected)
+
+    def run(
+        self,
+        interval: timedelta,
+        stop: threading.Event,
+        *,
+        sample_every: float = 5.0,
+        max_backoff: float = 300.0,
+    ) -> None:
+        """Report every ``interval`` until ``stop`` is set; windows end on multiples of it.
+
+        The first window runs from start-up to the first boundary (the counters only cover
+        that much); later windows are aligned, e.g. :00, :15, :30, :45 for 15 minutes.
+        """
+        step = interval.total_seconds()
+        if step < 1:
+            raise AgentError("interval must be at least one second")
+        window_start = _whole_seconds(datetime.now(UTC))
+        backoff = 0.0
+        next_send = 0.0
+        while not stop.is_set():
+            now = time.time()
+            boundary = math.floor(now / step) * step + step
+            # Sample and retry sends until the boundary.
+            while not stop.is_set() and time.time() < boundary:
+                if isinstance(self.backend, SupportsSampling):
+                    self.backend.sample()
+                if self.client is not None and time.time() >= next_send and backoff > 0:
+                    backoff, next_send = self._flush_with_backoff(backoff, max_backoff)
+                stop.wait(min(sample_every, max(boundary - time.time(), 0.0)))
+            if stop.is_set():
+                break
+            window_end = datetime.fromtimestamp(boundary, UTC)
+            self.collect(window_start, window_end)
+            window_start = window_end
+            if self.client is not None:
+                backoff, next_send = self._flush_with_backoff(0.0, max_backoff)
+
+    def _flush_with_backoff(self, backoff: float, max_backoff: float) -> tuple[float, float]:
+        """Flush once; return the next backoff (0 when done) and when to try again."""
+        stats = self.flush()
+        err = stats.interrupted_by
+        if err is None:
+            return 0.0, 0.0
+        if isinstance(err, Overloaded):
+            delay = max(err.retry_after, 1.0)
+        else:
+            delay = min(max(backoff * 2, 1.0), max_backoff)
+        return delay, time.time() + delay

@@ -1,0 +1,181 @@
+"""HTTP client for the registry's report ingest (docs: /v1/reports/batch).
+
+Envelopes are sent as the exact bytes that were signed and spooled: the batch body is built by
+concatenation, never by parsing and re-serialising them. Transport failures, overload and
+rejections come back as distinct :mod:`agents.errors` types so the agent can decide whether to
+keep a report (transport, overload) or move it aside (rejection).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Self
+
+import httpx
+
+from agents.errors import Overloaded, RegistryRejected, TransportError
+
+__all__ = [
+    "ACKNOWLEDGED_CODES",
+    "BatchResult",
+    "RegistryClient",
+    "ReportResult",
+    "raise_for_problem",
+]
+
+#: Per-report rejection codes that mean "the registry already holds this exact report".
+ACKNOWLEDGED_CODES = frozenset({"replayed_report"})
+_DEFAULT_RETRY_AFTER = 1.0
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    """The registry's verdict on one report of a batch."""
+
+    index: int
+    status: str
+    chip_id: str | None = None
+    seq: int | None = None
+    digest: str | None = None
+    log_index: int | None = None
+    http_status: int | None = None
+    code: str | None = None
+    detail: str | None = None
+
+    @property
+    def acknowledged(self) -> bool:
+        """Durably stored by the registry: accepted now, or the same report accepted before."""
+        return self.status == "accepted" or self.code in ACKNOWLEDGED_CODES
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """The registry's answer to one batch post."""
+
+    accepted: int
+    rejected: int
+    results: tuple[ReportResult, ...]
+
+
+def _retry_after(value: str | None) -> float:
+    if not value:
+        return _DEFAULT_RETRY_AFTER
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    # Retry-After may also be an HTTP-date (RFC 9110 10.2.3).
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return _DEFAULT_RETRY_AFTER
+    return max(when.timestamp() - time.time(), 0.0)
+
+
+def raise_for_problem(response: httpx.Response) -> None:
+    """Translate a non-2xx response into the agent's error types (2xx returns quietly)."""
+    status = response.status_code
+    if status < 300:
+        return
+    code, detail = "http_error", response.reason_phrase
+    try:
+        problem = response.json()
+    except (ValueError, UnicodeDecodeError):
+        problem = None
+    if isinstance(problem, dict):
+        code = str(problem.get("code") or code)
+        detail = str(problem.get("detail") or problem.get("title") or detail)
+    if status == 429:
+        raise Overloaded(_retry_after(response.headers.get("retry-after")), detail)
+    if status >= 500:
+        raise TransportError(f"registry failed with {status} {code}: {detail}")
+    raise RegistryRejected(status, code, detail)
+
+
+def _opt_int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _opt_str(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _parse_batch(response: httpx.Response, count: int) -> BatchResult:
+    try:
+        doc = response.json()
+        raw_results = doc["results"]
+        results = tuple(
+            ReportResult(
+                index=int(r["index"]),
+                status=str(r["status"]),
+                chip_id=_opt_str(r.get("chip_id")),
+                seq=_opt_int(r.get("seq")),
+                digest=_opt_str(r.get("digest")),
+                log_index=_opt_int(r.get("log_index")),
+                http_status=_opt_int(r.get("http_status")),
+                code=_opt_str(r.get("code")),
+                detail=_opt_str(r.get("detail")),
+            )
+            for r in raw_results
+        )
+        accepted, rejected = int(doc["accepted"]), int(doc["rejected"])
+    except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as exc:
+        # An answer we cannot read is not a verdict: the reports stay spooled.
+        raise TransportError(f"unreadable batch response from registry: {exc}") from exc
+    if any(not 0 <= r.index < count for r in results):
+        raise TransportError("batch response names a report index outside the batch")
+    return BatchResult(accepted=accepted, rejected=rejected, results=results)
+
+
+class RegistryClient:
+    """Posts batches of signed envelopes to the registry with an operator token."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        timeout: float = 10.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._http = httpx.Client(
+            base_url=base_url.rstrip("/"),
+            headers={"Authorization": f"Bearer {token}", "User-Agent": "chipreg-agent/1"},
+            timeout=timeout,
+            transport=transport,
+        )
+
+    def post_batch(self, envelopes: Sequence[bytes]) -> BatchResult:
+        """Send envelopes (exact canonical JSON bytes each) in one request."""
+        if not envelopes:
+            return BatchResult(accepted=0, rejected=0, results=())
+        body = b'{"reports":[' + b",".join(envelopes) + b"]}"
+        try:
+            response = self._http.post(
+                "/v1/reports/batch",
+                content=body,
+                headers={"Content-Type": "application/json"},
+            )
+        except httpx.TransportError as exc:
+            raise TransportError(f"cannot reach registry: {exc!r}") from exc
+        raise_for_problem(response)
+        return _parse_batch(response, len(envelopes))
+
+    def close(self) -> None:
+        """Close the underlying connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,51 @@
+"""The one error tree of the host agent, split by cause.
+
+Transport failures (the registry is unreachable or overloaded) are kept apart from rejections
+(the registry looked at what we sent and refused it): the first means "keep the report and try
+again later", the second means "this report will never be accepted as it is".
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AgentError",
+    "BackendUnavailable",
+    "Overloaded",
+    "RegistryRejected",
+    "SpoolError",
+    "TransportError",
+]
+
+
+class AgentError(Exception):
+    """Root of every error raised by :mod:`agents`."""
+
+
+class BackendUnavailable(AgentError):
+    """The accelerator backend cannot be used on this host (no driver, no device, no key)."""
+
+
+class TransportError(AgentError):
+    """The registry could not be reached, timed out, or failed with a 5xx status."""
+
+
+class Overloaded(TransportError):
+    """The registry answered 429: back off for ``retry_after`` seconds, then send again."""
+
+    def __init__(self, retry_after: float, detail: str = "registry overloaded") -> None:
+        super().__init__(f"{detail} (retry after {retry_after:g} s)")
+        self.retry_after = retry_after
+
+
+class RegistryRejected(AgentError):
+    """The registry refused the whole request with a 4xx problem response (not 429)."""
+
+    def __init__(self, status: int, code: str, detail: str) -> None:
+        super().__init__(f"registry rejected the request: {status} {code}: {detail}")
+        self.status = status
+        self.code = code
+        self.detail = detail
+
+
+class SpoolError(AgentError):
+    """The on-disk spool cannot be written or holds something it must not overwrite."""

@@ -1,0 +1,19 @@
+"""Fleet simulator: a deterministic fleet with planted violations, provisioned and run over HTTP."""
+
+from agents.simulator.catalog import CATALOG, ChipModel
+from agents.simulator.fleet import Fleet, FleetSpec, PlantedViolation, build_fleet
+from agents.simulator.provision import ProvisionedFleet, provision
+from agents.simulator.run import RunStats, run_windows
+
+__all__ = [
+    "CATALOG",
+    "ChipModel",
+    "Fleet",
+    "FleetSpec",
+    "PlantedViolation",
+    "ProvisionedFleet",
+    "RunStats",
+    "build_fleet",
+    "provision",
+    "run_windows",
+]

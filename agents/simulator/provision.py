@@ -1,0 +1,178 @@
+"""Set up a simulated fleet in a running registry through its public HTTP API.
+
+Every call is the one a real vendor, operator or administrator would make (registry_api.md,
+"Setup"): vendors and their roots, operators, per-vendor and per-operator tokens, facilities,
+chip enrollment with endorsement certificates, installations and the declared cluster.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from agents.client import raise_for_problem
+from agents.errors import TransportError
+from agents.simulator.fleet import Fleet
+from attestation.timefmt import format_time
+
+__all__ = ["ProvisionedFleet", "provision"]
+
+
+@dataclass(frozen=True)
+class ProvisionedFleet:
+    """A fleet and the registry ids and tokens created for it."""
+
+    fleet: Fleet
+    base_url: str
+    vendor_ids: Mapping[str, int]
+    vendor_tokens: Mapping[str, str]
+    operator_ids: Mapping[str, int]
+    operator_tokens: Mapping[str, str]
+    facility_ids: Mapping[str, int]
+    cluster_ids: Mapping[str, int]
+
+
+class _Api:
+    def __init__(self, http: httpx.Client) -> None:
+        self._http = http
+
+    def post(self, path: str, token: str, body: Mapping[str, object]) -> dict[str, Any]:
+        try:
+            response = self._http.post(
+                path, json=body, headers={"Authorization": f"Bearer {token}"}
+            )
+        except httpx.TransportError as exc:
+            raise TransportError(f"cannot reach registry for POST {path}: {exc!r}") from exc
+        raise_for_problem(response)
+        try:
+            doc = response.json()
+        except ValueError as exc:
+            raise TransportError(f"POST {path}: response is not JSON") from exc
+        if not isinstance(doc, dict):
+            raise TransportError(f"POST {path}: response is not a JSON object")
+        return doc
+
+
+def provision(
+    fleet: Fleet,
+    base_url: str,
+    admin_token: str,
+    *,
+    timeout: float = 30.0,
+    transport: httpx.BaseTransport | None = None,
+) -> ProvisionedFleet:
+    """Register everything in ``fleet`` with the registry at ``base_url``.
+
+    Raises :class:`~agents.errors.RegistryRejected` if the registry refuses a step (for example
+    because the fleet was provisioned already) and :class:`~agents.errors.TransportError` if it
+    cannot be reached.
+    """
+    with httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout, transport=transport) as h:
+        api = _Api(h)
+        vendor_ids: dict[str, int] = {}
+        vendor_tokens: dict[str, str] = {}
+        for name, vendor in fleet.vendors.items():
+            doc = api.post(
+                "/v1/vendors",
+                admin_token,
+                {"name": name, "root_certificate_pem": vendor.root_pem.decode()},
+            )
+            vendor_ids[name] = int(doc["id"])
+            token = api.post(
+                "/v1/tokens",
+                admin_token,
+                {"name": f"{name} enrollment", "role": "vendor", "vendor_id": vendor_ids[name]},
+            )
+            vendor_tokens[name] = str(token["token"])
+
+        operator_ids: dict[str, int] = {}
+        operator_tokens: dict[str, str] = {}
+        for name, operator in fleet.operators.items():
+            doc = api.post(
+                "/v1/operators",
+                admin_token,
+                {
+                    "name": name,
+                    "country": operator.country,
+                    "public_key": operator.key.public_key.to_b64(),
+                },
+            )
+            operator_ids[name] = int(doc["id"])
+            token = api.post(
+                "/v1/tokens",
+                admin_token,
+                {"name": f"{name} agents", "role": "operator", "operator_id": operator_ids[name]},
+            )
+            operator_tokens[name] = str(token["token"])
+
+        facility_ids: dict[str, int] = {}
+        for slug, fac in fleet.facilities.items():
+            doc = api.post(
+                "/v1/facilities",
+                operator_tokens[fac.operator],
+                {
+                    "name": fac.name,
+                    "operator_id": operator_ids[fac.operator],
+                    "country": fac.country,
+                    "latitude": fac.latitude,
+                    "longitude": fac.longitude,
+                    "declared_power_kw": fac.declared_power_kw,
+                    "pue": fac.pue,
+                },
+            )
+            facility_ids[slug] = int(doc["id"])
+
+        installed_at = format_time(fleet.installed_at)
+        for chip in fleet.chips:
+            vendor_name = chip.model.vendor
+            api.post(
+                "/v1/chips",
+                vendor_tokens[vendor_name],
+                {
+                    "vendor_id": vendor_ids[vendor_name],
+                    "certificate_pem": chip.certificate_pem.decode(),
+                    "peak_tflops_bf16": chip.model.peak_tflops_bf16,
+                    "tdp_watts": chip.model.tdp_watts,
+                },
+            )
+            owner = fleet.facilities[chip.facility].operator
+            api.post(
+                "/v1/installations",
+                operator_tokens[owner],
+                {
+                    "chip_id": chip.chip_id,
+                    "facility_id": facility_ids[chip.facility],
+                    "installed_at": installed_at,
+                },
+            )
+
+        cluster_ids: dict[str, int] = {}
+        for cluster in fleet.clusters:
+            owner = fleet.facilities[cluster.facility].operator
+            doc = api.post(
+                "/v1/clusters",
+                operator_tokens[owner],
+                {
+                    "name": cluster.name,
+                    "purpose": cluster.purpose,
+                    "facility_id": facility_ids[cluster.facility],
+                    "chip_ids": list(cluster.chip_ids),
+                    "start": format_time(cluster.start),
+                    "end": format_time(cluster.end),
+                },
+            )
+            cluster_ids[cluster.name] = int(doc["id"])
+
+    return ProvisionedFleet(
+        fleet=fleet,
+        base_url=base_url,
+        vendor_ids=vendor_ids,
+        vendor_tokens=vendor_tokens,
+        operator_ids=operator_ids,
+        operator_tokens=operator_tokens,
+        facility_ids=facility_ids,
+        cluster_ids=cluster_ids,
+    )

@@ -1,0 +1,50 @@
+"""Strict JSON helpers shared by the envelope and statement parsers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from attestation.errors import FormatError
+
+__all__ = ["check_keys", "loads_strict"]
+
+
+def _reject_constant(name: str) -> float:
+    raise FormatError(f"JSON constant {name} is not allowed")
+
+
+def _unique_keys(pairs: Sequence[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        # Duplicate keys are the classic parser differential: two verifiers could read two
+        # different values out of the same signed bytes.
+        dupes = sorted({k for k, _ in pairs if sum(1 for j, _ in pairs if j == k) > 1})
+        raise FormatError(f"JSON object has duplicate keys {dupes}")
+    return obj
+
+
+def loads_strict(data: bytes | str, what: str) -> Any:
+    """``json.loads`` that turns duplicate keys, NaN/Infinity and bad UTF-8 into FormatError."""
+    try:
+        return json.loads(data, object_pairs_hook=_unique_keys, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
+        # JSONDecodeError is a ValueError, and so is the int-digits limit for huge numbers.
+        raise FormatError(f"{what} is not valid JSON: {e}") from None
+
+
+def check_keys(obj: object, want: frozenset[str], what: str) -> dict[str, Any]:
+    """Return ``obj`` if it is a JSON object with exactly the keys ``want``; else FormatError."""
+    if not isinstance(obj, dict):
+        raise FormatError(f"{what} must be a JSON object")
+    if obj.keys() != want:
+        missing = sorted(want - obj.keys())
+        unknown = sorted(obj.keys() - want)
+        parts = []
+        if missing:
+            parts.append(f"missing field(s) {', '.join(missing)}")
+        if unknown:
+            parts.append(f"unknown field(s) {', '.join(map(repr, unknown))}")
+        raise FormatError(f"{what}: {'; '.join(parts)}")
+    return obj

@@ -1,0 +1,50 @@
+"""RFC 3339 timestamps as the protocol writes them: UTC, ``Z`` suffix, whole seconds."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+from attestation.errors import FormatError
+
+__all__ = ["format_time", "parse_time", "require_utc_seconds"]
+
+# One exact shape only: lenient parsers (fromisoformat, dateutil) accept offsets, fractions and
+# spaces, and two verifiers must never disagree about which window a signed report covers.
+# [0-9], not \d: \d also matches non-ASCII digits such as U+FF12, which int() then accepts.
+_TIME_RE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})Z")
+_ZERO = timedelta(0)
+
+
+def require_utc_seconds(dt: datetime, what: str = "time") -> datetime:
+    """Check that ``dt`` is a timezone-aware UTC datetime with whole seconds; return it.
+
+    Raises :class:`FormatError` naming ``what`` otherwise.
+    """
+    if not isinstance(dt, datetime):
+        raise FormatError(f"{what} must be a datetime, got {type(dt).__name__}")
+    if dt.tzinfo is None or dt.utcoffset() != _ZERO:
+        raise FormatError(f"{what} must be timezone-aware UTC, got {dt!r}")
+    if dt.microsecond:
+        raise FormatError(f"{what} must have whole seconds, got {dt.isoformat()}")
+    return dt
+
+
+def format_time(dt: datetime) -> str:
+    """Render a UTC, whole-second datetime as ``YYYY-MM-DDTHH:MM:SSZ``."""
+    require_utc_seconds(dt)
+    return (
+        f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}Z"
+    )
+
+
+def parse_time(s: str) -> datetime:
+    """Parse ``YYYY-MM-DDTHH:MM:SSZ`` into an aware UTC datetime; :class:`FormatError` otherwise."""
+    m = _TIME_RE.fullmatch(s) if isinstance(s, str) else None
+    if m is None:
+        raise FormatError(f"invalid time {s!r}: want RFC 3339 UTC like 2026-11-22T17:00:00Z")
+    year, month, day, hour, minute, second = map(int, m.groups())
+    try:
+        return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
+    except ValueError as e:  # e.g. month 13, Feb 30, leap second 60
+        raise FormatError(f"invalid time {s!r}: {e}") from None
