@@ -123,7 +123,11 @@ def _discover(args: argparse.Namespace, _settings: Settings) -> int:
         print(f"chipreg agent: {exc}")
         return 1
     for acc in found:
-        print(json.dumps({"chip_id": acc.chip_id, "model": acc.model, "public_key": acc.public_key.to_b64()}))
+        print(
+            json.dumps(
+                {"chip_id": acc.chip_id, "model": acc.model, "public_key": acc.public_key.to_b64()}
+            )
+        )
     return 0
 
 
@@ -188,8 +192,11 @@ def _run(args: argparse.Namespace, _settings: Settings) -> int:
             raise AgentError("--window-minutes must be between 1 and 1440")
         with _client(args) as client:
             agent = _agent(args, client)
-            print(f"chipreg agent: reporting {len(agent.backend.discover())} accelerators every "
-                  f"{args.window_minutes} min to {args.registry}", flush=True)
+            print(
+                f"chipreg agent: reporting {len(agent.backend.discover())} accelerators every "
+                f"{args.window_minutes} min to {args.registry}",
+                flush=True,
+            )
             agent.run(timedelta(minutes=args.window_minutes), stop)
     except AgentError as exc:
         print(f"chipreg agent: {exc}")

@@ -84,7 +84,9 @@ def _run(args: argparse.Namespace, data: Path) -> int:
     server.start()
     try:
         _step(f"registry listening on {server.url} (SQLite at {data / 'chipreg.sqlite3'})")
-        fleet = build_fleet(FleetSpec(seed=args.seed))
+        fleet = build_fleet(
+            FleetSpec(seed=args.seed, inference_chips_per_facility=48, idle_chips_per_facility=16)
+        )
         provisioned = provision(fleet, server.url, admin)
         _describe_fleet(fleet)
         start = fleet.installed_at + timedelta(hours=1)
@@ -94,8 +96,12 @@ def _run(args: argparse.Namespace, data: Path) -> int:
             f"({stats.rejected} rejected, {stats.pending} pending) in {stats.elapsed_s:.1f}s"
         )
         as_of = start + args.windows * WINDOW
-        with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {inspector}"}) as http:
-            run = _ok(http.post("/v1/verifier/runs", json={"policy": "demo", "as_of": format_time(as_of)}))
+        with httpx.Client(
+            base_url=server.url, headers={"Authorization": f"Bearer {inspector}"}
+        ) as http:
+            run = _ok(
+                http.post("/v1/verifier/runs", json={"policy": "demo", "as_of": format_time(as_of)})
+            )
             _step(
                 f"verifier (policy {run['policy_id']} v{run['policy_version']}) judged "
                 f"{run['reports_examined']} reports as of {format_time(as_of)}"
@@ -145,11 +151,10 @@ def _findings_table(findings: list[dict[str, Any]]) -> str:
     for f in findings:
         d = f["details"]
         if f["kind"] == "undeclared_cluster":
-            chips = d.get("chip_ids", [])
             what = (
-                f"{d.get('chip_count')} chips ({chips[0]} .. {chips[-1]}), "
-                f"{float(d.get('total_peak_ops', 0)):.2e} OP/s peak, "
-                f"~{d.get('equivalent_h100')} H100-eq"
+                f"{d.get('chip_count')} chips, {float(d.get('total_peak_ops', 0)):.2e} OP/s peak "
+                f"(~{d.get('equivalent_h100')} H100-eq) > threshold "
+                f"{float(d.get('compute_threshold_ops_per_s', 0)):.0e}"
             )
         elif f["kind"] == "chip_silent":
             what = f"silent since {d.get('last_seen') or 'installation'}"
@@ -158,13 +163,22 @@ def _findings_table(findings: list[dict[str, Any]]) -> str:
         rows.append(
             [f["severity"], f["kind"], f["subject_id"], f["facility_id"], f["country"], what]
         )
-    head = f"Findings ({len(findings)}):"
-    return head + "\n" + table(["severity", "kind", "subject", "facility", "country", "what"], rows, max_width=80)
+    out = [f"Findings ({len(findings)}):"]
+    headers = ["severity", "kind", "subject", "facility", "country", "what"]
+    out.append(table(headers, rows, max_width=90))
+    for f in findings:
+        if f["kind"] == "undeclared_cluster":
+            out.append(f"\n{f['subject_id']}: {f['summary']}")
+            out.append(f"  chips: {', '.join(f['details'].get('chip_ids', []))}")
+            out.append(f"  evidence: {len(f['evidence'])} signed reports (log indexes)")
+    return "\n".join(out)
 
 
 def _compare(fleet: Fleet, findings: list[dict[str, Any]]) -> bool:
     """Print planted violations against findings; True when they match exactly."""
-    clusters = [set(f["details"].get("chip_ids", [])) for f in findings if f["kind"] == "undeclared_cluster"]
+    clusters = [
+        set(f["details"].get("chip_ids", [])) for f in findings if f["kind"] == "undeclared_cluster"
+    ]
     silent = {f["subject_id"] for f in findings if f["kind"] == "chip_silent"}
     rows, ok = [], True
     for v in fleet.ground_truth:

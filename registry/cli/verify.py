@@ -28,7 +28,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         description="Judge every stored report up to --as-of with a versioned policy, store "
         "findings not seen before, and print all current findings.",
     )
-    p.add_argument("--policy", default="default", help=f"one of {', '.join(builtin_policy_names())}")
+    p.add_argument(
+        "--policy", default="default", help=f"one of {', '.join(builtin_policy_names())}"
+    )
     p.add_argument("--as-of", help="RFC 3339 UTC time to judge at (default: now)")
     p.add_argument("--json", action="store_true", help="print findings as JSON lines")
     p.set_defaults(func=_verify)
@@ -78,7 +80,15 @@ def findings_table(findings: list[Finding]) -> str:
         else:
             what = f.summary
         rows.append(
-            [f.severity, f.kind, f.subject_id, f.facility_id or "-", f.country or "-", what, len(f.evidence)]
+            [
+                f.severity,
+                f.kind,
+                f.subject_id,
+                f.facility_id or "-",
+                f.country or "-",
+                what,
+                len(f.evidence),
+            ]
         )
     return table(["severity", "kind", "subject", "facility", "country", "what", "evidence"], rows)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
-from registry.db.base import Base
 from registry.db import models  # noqa: F401  (registers the tables on Base.metadata)
+from registry.db.base import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -31,7 +31,9 @@ class ChipRepository:
         ids = list(set(chip_ids))
         if not ids:
             return {}
-        return {c.chip_id: c for c in self.session.scalars(select(Chip).where(Chip.chip_id.in_(ids)))}
+        return {
+            c.chip_id: c for c in self.session.scalars(select(Chip).where(Chip.chip_id.in_(ids)))
+        }
 
     def all(self) -> list[Chip]:
         return list(self.session.scalars(select(Chip).order_by(Chip.chip_id)))

@@ -29,7 +29,7 @@ class FacilityRepository:
             select(Facility).where(Facility.operator_id == operator_id, Facility.name == name)
         )
 
-    def list(self, *, country: str | None = None, operator_id: int | None = None) -> list[Facility]:
+    def search(self, *, country: str | None = None, operator_id: int | None = None) -> list[Facility]:
         stmt = select(Facility).order_by(Facility.id)
         if country is not None:
             stmt = stmt.where(Facility.country == country)
@@ -74,7 +74,9 @@ class FacilityRepository:
         )
 
     def all_current_installations(self) -> list[Installation]:
-        return list(self.session.scalars(select(Installation).where(Installation.removed_at.is_(None))))
+        return list(
+            self.session.scalars(select(Installation).where(Installation.removed_at.is_(None)))
+        )
 
     def clusters(self, *, active_after: datetime | None = None) -> list[DeclaredCluster]:
         stmt = select(DeclaredCluster).order_by(DeclaredCluster.id)

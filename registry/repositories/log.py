@@ -27,7 +27,9 @@ class LogRepository:
         with SQLITE_BUSY instead of waiting).
         """
         if self.session.get_bind().dialect.name == "sqlite":
-            self.session.execute(text("UPDATE log_state SET id = id WHERE id = :id"), {"id": STATE_ID})
+            self.session.execute(
+                text("UPDATE log_state SET id = id WHERE id = :id"), {"id": STATE_ID}
+            )
             state = self.session.get(LogState, STATE_ID, populate_existing=True)
         else:
             state = self.session.get(

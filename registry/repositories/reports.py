@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
-from registry.db.models import RejectionCount, Report
+from registry.db.models import Chip, RejectionCount, Report
 
 __all__ = ["ReportRepository"]
 
@@ -48,8 +48,6 @@ class ReportRepository:
 
     def last_seen(self) -> dict[str, tuple[datetime | None, int, int | None]]:
         """Per chip: last window end, last seq, and its log index (from the chain head)."""
-        from registry.db.models import Chip
-
         rows = self.session.execute(
             select(Chip.chip_id, Chip.last_window_end, Chip.last_seq, Chip.last_log_index)
         )

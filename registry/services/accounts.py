@@ -57,7 +57,9 @@ class AccountService:
             raise InvalidRequest(f"public_key: {exc}", code="bad_public_key") from exc
         if self.repo.operator_by_name(name):
             raise AlreadyExists(f"operator {name!r} already exists")
-        operator = Operator(name=name, country=country, public_key=public_key, created_at=self.clock())
+        operator = Operator(
+            name=name, country=country, public_key=public_key, created_at=self.clock()
+        )
         self.repo.add(operator)
         return operator
 
@@ -87,10 +89,14 @@ class AccountService:
             self.vendor(vendor_id)
         elif role is Role.OPERATOR:
             if operator_id is None or vendor_id is not None:
-                raise InvalidRequest("an operator token needs operator_id (only)", code="bad_binding")
+                raise InvalidRequest(
+                    "an operator token needs operator_id (only)", code="bad_binding"
+                )
             self.operator(operator_id)
         elif vendor_id is not None or operator_id is not None:
-            raise InvalidRequest(f"a {role.value} token is not bound to a vendor or operator", code="bad_binding")
+            raise InvalidRequest(
+                f"a {role.value} token is not bound to a vendor or operator", code="bad_binding"
+            )
         secret = generate_token()
         record = ApiToken(
             name=name,

@@ -88,7 +88,9 @@ class EnrollmentService:
             raise AlreadyExists(f"chip {endorsement.chip_id!r} is already enrolled")
         if self.chips.by_key_id(endorsement.public_key.key_id) is not None:
             # One key, two identities is what a cloned chip looks like: refuse it at the door.
-            raise AlreadyExists("another chip is enrolled with this public key", code="duplicate_key")
+            raise AlreadyExists(
+                "another chip is enrolled with this public key", code="duplicate_key"
+            )
         chip = Chip(
             chip_id=endorsement.chip_id,
             vendor_id=vendor_id,
@@ -122,8 +124,13 @@ class EnrollmentService:
         current = self.facilities.current_installation(chip_id)
         if current is not None:
             if current.facility_id == facility_id:
-                raise Conflict(f"chip {chip_id!r} is already installed here", code="already_installed")
-            if current.facility.operator_id != facility.operator_id and caller.role is not Role.ADMIN:
+                raise Conflict(
+                    f"chip {chip_id!r} is already installed here", code="already_installed"
+                )
+            if (
+                current.facility.operator_id != facility.operator_id
+                and caller.role is not Role.ADMIN
+            ):
                 # A change of custodian is a transfer, which the exporting side must declare.
                 raise Forbidden(
                     f"chip {chip_id!r} is in the custody of another operator",
@@ -169,7 +176,11 @@ class EnrollmentService:
         if missing:
             raise NotFound(f"chips not enrolled: {', '.join(missing[:10])}", code="unknown_chip")
         custody = self.facilities.current_installations(unique)
-        foreign = [c for c in unique if c not in custody or custody[c].facility.operator_id != facility.operator_id]
+        foreign = [
+            c
+            for c in unique
+            if c not in custody or custody[c].facility.operator_id != facility.operator_id
+        ]
         if foreign:
             raise Forbidden(
                 f"chips not installed at this operator's facilities: {', '.join(foreign[:10])}",

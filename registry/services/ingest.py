@@ -125,7 +125,9 @@ class IngestService:
         report_rows: list[dict[str, Any]] = []
         log_bodies: list[bytes] = []
         for i, envelope, claimed in parsed:
-            outcome = self._check(i, envelope, claimed, chips, custody, heads, caller)
+            outcome = self._check(
+                i, envelope, claimed, chips=chips, custody=custody, heads=heads, caller=caller
+            )
             if isinstance(outcome, Rejected):
                 results[i] = outcome
                 continue
@@ -155,9 +157,7 @@ class IngestService:
                     if h.changed
                 ]
             )
-        rejected = Counter(
-            (r.code, r.chip_id or "") for r in results if isinstance(r, Rejected)
-        )
+        rejected = Counter((r.code, r.chip_id or "") for r in results if isinstance(r, Rejected))
         if rejected:
             self.reports.count_rejections(rejected, now)
         return [r for r in results if r is not None]
@@ -167,6 +167,7 @@ class IngestService:
         i: int,
         envelope: Envelope,
         claimed: UsageReport,
+        *,
         chips: dict[str, Chip],
         custody: dict[str, Installation],
         heads: dict[str, _Head],
@@ -199,27 +200,42 @@ class IngestService:
             stored = head.digest if seq == head.seq else self.reports.digest_at(chip_id, seq)
             if stored == digest:
                 return Rejected(
-                    i, "replayed_report", f"report {seq} of {chip_id!r} was already accepted",
-                    chip_id, seq,
+                    i,
+                    "replayed_report",
+                    f"report {seq} of {chip_id!r} was already accepted",
+                    chip_id,
+                    seq,
                 )
             return Rejected(
-                i, "sequence_reused",
-                f"chip {chip_id!r} already has a different report with seq {seq}", chip_id, seq,
+                i,
+                "sequence_reused",
+                f"chip {chip_id!r} already has a different report with seq {seq}",
+                chip_id,
+                seq,
             )
         if seq != head.seq + 1:
             return Rejected(
-                i, "sequence_gap", f"expected seq {head.seq + 1} for {chip_id!r}, got {seq}",
-                chip_id, seq,
+                i,
+                "sequence_gap",
+                f"expected seq {head.seq + 1} for {chip_id!r}, got {seq}",
+                chip_id,
+                seq,
             )
         if report.prev_digest != head.digest:
             return Rejected(
-                i, "broken_hash_chain",
-                f"prev_digest does not match the digest of report {head.seq}", chip_id, seq,
+                i,
+                "broken_hash_chain",
+                f"prev_digest does not match the digest of report {head.seq}",
+                chip_id,
+                seq,
             )
         if head.window_end is not None and report.window_start < head.window_end:
             return Rejected(
-                i, "window_out_of_order",
-                "window starts before the previous report's window ended", chip_id, seq,
+                i,
+                "window_out_of_order",
+                "window starts before the previous report's window ended",
+                chip_id,
+                seq,
             )
         return report, digest
 
@@ -241,4 +257,3 @@ def _report_row(
         "log_index": log_index,
         "received_at": now,
     }
-

@@ -67,7 +67,13 @@ class TransparencyLog:
             leaf = merkle.leaf_hash(body)
             tree.append(leaf)
             rows.append(
-                {"index": first + offset, "kind": kind, "leaf_hash": leaf, "body": body, "created_at": at}
+                {
+                    "index": first + offset,
+                    "kind": kind,
+                    "leaf_hash": leaf,
+                    "body": body,
+                    "created_at": at,
+                }
             )
         self.repo.insert_entries(rows)
         state.size = tree.size

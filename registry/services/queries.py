@@ -76,13 +76,12 @@ class QueryService:
 
     def list_facilities(self, caller: Principal, *, country: str | None) -> list[Facility]:
         if caller.role in READ_ALL:
-            return self.facilities.list(country=country)
+            return self.facilities.search(country=country)
         caller.require(Role.OPERATOR)
-        return self.facilities.list(country=country, operator_id=caller.operator_id)
+        return self.facilities.search(country=country, operator_id=caller.operator_id)
 
     def findings(self, caller: Principal, **filters: Any) -> list[Finding]:
         if caller.role not in READ_ALL:
             caller.require(Role.OPERATOR)
             filters["operator_id"] = caller.operator_id
         return self.finding_repo.search(**filters)
-

@@ -135,4 +135,3 @@ def _to_row(f: FindingValue, now: datetime) -> Finding:
         citation=f.citation,
         created_at=now,
     )
-

@@ -28,7 +28,9 @@ def create_facility(
 
 
 @router.post("/chips", status_code=201, response_model=ChipPublic)
-def enroll_chip(body: ChipCreate, caller: CallerDep, session: SessionDep, ctx: ContextDep) -> object:
+def enroll_chip(
+    body: ChipCreate, caller: CallerDep, session: SessionDep, ctx: ContextDep
+) -> object:
     return EnrollmentService(session, ctx.clock).enroll_chip(caller, **body.model_dump())
 
 

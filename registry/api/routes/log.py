@@ -101,7 +101,10 @@ def inclusion(
     proof = log.inclusion_proof(index, tree_size)
     [entry] = log.entries(index, index + 1)
     return InclusionProof(
-        index=index, tree_size=tree_size, leaf_hash=_b64(entry.leaf_hash), hashes=[_b64(h) for h in proof]
+        index=index,
+        tree_size=tree_size,
+        leaf_hash=_b64(entry.leaf_hash),
+        hashes=[_b64(h) for h in proof],
     )
 
 

@@ -35,7 +35,9 @@ def get_chip(
     return ChipDetail(
         chip=ChipPublic.model_validate(view.chip),
         vendor=view.chip.vendor.name,
-        current_installation=InstallationPublic.model_validate(view.current) if view.current else None,
+        current_installation=InstallationPublic.model_validate(view.current)
+        if view.current
+        else None,
         facility=FacilityPublic.model_validate(view.current.facility) if view.current else None,
         custody=[InstallationPublic.model_validate(i) for i in view.custody],
         latest_reports=[
@@ -102,6 +104,7 @@ def _finding(f: Finding) -> FindingPublic:
 
 @router.get("/findings", response_model=FindingsPage)
 def list_findings(
+    *,
     caller: CallerDep,
     session: SessionDep,
     facility_id: int | None = None,

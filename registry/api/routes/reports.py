@@ -99,7 +99,11 @@ def ingest_batch(
     log when this returns. Rejected ones carry a code (docs/PROTOCOL.md, section 4).
     """
     caller.require(Role.OPERATOR)
-    if not isinstance(body, dict) or set(body) != {"reports"} or not isinstance(body["reports"], list):
+    if (
+        not isinstance(body, dict)
+        or set(body) != {"reports"}
+        or not isinstance(body["reports"], list)
+    ):
         raise InvalidRequest('body must be {"reports": [<envelope>, ...]}', code="invalid_request")
     envelopes = body["reports"]
     limit = ctx.settings.max_batch_reports
@@ -136,6 +140,8 @@ def ingest_one(
     caller.require(Role.OPERATOR)
     [result] = _ingest([body], caller, session, log, ctx)
     if isinstance(result, Rejected):
-        extra = {k: v for k, v in (("chip_id", result.chip_id), ("seq", result.seq)) if v is not None}
+        extra = {
+            k: v for k, v in (("chip_id", result.chip_id), ("seq", result.seq)) if v is not None
+        }
         return problem(result.status, result.code, result.detail, **extra)
     return JSONResponse(_result(result), status_code=201)

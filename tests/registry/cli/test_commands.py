@@ -1,0 +1,87 @@
+"""The ``chipreg`` console script, run as a user would: a subprocess with its own environment."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def chipreg(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "registry.cli.main", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+def test_demo_finds_the_planted_violations_and_nothing_else(tmp_path: Path) -> None:
+    run = chipreg("demo", "--data-dir", str(tmp_path))
+    assert run.returncode == 0, run.stdout + run.stderr
+    out = run.stdout
+    assert "FOUND" in out and "MISSED" not in out
+    assert "false alarms: 0 silent chips, 0 declared clusters flagged -> OK" in out
+    assert out.count("chip_silent") == 5
+    assert out.count("undeclared_cluster") >= 2  # the finding and its ground-truth row
+    assert "/docs" in out and "/v1/findings" in out
+    assert (tmp_path / "chipreg.sqlite3").exists()
+
+
+def test_admin_token_then_verify_on_an_empty_registry(tmp_path: Path) -> None:
+    env = {
+        "CHIPREG_DATABASE_URL": f"sqlite:///{tmp_path / 'r.sqlite3'}",
+        "CHIPREG_LOG_KEY_FILE": str(tmp_path / "log-key"),
+    }
+    made = chipreg("admin", "create-token", "--name", "ops", "--role", "admin", env=env)
+    assert made.returncode == 0, made.stderr
+    assert json.loads(made.stdout)["token"].startswith("chipreg_")
+
+    bad = chipreg("admin", "create-token", "--name", "x", "--role", "operator", env=env)
+    assert bad.returncode == 2
+    assert json.loads(bad.stdout)["error"] == "bad_binding"
+
+    verified = chipreg("verify", "--policy", "demo", "--as-of", "2026-01-01T00:00:00Z", env=env)
+    assert verified.returncode == 0, verified.stderr
+    assert "0 findings" in verified.stdout
+
+    unknown = chipreg("verify", "--policy", "nope", env=env)
+    assert unknown.returncode == 2 and "nope" in unknown.stdout
+
+
+def test_production_refuses_development_defaults(tmp_path: Path) -> None:
+    run = chipreg("verify", env={"CHIPREG_ENVIRONMENT": "production"})
+    assert run.returncode == 2
+    assert "PostgreSQL" in run.stderr
+
+
+@pytest.mark.parametrize("command", [["discover"], ["keygen"], ["dry-run"]])
+def test_agent_on_a_host_without_nvidia_driver_says_so(command: list[str], tmp_path: Path) -> None:
+    run = chipreg("agent", *command, "--backend", "nvml", "--state-dir", str(tmp_path))
+    assert run.returncode == 1
+    assert "no NVIDIA driver/NVML found on this host" in run.stdout
+
+
+def test_agent_dry_run_with_simulated_backend_changes_nothing(tmp_path: Path) -> None:
+    run = chipreg(
+        "agent",
+        "dry-run",
+        "--backend",
+        "simulated",
+        "--simulated-chips",
+        "2",
+        "--state-dir",
+        str(tmp_path),
+    )
+    assert run.returncode == 0, run.stderr
+    statements = json.loads(run.stdout)
+    assert [s["predicate"]["seq"] for s in statements] == [1, 1]
+    assert not (tmp_path / "spool").exists() or not any((tmp_path / "spool").glob("*.json"))
