@@ -17,7 +17,7 @@ from registry.db.migrate import upgrade
 from registry.logkey import load_log_signer
 from registry.settings import Settings
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "create_worker_app"]
 
 DESCRIPTION = """\
 chipreg records AI accelerators (identities endorsed by their manufacturers), where they are
@@ -69,3 +69,8 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         )
 
     return app
+
+
+def create_worker_app() -> FastAPI:
+    """Factory for uvicorn worker processes: ``chipreg serve`` migrated the schema already."""
+    return create_app(migrate=False)
