@@ -61,7 +61,9 @@ class LiveRegistry:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return httpx.Client(base_url=self.url, headers=headers, timeout=30)
 
-    def token(self, role: Role, *, vendor_id: int | None = None, operator_id: int | None = None) -> str:
+    def token(
+        self, role: Role, *, vendor_id: int | None = None, operator_id: int | None = None
+    ) -> str:
         with self.context.sessions() as session:
             issued = AccountService(session, utc_now).create_token(
                 f"test {role.value}", role, vendor_id=vendor_id, operator_id=operator_id

@@ -11,7 +11,14 @@ import httpx
 from attestation.certs import create_vendor_root, issue_chip_certificate
 from attestation.dsse import Envelope
 from attestation.keys import PrivateKey
-from attestation.report import GENESIS_DIGEST, LinkKind, LinkTraffic, UsageReport, report_digest, sign_report
+from attestation.report import (
+    GENESIS_DIGEST,
+    LinkKind,
+    LinkTraffic,
+    UsageReport,
+    report_digest,
+    sign_report,
+)
 from registry.auth import Role
 from tests.conftest import LiveRegistry
 
@@ -52,7 +59,11 @@ class SimChip:
             interconnect=peers,
         )
         envelope = sign_report(report, self.key)
-        self.seq, self.prev, self.window_end = report.seq, report_digest(envelope.payload), report.window_end
+        self.seq, self.prev, self.window_end = (
+            report.seq,
+            report_digest(envelope.payload),
+            report.window_end,
+        )
         return envelope
 
 
@@ -68,7 +79,9 @@ class World:
     root_key: PrivateKey
     chips: dict[str, SimChip] = field(default_factory=dict)
 
-    def certificate(self, chip_id: str, chip_key: PrivateKey, model: str = "H100-SXM5-80GB") -> bytes:
+    def certificate(
+        self, chip_id: str, chip_key: PrivateKey, model: str = "H100-SXM5-80GB"
+    ) -> bytes:
         return issue_chip_certificate(
             root_pem=self.root_pem,
             root_key=self.root_key,
@@ -79,7 +92,9 @@ class World:
             not_after=VALID_TO,
         )
 
-    def enroll(self, chip_id: str, *, install: bool = True, facility_id: int | None = None) -> SimChip:
+    def enroll(
+        self, chip_id: str, *, install: bool = True, facility_id: int | None = None
+    ) -> SimChip:
         chip_key = key(f"chip:{chip_id}")
         with self.registry.client(self.vendor_token) as http:
             ok(
@@ -125,7 +140,11 @@ def add_operator(registry: LiveRegistry, name: str, country: str = "US") -> tupl
         op = ok(
             http.post(
                 "/v1/operators",
-                json={"name": name, "country": country, "public_key": key(f"op:{name}").public_key.to_b64()},
+                json={
+                    "name": name,
+                    "country": country,
+                    "public_key": key(f"op:{name}").public_key.to_b64(),
+                },
             ),
             201,
         )
@@ -152,7 +171,12 @@ def make_world(registry: LiveRegistry, vendor: str = "NVIDIA") -> World:
     root_key = key(f"vendor:{vendor}")
     root_pem = create_vendor_root(vendor, root_key, not_before=VALID_FROM, not_after=VALID_TO)
     with registry.client(registry.admin_token) as http:
-        v = ok(http.post("/v1/vendors", json={"name": vendor, "root_certificate_pem": root_pem.decode()}), 201)
+        v = ok(
+            http.post(
+                "/v1/vendors", json={"name": vendor, "root_certificate_pem": root_pem.decode()}
+            ),
+            201,
+        )
     vendor_token = registry.token(Role.VENDOR, vendor_id=v["id"])
     operator_id, operator_token, facility_id = add_operator(registry, "Abilene Compute")
     return World(
@@ -168,4 +192,6 @@ def make_world(registry: LiveRegistry, vendor: str = "NVIDIA") -> World:
 
 
 def link(peer: str, gbytes: float = 10.0) -> LinkTraffic:
-    return LinkTraffic(peer=peer, link=LinkKind.NVLINK, tx_bytes=int(gbytes * 1e9), rx_bytes=int(gbytes * 1e9))
+    return LinkTraffic(
+        peer=peer, link=LinkKind.NVLINK, tx_bytes=int(gbytes * 1e9), rx_bytes=int(gbytes * 1e9)
+    )

@@ -38,7 +38,9 @@ def rejection_count(world: World, code: str) -> int:
 
 def single(world: World, envelope: Envelope) -> tuple[int, dict]:
     with world.registry.client(world.operator_token) as http:
-        r = http.post("/v1/reports", content=envelope.to_json(), headers={"Content-Type": "application/json"})
+        r = http.post(
+            "/v1/reports", content=envelope.to_json(), headers={"Content-Type": "application/json"}
+        )
     return r.status_code, r.json()
 
 
@@ -53,7 +55,11 @@ def flip_payload_byte(envelope: Envelope) -> Envelope:
 def flip_signature_byte(envelope: Envelope) -> Envelope:
     sig = bytearray(envelope.signatures[0].sig)
     sig[10] ^= 0x01
-    return Envelope(envelope.payload, envelope.payload_type, (Signature(envelope.signatures[0].keyid, bytes(sig)),))
+    return Envelope(
+        envelope.payload,
+        envelope.payload_type,
+        (Signature(envelope.signatures[0].keyid, bytes(sig)),),
+    )
 
 
 def test_accepted_report_is_stored_logged_and_chained(world: World) -> None:
@@ -71,7 +77,9 @@ def test_accepted_report_is_stored_logged_and_chained(world: World) -> None:
     assert stored[0].envelope == first.to_json()
     assert leaf is not None and leaf.body == first.to_json()
     assert json.loads(stored[0].links_json) == [["NV-H100-0002", "nvlink", 10**10, 10**10]]
-    assert head is not None and head.last_seq == 2 and head.last_digest == body["results"][1]["digest"]
+    assert (
+        head is not None and head.last_seq == 2 and head.last_digest == body["results"][1]["digest"]
+    )
 
 
 def test_flipped_byte_replay_and_unknown_chip_get_distinct_codes(world: World) -> None:
@@ -136,8 +144,18 @@ def test_mixed_batch_accepts_the_good_and_counts_the_bad(world: World) -> None:
     tampered = flip_signature_byte(b.report())
     batch = [a1, tampered, a1, a.report()]
     body = ok(world.post(batch))
-    assert [r["status"] for r in body["results"]] == ["accepted", "rejected", "rejected", "accepted"]
-    assert [r.get("code") for r in body["results"]] == [None, "bad_signature", "replayed_report", None]
+    assert [r["status"] for r in body["results"]] == [
+        "accepted",
+        "rejected",
+        "rejected",
+        "accepted",
+    ]
+    assert [r.get("code") for r in body["results"]] == [
+        None,
+        "bad_signature",
+        "replayed_report",
+        None,
+    ]
     assert counts(world) == (2, 2)
 
 
@@ -149,9 +167,15 @@ def test_malformed_envelopes_are_rejected_per_report(world: World) -> None:
     extra_field = dict(doc, extra=1)
     two_sigs = dict(doc, signatures=doc["signatures"] * 2)
     wrong_type = dict(doc, payloadType="text/plain")
-    body = json.dumps({"reports": [not_json_payload, bad_base64, extra_field, two_sigs, wrong_type, 7]})
+    body = json.dumps(
+        {"reports": [not_json_payload, bad_base64, extra_field, two_sigs, wrong_type, 7]}
+    )
     with world.registry.client(world.operator_token) as http:
-        r = ok(http.post("/v1/reports/batch", content=body, headers={"Content-Type": "application/json"}))
+        r = ok(
+            http.post(
+                "/v1/reports/batch", content=body, headers={"Content-Type": "application/json"}
+            )
+        )
     assert r["accepted"] == 0
     assert {x["code"] for x in r["results"]} == {"malformed_report"}
     assert all(x["http_status"] == 400 for x in r["results"])
@@ -162,7 +186,11 @@ def test_signature_by_another_chip_key_is_rejected(world: World) -> None:
     a, b = world.chips["NV-H100-0001"], world.chips["NV-H100-0002"]
     envelope = a.report()
     forged_sig = b.key.sign(b"anything")
-    forged = Envelope(envelope.payload, envelope.payload_type, (Signature(envelope.signatures[0].keyid, forged_sig),))
+    forged = Envelope(
+        envelope.payload,
+        envelope.payload_type,
+        (Signature(envelope.signatures[0].keyid, forged_sig),),
+    )
     assert ok(world.post([forged]))["results"][0]["code"] == "bad_signature"
 
 

@@ -59,7 +59,11 @@ def test_checkpoint_entries_and_proofs_verify(live_registry: LiveRegistry) -> No
 
         proof = ok(http.get("/v1/log/proof/consistency", params={"first": 3, "second": 7}))
         merkle.verify_consistency(
-            size1=3, size2=7, root1=cp3.root_hash, root2=cp7.root_hash, proof=[b64(h) for h in proof["hashes"]]
+            size1=3,
+            size2=7,
+            root1=cp3.root_hash,
+            root2=cp7.root_hash,
+            proof=[b64(h) for h in proof["hashes"]],
         )
 
 

@@ -29,7 +29,12 @@ def raw(key: Ed25519PrivateKey) -> bytes:
 
 
 def name(**attrs: str) -> x509.Name:
-    oids = {"cn": NameOID.COMMON_NAME, "serial": NameOID.SERIAL_NUMBER, "title": NameOID.TITLE, "org": NameOID.ORGANIZATION_NAME}
+    oids = {
+        "cn": NameOID.COMMON_NAME,
+        "serial": NameOID.SERIAL_NUMBER,
+        "title": NameOID.TITLE,
+        "org": NameOID.ORGANIZATION_NAME,
+    }
     return x509.Name([x509.NameAttribute(oids[k], v) for k, v in attrs.items()])
 
 
@@ -46,17 +51,22 @@ def vendor_root(key: Ed25519PrivateKey, vendor: str) -> x509.Certificate:
         .not_valid_after(now + timedelta(days=3650))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+            critical=True,
         )
         .sign(key, None)
     )
 
 
-def chip_cert(root: x509.Certificate, root_key: Ed25519PrivateKey, chip_key: Ed25519PrivateKey, chip_id: str) -> x509.Certificate:
+def chip_cert(
+    root: x509.Certificate, root_key: Ed25519PrivateKey, chip_key: Ed25519PrivateKey, chip_id: str
+) -> x509.Certificate:
     now = datetime(2025, 1, 1, tzinfo=UTC)
     return (
         x509.CertificateBuilder()
-        .subject_name(name(cn=chip_id, serial=chip_id, title="H100-SXM5-80GB", org="Independent Vendor"))
+        .subject_name(
+            name(cn=chip_id, serial=chip_id, title="H100-SXM5-80GB", org="Independent Vendor")
+        )
         .issuer_name(root.subject)
         .public_key(chip_key.public_key())
         .serial_number(2)
@@ -64,7 +74,8 @@ def chip_cert(root: x509.Certificate, root_key: Ed25519PrivateKey, chip_key: Ed2
         .not_valid_after(now + timedelta(days=3650))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
-            x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True
+            x509.KeyUsage(True, False, False, False, False, False, False, False, False),
+            critical=True,
         )
         .sign(root_key, None)
     )
@@ -75,7 +86,9 @@ def pae(payload_type: str, body: bytes) -> bytes:
     return b"DSSEv1 %d %s %d %s" % (len(t), t, len(body), body)
 
 
-def envelope(chip_key: Ed25519PrivateKey, chip_id: str, seq: int, prev: str, start: datetime) -> bytes:
+def envelope(
+    chip_key: Ed25519PrivateKey, chip_id: str, seq: int, prev: str, start: datetime
+) -> bytes:
     key_id = hashlib.sha256(raw(chip_key)).hexdigest()
     statement = {
         "_type": "https://in-toto.io/Statement/v1",
@@ -91,7 +104,9 @@ def envelope(chip_key: Ed25519PrivateKey, chip_id: str, seq: int, prev: str, sta
             },
             "utilization": 0.75,
             "energy_j": 472500.0,
-            "interconnect": [{"peer": "IV-0002", "link": "infiniband", "tx_bytes": 5, "rx_bytes": 7}],
+            "interconnect": [
+                {"peer": "IV-0002", "link": "infiniband", "tx_bytes": 5, "rx_bytes": 7}
+            ],
         },
     }
     # Deliberately not chipreg's own serialisation: pretty-printed, unsorted. The registry must
@@ -116,12 +131,19 @@ def test_independent_client_enrolls_and_reports(live_registry: LiveRegistry) -> 
         vendor = http.post(
             "/v1/vendors",
             headers=admin,
-            json={"name": "Independent Vendor", "root_certificate_pem": root.public_bytes(serialization.Encoding.PEM).decode()},
+            json={
+                "name": "Independent Vendor",
+                "root_certificate_pem": root.public_bytes(serialization.Encoding.PEM).decode(),
+            },
         ).json()
         operator = http.post(
             "/v1/operators",
             headers=admin,
-            json={"name": "Indie Ops", "country": "DE", "public_key": base64.b64encode(raw(op_key)).decode()},
+            json={
+                "name": "Indie Ops",
+                "country": "DE",
+                "public_key": base64.b64encode(raw(op_key)).decode(),
+            },
         ).json()
         vendor_token = live_registry.token(Role.VENDOR, vendor_id=vendor["id"])
         op_token = live_registry.token(Role.OPERATOR, operator_id=operator["id"])
@@ -143,25 +165,42 @@ def test_independent_client_enrolls_and_reports(live_registry: LiveRegistry) -> 
         facility = http.post(
             "/v1/facilities",
             headers=as_op,
-            json={"operator_id": operator["id"], "name": "Frankfurt 1", "country": "DE", "latitude": 50.1, "longitude": 8.7, "declared_power_kw": 5000},
+            json={
+                "operator_id": operator["id"],
+                "name": "Frankfurt 1",
+                "country": "DE",
+                "latitude": 50.1,
+                "longitude": 8.7,
+                "declared_power_kw": 5000,
+            },
         ).json()
         r = http.post(
             "/v1/installations",
             headers=as_op,
-            json={"chip_id": chip_id, "facility_id": facility["id"], "installed_at": "2026-01-01T00:00:00Z"},
+            json={
+                "chip_id": chip_id,
+                "facility_id": facility["id"],
+                "installed_at": "2026-01-01T00:00:00Z",
+            },
         )
         assert r.status_code == 201, r.text
 
         start = datetime(2026, 2, 1, tzinfo=UTC)
         first = envelope(chip_key, chip_id, 1, "0" * 64, start)
-        r = http.post("/v1/reports", headers={**as_op, "Content-Type": "application/json"}, content=first)
+        r = http.post(
+            "/v1/reports", headers={**as_op, "Content-Type": "application/json"}, content=first
+        )
         assert r.status_code == 201, r.text
         payload = base64.b64decode(json.loads(first)["payload"])
         assert r.json()["digest"] == hashlib.sha256(payload).hexdigest()
 
-        second = envelope(chip_key, chip_id, 2, hashlib.sha256(payload).hexdigest(), start + timedelta(minutes=15))
+        second = envelope(
+            chip_key, chip_id, 2, hashlib.sha256(payload).hexdigest(), start + timedelta(minutes=15)
+        )
         body = b'{"reports":[' + second + b"]}"
-        r = http.post("/v1/reports/batch", headers={**as_op, "Content-Type": "application/json"}, content=body)
+        r = http.post(
+            "/v1/reports/batch", headers={**as_op, "Content-Type": "application/json"}, content=body
+        )
         assert r.json()["results"][0]["status"] == "accepted", r.text
 
         # One flipped byte, a replay and an unknown chip: three distinct 4xx codes.
@@ -173,7 +212,9 @@ def test_independent_client_enrolls_and_reports(live_registry: LiveRegistry) -> 
         unknown = envelope(Ed25519PrivateKey.generate(), "IV-0404", 1, "0" * 64, start)
         seen = {}
         for label, data in (("flipped", flipped), ("replay", second), ("unknown", unknown)):
-            r = http.post("/v1/reports", headers={**as_op, "Content-Type": "application/json"}, content=data)
+            r = http.post(
+                "/v1/reports", headers={**as_op, "Content-Type": "application/json"}, content=data
+            )
             assert 400 <= r.status_code < 500
             assert r.headers["content-type"].startswith("application/problem+json")
             seen[label] = (r.status_code, r.json()["code"])
