@@ -29,7 +29,9 @@ class FacilityRepository:
             select(Facility).where(Facility.operator_id == operator_id, Facility.name == name)
         )
 
-    def search(self, *, country: str | None = None, operator_id: int | None = None) -> list[Facility]:
+    def search(
+        self, *, country: str | None = None, operator_id: int | None = None
+    ) -> list[Facility]:
         stmt = select(Facility).order_by(Facility.id)
         if country is not None:
             stmt = stmt.where(Facility.country == country)
