@@ -31,9 +31,11 @@ __all__ = [
     "USAGE_PREDICATE_TYPE",
     "LinkKind",
     "LinkTraffic",
+    "OpenedReport",
     "UsageReport",
     "VerifiedReport",
     "encode_statement",
+    "open_envelope",
     "open_report",
     "parse_statement",
     "report_digest",
@@ -312,6 +314,34 @@ def open_report(envelope: Envelope) -> tuple[UsageReport, bytes]:
     """
     _check_envelope_shape(envelope)
     return parse_statement(envelope.payload), envelope.payload
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedReport:
+    """An envelope and the report it *claims* to carry, parsed once but not yet verified.
+
+    Ingest needs the claimed ``chip_id`` to find the key, then the verified report; this type
+    lets it parse the statement once instead of twice. Only :meth:`verify` makes it trustworthy.
+    """
+
+    envelope: Envelope
+    claimed: UsageReport
+
+    def verify(self, key: PublicKey) -> VerifiedReport:
+        """Same checks and errors as :func:`verify_report`, without parsing the payload again."""
+        payload = self.envelope.payload
+        key.verify(self.envelope.signatures[0].sig, pae(self.envelope.payload_type, payload))
+        if self.claimed.key_id != key.key_id:
+            raise KeyMismatchError(
+                f"statement subject names key {self.claimed.key_id}, verified with {key.key_id}"
+            )
+        return VerifiedReport(self.claimed, payload, report_digest(payload), self.envelope)
+
+
+def open_envelope(envelope: Envelope) -> OpenedReport:
+    """Check the envelope's shape and parse its statement, without verifying the signature."""
+    _check_envelope_shape(envelope)
+    return OpenedReport(envelope, parse_statement(envelope.payload))
 
 
 def verify_report(envelope: Envelope, key: PublicKey) -> VerifiedReport:

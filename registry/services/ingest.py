@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from attestation.dsse import Envelope
 from attestation.errors import FormatError, KeyMismatchError, SignatureError
 from attestation.keys import PublicKey
-from attestation.report import UsageReport, open_report, verify_report
+from attestation.report import OpenedReport, UsageReport, open_envelope
 from registry.auth import Principal, Role
 from registry.db.models import Chip, Installation
 from registry.repositories.chips import ChipRepository
@@ -102,19 +102,18 @@ class IngestService:
         caller.require(Role.OPERATOR)
         now = self.clock()
         results: list[Accepted | Rejected | None] = [None] * len(envelopes)
-        parsed: list[tuple[int, Envelope, UsageReport]] = []
+        parsed: list[tuple[int, OpenedReport]] = []
         for i, obj in enumerate(envelopes):
             try:
-                envelope = Envelope.from_dict(obj)
-                report, _ = open_report(envelope)
+                opened = open_envelope(Envelope.from_dict(obj))
             except FormatError as exc:
                 results[i] = Rejected(i, "malformed_report", str(exc))
                 continue
-            parsed.append((i, envelope, report))
+            parsed.append((i, opened))
 
         # The append lock comes before any read, so chain heads cannot move under us.
         next_index = self.log.lock()
-        chip_ids = {r.chip_id for _, _, r in parsed}
+        chip_ids = {opened.claimed.chip_id for _, opened in parsed}
         chips = self.chips.many(chip_ids)
         custody = self.facilities.current_installations(chips)
         heads = {
@@ -124,16 +123,16 @@ class IngestService:
 
         report_rows: list[dict[str, Any]] = []
         log_bodies: list[bytes] = []
-        for i, envelope, claimed in parsed:
+        for i, opened in parsed:
             outcome = self._check(
-                i, envelope, claimed, chips=chips, custody=custody, heads=heads, caller=caller
+                i, opened, chips=chips, custody=custody, heads=heads, caller=caller
             )
             if isinstance(outcome, Rejected):
                 results[i] = outcome
                 continue
             report, digest = outcome
             log_index = next_index + len(log_bodies)
-            body = envelope.to_json()
+            body = opened.envelope.to_json()
             log_bodies.append(body)
             head = heads[report.chip_id]
             head.seq, head.digest, head.window_end = report.seq, digest, report.window_end
@@ -165,15 +164,14 @@ class IngestService:
     def _check(
         self,
         i: int,
-        envelope: Envelope,
-        claimed: UsageReport,
+        opened: OpenedReport,
         *,
         chips: dict[str, Chip],
         custody: dict[str, Installation],
         heads: dict[str, _Head],
         caller: Principal,
     ) -> tuple[UsageReport, str] | Rejected:
-        chip_id, seq = claimed.chip_id, claimed.seq
+        chip_id, seq = opened.claimed.chip_id, opened.claimed.seq
         chip = chips.get(chip_id)
         if chip is None:
             return Rejected(i, "unknown_chip", f"chip {chip_id!r} is not enrolled", chip_id, seq)
@@ -187,13 +185,11 @@ class IngestService:
                 i, "forbidden", f"chip {chip_id!r} is not at one of your facilities", chip_id, seq
             )
         try:
-            verified = verify_report(envelope, _public_key(bytes(chip.public_key)))
+            verified = opened.verify(_public_key(bytes(chip.public_key)))
         except SignatureError as exc:
             return Rejected(i, "bad_signature", str(exc), chip_id, seq)
         except KeyMismatchError as exc:
             return Rejected(i, "key_mismatch", str(exc), chip_id, seq)
-        except FormatError as exc:
-            return Rejected(i, "malformed_report", str(exc), chip_id, seq)
         report, digest = verified.report, verified.digest
         head = heads[chip_id]
         if seq <= head.seq:

@@ -23,6 +23,7 @@ from attestation.report import (
     LinkTraffic,
     UsageReport,
     encode_statement,
+    open_envelope,
     open_report,
     parse_statement,
     report_digest,
@@ -324,6 +325,24 @@ def test_subject_naming_another_key(chip_key: PrivateKey, other_key: PrivateKey)
     env = sign_envelope(encode_statement(report), INTOTO_PAYLOAD_TYPE, other_key)
     with pytest.raises(KeyMismatchError):
         verify_report(env, other_key.public_key)
+
+
+def test_opened_report_verifies_like_verify_report(
+    chip_key: PrivateKey, other_key: PrivateKey
+) -> None:
+    env = sign_report(make_report(chip_key), chip_key)
+    opened = open_envelope(env)
+    assert opened.verify(chip_key.public_key) == verify_report(env, chip_key.public_key)
+    with pytest.raises(SignatureError):
+        opened.verify(other_key.public_key)
+    tampered = Envelope(
+        env.payload.replace(b'"seq":', b'"seq": '), env.payload_type, env.signatures
+    )
+    with pytest.raises(SignatureError):
+        open_envelope(tampered).verify(chip_key.public_key)
+    relayed = sign_envelope(encode_statement(make_report(chip_key)), INTOTO_PAYLOAD_TYPE, other_key)
+    with pytest.raises(KeyMismatchError):
+        open_envelope(relayed).verify(other_key.public_key)
 
 
 @pytest.mark.parametrize(
