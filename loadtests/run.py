@@ -1,0 +1,320 @@
+"""Run one ingest load test end to end and check that no acknowledged report was lost.
+
+Starts ``chipreg serve`` on a fresh SQLite file or a given PostgreSQL database, enrolls a
+deterministic fleet, pre-signs its reports, runs locust headless against 127.0.0.1, then checks
+the database against every acknowledgement (:mod:`loadtests.losscheck`) and prints a summary.
+Exits 1 if any report was lost or duplicated, 2 if the load run itself failed.
+
+    python -m loadtests.run --db sqlite --chips 2000 --reports 20 --users 4 --duration 40
+    scripts/with-postgres.sh python -m loadtests.run --db postgresql --chips 2000 ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+import httpx
+
+from loadtests import fleet, losscheck
+from loadtests.server import RegistryProcess, reset_postgres, start_registry
+
+__all__ = ["main", "run"]
+
+LOCUSTFILE = Path(__file__).with_name("locustfile.py")
+
+
+def _process_cpu(pid: int) -> float:
+    """User + system CPU seconds of a live process, from /proc (psutil if installed)."""
+    try:
+        import psutil  # noqa: PLC0415 (optional dependency)
+
+        t = psutil.Process(pid).cpu_times()
+        return float(t.user + t.system)
+    except ImportError:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def _latency(csv_prefix: Path) -> dict[str, float]:
+    path = Path(f"{csv_prefix}_stats.csv")
+    if not path.is_file():
+        return {}
+    with path.open() as f:
+        for row in csv.DictReader(f):
+            if row["Name"] == "Aggregated":
+                return {
+                    "requests": float(row["Request Count"]),
+                    "failures": float(row["Failure Count"]),
+                    "p50_ms": float(row["50%"]),
+                    "p99_ms": float(row["99%"]),
+                    "max_ms": float(row["Max Response Time"]),
+                }
+    return {}
+
+
+def _peak_rate(acks: Sequence[losscheck.Ack], window: float = 5.0) -> float:
+    """The highest accepted reports/s over any ``window``-second bucket."""
+    if not acks:
+        return 0.0
+    buckets = Counter(int(a.at // window) for a in acks)
+    return max(buckets.values()) / window
+
+
+def _profile(pid: int, seconds: int, out: Path) -> subprocess.Popen[bytes] | None:
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(py_spy).is_file():
+        print("py-spy not found; no profile taken", file=sys.stderr)
+        return None
+    cmd = [py_spy, "record", "--pid", str(pid), "--duration", str(seconds), "--rate", "50"]
+    cmd += ["--format", "raw", "--output", str(out), "--nonblocking"]
+    # Our own argv: the py-spy next to this interpreter, a pid and a path we chose.
+    return subprocess.Popen(  # noqa: S603
+        cmd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def summarize_profile(path: Path, top: int = 15) -> str:
+    """Self and inclusive sample shares per function from py-spy's collapsed stacks."""
+    own: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack:
+            continue
+        n = int(count)
+        frames = stack.split(";")
+        total += n
+        own[frames[-1]] += n
+        # Inclusive time per function, not per line: strip the line number.
+        for frame in {re.sub(r":\d+\)$", ")", f) for f in frames}:
+            inclusive[frame] += n
+    if not total:
+        return "(no samples)"
+    lines = [f"{total} samples; top self time:"]
+    lines += [f"  {100 * n / total:5.1f}%  {f}" for f, n in own.most_common(top)]
+    lines.append("top inclusive time (chipreg code):")
+    ours = [
+        (f, n)
+        for f, n in inclusive.most_common()
+        if any(p in f for p in ("registry/", "attestation/"))
+    ]
+    lines += [f"  {100 * n / total:5.1f}%  {f}" for f, n in ours[:top]]
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    workdir = Path(tempfile.mkdtemp(prefix="chipreg-load-", dir=args.workdir))
+    if args.db == "sqlite":
+        database_url = f"sqlite:///{workdir / 'registry.sqlite3'}"
+    else:
+        database_url = args.database_url or os.environ.get("CHIPREG_TEST_POSTGRES_URL", "")
+        if not database_url:
+            print("--db postgresql needs --database-url or CHIPREG_TEST_POSTGRES_URL")
+            return 2
+        if args.reset:
+            reset_postgres(database_url)
+    out = workdir / "out"
+    fleet_dir = workdir / "fleet"
+    out.mkdir()
+    users = args.users
+    slots = args.slots or users
+
+    server = start_registry(database_url, workdir)
+    try:
+        with httpx.Client(base_url=server.url, timeout=60) as http:
+            size = int(http.get("/v1/log/checkpoint").text.splitlines()[1])
+            if size:
+                print(f"the log already has {size} entries; use an empty database (--reset)")
+                return 2
+            t0 = time.monotonic()
+            chips = fleet.make_chips(args.chips, args.seed)
+            accounts = fleet.create_accounts(http, server.admin_token, args.seed)
+            fleet.enroll(http, accounts, chips)
+            t1 = time.monotonic()
+        manifest = fleet.write_slots(
+            chips,
+            reports_per_chip=args.reports,
+            slots=slots,
+            batch_size=args.batch_size,
+            out=fleet_dir,
+            operator_token=accounts.operator_token,
+        )
+        t2 = time.monotonic()
+        print(
+            f"fleet: enrolled {args.chips} chips in {t1 - t0:.1f} s "
+            f"({args.chips / max(t1 - t0, 1e-9):.0f} chips/s); signed {manifest['reports']} "
+            f"reports into {manifest['batches']} batches of {args.batch_size} in {t2 - t1:.1f} s",
+            flush=True,
+        )
+        return _load(args, server, manifest, fleet_dir, out, users)
+    finally:
+        server.stop()
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            print(f"kept {workdir}")
+
+
+def _load(  # noqa: PLR0917 (private helper split off run(); all arguments are its state)
+    args: argparse.Namespace,
+    server: RegistryProcess,
+    manifest: dict[str, object],
+    fleet_dir: Path,
+    out: Path,
+    users: int,
+) -> int:
+    user_rate = args.target_rate / args.batch_size / users if args.target_rate else 0.0
+    env = {
+        **os.environ,
+        "LOADTEST_FLEET": str(fleet_dir),
+        "LOADTEST_OUT": str(out),
+        "LOADTEST_BATCH_SIZE": str(args.batch_size),
+        "LOADTEST_USERS": str(users),
+        "LOADTEST_RAMP_S": str(args.ramp),
+        "LOADTEST_HOLD_S": str(max(args.duration - args.ramp, 1)),
+        "LOADTEST_USER_RATE": str(user_rate),
+    }
+    csv_prefix = out / "locust"
+    cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless"]
+    cmd += ["--csv", str(csv_prefix), "--host", server.url, "--only-summary"]
+    cmd += ["--loglevel", "WARNING", "--stop-timeout", "30"]
+    if args.processes:
+        cmd += ["--processes", str(args.processes)]
+    cpu_children0 = _children_cpu()
+    cpu_server0 = _process_cpu(server.pid)
+    profiler = None
+    if args.profile:
+        profiler = _profile(server.pid, max(int(args.duration - args.ramp), 1), out / "py-spy.txt")
+    started = time.monotonic()
+    # The argv is built here from parsed numbers and our own paths, not from a shell string.
+    locust = subprocess.run(  # noqa: S603
+        cmd, env=env, timeout=args.duration + 120, capture_output=True, check=False
+    )
+    wall = time.monotonic() - started
+    loadgen_cpu = _children_cpu() - cpu_children0
+    server_cpu = _process_cpu(server.pid) - cpu_server0
+    if profiler is not None:
+        # Waited only now, so py-spy's own CPU is not in the load generator's figure above.
+        profiler.wait(timeout=60)
+    if args.verbose or locust.returncode not in (0, 1):
+        sys.stdout.write(locust.stdout.decode(errors="replace")[-4000:])
+        sys.stdout.write(locust.stderr.decode(errors="replace")[-4000:])
+    server.stop()
+
+    stats = [json.loads(p.read_text()) for p in out.glob("stats-*.json")]
+    accepted = sum(s["accepted"] for s in stats)
+    rejected = sum(s["rejected"] for s in stats)
+    failed = sum(s["failed_requests"] for s in stats)
+    codes: Counter[str] = Counter()
+    for s in stats:
+        codes.update(s["codes"])
+    firsts = [s["first_send"] for s in stats if s["first_send"]]
+    lasts = [s["last_ack"] for s in stats if s["last_ack"]]
+    span = (max(lasts) - min(firsts)) if firsts and lasts else 0.0
+
+    acks = losscheck.read_acks(out)
+    loss = losscheck.check(server.database_url, acks)
+    latency = _latency(csv_prefix)
+    summary = {
+        "db": args.db,
+        "chips": args.chips,
+        "batch_size": args.batch_size,
+        "users": users,
+        "processes": args.processes or 1,
+        "target_rate": args.target_rate or None,
+        "accepted": accepted,
+        "rejected": rejected,
+        "rejection_codes": dict(codes),
+        "failed_requests": failed,
+        "reports_per_s": round(accepted / span, 1) if span else 0.0,
+        "peak_5s_reports_per_s": round(_peak_rate(acks), 1),
+        "send_span_s": round(span, 1),
+        "locust_wall_s": round(wall, 1),
+        "batch_latency_ms": latency,
+        "loadgen_cpu_s": round(loadgen_cpu, 1),
+        "registry_cpu_s": round(server_cpu, 1),
+        "loadgen_cpu_us_per_report": round(1e6 * loadgen_cpu / accepted, 1) if accepted else None,
+        "registry_cpu_us_per_report": round(1e6 * server_cpu / accepted, 1) if accepted else None,
+        "loss_check": {
+            "ok": loss.ok,
+            "acknowledged": loss.acknowledged,
+            "stored_reports": loss.stored_reports,
+            "log_size": loss.log_size,
+            "stored_not_acknowledged": loss.stored_not_acknowledged,
+            "problems": loss.problems,
+        },
+    }
+    print(json.dumps(summary, indent=2))
+    if profiler is not None and (out / "py-spy.txt").is_file():
+        print(summarize_profile(out / "py-spy.txt"))
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(summary, indent=2))
+    if not loss.ok or accepted != loss.acknowledged:
+        print("LOSS CHECK FAILED", file=sys.stderr)
+        return 1
+    if accepted == 0 or locust.returncode not in (0, 1):
+        print(f"load run failed (locust exit {locust.returncode})", file=sys.stderr)
+        return 2
+    print(f"loss check passed: {accepted} acknowledged reports, all stored and logged once")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m loadtests.run",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
+    p.add_argument("--database-url", help="PostgreSQL URL (default: CHIPREG_TEST_POSTGRES_URL)")
+    p.add_argument("--reset", action="store_true", help="drop the PostgreSQL schema first")
+    p.add_argument("--chips", type=int, default=1000)
+    p.add_argument("--reports", type=int, default=20, help="pre-signed reports per chip")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--users", type=int, default=4, help="peak locust users")
+    p.add_argument("--slots", type=int, default=0, help="chip slices (default: --users)")
+    p.add_argument("--processes", type=int, default=0, help="locust --processes")
+    p.add_argument("--duration", type=float, default=30.0, help="seconds of load incl. ramp")
+    p.add_argument("--ramp", type=float, default=5.0, help="ramp-up seconds")
+    p.add_argument(
+        "--target-rate",
+        type=float,
+        default=0.0,
+        help="reports/s to offer in total (constant throughput); 0 = as fast as possible",
+    )
+    p.add_argument("--seed", default="loadtest")
+    p.add_argument("--profile", action="store_true", help="py-spy the registry during the hold")
+    p.add_argument("--workdir", help="parent of the temporary run directory")
+    p.add_argument("--keep", action="store_true", help="keep the run directory")
+    p.add_argument("--json-out", help="also write the summary to this file")
+    p.add_argument("--verbose", action="store_true", help="show locust's output")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run(build_parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,102 @@
+"""Start a registry as a ``chipreg serve`` subprocess on a loopback port, with an admin token."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from sqlalchemy import create_engine, text
+
+from registry.server import free_port
+
+__all__ = ["RegistryProcess", "chipreg_command", "reset_postgres", "start_registry"]
+
+HOST = "127.0.0.1"
+
+
+def chipreg_command() -> list[str]:
+    """The chipreg CLI of this interpreter's environment."""
+    return [sys.executable, "-m", "registry.cli.main"]
+
+
+@dataclass
+class RegistryProcess:
+    process: subprocess.Popen[bytes]
+    url: str
+    admin_token: str
+    database_url: str
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def reset_postgres(database_url: str) -> None:
+    """Drop and recreate the ``public`` schema: the load test needs an empty log."""
+    engine = create_engine(database_url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+def start_registry(database_url: str, workdir: Path, *, timeout: float = 30.0) -> RegistryProcess:
+    """Migrate, create an admin token, then serve; returns once /healthz answers."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        "CHIPREG_DATABASE_URL": database_url,
+        "CHIPREG_LOG_KEY_FILE": str(workdir / "log-key"),
+        "CHIPREG_LOG_ORIGIN": "loadtest.chipreg.local/log",
+        "CHIPREG_ENVIRONMENT": "development",
+    }
+    # Fixed argv: this interpreter running the chipreg CLI.
+    done = subprocess.run(  # noqa: S603
+        [*chipreg_command(), "admin", "create-token", "--role", "admin", "--name", "loadtest"],
+        env=env,
+        capture_output=True,
+        check=True,
+    )
+    admin_token = str(json.loads(done.stdout)["token"])
+    port = free_port(HOST)
+    log_path = workdir / "registry.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(  # noqa: S603
+            [*chipreg_command(), "serve", "--host", HOST, "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://{HOST}:{port}"
+    server = RegistryProcess(process, url, admin_token, database_url, log_path)
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            msg = f"registry exited with {process.returncode}: {log_path.read_text()[-2000:]}"
+            raise RuntimeError(msg)
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return server
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            server.stop()
+            msg = f"registry did not answer on {url} within {timeout} s"
+            raise RuntimeError(msg)
+        time.sleep(0.1)

@@ -1,0 +1,81 @@
+"""Smoke test of the load-test tooling: a tiny real run (HTTP, SQLite, locust) and its loss check.
+
+No timing assertions: the point is that the tooling works and that the loss check both passes
+on an honest run and catches a report that was acknowledged but is gone.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from loadtests import losscheck, run
+
+
+@pytest.fixture(scope="module")
+def kept_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
+    pytest.importorskip("locust", reason="locust is not installed (pip install -e .[load])")
+    workdir = tmp_path_factory.mktemp("load")
+    summary_path = workdir / "summary.json"
+    code = run.main(
+        [
+            "--db", "sqlite",
+            "--chips", "20",
+            "--reports", "3",
+            "--batch-size", "16",
+            "--users", "2",
+            "--duration", "15",
+            "--ramp", "1",
+            "--workdir", str(workdir),
+            "--keep",
+            "--json-out", str(summary_path),
+        ]
+    )  # fmt: skip
+    assert code == 0
+    (rundir,) = [p for p in workdir.iterdir() if p.is_dir()]
+    return json.loads(summary_path.read_text()), rundir
+
+
+def test_every_report_is_acknowledged_stored_and_logged_once(kept_run: tuple[dict, Path]) -> None:
+    summary, _ = kept_run
+    loss = summary["loss_check"]
+    assert loss["ok"], loss["problems"]
+    assert summary["accepted"] == 60
+    assert summary["rejected"] == 0
+    assert loss["acknowledged"] == loss["stored_reports"] == loss["log_size"] == 60
+    assert loss["stored_not_acknowledged"] == 0
+
+
+def test_loss_check_catches_a_lost_report(kept_run: tuple[dict, Path]) -> None:
+    _, rundir = kept_run
+    db = rundir / "registry.sqlite3"
+    tampered = rundir / "tampered.sqlite3"
+    shutil.copy(db, tampered)
+    url = f"sqlite:///{tampered}"
+    acks = losscheck.read_acks(rundir / "out")
+    assert losscheck.check(url, acks).ok
+
+    lost = acks[7]
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(
+            text("DELETE FROM reports WHERE chip_id = :c AND seq = :s"),
+            {"c": lost.chip_id, "s": lost.seq},
+        )
+    engine.dispose()
+    result = losscheck.check(url, acks)
+    assert not result.ok
+    assert any(p.startswith("LOST") and lost.chip_id in p for p in result.problems)
+
+
+def test_loss_check_catches_a_duplicate_acknowledgement(kept_run: tuple[dict, Path]) -> None:
+    _, rundir = kept_run
+    url = f"sqlite:///{rundir / 'registry.sqlite3'}"
+    acks = losscheck.read_acks(rundir / "out")
+    result = losscheck.check(url, [*acks, acks[0]])
+    assert not result.ok
+    assert any("acknowledged 2 times" in p for p in result.problems)
