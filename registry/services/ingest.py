@@ -1,7 +1,7 @@
 """Batched ingest of signed usage reports.
 
 One batch is one transaction: parse every envelope, take the log's append lock, load the chips
-and their custody in one query each, verify signatures and hash chains in order, then write the
+and their custody in one query, verify signatures and hash chains in order, then write the
 accepted reports, their log entries and the new chain heads in bulk. The request scope commits;
 only after that commit is any report acknowledged. Rejected reports are stored nowhere: they
 only increment a counter per (reason, chip).
@@ -24,9 +24,7 @@ from attestation.errors import FormatError, KeyMismatchError, SignatureError
 from attestation.keys import PublicKey
 from attestation.report import OpenedReport, UsageReport, open_envelope
 from registry.auth import Principal, Role
-from registry.db.models import Chip, Installation
-from registry.repositories.chips import ChipRepository
-from registry.repositories.facilities import FacilityRepository
+from registry.repositories.chips import ChipIngestState, ChipRepository
 from registry.repositories.reports import ReportRepository
 from registry.services.log import TransparencyLog
 
@@ -95,7 +93,6 @@ class IngestService:
         self.log = log
         self.clock = clock
         self.chips = ChipRepository(session)
-        self.facilities = FacilityRepository(session)
         self.reports = ReportRepository(session)
 
     def ingest(self, envelopes: Sequence[object], caller: Principal) -> list[Accepted | Rejected]:
@@ -113,9 +110,7 @@ class IngestService:
 
         # The append lock comes before any read, so chain heads cannot move under us.
         next_index = self.log.lock()
-        chip_ids = {opened.claimed.chip_id for _, opened in parsed}
-        chips = self.chips.many(chip_ids)
-        custody = self.facilities.current_installations(chips)
+        chips = self.chips.ingest_states(opened.claimed.chip_id for _, opened in parsed)
         heads = {
             c.chip_id: _Head(c.last_seq, c.last_digest, c.last_window_end, c.last_log_index)
             for c in chips.values()
@@ -124,9 +119,7 @@ class IngestService:
         report_rows: list[dict[str, Any]] = []
         log_bodies: list[bytes] = []
         for i, opened in parsed:
-            outcome = self._check(
-                i, opened, chips=chips, custody=custody, heads=heads, caller=caller
-            )
+            outcome = self._check(i, opened, chips=chips, heads=heads, caller=caller)
             if isinstance(outcome, Rejected):
                 results[i] = outcome
                 continue
@@ -166,8 +159,7 @@ class IngestService:
         i: int,
         opened: OpenedReport,
         *,
-        chips: dict[str, Chip],
-        custody: dict[str, Installation],
+        chips: dict[str, ChipIngestState],
         heads: dict[str, _Head],
         caller: Principal,
     ) -> tuple[UsageReport, str] | Rejected:
@@ -175,17 +167,16 @@ class IngestService:
         chip = chips.get(chip_id)
         if chip is None:
             return Rejected(i, "unknown_chip", f"chip {chip_id!r} is not enrolled", chip_id, seq)
-        installation = custody.get(chip_id)
-        if installation is None:
+        if chip.operator_id is None:
             return Rejected(
                 i, "chip_not_installed", f"chip {chip_id!r} is not installed anywhere", chip_id, seq
             )
-        if installation.facility.operator_id != caller.operator_id:
+        if chip.operator_id != caller.operator_id:
             return Rejected(
                 i, "forbidden", f"chip {chip_id!r} is not at one of your facilities", chip_id, seq
             )
         try:
-            verified = opened.verify(_public_key(bytes(chip.public_key)))
+            verified = opened.verify(_public_key(chip.public_key))
         except SignatureError as exc:
             return Rejected(i, "bad_signature", str(exc), chip_id, seq)
         except KeyMismatchError as exc:
