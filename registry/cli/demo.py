@@ -25,7 +25,7 @@ from attestation.timefmt import format_time
 from registry.api.app import create_app
 from registry.api.context import utc_now
 from registry.auth import Role
-from registry.cli.render import table
+from registry.cli.render import describe_finding, table
 from registry.server import BackgroundServer
 from registry.services.accounts import AccountService
 from registry.settings import Settings
@@ -149,17 +149,7 @@ def _findings_table(findings: list[dict[str, Any]]) -> str:
         return "No findings."
     rows = []
     for f in findings:
-        d = f["details"]
-        if f["kind"] == "undeclared_cluster":
-            what = (
-                f"{d.get('chip_count')} chips, {float(d.get('total_peak_ops', 0)):.2e} OP/s peak "
-                f"(~{d.get('equivalent_h100')} H100-eq) > threshold "
-                f"{float(d.get('compute_threshold_ops_per_s', 0)):.0e}"
-            )
-        elif f["kind"] == "chip_silent":
-            what = f"silent since {d.get('last_seen') or 'installation'}"
-        else:
-            what = f["summary"]
+        what = describe_finding(f["kind"], f["details"], f["summary"])
         rows.append(
             [f["severity"], f["kind"], f["subject_id"], f["facility_id"], f["country"], what]
         )

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-__all__ = ["table"]
+__all__ = ["describe_finding", "table"]
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]], *, max_width: int = 60) -> str:
@@ -21,3 +21,20 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]], *, max_width
 
 def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def describe_finding(kind: str, details: Mapping[str, object], summary: str) -> str:
+    """One short cell saying what a finding is about, for the findings tables."""
+    if kind == "undeclared_cluster":
+        return (
+            f"{details.get('chip_count')} chips, {_number(details.get('total_peak_ops')):.2e} "
+            f"OP/s peak (~{details.get('equivalent_h100')} H100-eq) > threshold "
+            f"{_number(details.get('compute_threshold_ops_per_s')):.0e}"
+        )
+    if kind == "chip_silent":
+        return f"silent since {details.get('last_seen') or 'installation'}"
+    return summary
+
+
+def _number(value: object) -> float:
+    return float(value) if isinstance(value, int | float) else 0.0

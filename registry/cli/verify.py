@@ -9,7 +9,7 @@ from datetime import datetime
 from attestation.errors import FormatError
 from attestation.timefmt import parse_time
 from registry.api.context import utc_now
-from registry.cli.render import table
+from registry.cli.render import describe_finding, table
 from registry.db.engine import make_engine, make_session_factory
 from registry.db.migrate import upgrade
 from registry.services.verification import VerificationRun, VerificationService
@@ -68,17 +68,7 @@ def summary(run: VerificationRun) -> str:
 def findings_table(findings: list[Finding]) -> str:
     rows = []
     for f in findings:
-        d = f.details
-        if f.kind == "undeclared_cluster":
-            what = (
-                f"{d.get('chip_count')} chips, {_ops(d.get('total_peak_ops'))}, "
-                f"~{d.get('equivalent_h100')} H100-eq"
-            )
-        elif f.kind == "chip_silent":
-            last = d.get("last_seen") or "never"
-            what = f"last report {last}"
-        else:
-            what = f.summary
+        what = describe_finding(f.kind, f.details, f.summary)
         rows.append(
             [
                 f.severity,
@@ -91,10 +81,6 @@ def findings_table(findings: list[Finding]) -> str:
             ]
         )
     return table(["severity", "kind", "subject", "facility", "country", "what", "evidence"], rows)
-
-
-def _ops(value: object) -> str:
-    return f"{float(value):.2e} OP/s" if isinstance(value, int | float) else "?"
 
 
 def _finding_json(f: Finding) -> dict[str, object]:

@@ -7,10 +7,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
-from registry.db.models import Chip, RejectionCount, Report
+from registry.db.models import RejectionCount, Report
 
 __all__ = ["ReportRepository"]
 
@@ -46,16 +46,6 @@ class ReportRepository:
             stmt = stmt.where(Report.window_start < end)
         return list(self.session.scalars(stmt))
 
-    def last_seen(self) -> dict[str, tuple[datetime | None, int, int | None]]:
-        """Per chip: last window end, last seq, and its log index (from the chain head)."""
-        rows = self.session.execute(
-            select(Chip.chip_id, Chip.last_window_end, Chip.last_seq, Chip.last_log_index)
-        )
-        return {r[0]: (r[1], r[2], r[3]) for r in rows}
-
-    def count(self) -> int:
-        return int(self.session.scalar(select(func.count()).select_from(Report)) or 0)
-
     def count_rejections(self, rejections: Counter[tuple[str, str]], at: datetime) -> None:
         """Add to the per-(code, chip) rejection counters."""
         for (code, chip_id), n in sorted(rejections.items()):
@@ -67,11 +57,3 @@ class ReportRepository:
             if updated.rowcount == 0:  # type: ignore[attr-defined]
                 self.session.add(RejectionCount(code=code, chip_id=chip_id, count=n, last_at=at))
         self.session.flush()
-
-    def rejection_counts(self) -> dict[str, int]:
-        rows = self.session.execute(
-            select(RejectionCount.code, func.sum(RejectionCount.count)).group_by(
-                RejectionCount.code
-            )
-        )
-        return {code: int(n) for code, n in rows}

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from attestation import merkle
 from attestation.checkpoint import Checkpoint, sign_checkpoint
 from attestation.note import NoteSigner
+from registry.db.models import LogState
 from registry.errors import BadRequest, NotFound
 from registry.repositories.log import LogRepository
 
@@ -56,10 +57,11 @@ class TransparencyLog:
     def __init__(self, session: Session, signer: LogSigner) -> None:
         self.repo = LogRepository(session)
         self.signer = signer
+        self._locked: LogState | None = None
 
     def append(self, kind: str, bodies: Sequence[bytes], at: datetime) -> int:
         """Append entries in one batch; returns the index of the first. Caller commits."""
-        state = self.repo.lock_state()
+        state = self._locked or self.repo.lock_state()
         tree = merkle.CompactRange.from_hashes(state.size, _unpack(state.compact_range))
         first = state.size
         rows = []
@@ -83,8 +85,13 @@ class TransparencyLog:
         return first
 
     def lock(self) -> int:
-        """Take the append lock early in a transaction; returns the current size."""
-        return self.repo.lock_state().size
+        """Take the append lock early in a transaction; returns the current size.
+
+        The locked tree head is kept for :meth:`append` in the same transaction, so a batch
+        takes the lock (and reads the head) once.
+        """
+        self._locked = self.repo.lock_state()
+        return self._locked.size
 
     def head(self) -> tuple[int, bytes]:
         state = self.repo.state()

@@ -71,7 +71,6 @@ def _ingest(
 ) -> list[Accepted | Rejected]:
     started = time.perf_counter()
     results = IngestService(session, log, ctx.clock).ingest(envelopes, caller)
-    session.flush()
     metrics.INGEST_SECONDS.observe(time.perf_counter() - started)
     metrics.BATCH_SIZE.observe(len(envelopes))
     for r in results:
