@@ -34,6 +34,7 @@ __all__ = [
     "is_small_order",
     "rejection_reason",
     "verify",
+    "verify_with_checked_key",
 ]
 
 KEY_SIZE = 32
@@ -46,6 +47,25 @@ _Y8 = 27073855011448406493182252872256587889368042675753135194637436097503034020
 _SMALL_ORDER_Y = frozenset({0, 1, _P - 1, _Y8, _P - _Y8})
 _Y_MASK = (1 << 255) - 1
 _SIGN_BIT = 1 << 255
+_SQRT_M1 = pow(2, (_P - 1) // 4, _P)
+
+
+def _small_order_encodings() -> frozenset[bytes]:
+    """The canonical encodings of the 8 small-order points (x recovered from y, both signs)."""
+    d = (-121665 * pow(121666, _P - 2, _P)) % _P
+    out = set()
+    for y in _SMALL_ORDER_Y:
+        x2 = (y * y - 1) * pow(d * y * y + 1, _P - 2, _P) % _P
+        x = pow(x2, (_P + 3) // 8, _P)
+        if (x * x - x2) % _P:
+            x = x * _SQRT_M1 % _P
+        signs = (0,) if x == 0 else (0, 1)
+        out.update((y | (sign << 255)).to_bytes(32, "little") for sign in signs)
+    return frozenset(out)
+
+
+# Canonical encodings only: a non-canonical R is refused before this set is consulted.
+_SMALL_ORDER_ENCODINGS = _small_order_encodings()
 
 
 def is_small_order(raw: bytes) -> bool:
@@ -89,6 +109,28 @@ def verify(public_key: bytes, signature: bytes, message: bytes) -> bool:
     """Whether ``signature`` is valid for ``message`` under ``public_key`` by the rule above."""
     if rejection_reason(public_key, signature) is not None:
         return False
+    return _libsodium(public_key, signature, message)
+
+
+def verify_with_checked_key(public_key: bytes, signature: bytes, message: bytes) -> bool:
+    """:func:`verify` for a key that already passed rule 1 (``PublicKey`` checks it once).
+
+    Rules 2 and 3 on byte tests first: ``S`` is surely below L when its top byte is below
+    0x10, and ``R`` can only be non-canonical when its top byte is 0x7f or 0xff.
+    """
+    if len(signature) != SIGNATURE_SIZE:
+        return False
+    if signature[63] >= 0x10 and int.from_bytes(signature[32:], "little") >= GROUP_ORDER:
+        return False
+    r = signature[:32]
+    if (r[31] & 0x7F) == 0x7F and not is_canonical_point(r):
+        return False
+    if r in _SMALL_ORDER_ENCODINGS:
+        return False
+    return _libsodium(public_key, signature, message)
+
+
+def _libsodium(public_key: bytes, signature: bytes, message: bytes) -> bool:
     try:
         crypto_sign_open(signature + message, public_key)
     except BadSignatureError:

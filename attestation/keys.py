@@ -106,7 +106,7 @@ class PublicKey:
 
     def verify(self, signature: bytes, message: bytes) -> None:
         """Verify an Ed25519 ``signature`` over ``message``; :class:`SignatureError` if invalid."""
-        if not ed25519.verify(self.raw, signature, message):
+        if not ed25519.verify_with_checked_key(self.raw, signature, message):
             raise SignatureError(f"signature does not verify under key {self.key_id}")
 
 

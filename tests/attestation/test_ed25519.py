@@ -330,3 +330,18 @@ def test_real_signatures_agree() -> None:
         bad = sig[:-1] + bytes([sig[-1] ^ 1])
         assert not ed25519.verify(pub, bad, msg)
         assert not openssl(pub, bad, msg) and not libsodium(pub, bad, msg)
+
+
+def test_small_order_encodings_are_the_eight_points() -> None:
+    encodings = ed25519._SMALL_ORDER_ENCODINGS
+    assert len(encodings) == 8
+    for enc in encodings:
+        pt = _decode(enc)
+        assert pt is not None and _eq(_mul(8, pt), IDENTITY) and _encode(pt) == enc
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_fast_path_for_checked_keys_agrees(case: Case) -> None:
+    if ed25519.is_small_order(case.pub) or not ed25519.is_canonical_point(case.pub):
+        return  # such keys never get this far: PublicKey refuses them
+    assert ed25519.verify_with_checked_key(case.pub, case.sig, case.msg) is case.valid
