@@ -53,7 +53,7 @@ _SQRT_M1 = pow(2, (_P - 1) // 4, _P)
 def _small_order_encodings() -> frozenset[bytes]:
     """The canonical encodings of the 8 small-order points (x recovered from y, both signs)."""
     d = (-121665 * pow(121666, _P - 2, _P)) % _P
-    out = set()
+    out: set[bytes] = set()
     for y in _SMALL_ORDER_Y:
         x2 = (y * y - 1) * pow(d * y * y + 1, _P - 2, _P) % _P
         x = pow(x2, (_P + 3) // 8, _P)
