@@ -116,6 +116,18 @@ def raw_verify_rate(
     }
 
 
+def _scrape_accepted(url: str) -> float | None:
+    """``chipreg_reports_accepted_total`` from /metrics (summed over worker processes)."""
+    try:
+        text = httpx.get(f"{url}/metrics", timeout=30).text
+    except httpx.HTTPError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("chipreg_reports_accepted_total "):
+            return float(line.split()[1])
+    return None
+
+
 def _children_cpu() -> float:
     r = resource.getrusage(resource.RUSAGE_CHILDREN)
     return r.ru_utime + r.ru_stime
@@ -296,6 +308,7 @@ def _load(  # noqa: PLR0917 (private helper split off run(); all arguments are i
     if args.verbose or locust.returncode not in (0, 1):
         sys.stdout.write(locust.stdout.decode(errors="replace")[-4000:])
         sys.stdout.write(locust.stderr.decode(errors="replace")[-4000:])
+    metrics_accepted = _scrape_accepted(server.url)
     server.stop()
 
     stats = [json.loads(p.read_text()) for p in out.glob("stats-*.json")]
@@ -339,6 +352,7 @@ def _load(  # noqa: PLR0917 (private helper split off run(); all arguments are i
         "registry_cpu_s": round(server_cpu, 1),
         "loadgen_cpu_us_per_report": round(1e6 * loadgen_cpu / accepted, 1) if accepted else None,
         "registry_cpu_us_per_report": round(1e6 * server_cpu / accepted, 1) if accepted else None,
+        "metrics_accepted_total": metrics_accepted,
         "loss_check": {
             "ok": loss.ok,
             "acknowledged": loss.acknowledged,

@@ -16,7 +16,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -135,6 +135,8 @@ class _Head:
     window_end: datetime | None
     log_index: int | None
     changed: bool = False
+    # Digests accepted in this transaction, not yet inserted: replays of them are replays.
+    written: dict[int, str] = field(default_factory=dict)
 
 
 class IngestService:
@@ -229,7 +231,8 @@ class IngestService:
                 head = heads[report.chip_id]
                 head.seq, head.digest, head.window_end = report.seq, digest, report.window_end
                 head.log_index, head.changed = log_index, True
-                report_rows.append(_report_row(report, digest, outcome.body, log_index, now))
+                head.written[report.seq] = digest
+                report_rows.append(_report_row(report, digest, log_index, now))
                 results.append(
                     Accepted(outcome.index, report.chip_id, report.seq, digest, log_index)
                 )
@@ -278,7 +281,9 @@ class IngestService:
             )
         head = heads[chip_id]
         if seq <= head.seq:
-            stored = head.digest if seq == head.seq else self.reports.digest_at(chip_id, seq)
+            stored = head.digest if seq == head.seq else head.written.get(seq)
+            if stored is None:
+                stored = self.reports.digest_at(chip_id, seq)
             if stored == digest:
                 return Rejected(
                     i,
@@ -321,9 +326,7 @@ class IngestService:
         return item
 
 
-def _report_row(
-    report: UsageReport, digest: str, body: bytes, log_index: int, now: datetime
-) -> dict[str, Any]:
+def _report_row(report: UsageReport, digest: str, log_index: int, now: datetime) -> dict[str, Any]:
     links = [[lt.peer, str(lt.link), lt.tx_bytes, lt.rx_bytes] for lt in report.interconnect]
     return {
         "chip_id": report.chip_id,
@@ -334,7 +337,6 @@ def _report_row(
         "utilization": report.utilization,
         "energy_j": report.energy_j,
         "links_json": json.dumps(links, separators=(",", ":")),
-        "envelope": body,
         "log_index": log_index,
         "received_at": now,
     }

@@ -16,7 +16,7 @@ import threading
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from registry import metrics
@@ -94,15 +94,20 @@ class IngestPipeline:
 _PIPELINE_LOCK = threading.Lock()
 
 
-def get_pipeline(request: Request, ctx: ContextDep) -> IngestPipeline:
-    pipeline: IngestPipeline | None = getattr(request.app.state, "ingest", None)
+def ingest_pipeline(app: FastAPI) -> IngestPipeline:
+    """This process's pipeline for ``app``, created on first use (in each worker process)."""
+    pipeline: IngestPipeline | None = getattr(app.state, "ingest", None)
     if pipeline is None:
         with _PIPELINE_LOCK:
-            pipeline = getattr(request.app.state, "ingest", None)
+            pipeline = getattr(app.state, "ingest", None)
             if pipeline is None:
-                pipeline = IngestPipeline(ctx)
-                request.app.state.ingest = pipeline
+                pipeline = IngestPipeline(app.state.context)
+                app.state.ingest = pipeline
     return pipeline
+
+
+def get_pipeline(request: Request) -> IngestPipeline:
+    return ingest_pipeline(request.app)
 
 
 PipelineDep = Annotated[IngestPipeline, Depends(get_pipeline)]
