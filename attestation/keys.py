@@ -1,7 +1,8 @@
 """Ed25519 keys (PROTOCOL.md section 1.1): raw encodings, key ids, PEM, sign and verify.
 
-Verification is delegated to OpenSSL through ``cryptography``, which implements strict
-RFC 8032 (canonical ``S``); the protocol forbids the looser ZIP-215 rules.
+Signing and PEM go through ``cryptography`` (OpenSSL). Verification follows the registry's
+strict rule in :mod:`attestation.ed25519` (what both OpenSSL and libsodium accept), checked on
+libsodium; the protocol forbids the looser ZIP-215 rules.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ import hashlib
 from dataclasses import dataclass
 from functools import cached_property
 
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from attestation import ed25519
 from attestation.errors import FormatError, SignatureError
 
 __all__ = [
@@ -30,20 +32,11 @@ __all__ = [
 KEY_SIZE = 32
 SIGNATURE_SIZE = 64
 
-# OpenSSL's "strict" RFC 8032 verification does NOT reject small-order public keys: under the
-# identity point (encoded 01 00..00) the signature R = identity, S = 0 verifies for EVERY
-# message. So PublicKey refuses the eight small-order points itself. Their y coordinates are
-# 1 (identity), p-1 (order 2), 0 (order 4) and +-_Y8 (order 8, from d*y^4 + 2*y^2 - 1 = 0);
-# comparing y mod p also catches the non-canonical encodings y+p, and the x sign bit is ignored.
-_P = 2**255 - 19
-_Y8 = 2707385501144840649318225287225658788936804267575313519463743609750303402022
-_SMALL_ORDER_Y = frozenset({0, 1, _P - 1, _Y8, _P - _Y8})
-_Y_MASK = (1 << 255) - 1
-
-
-def is_small_order(raw: bytes) -> bool:
-    """Whether a 32-byte Ed25519 public key encodes a point of order dividing 8."""
-    return (int.from_bytes(raw, "little") & _Y_MASK) % _P in _SMALL_ORDER_Y
+# OpenSSL's RFC 8032 verification does NOT reject small-order public keys: under the identity
+# point (encoded 01 00..00) the signature R = identity, S = 0 verifies for EVERY message. So
+# PublicKey refuses the eight small-order points, and non-canonical encodings (which libsodium
+# refuses), when a key is built, before anything is verified with it.
+is_small_order = ed25519.is_small_order
 
 
 def b64decode_strict(s: str | bytes, what: str) -> bytes:
@@ -67,6 +60,8 @@ class PublicKey:
             raise FormatError(f"an Ed25519 public key is {KEY_SIZE} raw bytes")
         if is_small_order(self.raw):
             raise FormatError("Ed25519 public key is a small-order point")
+        if not ed25519.is_canonical_point(self.raw):
+            raise FormatError("Ed25519 public key encoding is not canonical")
 
     @classmethod
     def from_b64(cls, s: str) -> PublicKey:
@@ -111,10 +106,8 @@ class PublicKey:
 
     def verify(self, signature: bytes, message: bytes) -> None:
         """Verify an Ed25519 ``signature`` over ``message``; :class:`SignatureError` if invalid."""
-        try:
-            self._key.verify(signature, message)
-        except InvalidSignature:
-            raise SignatureError(f"signature does not verify under key {self.key_id}") from None
+        if not ed25519.verify_with_checked_key(self.raw, signature, message):
+            raise SignatureError(f"signature does not verify under key {self.key_id}")
 
 
 class PrivateKey:

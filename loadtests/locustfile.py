@@ -1,5 +1,8 @@
 """Locust users that replay pre-signed report batches against a registry on 127.0.0.1.
 
+A ``429`` answer (the registry's ingest queue is full) is retried with the same batch after
+its ``Retry-After``, as a real agent does; it is counted separately.
+
 Each ``AgentFleet`` user claims one slot file written by :mod:`loadtests.fleet` (a file lock
 per slot, so no two users, even in different ``--processes`` workers, share a chip) and posts its
 batch bodies in order, one request at a time, until the file is exhausted; then it stops. Every
@@ -26,6 +29,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import gevent
 from locust import LoadTestShape, constant, constant_throughput, events, task
 from locust.contrib.fasthttp import FastHttpUser
 from locust.exception import StopUser
@@ -54,6 +58,7 @@ class _Totals:
         self.accepted = 0
         self.rejected = 0
         self.failed_requests = 0
+        self.throttled = 0
         self.codes: Counter[str] = Counter()
         self.first_send: float | None = None
         self.last_ack: float | None = None
@@ -72,6 +77,7 @@ class _Totals:
             "accepted": self.accepted,
             "rejected": self.rejected,
             "failed_requests": self.failed_requests,
+            "throttled": self.throttled,
             "codes": dict(self.codes),
             "first_send": self.first_send,
             "last_ack": self.last_ack,
@@ -141,7 +147,6 @@ class AgentFleet(FastHttpUser):
         if self.next >= len(self.bodies):
             self._done()
         body = self.bodies[self.next]
-        self.next += 1
         now = time.time()
         if TOTALS.first_send is None:
             TOTALS.first_send = now
@@ -152,6 +157,15 @@ class AgentFleet(FastHttpUser):
             name=f"/v1/reports/batch [{BATCH_SIZE}]",
             catch_response=True,
         ) as response:
+            if response.status_code == 429:
+                # Back-pressure: nothing of the batch was stored; send the same batch again
+                # after Retry-After. Counted under its own name, out of the latency figures.
+                TOTALS.throttled += 1
+                response.request_meta["name"] = "/v1/reports/batch [429]"
+                response.success()
+                gevent.sleep(float(response.headers.get("Retry-After") or 1))
+                return
+            self.next += 1
             if response.status_code != 200:
                 TOTALS.failed_requests += 1
                 response.failure(f"HTTP {response.status_code}")

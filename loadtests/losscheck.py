@@ -16,6 +16,7 @@ from sqlalchemy import create_engine, text
 
 from attestation import merkle
 from attestation.dsse import Envelope
+from attestation.report import parse_statement
 
 __all__ = ["Ack", "LossReport", "check", "read_acks"]
 
@@ -68,7 +69,7 @@ def check(database_url: str, acks: list[Ack]) -> LossReport:
     try:
         with engine.connect() as conn:
             reports = conn.execute(
-                text("SELECT chip_id, seq, digest, log_index, envelope FROM reports")
+                text("SELECT chip_id, seq, digest, log_index FROM reports")
             ).all()
             entries = conn.execute(
                 text('SELECT "index", kind, leaf_hash, body FROM log_entries ORDER BY "index"')
@@ -78,9 +79,9 @@ def check(database_url: str, acks: list[Ack]) -> LossReport:
         engine.dispose()
 
     result.stored_reports = len(reports)
-    by_key: dict[tuple[str, int], list[tuple[str, int, bytes]]] = {}
-    for chip_id, seq, digest, log_index, envelope in reports:
-        by_key.setdefault((chip_id, seq), []).append((digest, log_index, bytes(envelope)))
+    by_key: dict[tuple[str, int], list[tuple[str, int]]] = {}
+    for chip_id, seq, digest, log_index in reports:
+        by_key.setdefault((chip_id, seq), []).append((digest, log_index))
     for key, rows in by_key.items():
         if len(rows) != 1:
             result.problem(f"report {key} is stored {len(rows)} times")
@@ -97,7 +98,7 @@ def check(database_url: str, acks: list[Ack]) -> LossReport:
         if not rows:
             result.problem(f"LOST: acknowledged report {a.chip_id} seq {a.seq} is not stored")
             continue
-        digest, log_index, _ = rows[0]
+        digest, log_index = rows[0]
         if digest != a.digest or log_index != a.log_index:
             result.problem(
                 f"report {a.chip_id} seq {a.seq}: acknowledged ({a.digest[:12]}, {a.log_index}),"
@@ -105,7 +106,7 @@ def check(database_url: str, acks: list[Ack]) -> LossReport:
             )
     result.stored_not_acknowledged = len(set(by_key) - set(ack_counts))
 
-    # The log: one leaf per report, in a dense index range, each leaf the stored envelope.
+    # The log: one leaf per report, in a dense index range, each leaf the report's envelope.
     result.log_size = len(entries)
     if not state:
         result.problem("log_state has no row")
@@ -124,17 +125,19 @@ def check(database_url: str, acks: list[Ack]) -> LossReport:
             f"{len(report_entries)} usage_report log entries for {len(reports)} stored reports"
         )
     entry_at = {e[0]: e for e in entries}
-    for chip_id, seq, digest, log_index, envelope in reports:
+    for chip_id, seq, digest, log_index in reports:
         entry = entry_at.get(log_index)
         if entry is None:
             result.problem(f"report {chip_id} seq {seq}: no log entry at {log_index}")
             continue
         _, kind, leaf_hash, body = entry
         body = bytes(body)
-        if kind != REPORT_KIND or body != bytes(envelope):
-            result.problem(f"log entry {log_index} is not the stored envelope of {chip_id}/{seq}")
+        payload = Envelope.from_json(body).payload if kind == REPORT_KIND else b""
+        claimed = parse_statement(payload) if payload else None
+        if claimed is None or (claimed.chip_id, claimed.seq) != (chip_id, seq):
+            result.problem(f"log entry {log_index} is not the envelope of {chip_id}/{seq}")
         elif bytes(leaf_hash) != merkle.leaf_hash(body):
             result.problem(f"log entry {log_index}: leaf hash does not match its body")
-        elif hashlib.sha256(Envelope.from_json(body).payload).hexdigest() != digest:
+        elif hashlib.sha256(payload).hexdigest() != digest:
             result.problem(f"log entry {log_index}: payload does not hash to the stored digest")
     return result

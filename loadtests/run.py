@@ -1,9 +1,11 @@
 """Run one ingest load test end to end and check that no acknowledged report was lost.
 
-Starts ``chipreg serve`` on a fresh SQLite file or a given PostgreSQL database, enrolls a
-deterministic fleet, pre-signs its reports, runs locust headless against 127.0.0.1, then checks
-the database against every acknowledgement (:mod:`loadtests.losscheck`) and prints a summary.
-Exits 1 if any report was lost or duplicated, 2 if the load run itself failed.
+Starts ``chipreg serve`` (``--workers`` processes) on a fresh SQLite file or a given PostgreSQL
+database, enrolls a deterministic fleet, pre-signs its reports, measures the raw single-core
+verification rate of the registry's signature check on those reports, runs locust headless
+against 127.0.0.1, then checks the database against every acknowledgement
+(:mod:`loadtests.losscheck`) and prints a summary with the end-to-end rate and its ratio to the
+raw rate. Exits 1 if any report was lost or duplicated, 2 if the load run itself failed.
 
     python -m loadtests.run --db sqlite --chips 2000 --reports 20 --users 4 --duration 40
     scripts/with-postgres.sh python -m loadtests.run --db postgresql --chips 2000 ...
@@ -27,7 +29,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
+from nacl.bindings import crypto_sign_open
 
+from attestation.dsse import Envelope, pae
+from attestation.keys import PublicKey
+from attestation.report import open_envelope
 from loadtests import fleet, losscheck
 from loadtests.server import RegistryProcess, reset_postgres, start_registry
 
@@ -48,18 +54,92 @@ def _process_cpu(pid: int) -> float:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _tree_cpu(pid: int) -> float:
+    """CPU seconds of a live process and all its live descendants (uvicorn workers)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            total += _process_cpu(p)
+        except (OSError, ValueError):
+            continue
+        todo.extend(children.get(p, []))
+    return total
+
+
+def raw_verify_rate(
+    fleet_dir: Path, chips: Sequence[fleet.LoadChip], seconds: float = 3.0
+) -> dict[str, float | str]:
+    """Single-core verifications/s of the registry's check on this run's pre-signed reports.
+
+    The same call ingest makes (:meth:`PublicKey.verify`: the strict pre-checks, then
+    libsodium), with key objects built beforehand as ingest caches them; and libsodium alone.
+    """
+    msgs: list[tuple[PublicKey, bytes, bytes]] = []
+    keys = {c.chip_id: PublicKey(c.key.public_key.raw) for c in chips}
+    for path in sorted(fleet_dir.glob("slot-*.jsonl")):
+        for line in path.read_bytes().splitlines()[:20]:
+            for obj in json.loads(line)["reports"]:
+                env = Envelope.from_dict(obj)
+                opened = open_envelope(env)
+                msgs.append(
+                    (
+                        keys[opened.claimed.chip_id],
+                        env.signatures[0].sig,
+                        pae(env.payload_type, env.payload),
+                    )
+                )
+        if len(msgs) >= 4000:
+            break
+    done, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        for key, sig, msg in msgs:
+            key.verify(sig, msg)
+        done += len(msgs)
+    registry_rate = done / (time.perf_counter() - started)
+    done, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds / 2:
+        for key, sig, msg in msgs:
+            crypto_sign_open(sig + msg, key.raw)
+        done += len(msgs)
+    return {
+        "library": "libsodium (PyNaCl) with strict pre-checks (attestation.ed25519)",
+        "registry_verify_per_s": round(registry_rate),
+        "libsodium_alone_per_s": round(done / (time.perf_counter() - started)),
+    }
+
+
+def _scrape_accepted(url: str) -> float | None:
+    """``chipreg_reports_accepted_total`` from /metrics (summed over worker processes)."""
+    try:
+        text = httpx.get(f"{url}/metrics", timeout=30).text
+    except httpx.HTTPError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("chipreg_reports_accepted_total "):
+            return float(line.split()[1])
+    return None
+
+
 def _children_cpu() -> float:
     r = resource.getrusage(resource.RUSAGE_CHILDREN)
     return r.ru_utime + r.ru_stime
 
 
-def _latency(csv_prefix: Path) -> dict[str, float]:
+def _latency(csv_prefix: Path, name: str) -> dict[str, float]:
     path = Path(f"{csv_prefix}_stats.csv")
     if not path.is_file():
         return {}
     with path.open() as f:
         for row in csv.DictReader(f):
-            if row["Name"] == "Aggregated":
+            if row["Name"] == name:
                 return {
                     "requests": float(row["Request Count"]),
                     "failures": float(row["Failure Count"]),
@@ -84,6 +164,7 @@ def _profile(pid: int, seconds: int, out: Path) -> subprocess.Popen[bytes] | Non
         print("py-spy not found; no profile taken", file=sys.stderr)
         return None
     cmd = [py_spy, "record", "--pid", str(pid), "--duration", str(seconds), "--rate", "50"]
+    cmd += ["--subprocesses"]
     cmd += ["--format", "raw", "--output", str(out), "--nonblocking"]
     # Our own argv: the py-spy next to this interpreter, a pid and a path we chose.
     return subprocess.Popen(  # noqa: S603
@@ -140,7 +221,7 @@ def run(args: argparse.Namespace) -> int:
     users = args.users
     slots = args.slots or users
 
-    server = start_registry(database_url, workdir)
+    server = start_registry(database_url, workdir, workers=args.workers)
     try:
         with httpx.Client(base_url=server.url, timeout=60) as http:
             size = int(http.get("/v1/log/checkpoint").text.splitlines()[1])
@@ -167,7 +248,13 @@ def run(args: argparse.Namespace) -> int:
             f"reports into {manifest['batches']} batches of {args.batch_size} in {t2 - t1:.1f} s",
             flush=True,
         )
-        return _load(args, server, manifest, fleet_dir, out, users)
+        raw = raw_verify_rate(fleet_dir, chips)
+        print(
+            f"raw verify, one core: {raw['registry_verify_per_s']:,}/s "
+            f"(libsodium alone {raw['libsodium_alone_per_s']:,}/s)",
+            flush=True,
+        )
+        return _load(args, server, manifest, fleet_dir, out, users, raw)
     finally:
         server.stop()
         if not args.keep:
@@ -183,6 +270,7 @@ def _load(  # noqa: PLR0917 (private helper split off run(); all arguments are i
     fleet_dir: Path,
     out: Path,
     users: int,
+    raw: dict[str, float | str],
 ) -> int:
     user_rate = args.target_rate / args.batch_size / users if args.target_rate else 0.0
     env = {
@@ -202,7 +290,7 @@ def _load(  # noqa: PLR0917 (private helper split off run(); all arguments are i
     if args.processes:
         cmd += ["--processes", str(args.processes)]
     cpu_children0 = _children_cpu()
-    cpu_server0 = _process_cpu(server.pid)
+    cpu_server0 = _tree_cpu(server.pid)
     profiler = None
     if args.profile:
         profiler = _profile(server.pid, max(int(args.duration - args.ramp), 1), out / "py-spy.txt")
@@ -213,19 +301,21 @@ def _load(  # noqa: PLR0917 (private helper split off run(); all arguments are i
     )
     wall = time.monotonic() - started
     loadgen_cpu = _children_cpu() - cpu_children0
-    server_cpu = _process_cpu(server.pid) - cpu_server0
+    server_cpu = _tree_cpu(server.pid) - cpu_server0
     if profiler is not None:
         # Waited only now, so py-spy's own CPU is not in the load generator's figure above.
         profiler.wait(timeout=60)
     if args.verbose or locust.returncode not in (0, 1):
         sys.stdout.write(locust.stdout.decode(errors="replace")[-4000:])
         sys.stdout.write(locust.stderr.decode(errors="replace")[-4000:])
+    metrics_accepted = _scrape_accepted(server.url)
     server.stop()
 
     stats = [json.loads(p.read_text()) for p in out.glob("stats-*.json")]
     accepted = sum(s["accepted"] for s in stats)
     rejected = sum(s["rejected"] for s in stats)
     failed = sum(s["failed_requests"] for s in stats)
+    throttled = sum(s.get("throttled", 0) for s in stats)
     codes: Counter[str] = Counter()
     for s in stats:
         codes.update(s["codes"])
@@ -235,7 +325,9 @@ def _load(  # noqa: PLR0917 (private helper split off run(); all arguments are i
 
     acks = losscheck.read_acks(out)
     loss = losscheck.check(server.database_url, acks)
-    latency = _latency(csv_prefix)
+    latency = _latency(csv_prefix, f"/v1/reports/batch [{args.batch_size}]")
+    rate = accepted / span if span else 0.0
+    raw_rate = float(raw["registry_verify_per_s"])
     summary = {
         "db": args.db,
         "chips": args.chips,
@@ -247,7 +339,11 @@ def _load(  # noqa: PLR0917 (private helper split off run(); all arguments are i
         "rejected": rejected,
         "rejection_codes": dict(codes),
         "failed_requests": failed,
-        "reports_per_s": round(accepted / span, 1) if span else 0.0,
+        "throttled_requests_429": throttled,
+        "workers": args.workers,
+        "reports_per_s": round(rate, 1),
+        "raw_verify": raw,
+        "ratio_to_raw_verify": round(rate / raw_rate, 3) if raw_rate else None,
         "peak_5s_reports_per_s": round(_peak_rate(acks), 1),
         "send_span_s": round(span, 1),
         "locust_wall_s": round(wall, 1),
@@ -256,6 +352,7 @@ def _load(  # noqa: PLR0917 (private helper split off run(); all arguments are i
         "registry_cpu_s": round(server_cpu, 1),
         "loadgen_cpu_us_per_report": round(1e6 * loadgen_cpu / accepted, 1) if accepted else None,
         "registry_cpu_us_per_report": round(1e6 * server_cpu / accepted, 1) if accepted else None,
+        "metrics_accepted_total": metrics_accepted,
         "loss_check": {
             "ok": loss.ok,
             "acknowledged": loss.acknowledged,
@@ -295,6 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--users", type=int, default=4, help="peak locust users")
     p.add_argument("--slots", type=int, default=0, help="chip slices (default: --users)")
     p.add_argument("--processes", type=int, default=0, help="locust --processes")
+    p.add_argument("--workers", type=int, default=2, help="chipreg serve --workers")
     p.add_argument("--duration", type=float, default=30.0, help="seconds of load incl. ramp")
     p.add_argument("--ramp", type=float, default=5.0, help="ramp-up seconds")
     p.add_argument(

@@ -56,7 +56,9 @@ def reset_postgres(database_url: str) -> None:
     engine.dispose()
 
 
-def start_registry(database_url: str, workdir: Path, *, timeout: float = 30.0) -> RegistryProcess:
+def start_registry(
+    database_url: str, workdir: Path, *, workers: int = 1, timeout: float = 30.0
+) -> RegistryProcess:
     """Migrate, create an admin token, then serve; returns once /healthz answers."""
     workdir.mkdir(parents=True, exist_ok=True)
     env = {
@@ -78,7 +80,10 @@ def start_registry(database_url: str, workdir: Path, *, timeout: float = 30.0) -
     log_path = workdir / "registry.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(  # noqa: S603
-            [*chipreg_command(), "serve", "--host", HOST, "--port", str(port)],
+            [
+                *chipreg_command(),
+                *("serve", "--host", HOST, "--port", str(port), "--workers", str(workers)),
+            ],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

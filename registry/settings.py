@@ -34,6 +34,15 @@ class Settings(BaseSettings):
     max_batch_reports: int = Field(default=1000, ge=1, le=10_000)
     max_request_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
+    ingest_max_pending_reports: int = Field(
+        default=16_384,
+        ge=1,
+        description="Reports one process holds (verifying or queued) before answering 429.",
+    )
+    ingest_max_group_reports: int = Field(
+        default=8_192, ge=1, description="Most reports the ingest writer commits in one group."
+    )
+    ingest_retry_after_s: int = Field(default=1, ge=1, description="Retry-After on a 429.")
 
     @model_validator(mode="after")
     def _refuse_dev_defaults_in_production(self) -> Settings:

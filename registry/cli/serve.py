@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
+import tempfile
 
 import uvicorn
 
@@ -24,8 +27,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument(
         "--workers",
         type=int,
-        default=1,
-        help="uvicorn worker processes (the log's append lock keeps them consistent)",
+        default=os.cpu_count() or 1,
+        help="uvicorn worker processes (default: one per CPU, %(default)s here). Each verifies "
+        "signatures on its own core and group-commits its batches; the log's append lock keeps "
+        "them consistent",
     )
     p.set_defaults(func=_serve)
 
@@ -40,12 +45,19 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     # Migrate (and create the development log key) once, before the workers start.
     create_app(settings).state.context.engine.dispose()
-    uvicorn.run(
-        "registry.api.app:create_worker_app",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_level="warning",
-    )
+    # Workers share metrics through files (prometheus_client multiprocess mode); the variable
+    # must be set before they import prometheus_client.
+    metrics_dir = tempfile.mkdtemp(prefix="chipreg-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    try:
+        uvicorn.run(
+            "registry.api.app:create_worker_app",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_level="warning",
+        )
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0

@@ -1,8 +1,8 @@
 """ORM models: the registry's tables.
 
 Chips carry their hash-chain head (``last_seq``, ``last_digest``, ``last_window_end``) so the
-ingest path checks sequence and chain with one read per chip. Reports keep the exact envelope
-bytes that were verified and appended to the log.
+ingest path checks sequence and chain with one read per chip. The exact envelope bytes that were
+verified are stored once, as the body of the report's log entry (``reports.log_index``).
 """
 
 from __future__ import annotations
@@ -157,7 +157,7 @@ class ClusterMember(Base):
 
 
 class Report(Base):
-    """An accepted usage report. ``envelope`` holds the canonical envelope bytes in the log."""
+    """An accepted usage report. Its envelope is the body of log entry ``log_index``."""
 
     __tablename__ = "reports"
     __table_args__ = (
@@ -175,7 +175,6 @@ class Report(Base):
     energy_j: Mapped[float] = mapped_column(Float)
     # [[peer, link, tx_bytes, rx_bytes], ...] as compact JSON: read by the verifier.
     links_json: Mapped[str] = mapped_column(Text)
-    envelope: Mapped[bytes] = mapped_column(LargeBinary)
     log_index: Mapped[int] = mapped_column(BigInteger, unique=True)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
 

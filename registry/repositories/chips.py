@@ -50,6 +50,16 @@ class ChipRepository:
             c.chip_id: c for c in self.session.scalars(select(Chip).where(Chip.chip_id.in_(ids)))
         }
 
+    def public_keys(self, chip_ids: Iterable[str]) -> dict[str, bytes]:
+        """Raw public keys of those of these chips that are enrolled, in one query."""
+        ids = list(set(chip_ids))
+        if not ids:
+            return {}
+        rows = self.session.execute(
+            select(Chip.chip_id, Chip.public_key).where(Chip.chip_id.in_(ids))
+        )
+        return {row[0]: bytes(row[1]) for row in rows}
+
     def ingest_states(self, chip_ids: Iterable[str]) -> dict[str, ChipIngestState]:
         """Chain heads and custodians of these chips in one query, as plain values.
 

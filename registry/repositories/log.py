@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import insert, select, text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from registry.db.models import LogEntry, LogState
+from registry.repositories.bulk import bulk_insert
 
 __all__ = ["LogRepository"]
 
@@ -44,8 +45,8 @@ class LogRepository:
         return self.session.get(LogState, STATE_ID)
 
     def insert_entries(self, rows: Sequence[dict[str, Any]]) -> None:
-        if rows:
-            self.session.execute(insert(LogEntry), list(rows))
+        """Insert log entries in bulk (COPY on PostgreSQL); every row names every column."""
+        bulk_insert(self.session, LogEntry.__table__, rows)  # type: ignore[arg-type]
 
     def leaf_hashes(self, end: int) -> list[bytes]:
         """Leaf hashes of entries [0, end) in order."""

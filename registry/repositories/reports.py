@@ -7,10 +7,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from registry.db.models import RejectionCount, Report
+from registry.repositories.bulk import bulk_insert
 
 __all__ = ["ReportRepository"]
 
@@ -20,8 +21,8 @@ class ReportRepository:
         self.session = session
 
     def insert_many(self, rows: Sequence[dict[str, Any]]) -> None:
-        if rows:
-            self.session.execute(insert(Report), list(rows))
+        """Insert accepted reports (all columns but ``id``), in bulk: COPY on PostgreSQL."""
+        bulk_insert(self.session, Report.__table__, rows)  # type: ignore[arg-type]
 
     def digest_at(self, chip_id: str, seq: int) -> str | None:
         return self.session.scalar(

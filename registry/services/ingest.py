@@ -1,20 +1,23 @@
-"""Batched ingest of signed usage reports.
+"""Batched ingest of signed usage reports, in two phases.
 
-One batch is one transaction: parse every envelope, take the log's append lock, load the chips
-and their custody in one query, verify signatures and hash chains in order, then write the
-accepted reports, their log entries and the new chain heads in bulk. The request scope commits;
-only after that commit is any report acknowledged. Rejected reports are stored nowhere: they
-only increment a counter per (reason, chip).
+:meth:`IngestService.prepare` runs on the request's thread, with no lock held: it parses every
+envelope, finds each chip's key (a per-process cache in front of one column query) and checks
+the signatures. :meth:`IngestService.commit` runs on the ingest writer (registry.ingest) for
+several prepared batches at once, in one transaction: it takes the log's append lock, loads
+chain heads and custodians in one query, checks custody, replay and sequence in order, then
+writes the accepted reports, their log entries and the new chain heads in bulk. The writer
+commits; only after that commit is any report acknowledged. Rejected reports are stored
+nowhere: they only increment a counter per (reason, chip).
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -28,7 +31,15 @@ from registry.repositories.chips import ChipIngestState, ChipRepository
 from registry.repositories.reports import ReportRepository
 from registry.services.log import TransparencyLog
 
-__all__ = ["REJECTION_STATUS", "Accepted", "IngestService", "Rejected"]
+__all__ = [
+    "REJECTION_STATUS",
+    "Accepted",
+    "IngestService",
+    "KeyCache",
+    "PreparedBatch",
+    "Rejected",
+    "Verified",
+]
 
 LOG_KIND_REPORT = "usage_report"
 
@@ -71,11 +82,50 @@ class Rejected:
         return REJECTION_STATUS[self.code]
 
 
-@lru_cache(maxsize=1_000_000)
-def _public_key(raw: bytes) -> PublicKey:
-    # The parsed key object is reused across batches: parsing a key costs about as much as
-    # a quarter of a signature check.
-    return PublicKey(raw)
+class KeyCache:
+    """Parsed chip keys by chip id, per process. A chip's key never changes after enrollment.
+
+    Only keys are cached: custody and chain heads are read under the log lock at commit time.
+    Plain dict operations are atomic under the GIL, so request threads share it without a lock.
+    """
+
+    def __init__(self, max_entries: int = 2_000_000) -> None:
+        self.max_entries = max_entries
+        self._keys: dict[str, PublicKey] = {}
+
+    def get(self, chip_id: str) -> PublicKey | None:
+        return self._keys.get(chip_id)
+
+    def put(self, chip_id: str, key: PublicKey) -> None:
+        if len(self._keys) >= self.max_entries:
+            self._keys.clear()
+        self._keys[chip_id] = key
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+
+@dataclass(frozen=True, slots=True)
+class Verified:
+    """A report whose signature checked out; custody and chain are checked at commit."""
+
+    index: int
+    report: UsageReport
+    digest: str
+    body: bytes
+
+
+@dataclass
+class PreparedBatch:
+    """One request's reports after parsing and signature checks, waiting for the writer."""
+
+    caller: Principal
+    items: list[Verified | Rejected]
+    verify_seconds: float = 0.0
+
+    @property
+    def size(self) -> int:
+        return len(self.items)
 
 
 @dataclass
@@ -85,6 +135,8 @@ class _Head:
     window_end: datetime | None
     log_index: int | None
     changed: bool = False
+    # Digests accepted in this transaction, not yet inserted: replays of them are replays.
+    written: dict[int, str] = field(default_factory=dict)
 
 
 class IngestService:
@@ -96,42 +148,95 @@ class IngestService:
         self.reports = ReportRepository(session)
 
     def ingest(self, envelopes: Sequence[object], caller: Principal) -> list[Accepted | Rejected]:
+        """Prepare and commit one batch in this session (no writer; the caller commits)."""
+        return self.commit([self.prepare(envelopes, caller, KeyCache())])[0]
+
+    def prepare(
+        self, envelopes: Sequence[object], caller: Principal, keys: KeyCache
+    ) -> PreparedBatch:
+        """Parse and signature-check a batch, without any lock. Reads only chip keys."""
         caller.require(Role.OPERATOR)
-        now = self.clock()
-        results: list[Accepted | Rejected | None] = [None] * len(envelopes)
-        parsed: list[tuple[int, OpenedReport]] = []
+        items: list[Verified | Rejected] = []
+        opened_at: list[tuple[int, OpenedReport]] = []
         for i, obj in enumerate(envelopes):
             try:
                 opened = open_envelope(Envelope.from_dict(obj))
             except FormatError as exc:
-                results[i] = Rejected(i, "malformed_report", str(exc))
+                items.append(Rejected(i, "malformed_report", str(exc)))
                 continue
-            parsed.append((i, opened))
+            opened_at.append((i, opened))
+        missing = {o.claimed.chip_id for _, o in opened_at if keys.get(o.claimed.chip_id) is None}
+        if missing:
+            for chip_id, raw in self.chips.public_keys(missing).items():
+                keys.put(chip_id, PublicKey(raw))
+        started = time.perf_counter()
+        for i, opened in opened_at:
+            chip_id, seq = opened.claimed.chip_id, opened.claimed.seq
+            key = keys.get(chip_id)
+            if key is None:
+                items.append(
+                    Rejected(i, "unknown_chip", f"chip {chip_id!r} is not enrolled", chip_id, seq)
+                )
+                continue
+            try:
+                verified = opened.verify(key)
+            except SignatureError as exc:
+                items.append(Rejected(i, "bad_signature", str(exc), chip_id, seq))
+                continue
+            except KeyMismatchError as exc:
+                items.append(Rejected(i, "key_mismatch", str(exc), chip_id, seq))
+                continue
+            items.append(Verified(i, verified.report, verified.digest, opened.envelope.to_json()))
+        items.sort(key=lambda item: item.index)
+        return PreparedBatch(caller, items, time.perf_counter() - started)
 
+    def commit(self, batches: Sequence[PreparedBatch]) -> list[list[Accepted | Rejected]]:
+        """Check custody and chains under the log lock and write all batches' accepted reports.
+
+        Batches are taken in order, and so are the reports within each, so two batches for the
+        same chip in one commit chain onto each other. The caller commits the transaction.
+        """
+        now = self.clock()
         # The append lock comes before any read, so chain heads cannot move under us.
         next_index = self.log.lock()
-        chips = self.chips.ingest_states(opened.claimed.chip_id for _, opened in parsed)
+        chips = self.chips.ingest_states(
+            item.report.chip_id
+            for batch in batches
+            for item in batch.items
+            if isinstance(item, Verified)
+        )
         heads = {
             c.chip_id: _Head(c.last_seq, c.last_digest, c.last_window_end, c.last_log_index)
             for c in chips.values()
         }
-
         report_rows: list[dict[str, Any]] = []
         log_bodies: list[bytes] = []
-        for i, opened in parsed:
-            outcome = self._check(i, opened, chips=chips, heads=heads, caller=caller)
-            if isinstance(outcome, Rejected):
-                results[i] = outcome
-                continue
-            report, digest = outcome
-            log_index = next_index + len(log_bodies)
-            body = opened.envelope.to_json()
-            log_bodies.append(body)
-            head = heads[report.chip_id]
-            head.seq, head.digest, head.window_end = report.seq, digest, report.window_end
-            head.log_index, head.changed = log_index, True
-            report_rows.append(_report_row(report, digest, body, log_index, now))
-            results[i] = Accepted(i, report.chip_id, report.seq, digest, log_index)
+        out: list[list[Accepted | Rejected]] = []
+        rejected: Counter[tuple[str, str]] = Counter()
+        for batch in batches:
+            results: list[Accepted | Rejected] = []
+            for item in batch.items:
+                outcome = (
+                    item
+                    if isinstance(item, Rejected)
+                    else self._check(item, chips=chips, heads=heads, caller=batch.caller)
+                )
+                if isinstance(outcome, Rejected):
+                    rejected[(outcome.code, outcome.chip_id or "")] += 1
+                    results.append(outcome)
+                    continue
+                report, digest = outcome.report, outcome.digest
+                log_index = next_index + len(log_bodies)
+                log_bodies.append(outcome.body)
+                head = heads[report.chip_id]
+                head.seq, head.digest, head.window_end = report.seq, digest, report.window_end
+                head.log_index, head.changed = log_index, True
+                head.written[report.seq] = digest
+                report_rows.append(_report_row(report, digest, log_index, now))
+                results.append(
+                    Accepted(outcome.index, report.chip_id, report.seq, digest, log_index)
+                )
+            out.append(results)
 
         if log_bodies:
             self.log.append(LOG_KIND_REPORT, log_bodies, now)
@@ -149,21 +254,20 @@ class IngestService:
                     if h.changed
                 ]
             )
-        rejected = Counter((r.code, r.chip_id or "") for r in results if isinstance(r, Rejected))
         if rejected:
             self.reports.count_rejections(rejected, now)
-        return [r for r in results if r is not None]
+        return out
 
     def _check(
         self,
-        i: int,
-        opened: OpenedReport,
+        item: Verified,
         *,
         chips: dict[str, ChipIngestState],
         heads: dict[str, _Head],
         caller: Principal,
-    ) -> tuple[UsageReport, str] | Rejected:
-        chip_id, seq = opened.claimed.chip_id, opened.claimed.seq
+    ) -> Verified | Rejected:
+        i, report, digest = item.index, item.report, item.digest
+        chip_id, seq = report.chip_id, report.seq
         chip = chips.get(chip_id)
         if chip is None:
             return Rejected(i, "unknown_chip", f"chip {chip_id!r} is not enrolled", chip_id, seq)
@@ -175,16 +279,11 @@ class IngestService:
             return Rejected(
                 i, "forbidden", f"chip {chip_id!r} is not at one of your facilities", chip_id, seq
             )
-        try:
-            verified = opened.verify(_public_key(chip.public_key))
-        except SignatureError as exc:
-            return Rejected(i, "bad_signature", str(exc), chip_id, seq)
-        except KeyMismatchError as exc:
-            return Rejected(i, "key_mismatch", str(exc), chip_id, seq)
-        report, digest = verified.report, verified.digest
         head = heads[chip_id]
         if seq <= head.seq:
-            stored = head.digest if seq == head.seq else self.reports.digest_at(chip_id, seq)
+            stored = head.digest if seq == head.seq else head.written.get(seq)
+            if stored is None:
+                stored = self.reports.digest_at(chip_id, seq)
             if stored == digest:
                 return Rejected(
                     i,
@@ -224,12 +323,10 @@ class IngestService:
                 chip_id,
                 seq,
             )
-        return report, digest
+        return item
 
 
-def _report_row(
-    report: UsageReport, digest: str, body: bytes, log_index: int, now: datetime
-) -> dict[str, Any]:
+def _report_row(report: UsageReport, digest: str, log_index: int, now: datetime) -> dict[str, Any]:
     links = [[lt.peer, str(lt.link), lt.tx_bytes, lt.rx_bytes] for lt in report.interconnect]
     return {
         "chip_id": report.chip_id,
@@ -240,7 +337,6 @@ def _report_row(
         "utilization": report.utilization,
         "energy_j": report.energy_j,
         "links_json": json.dumps(links, separators=(",", ":")),
-        "envelope": body,
         "log_index": log_index,
         "received_at": now,
     }

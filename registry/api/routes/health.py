@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.responses import Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
 from registry import metrics
-from registry.api.deps import LogDep, SessionDep
+from registry.api.deps import ContextDep, LogDep, SessionDep
 
 router = APIRouter(tags=["health"])
 
@@ -20,7 +20,8 @@ def healthz(session: SessionDep) -> dict[str, str]:
 
 
 @router.get("/metrics", response_class=Response)
-def prometheus(log: LogDep) -> Response:
-    size, _ = log.head()
-    metrics.LOG_SIZE.set(size)
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+def prometheus(log: LogDep, ctx: ContextDep) -> Response:
+    state = log.repo.state()
+    size, updated_at = (state.size, state.updated_at) if state is not None else (0, None)
+    body = metrics.exposition(size, updated_at, ctx.clock())
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -3,24 +3,32 @@
 The body is parsed with ``json.loads`` rather than a pydantic model: at tens of thousands of
 reports per second the per-field validation of a model costs more than the signature check,
 and the protocol core validates every envelope strictly anyway.
+
+A request is admitted into this process's ingest queue (or refused with 429), prepared on its
+own thread (parse and verify, no lock), then committed by the process's group-commit writer
+(:mod:`registry.ingest.writer`); the response is sent only after that commit.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from registry import metrics
+from registry.api.context import AppContext
 from registry.api.deps import CallerDep, ContextDep, LogDep, SessionDep
 from registry.api.problems import problem
 from registry.api.schemas.reports import BATCH_SCHEMA, ENVELOPE_SCHEMA, BatchResult, ReportResult
 from registry.auth import Role
+from registry.db.engine import make_engine
 from registry.errors import BadRequest, InvalidRequest, PayloadTooLarge
-from registry.services.ingest import Accepted, IngestService, Rejected
+from registry.ingest.writer import IngestWriter
+from registry.services.ingest import Accepted, IngestService, KeyCache, Rejected
 
 router = APIRouter(prefix="/v1", tags=["reports"])
 
@@ -66,18 +74,63 @@ def _result(r: Accepted | Rejected) -> dict[str, Any]:
     return out
 
 
+class IngestPipeline:
+    """What ingest keeps per process: the chip-key cache and the group-commit writer."""
+
+    def __init__(self, ctx: AppContext) -> None:
+        settings = ctx.settings
+        self.keys = KeyCache()
+        url = ctx.engine.url.render_as_string(hide_password=False)
+        self.writer = IngestWriter(
+            make_engine(url, sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms),
+            ctx.log_signer,
+            ctx.clock,
+            max_pending_reports=settings.ingest_max_pending_reports,
+            max_group_reports=settings.ingest_max_group_reports,
+            retry_after_s=settings.ingest_retry_after_s,
+        )
+
+
+_PIPELINE_LOCK = threading.Lock()
+
+
+def ingest_pipeline(app: FastAPI) -> IngestPipeline:
+    """This process's pipeline for ``app``, created on first use (in each worker process)."""
+    pipeline: IngestPipeline | None = getattr(app.state, "ingest", None)
+    if pipeline is None:
+        with _PIPELINE_LOCK:
+            pipeline = getattr(app.state, "ingest", None)
+            if pipeline is None:
+                pipeline = IngestPipeline(app.state.context)
+                app.state.ingest = pipeline
+    return pipeline
+
+
+def get_pipeline(request: Request) -> IngestPipeline:
+    return ingest_pipeline(request.app)
+
+
+PipelineDep = Annotated[IngestPipeline, Depends(get_pipeline)]
+
+
 def _ingest(
-    envelopes: list[Any], caller: CallerDep, session: SessionDep, log: LogDep, ctx: ContextDep
+    envelopes: list[Any],
+    *,
+    caller: CallerDep,
+    session: SessionDep,
+    log: LogDep,
+    ctx: ContextDep,
+    pipeline: IngestPipeline,
 ) -> list[Accepted | Rejected]:
     started = time.perf_counter()
-    results = IngestService(session, log, ctx.clock).ingest(envelopes, caller)
+    with pipeline.writer.admitted(len(envelopes)):
+        prepared = IngestService(session, log, ctx.clock).prepare(envelopes, caller, pipeline.keys)
+        # End the request's read transaction before waiting on the writer.
+        session.commit()
+        metrics.VERIFY_SECONDS.observe(prepared.verify_seconds)
+        results = pipeline.writer.submit(prepared)
     metrics.INGEST_SECONDS.observe(time.perf_counter() - started)
     metrics.BATCH_SIZE.observe(len(envelopes))
-    for r in results:
-        if isinstance(r, Accepted):
-            metrics.REPORTS_ACCEPTED.inc()
-        else:
-            metrics.REPORTS_REJECTED.labels(r.code).inc()
     return results
 
 
@@ -90,12 +143,20 @@ def _ingest(
     },
 )
 def ingest_batch(
-    body: JsonBody, caller: CallerDep, session: SessionDep, log: LogDep, ctx: ContextDep
+    *,
+    body: JsonBody,
+    caller: CallerDep,
+    session: SessionDep,
+    log: LogDep,
+    ctx: ContextDep,
+    pipeline: PipelineDep,
 ) -> JSONResponse:
     """Ingest up to ``CHIPREG_MAX_BATCH_REPORTS`` signed usage reports in one transaction.
 
     Each report is accepted or rejected on its own; accepted ones are committed and in the
-    log when this returns. Rejected ones carry a code (docs/PROTOCOL.md, section 4).
+    log when this returns. Rejected ones carry a code (docs/PROTOCOL.md, section 4). When the
+    registry's ingest queue is full the whole request is refused with 429 ``overloaded`` and a
+    ``Retry-After`` header; nothing of it was stored.
     """
     caller.require(Role.OPERATOR)
     if (
@@ -110,7 +171,9 @@ def ingest_batch(
         raise InvalidRequest("reports must not be empty")
     if len(envelopes) > limit:
         raise PayloadTooLarge(f"at most {limit} reports per batch", code="batch_too_large")
-    results = _ingest(envelopes, caller, session, log, ctx)
+    results = _ingest(
+        envelopes, caller=caller, session=session, log=log, ctx=ctx, pipeline=pipeline
+    )
     accepted = sum(1 for r in results if isinstance(r, Accepted))
     return JSONResponse(
         {
@@ -133,11 +196,17 @@ def ingest_batch(
     },
 )
 def ingest_one(
-    body: JsonBody, caller: CallerDep, session: SessionDep, log: LogDep, ctx: ContextDep
+    *,
+    body: JsonBody,
+    caller: CallerDep,
+    session: SessionDep,
+    log: LogDep,
+    ctx: ContextDep,
+    pipeline: PipelineDep,
 ) -> JSONResponse:
     """Ingest one signed usage report; a rejection is a problem response with its code."""
     caller.require(Role.OPERATOR)
-    [result] = _ingest([body], caller, session, log, ctx)
+    [result] = _ingest([body], caller=caller, session=session, log=log, ctx=ctx, pipeline=pipeline)
     if isinstance(result, Rejected):
         extra = {
             k: v for k, v in (("chip_id", result.chip_id), ("seq", result.seq)) if v is not None

@@ -1,0 +1,1 @@
+"""The ingest pipeline's process-wide parts: the group-commit writer and admission control."""

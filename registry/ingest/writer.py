@@ -1,0 +1,157 @@
+"""Group commit: one writer thread per process turns concurrent ingest batches into one transaction.
+
+Request threads prepare their batch (parse and verify, no lock) and hand it to
+:meth:`IngestWriter.submit`. The writer takes everything queued at that moment (up to
+``max_group_reports``), runs :meth:`IngestService.commit` over all of it under one log lock,
+commits once, and only then completes each request's future: acknowledged means committed.
+While one group commits, the next one queues up, so the group size grows with the load and the
+per-commit cost (log lock, chain-head query, fsync) is shared by every batch in the group.
+
+Admission control: :meth:`IngestWriter.admitted` counts the reports a process holds (being
+verified or waiting for the writer). Past ``max_pending_reports`` a new request is refused with
+:class:`registry.errors.Overloaded` (HTTP 429 with ``Retry-After``) before any work is done,
+instead of queueing without bound.
+
+The writer has its own engine (one connection), so request threads holding pooled connections
+can never starve it. It stops after ``idle_exit_s`` without work and restarts on demand.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from registry import metrics
+from registry.errors import Overloaded
+from registry.services.ingest import Accepted, IngestService, PreparedBatch, Rejected
+from registry.services.log import LogSigner, TransparencyLog
+
+__all__ = ["IngestWriter"]
+
+Results = list[Accepted | Rejected]
+
+
+@dataclass
+class _Job:
+    batch: PreparedBatch
+    future: Future[Results] = field(default_factory=Future)
+
+
+class IngestWriter:
+    def __init__(
+        self,
+        engine: Engine,
+        log_signer: LogSigner,
+        clock: Callable[[], datetime],
+        *,
+        max_pending_reports: int,
+        max_group_reports: int,
+        retry_after_s: int = 1,
+        idle_exit_s: float = 5.0,
+    ) -> None:
+        self.engine = engine
+        self.sessions = sessionmaker(engine, expire_on_commit=False, autoflush=False)
+        self.log_signer = log_signer
+        self.clock = clock
+        self.max_pending_reports = max_pending_reports
+        self.max_group_reports = max_group_reports
+        self.retry_after_s = retry_after_s
+        self.idle_exit_s = idle_exit_s
+        self._queue: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._pending = 0
+
+    @property
+    def pending_reports(self) -> int:
+        return self._pending
+
+    @contextmanager
+    def admitted(self, reports: int) -> Iterator[None]:
+        """Hold ``reports`` places in this process's ingest queue; 429 if it is full.
+
+        A batch is always admitted into an empty queue, so no valid batch size is refused
+        forever.
+        """
+        with self._lock:
+            if self._pending and self._pending + reports > self.max_pending_reports:
+                metrics.INGEST_OVERLOADED.inc()
+                raise Overloaded(
+                    f"ingest queue full ({self._pending} reports pending); retry later",
+                    retry_after=self.retry_after_s,
+                )
+            self._pending += reports
+        metrics.INGEST_PENDING.inc(reports)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._pending -= reports
+            metrics.INGEST_PENDING.dec(reports)
+
+    def submit(self, batch: PreparedBatch) -> Results:
+        """Queue a prepared batch and wait until its group is committed; its results."""
+        job = _Job(batch)
+        with self._lock:
+            self._queue.put(job)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="chipreg-ingest-writer", daemon=True
+                )
+                self._thread.start()
+        return job.future.result()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                first = self._queue.get(timeout=self.idle_exit_s)
+            except queue.Empty:
+                with self._lock:
+                    if self._queue.empty():
+                        self._thread = None
+                        return
+                continue
+            group = [first]
+            size = first.batch.size
+            while size < self.max_group_reports:
+                try:
+                    job = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                group.append(job)
+                size += job.batch.size
+            self._commit(group)
+
+    def _commit(self, group: list[_Job]) -> None:
+        session: Session = self.sessions()
+        try:
+            log = TransparencyLog(session, self.log_signer)
+            results = IngestService(session, log, self.clock).commit([j.batch for j in group])
+            started = time.perf_counter()
+            session.commit()
+            metrics.DB_COMMIT_SECONDS.observe(time.perf_counter() - started)
+        except Exception as exc:  # noqa: BLE001 (not a verdict: the error goes to every waiter)
+            session.rollback()
+            for job in group:
+                job.future.set_exception(exc)
+            return
+        finally:
+            session.close()
+        metrics.GROUP_COMMIT_BATCHES.observe(len(group))
+        metrics.GROUP_COMMIT_REPORTS.observe(sum(j.batch.size for j in group))
+        for job, batch_results in zip(group, results, strict=True):
+            for r in batch_results:
+                if isinstance(r, Accepted):
+                    metrics.REPORTS_ACCEPTED.inc()
+                else:
+                    metrics.REPORTS_REJECTED.labels(r.code).inc()
+            job.future.set_result(batch_results)
