@@ -78,6 +78,7 @@ def registry_settings(database_url: str, tmp_path: Path) -> Settings:
         database_url=database_url,
         log_key_file=tmp_path / "log-key",
         log_origin="test.chipreg.local/log",
+        checkpoint_interval_s=0.05,
     )
 
 
