@@ -155,6 +155,26 @@ class CosignatureSigner:
     def verifier_key(self) -> str:
         return self._verifier.verifier_key()
 
+    def skey(self) -> str:
+        """``PRIVATE+KEY+name+hex8+base64(0x04 || seed)``: the signed-note skey layout."""
+        raw = bytes([COSIGNATURE_ALG]) + self._key.seed
+        key_id = self._verifier.key_id.hex()
+        return f"PRIVATE+KEY+{self.name}+{key_id}+{base64.b64encode(raw).decode('ascii')}"
+
+    @classmethod
+    def from_skey(cls, skey: str) -> CosignatureSigner:
+        """Parse :meth:`skey` output; :class:`FormatError` (never echoing the secret)."""
+        parts = skey.strip().split("+", 4)
+        if len(parts) != 5 or parts[:2] != ["PRIVATE", "KEY"] or not _HEX8.fullmatch(parts[3]):
+            raise FormatError("malformed cosigner signing key")
+        raw = b64decode_strict(parts[4], "cosigner signing key")
+        if len(raw) != 1 + KEY_SIZE or raw[0] != COSIGNATURE_ALG:
+            raise FormatError("cosigner signing key is not an Ed25519 cosignature (0x04) key")
+        signer = cls(parts[2], PrivateKey.from_seed(raw[1:]))
+        if signer._verifier.key_id.hex() != parts[3]:
+            raise FormatError("cosigner signing key id does not match its name and key")
+        return signer
+
     def cosign(self, checkpoint_text: str, timestamp: int) -> str:
         """The signature line (with newline) cosigning ``checkpoint_text`` at ``timestamp``."""
         if timestamp <= 0:

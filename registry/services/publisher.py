@@ -2,11 +2,13 @@
 
 Request handlers never sign. A background thread per process wakes every
 ``CHIPREG_CHECKPOINT_INTERVAL_S``; when the log grew it signs the head, stores the checkpoint
-(one row per size: with several workers the first insert wins and only that worker goes on)
 and submits it to every configured witness with C2SP tlog-witness ``add-checkpoint``: the old
 size is the last size that witness cosigned (a 409 answer tells the witness's real size, and
 the request is retried once from there) with a consistency proof from stored tiles. Valid
-cosignatures are stored and served with the checkpoint.
+cosignatures are stored with the checkpoint in one transaction, so a checkpoint is never
+visible without the cosignatures collected for it (one row per size: with several workers the
+first insert wins). A witness that is down delays a checkpoint by at most
+``CHIPREG_WITNESS_TIMEOUT_S``.
 """
 
 from __future__ import annotations
@@ -66,10 +68,11 @@ class CheckpointPublisher:
 
     # -- one round ---------------------------------------------------------------------
     def publish_once(self) -> PublishedCheckpoint | None:
-        """Sign and store the head if the log grew, then collect cosignatures for it.
+        """Sign the head if the log grew, collect cosignatures, then store both at once.
 
-        Returns the newly published checkpoint, or None if there was nothing new (or another
-        worker published this size first).
+        A checkpoint becomes visible together with the cosignatures gathered for it. Returns
+        the newly published checkpoint, or None if there was nothing new (or another worker
+        stored this size first).
         """
         with self.sessions() as session:
             tlog = TransparencyLog(session, self.signer)
@@ -77,29 +80,32 @@ class CheckpointPublisher:
             cp, note = tlog.sign_head()
             if latest is not None and latest.size >= cp.size:
                 return None
-            if not tlog.repo.add_checkpoint(cp.size, cp.root_hash, note, self.clock()):
+            known = tlog.repo.witness_sizes()
+            lines = {}
+            for witness in self.witnesses:
+                line = self._submit(tlog, witness, known.get(witness.name, 0), cp.size, note)
+                if line is not None:
+                    lines[witness.name] = line
+            now = self.clock()
+            if not tlog.repo.add_checkpoint(cp.size, cp.root_hash, note, now):
                 session.rollback()
                 return None
+            for name, line in sorted(lines.items()):
+                tlog.repo.add_cosignature(cp.size, name, line, now)
             session.commit()
-            for witness in self.witnesses:
-                self._submit(session, tlog, witness, cp.size, note)
-            published = tlog.published(cp.size)
-        return published
+            return tlog.published(cp.size)
 
     def _submit(
-        self,
-        session: Session,
-        tlog: TransparencyLog,
-        witness: WitnessEndpoint,
-        size: int,
-        note: str,
-    ) -> None:
-        old = tlog.repo.witness_sizes().get(witness.name, 0)
+        self, tlog: TransparencyLog, witness: WitnessEndpoint, old: int, size: int, note: str
+    ) -> str | None:
+        """One witness's cosignature line for ``note``, or None (logged) if it gave none."""
         for _ in range(2):
             if old > size:
                 log.warning("witness %s has size %d above ours (%d)", witness.name, old, size)
-                return
+                return None
             proof = tlog.consistency_proof(old, size) if 0 < old < size else []
+            # No database transaction stays open while a witness answers.
+            tlog.repo.session.rollback()
             try:
                 response = self._http.post(
                     witness.url.rstrip("/") + "/add-checkpoint",
@@ -107,7 +113,7 @@ class CheckpointPublisher:
                 )
             except httpx.HTTPError as exc:
                 log.warning("witness %s unreachable: %r", witness.name, exc)
-                return
+                return None
             if response.status_code == 409 and response.headers.get("content-type", "").startswith(
                 SIZE_CONTENT_TYPE
             ):
@@ -115,7 +121,7 @@ class CheckpointPublisher:
                     old = int(response.text.strip())
                 except ValueError:
                     log.warning("witness %s sent a malformed 409 body", witness.name)
-                    return
+                    return None
                 continue
             if response.status_code != 200:
                 log.warning(
@@ -125,27 +131,22 @@ class CheckpointPublisher:
                     response.status_code,
                     response.text.strip()[:300],
                 )
-                return
-            self._store(session, witness, size, note, response.text)
-            return
+                return None
+            return self._cosignature(witness, note, response.text)
+        return None
 
-    def _store(
-        self, session: Session, witness: WitnessEndpoint, size: int, note: str, body: str
-    ) -> None:
+    def _cosignature(self, witness: WitnessEndpoint, note: str, body: str) -> str | None:
         text = note[: note.rfind("\n\n") + 1]
         for line in body.splitlines():
             try:
                 cosig = witness.verifier.verify_line(text, line)
             except (FormatError, SignatureError) as exc:
                 log.warning("witness %s sent a bad cosignature: %s", witness.name, exc)
-                return
+                return None
             if cosig is not None:
-                TransparencyLog(session, self.signer).repo.add_cosignature(
-                    size, witness.name, cosig.line, self.clock()
-                )
-                session.commit()
-                return
+                return cosig.line
         log.warning("witness %s answered without a cosignature of its key", witness.name)
+        return None
 
     # -- the background thread -----------------------------------------------------------
     def start(self) -> None:
