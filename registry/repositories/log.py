@@ -11,7 +11,14 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from registry.db.models import LogCheckpoint, LogCosignature, LogEntry, LogState, LogTile
+from registry.db.models import (
+    LogCheckpoint,
+    LogCosignature,
+    LogEntry,
+    LogState,
+    LogTile,
+    Report,
+)
 
 __all__ = ["LogRepository"]
 
@@ -70,6 +77,46 @@ class LogRepository:
                 .order_by(LogEntry.index)
             )
         )
+
+    def entries_of_kinds(self, kinds: Collection[str], below: int) -> list[tuple[int, str, bytes]]:
+        """``(index, kind, body)`` of every entry of ``kinds`` below ``below``, in log order.
+
+        A scan (there is no index on kind): for exports, not for request hot paths.
+        """
+        rows = self.session.execute(
+            select(LogEntry.index, LogEntry.kind, LogEntry.body)
+            .where(LogEntry.kind.in_(list(kinds)), LogEntry.index < below)
+            .order_by(LogEntry.index)
+        )
+        return [(r[0], r[1], bytes(r[2])) for r in rows]
+
+    def entries_at(self, indexes: Collection[int]) -> list[LogEntry]:
+        """The entries with the given indexes, in log order."""
+        out: list[LogEntry] = []
+        ordered = sorted(indexes)
+        for i in range(0, len(ordered), 1000):
+            chunk = ordered[i : i + 1000]
+            out.extend(
+                self.session.scalars(
+                    select(LogEntry).where(LogEntry.index.in_(chunk)).order_by(LogEntry.index)
+                )
+            )
+        return out
+
+    def report_indexes(
+        self, chip_ids: Collection[str], start: datetime | None, end: datetime | None
+    ) -> list[int]:
+        """Log indexes of the reports of ``chip_ids`` whose window overlaps ``[start, end)``."""
+        out: list[int] = []
+        ids = sorted(chip_ids)
+        for i in range(0, len(ids), 1000):
+            stmt = select(Report.log_index).where(Report.chip_id.in_(ids[i : i + 1000]))
+            if start is not None:
+                stmt = stmt.where(Report.window_end > start)
+            if end is not None:
+                stmt = stmt.where(Report.window_start < end)
+            out.extend(int(r) for r in self.session.scalars(stmt))
+        return sorted(out)
 
     def entry_kinds(self, start: int, end: int) -> list[tuple[int, str]]:
         rows = self.session.execute(

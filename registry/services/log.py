@@ -10,21 +10,23 @@ the witnesses' cosignatures.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from attestation import merkle, tiles
 from attestation.checkpoint import Checkpoint, sign_checkpoint
 from attestation.errors import FormatError
+from attestation.logentries import record_body
 from attestation.note import NoteSigner
 from registry.db.models import LogState
 from registry.errors import BadRequest, NotFound
 from registry.repositories.log import LogRepository
 
-__all__ = ["LogEntryOut", "LogSigner", "PublishedCheckpoint", "TransparencyLog"]
+__all__ = ["LogAppender", "LogEntryOut", "LogSigner", "PublishedCheckpoint", "TransparencyLog"]
 
 HASH = 32
 MAX_ENTRIES = 1000
@@ -74,11 +76,16 @@ def _unpack(blob: bytes) -> list[bytes]:
     return [blob[i : i + HASH] for i in range(0, len(blob), HASH)]
 
 
-class TransparencyLog:
-    def __init__(self, session: Session, signer: LogSigner) -> None:
+class LogAppender:
+    """Appends entries; needs no signing key (checkpoints are the publisher's job)."""
+
+    def __init__(self, session: Session) -> None:
         self.repo = LogRepository(session)
-        self.signer = signer
         self._locked: LogState | None = None
+
+    def append_record(self, kind: str, fields: Mapping[str, Any], at: datetime) -> int:
+        """Append one registry record (canonical JSON, see attestation.logentries)."""
+        return self.append(kind, [record_body(kind, fields)], at)
 
     def append(self, kind: str, bodies: Sequence[bytes], at: datetime) -> int:
         """Append entries in one batch; returns the index of the first. Caller commits."""
@@ -118,7 +125,16 @@ class TransparencyLog:
         self._locked = self.repo.lock_state()
         return self._locked.size
 
+
+class TransparencyLog(LogAppender):
+    """The log with its identity: appends, checkpoints, proofs, tiles and entries."""
+
+    def __init__(self, session: Session, signer: LogSigner) -> None:
+        super().__init__(session)
+        self.signer = signer
+
     def head(self) -> tuple[int, bytes]:
+        """The committed tree size and root."""
         state = self.repo.state()
         if state is None:
             return 0, merkle.EMPTY_ROOT

@@ -87,6 +87,10 @@ class CheckpointPublisher:
                 if line is not None:
                     lines[witness.name] = line
             now = self.clock()
+            # Write in a fresh transaction: upgrading a stale SQLite read snapshot to a write
+            # fails at once (SQLITE_BUSY) instead of waiting. The checkpoint stays valid: the
+            # log only grows.
+            session.rollback()
             if not tlog.repo.add_checkpoint(cp.size, cp.root_hash, note, now):
                 session.rollback()
                 return None

@@ -12,8 +12,10 @@ from pydantic import BaseModel
 from attestation import tiles
 from attestation.errors import FormatError
 from attestation.tlog_proof import TlogProof, format_proof
-from registry.api.deps import LogDep
+from registry.api.deps import ContextDep, LogDep, SessionDep
+from registry.api.schemas.common import UtcDatetime
 from registry.errors import BadRequest, NotFound
+from registry.services.bundles import BundleService
 
 router = APIRouter(prefix="/v1/log", tags=["log"])
 
@@ -175,3 +177,27 @@ def tile(log: LogDep, path: str) -> Response:
     if level is None:
         return _tile_response(log.entry_bundle(index, width), partial)
     return _tile_response(log.tile(level, index, width), partial)
+
+
+@router.get("/bundle", response_class=Response)
+def bundle(
+    *,
+    log: LogDep,
+    session: SessionDep,
+    ctx: ContextDep,
+    facility_id: Annotated[int | None, Query(ge=1)] = None,
+    country: Annotated[str | None, Query(pattern=r"^[A-Z]{2}$")] = None,
+    start: Annotated[UtcDatetime | None, Query()] = None,
+    end: Annotated[UtcDatetime | None, Query()] = None,
+) -> Response:
+    """A signed audit bundle (docs/AUDIT.md): one facility's or one country's log entries over
+    a period, each with its inclusion proof against the latest cosigned checkpoint, signed
+    with the log key. ``chipreg audit --bundle`` verifies it with no network."""
+    data = BundleService(session, log.signer, ctx.clock).export(
+        facility_id=facility_id, country=country, start=start, end=end
+    )
+    return Response(
+        data,
+        media_type="application/json",
+        headers={"Content-Disposition": 'attachment; filename="chipreg-audit-bundle.json"'},
+    )
