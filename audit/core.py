@@ -24,6 +24,7 @@ __all__ = [
     "SeenCheckpoint",
     "TrustPolicy",
     "audit_log",
+    "check_served_findings",
     "load_seen",
     "save_seen",
 ]
@@ -118,6 +119,8 @@ class AuditReport:
                 "OK" if not failed_runs else f"FAIL ({len(failed_runs)})",
             ]
         )
+        if "served_findings" in by_check:
+            rows.append(["served findings logged", "-", status("served_findings")])
         return rows
 
     def discrepancies(self) -> list[str]:
@@ -219,6 +222,31 @@ def audit_log(
     report.problems.extend(replay.problems)
     report.runs = [check_run(replay, run) for run in replay.runs]
     return report
+
+
+def check_served_findings(report: AuditReport, served: Iterable[dict[str, object]]) -> int:
+    """Every finding the registry serves (``GET /v1/findings``) must come from a logged run:
+    same fingerprint, rule, subject and evidence. Returns how many were compared."""
+    logged: dict[str, dict[str, object]] = {}
+    for check in report.runs:
+        for f in check.run.findings:
+            logged[str(f.get("fingerprint"))] = f
+    n = 0
+    for f in served:
+        n += 1
+        fp = str(f.get("fingerprint"))
+        match = logged.get(fp)
+        if match is None:
+            report.problems.append(
+                Problem(None, "served_findings", f"finding {fp[:16]} is served but never logged")
+            )
+            continue
+        for key in ("rule_id", "subject_id", "kind", "evidence"):
+            if f.get(key) != match.get(key):
+                report.problems.append(
+                    Problem(None, "served_findings", f"finding {fp[:16]}: served {key} differs")
+                )
+    return n
 
 
 def _check_seen(report: AuditReport, seen: SeenCheckpoint, root: bytes) -> None:

@@ -23,7 +23,15 @@ from attestation.cosignature import CosignatureVerifier
 from attestation.errors import AttestationError
 from attestation.note import NoteVerifier
 from audit.bundle import verify_bundle
-from audit.core import AuditReport, LogEntryIn, TrustPolicy, audit_log, load_seen, save_seen
+from audit.core import (
+    AuditReport,
+    LogEntryIn,
+    TrustPolicy,
+    audit_log,
+    check_served_findings,
+    load_seen,
+    save_seen,
+)
 from registry.cli.render import table
 from registry.settings import Settings
 
@@ -82,6 +90,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         default=Path("chipreg-audit-state.json"),
         help="where the last verified checkpoint is kept (default: %(default)s)",
     )
+    p.add_argument(
+        "--token",
+        help="a partner API token: also check that every finding the registry serves "
+        "(GET /v1/findings) was logged by a verifier run",
+    )
     p.add_argument("--timeout", type=float, default=60.0, help="HTTP timeout, seconds")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=_audit)
@@ -121,6 +134,10 @@ def _audit(args: argparse.Namespace, _settings: Settings) -> int:
                 note, _fetch(http, size), policy, seen=seen, progress=progress.update
             )
             progress.done()
+            if args.token:
+                served = _served_findings(http, args.token)
+                n = check_served_findings(report, served)
+                print(f"compared {n} served findings with the logged runs", file=sys.stderr)
     except httpx.HTTPError as exc:
         print(f"chipreg audit: cannot read the registry at {base}: {exc}", file=sys.stderr)
         return 2
@@ -129,6 +146,18 @@ def _audit(args: argparse.Namespace, _settings: Settings) -> int:
         save_seen(args.state_file, report.checkpoint, note)
         print(f"state: checkpoint {report.checkpoint.size} saved to {args.state_file}")
     return 0 if report.ok else 1
+
+
+def _served_findings(http: httpx.Client, token: str) -> list[dict[str, object]]:
+    out: list[dict[str, object]] = []
+    headers = {"Authorization": f"Bearer {token}"}
+    while True:
+        r = http.get("/v1/findings", params={"limit": 1000, "offset": len(out)}, headers=headers)
+        r.raise_for_status()
+        page = r.json()["findings"]
+        out.extend(page)
+        if len(page) < 1000:
+            return out
 
 
 def _fetch(http: httpx.Client, size: int) -> Iterator[LogEntryIn]:

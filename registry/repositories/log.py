@@ -34,8 +34,10 @@ class LogRepository:
 
         Appends are serialised here. On SQLite a write must come first so the transaction
         holds the database write lock before it reads (upgrading a read lock later can fail
-        with SQLITE_BUSY instead of waiting).
+        with SQLITE_BUSY instead of waiting). Pending changes are flushed first, so a second
+        appender in the same transaction sees the head the first one moved.
         """
+        self.session.flush()
         if self.session.get_bind().dialect.name == "sqlite":
             self.session.execute(
                 text("UPDATE log_state SET id = id WHERE id = :id"), {"id": STATE_ID}

@@ -114,6 +114,7 @@ class LogAppender:
         state.compact_range = _pack(tree.to_hashes())
         state.root_hash = tree.root()
         state.updated_at = at
+        self._locked = state
         return first
 
     def lock(self) -> int:

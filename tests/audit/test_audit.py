@@ -151,7 +151,8 @@ def audited(database_url: str, tmp_path: Path) -> Iterator[Audited]:
 def test_clean_log_passes_and_the_state_file_remembers_it(
     audited: Audited, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out = audited.audit(capsys)
+    partner = audited.registry.token(Role.PARTNER)
+    code, out = audited.audit(capsys, "--token", partner)
     assert code == 0, out
     assert "VERDICT: PASS" in out
     for row in ("entries: usage_report", "entries: cluster", "verifier runs re-derived"):
@@ -211,6 +212,19 @@ def test_suppressed_findings_are_caught_by_re_derivation(
     code, out = audited.audit(capsys)
     assert code == 1, out
     assert "re-derived but not published" in out
+
+
+def test_findings_served_but_never_logged_fail(
+    audited: Audited, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A finding the registry shows inspectors but kept out of the log is caught."""
+    audited.sql(
+        "UPDATE findings SET fingerprint = :fp WHERE id = (SELECT MIN(id) FROM findings)",
+        fp="f" * 64,
+    )
+    code, out = audited.audit(capsys, "--token", audited.registry.token(Role.PARTNER))
+    assert code == 1, out
+    assert "is served but never logged" in out
 
 
 def test_forked_registry_gets_no_cosignature_and_fails(
