@@ -16,7 +16,9 @@ __all__ = [
     "HASH_SIZE",
     "CompactRange",
     "consistency_proof",
+    "consistency_proof_ranges",
     "inclusion_proof",
+    "inclusion_proof_ranges",
     "leaf_hash",
     "node_hash",
     "root_from_leaf_hashes",
@@ -112,6 +114,43 @@ def consistency_proof(size1: int, hashes: Sequence[bytes]) -> list[bytes]:
         raise ProofError(f"no consistency proof from size {size1} to size {len(hashes)}")
     _check_hashes(hashes, "leaf hash")
     return _subproof(size1, hashes, 0, len(hashes), True)
+
+
+def _path_ranges(m: int, lo: int, hi: int) -> list[tuple[int, int]]:
+    if hi - lo == 1:
+        return []
+    k = _split(hi - lo)
+    if m < k:
+        return [*_path_ranges(m, lo, lo + k), (lo + k, hi)]
+    return [*_path_ranges(m - k, lo + k, hi), (lo, lo + k)]
+
+
+def inclusion_proof_ranges(index: int, size: int) -> list[tuple[int, int]]:
+    """The leaf ranges ``[lo, hi)`` whose tree hashes make the audit path of ``index``.
+
+    ``inclusion_proof(index, hashes)[i]`` is the RFC 6962 hash of ``hashes[lo:hi]`` for the
+    i-th range: a log that stores subtree hashes (tiles) answers proofs from this shape alone.
+    """
+    if not 0 <= index < size:
+        raise ProofError(f"leaf index {index} outside tree of size {size}")
+    return _path_ranges(index, 0, size)
+
+
+def _subproof_ranges(m: int, lo: int, hi: int, complete: bool) -> list[tuple[int, int]]:
+    n = hi - lo
+    if m == n:
+        return [] if complete else [(lo, hi)]
+    k = _split(n)
+    if m <= k:
+        return [*_subproof_ranges(m, lo, lo + k, complete), (lo + k, hi)]
+    return [*_subproof_ranges(m - k, lo + k, hi, False), (lo, lo + k)]
+
+
+def consistency_proof_ranges(size1: int, size2: int) -> list[tuple[int, int]]:
+    """The leaf ranges whose tree hashes make the consistency proof from size1 to size2."""
+    if not 0 < size1 <= size2:
+        raise ProofError(f"no consistency proof from size {size1} to size {size2}")
+    return _subproof_ranges(size1, 0, size2, True)
 
 
 def _inclusion_shape(index: int, size: int) -> tuple[int, int]:

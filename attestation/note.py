@@ -111,6 +111,11 @@ class NoteSigner:
         """``SHA-256(name || 0x0A || 0x01 || pubkey)[:4]``."""
         return self._verifier.key_id
 
+    @property
+    def private_key(self) -> PrivateKey:
+        """The Ed25519 key itself (the log also signs its audit bundles with it)."""
+        return self._key
+
     def verifier(self) -> NoteVerifier:
         """The matching verifier."""
         return self._verifier

@@ -27,6 +27,7 @@ import httpx
 
 from attestation.certs import create_vendor_root, issue_chip_certificate
 from attestation.keys import PrivateKey
+from attestation.logentries import INSTALLATION, sign_declaration
 from attestation.report import GENESIS_DIGEST, UsageReport, report_digest, sign_report
 from attestation.timefmt import format_time
 
@@ -77,6 +78,7 @@ class FleetAccounts:
     facility_id: int
     root_pem: bytes
     root_key: PrivateKey
+    operator_key: PrivateKey
 
 
 def _ok(response: httpx.Response, status: int = 201) -> dict[str, object]:
@@ -153,6 +155,7 @@ def create_accounts(http: httpx.Client, admin_token: str, seed: str = "loadtest"
         facility_id=_id(facility),
         root_pem=root_pem,
         root_key=root_key,
+        operator_key=_key(seed, "operator"),
     )
 
 
@@ -193,11 +196,15 @@ def enroll(
         _ok(
             http.post(
                 "/v1/installations",
-                json={
-                    "chip_id": chip.chip_id,
-                    "facility_id": accounts.facility_id,
-                    "installed_at": installed_at,
-                },
+                json=sign_declaration(
+                    INSTALLATION,
+                    {
+                        "chip_id": chip.chip_id,
+                        "facility_id": accounts.facility_id,
+                        "installed_at": installed_at,
+                    },
+                    accounts.operator_key,
+                ).to_dict(),
                 headers=operator,
             )
         )

@@ -5,15 +5,22 @@ from __future__ import annotations
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Environment", "Settings"]
+__all__ = ["Environment", "Settings", "WitnessSetting"]
 
 
 class Environment(StrEnum):
     DEVELOPMENT = "development"
     PRODUCTION = "production"
+
+
+class WitnessSetting(BaseModel):
+    """One witness the registry submits checkpoints to (C2SP tlog-witness)."""
+
+    url: str = Field(description="submission prefix; the registry POSTs <url>/add-checkpoint")
+    vkey: str = Field(description="the witness's cosigner verifier key (name+id+base64, 0x04)")
 
 
 class Settings(BaseSettings):
@@ -31,6 +38,17 @@ class Settings(BaseSettings):
         default=Path("var/log-key"),
         description="C2SP signed-note private key (PRIVATE+KEY+...). Created in development.",
     )
+    checkpoint_interval_s: float = Field(
+        default=1.0,
+        ge=0,
+        description="How often the publisher signs a new checkpoint when the log grew "
+        "(0: no background publisher).",
+    )
+    witnesses: list[WitnessSetting] = Field(
+        default_factory=list,
+        description='Witnesses as JSON: [{"url": "http://...", "vkey": "name+id+base64"}].',
+    )
+    witness_timeout_s: float = Field(default=5.0, gt=0)
     max_batch_reports: int = Field(default=1000, ge=1, le=10_000)
     max_request_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)

@@ -78,6 +78,7 @@ def registry_settings(database_url: str, tmp_path: Path) -> Settings:
         database_url=database_url,
         log_key_file=tmp_path / "log-key",
         log_origin="test.chipreg.local/log",
+        checkpoint_interval_s=0.05,
     )
 
 
@@ -91,3 +92,10 @@ def live_registry(registry_settings: Settings) -> Iterator[LiveRegistry]:
     with BackgroundServer(app) as server:
         yield LiveRegistry(url=server.url, context=context, admin_token=admin)
     context.engine.dispose()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the load-test smoke tests last: importing locust monkey-patches this process with
+    gevent (threads become greenlets), and a registry's background checkpoint publisher
+    waiting on a SQLite lock would then block the whole process."""
+    items.sort(key=lambda item: "tests/loadtests/" in item.nodeid.replace("\\", "/"))

@@ -3,6 +3,7 @@
 Every call is the one a real vendor, operator or administrator would make (registry_api.md,
 "Setup"): vendors and their roots, operators, per-vendor and per-operator tokens, facilities,
 chip enrollment with endorsement certificates, installations and the declared cluster.
+Installations and clusters are declarations signed with the operator's key (DSSE).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import httpx
 from agents.client import raise_for_problem
 from agents.errors import TransportError
 from agents.simulator.fleet import Fleet
+from attestation.logentries import CLUSTER, INSTALLATION, sign_declaration
 from attestation.timefmt import format_time
 
 __all__ = ["ProvisionedFleet", "provision"]
@@ -142,11 +144,15 @@ def provision(
             api.post(
                 "/v1/installations",
                 operator_tokens[owner],
-                {
-                    "chip_id": chip.chip_id,
-                    "facility_id": facility_ids[chip.facility],
-                    "installed_at": installed_at,
-                },
+                sign_declaration(
+                    INSTALLATION,
+                    {
+                        "chip_id": chip.chip_id,
+                        "facility_id": facility_ids[chip.facility],
+                        "installed_at": installed_at,
+                    },
+                    fleet.operators[owner].key,
+                ).to_dict(),
             )
 
         cluster_ids: dict[str, int] = {}
@@ -155,14 +161,18 @@ def provision(
             doc = api.post(
                 "/v1/clusters",
                 operator_tokens[owner],
-                {
-                    "name": cluster.name,
-                    "purpose": cluster.purpose,
-                    "facility_id": facility_ids[cluster.facility],
-                    "chip_ids": list(cluster.chip_ids),
-                    "start": format_time(cluster.start),
-                    "end": format_time(cluster.end),
-                },
+                sign_declaration(
+                    CLUSTER,
+                    {
+                        "name": cluster.name,
+                        "purpose": cluster.purpose,
+                        "facility_id": facility_ids[cluster.facility],
+                        "chip_ids": list(cluster.chip_ids),
+                        "start": format_time(cluster.start),
+                        "end": format_time(cluster.end),
+                    },
+                    fleet.operators[owner].key,
+                ).to_dict(),
             )
             cluster_ids[cluster.name] = int(doc["id"])
 

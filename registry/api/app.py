@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from importlib.resources import files
 
 from fastapi import FastAPI
@@ -9,12 +11,14 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from registry.api.context import AppContext
+from attestation.cosignature import CosignatureVerifier
+from registry.api.context import AppContext, utc_now
 from registry.api.problems import install_problem_handlers
 from registry.api.routes import accounts, declarations, health, log, queries, reports, verifier
 from registry.db.engine import make_engine, make_session_factory
 from registry.db.migrate import upgrade
 from registry.logkey import load_log_signer
+from registry.services.publisher import CheckpointPublisher, WitnessEndpoint
 from registry.settings import Settings
 
 __all__ = ["create_app", "create_worker_app"]
@@ -36,12 +40,36 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     )
     if migrate:
         upgrade(engine)
+    sessions = make_session_factory(engine)
+    log_signer = load_log_signer(settings)
+    publisher = CheckpointPublisher(
+        sessions,
+        log_signer,
+        utc_now,
+        witnesses=[
+            WitnessEndpoint(w.url, CosignatureVerifier.from_vkey(w.vkey))
+            for w in settings.witnesses
+        ],
+        interval_s=settings.checkpoint_interval_s,
+        witness_timeout_s=settings.witness_timeout_s,
+    )
     context = AppContext(
         settings=settings,
         engine=engine,
-        sessions=make_session_factory(engine),
-        log_signer=load_log_signer(settings),
+        sessions=sessions,
+        log_signer=log_signer,
+        publisher=publisher,
     )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Each process publishes checkpoints in the background (not per request).
+        publisher.start()
+        try:
+            yield
+        finally:
+            publisher.stop()
+
     # docs_url=None: the default Swagger UI loads from a CDN; ours is served from the package.
     app = FastAPI(
         title="chipreg registry",
@@ -49,6 +77,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         description=DESCRIPTION,
         docs_url=None,
         redoc_url=None,
+        lifespan=lifespan,
     )
     app.state.context = context
     install_problem_handlers(app)

@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from registry.services.log import LogSigner
+from registry.services.publisher import CheckpointPublisher
 from registry.settings import Settings
 
 __all__ = ["AppContext", "utc_now"]
@@ -26,3 +27,4 @@ class AppContext:
     sessions: sessionmaker[Session]
     log_signer: LogSigner
     clock: Callable[[], datetime] = utc_now
+    publisher: CheckpointPublisher | None = None

@@ -113,7 +113,7 @@ def _run(args: argparse.Namespace, data: Path) -> int:
         verdict = _compare(fleet, findings)
         print()
         print(f"Log checkpoint (C2SP signed note):\n{checkpoint}")
-        _where_next(server.url, inspector)
+        _where_next(server.url, inspector, context.log_signer.verifier_key)
         print(f"demo finished in {time.perf_counter() - began:.1f}s")
         if args.serve:
             print(f"\nregistry still running on {server.url}; press Ctrl-C to stop.")
@@ -194,13 +194,14 @@ def _compare(fleet: Fleet, findings: list[dict[str, Any]]) -> bool:
     return ok
 
 
-def _where_next(url: str, token: str) -> None:
+def _where_next(url: str, token: str, vkey: str) -> None:
     print("Where to look next:")
     print(f"  API docs (offline Swagger UI): {url}/docs")
     print(f"  inspector token: {token}")
     print(f"  curl -H 'Authorization: Bearer {token}' '{url}/v1/findings?kind=undeclared_cluster'")
     print(f"  curl -H 'Authorization: Bearer {token}' '{url}/v1/facilities?country=FI'")
     print(f"  curl '{url}/v1/log/checkpoint'")
+    print(f"  chipreg audit --registry {url} --log-vkey '{vkey}'")
     print("  (run `make demo ARGS=--serve` to keep the registry up for these)")
 
 

@@ -1,14 +1,24 @@
-"""The Merkle log's rows: entries and the single tree-head row."""
+"""The Merkle log's rows: entries, the tree-head row, tiles, checkpoints and cosignatures."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import and_, func, insert, or_, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from registry.db.models import LogEntry, LogState
+from registry.db.models import (
+    LogCheckpoint,
+    LogCosignature,
+    LogEntry,
+    LogState,
+    LogTile,
+    Report,
+)
 from registry.repositories.bulk import bulk_insert
 
 __all__ = ["LogRepository"]
@@ -25,8 +35,10 @@ class LogRepository:
 
         Appends are serialised here. On SQLite a write must come first so the transaction
         holds the database write lock before it reads (upgrading a read lock later can fail
-        with SQLITE_BUSY instead of waiting).
+        with SQLITE_BUSY instead of waiting). Pending changes are flushed first, so a second
+        appender in the same transaction sees the head the first one moved.
         """
+        self.session.flush()
         if self.session.get_bind().dialect.name == "sqlite":
             self.session.execute(
                 text("UPDATE log_state SET id = id WHERE id = :id"), {"id": STATE_ID}
@@ -68,3 +80,113 @@ class LogRepository:
                 .order_by(LogEntry.index)
             )
         )
+
+    def entries_of_kinds(self, kinds: Collection[str], below: int) -> list[tuple[int, str, bytes]]:
+        """``(index, kind, body)`` of every entry of ``kinds`` below ``below``, in log order.
+
+        A scan (there is no index on kind): for exports, not for request hot paths.
+        """
+        rows = self.session.execute(
+            select(LogEntry.index, LogEntry.kind, LogEntry.body)
+            .where(LogEntry.kind.in_(list(kinds)), LogEntry.index < below)
+            .order_by(LogEntry.index)
+        )
+        return [(r[0], r[1], bytes(r[2])) for r in rows]
+
+    def entries_at(self, indexes: Collection[int]) -> list[LogEntry]:
+        """The entries with the given indexes, in log order."""
+        out: list[LogEntry] = []
+        ordered = sorted(indexes)
+        for i in range(0, len(ordered), 1000):
+            chunk = ordered[i : i + 1000]
+            out.extend(
+                self.session.scalars(
+                    select(LogEntry).where(LogEntry.index.in_(chunk)).order_by(LogEntry.index)
+                )
+            )
+        return out
+
+    def report_indexes(
+        self, chip_ids: Collection[str], start: datetime | None, end: datetime | None
+    ) -> list[int]:
+        """Log indexes of the reports of ``chip_ids`` whose window overlaps ``[start, end)``."""
+        out: list[int] = []
+        ids = sorted(chip_ids)
+        for i in range(0, len(ids), 1000):
+            stmt = select(Report.log_index).where(Report.chip_id.in_(ids[i : i + 1000]))
+            if start is not None:
+                stmt = stmt.where(Report.window_end > start)
+            if end is not None:
+                stmt = stmt.where(Report.window_start < end)
+            out.extend(int(r) for r in self.session.scalars(stmt))
+        return sorted(out)
+
+    def entry_kinds(self, start: int, end: int) -> list[tuple[int, str]]:
+        rows = self.session.execute(
+            select(LogEntry.index, LogEntry.kind)
+            .where(LogEntry.index >= start, LogEntry.index < end)
+            .order_by(LogEntry.index)
+        )
+        return [(r[0], r[1]) for r in rows]
+
+    # -- tiles ---------------------------------------------------------------------------
+    def tiles(self, ids: Collection[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        """The stored tiles among ``ids`` (one query)."""
+        if not ids:
+            return {}
+        cond = or_(*(and_(LogTile.level == lvl, LogTile.index == idx) for lvl, idx in ids))
+        rows = self.session.execute(
+            select(LogTile.level, LogTile.index, LogTile.hashes).where(cond)
+        )
+        return {(r[0], r[1]): bytes(r[2]) for r in rows}
+
+    def put_tiles(self, tiles: Mapping[tuple[int, int], bytes]) -> None:
+        """Insert or overwrite tiles (a partial tile grows until it is full)."""
+        if not tiles:
+            return
+        rows = [{"level": lvl, "index": idx, "hashes": b} for (lvl, idx), b in tiles.items()]
+        dialect = self.session.get_bind().dialect.name
+        stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(LogTile)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[LogTile.level, LogTile.index], set_={"hashes": stmt.excluded.hashes}
+        )
+        self.session.execute(stmt, rows)
+
+    # -- checkpoints and cosignatures ------------------------------------------------------
+    def latest_checkpoint(self) -> LogCheckpoint | None:
+        return self.session.scalar(select(LogCheckpoint).order_by(LogCheckpoint.size.desc()))
+
+    def checkpoint(self, size: int) -> LogCheckpoint | None:
+        return self.session.get(LogCheckpoint, size)
+
+    def add_checkpoint(self, size: int, root_hash: bytes, note: str, at: datetime) -> bool:
+        """Store a signed checkpoint; False if one of this size exists (another worker won)."""
+        dialect = self.session.get_bind().dialect.name
+        stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(LogCheckpoint)
+        result = self.session.execute(
+            stmt.values(size=size, root_hash=root_hash, note=note, created_at=at)
+            .on_conflict_do_nothing(index_elements=[LogCheckpoint.size])
+            .returning(LogCheckpoint.size)
+        )
+        return result.first() is not None
+
+    def cosignatures(self, size: int) -> list[LogCosignature]:
+        return list(
+            self.session.scalars(
+                select(LogCosignature)
+                .where(LogCosignature.size == size)
+                .order_by(LogCosignature.witness)
+            )
+        )
+
+    def add_cosignature(self, size: int, witness: str, line: str, at: datetime) -> None:
+        self.session.add(LogCosignature(size=size, witness=witness, line=line, created_at=at))
+
+    def witness_sizes(self) -> dict[str, int]:
+        """The largest checkpoint size each witness cosigned."""
+        rows = self.session.execute(
+            select(LogCosignature.witness, func.max(LogCosignature.size)).group_by(
+                LogCosignature.witness
+            )
+        )
+        return {r[0]: int(r[1]) for r in rows}

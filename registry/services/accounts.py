@@ -10,10 +10,12 @@ from sqlalchemy.orm import Session
 from attestation.certs import load_vendor_root
 from attestation.errors import CertificateError, FormatError
 from attestation.keys import PublicKey
+from attestation.logentries import OPERATOR, VENDOR, timestamp
 from registry.auth import Principal, Role, generate_token, hash_token
 from registry.db.models import ApiToken, Operator, Vendor
 from registry.errors import AlreadyExists, InvalidRequest, NotFound
 from registry.repositories.accounts import AccountRepository
+from registry.services.log import LogAppender
 
 __all__ = ["AccountService", "IssuedToken"]
 
@@ -27,6 +29,7 @@ class IssuedToken:
 class AccountService:
     def __init__(self, session: Session, clock: Callable[[], datetime]) -> None:
         self.repo = AccountRepository(session)
+        self.log = LogAppender(session)
         self.clock = clock
 
     def create_vendor(self, name: str, root_certificate_pem: str) -> Vendor:
@@ -48,6 +51,17 @@ class AccountService:
             created_at=self.clock(),
         )
         self.repo.add(vendor)
+        self.log.append_record(
+            VENDOR,
+            {
+                "vendor_id": vendor.id,
+                "name": name,
+                "root_certificate_pem": root_certificate_pem,
+                "fingerprint": root.fingerprint,
+                "registered_at": timestamp(vendor.created_at),
+            },
+            vendor.created_at,
+        )
         return vendor
 
     def create_operator(self, name: str, country: str, public_key: str) -> Operator:
@@ -61,6 +75,18 @@ class AccountService:
             name=name, country=country, public_key=public_key, created_at=self.clock()
         )
         self.repo.add(operator)
+        # The operator's key goes in the log: auditors check declarations against it.
+        self.log.append_record(
+            OPERATOR,
+            {
+                "operator_id": operator.id,
+                "name": name,
+                "country": country,
+                "public_key": public_key,
+                "registered_at": timestamp(operator.created_at),
+            },
+            operator.created_at,
+        )
         return operator
 
     def vendor(self, vendor_id: int) -> Vendor:

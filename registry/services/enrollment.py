@@ -1,4 +1,9 @@
-"""Declarations: facilities, chip enrollment, installations (custody) and declared clusters."""
+"""Declarations: facilities, chip enrollment, installations (custody) and declared clusters.
+
+Everything accepted here is appended to the transparency log in the same transaction:
+facilities and enrollments as registry records, installations and clusters as the operator-
+signed DSSE declaration envelopes (verified against the operator's registered key).
+"""
 
 from __future__ import annotations
 
@@ -8,13 +13,17 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from attestation.certs import verify_chip_certificate
-from attestation.errors import CertificateError
+from attestation.dsse import Envelope, verify_envelope
+from attestation.errors import CertificateError, FormatError, SignatureError
+from attestation.keys import PublicKey
+from attestation.logentries import CLUSTER, ENROLLMENT, FACILITY, INSTALLATION, timestamp
 from registry.auth import Principal, Role
 from registry.db.models import Chip, DeclaredCluster, Facility, Installation
 from registry.errors import AlreadyExists, Conflict, Forbidden, InvalidRequest, NotFound
 from registry.repositories.accounts import AccountRepository
 from registry.repositories.chips import ChipRepository
 from registry.repositories.facilities import FacilityRepository
+from registry.services.log import LogAppender
 
 __all__ = ["EnrollmentService"]
 
@@ -24,7 +33,19 @@ class EnrollmentService:
         self.accounts = AccountRepository(session)
         self.chips = ChipRepository(session)
         self.facilities = FacilityRepository(session)
+        self.log = LogAppender(session)
         self.clock = clock
+
+    def _verify_declaration(self, envelope: Envelope, facility: Facility) -> None:
+        """The declaration must be signed by the key of the operator owning ``facility``."""
+        try:
+            key = PublicKey.from_b64(facility.operator.public_key)
+            verify_envelope(envelope, key)
+        except (FormatError, SignatureError) as exc:
+            raise InvalidRequest(
+                f"declaration is not signed by operator {facility.operator_id}'s key: {exc}",
+                code="bad_signature",
+            ) from exc
 
     # -- facilities --------------------------------------------------------------------
     def create_facility(
@@ -55,6 +76,21 @@ class EnrollmentService:
             created_at=self.clock(),
         )
         self.facilities.add(facility)
+        self.log.append_record(
+            FACILITY,
+            {
+                "facility_id": facility.id,
+                "operator_id": operator_id,
+                "name": name,
+                "country": country,
+                "latitude": latitude,
+                "longitude": longitude,
+                "declared_power_kw": declared_power_kw,
+                "pue": pue,
+                "declared_at": timestamp(facility.created_at),
+            },
+            facility.created_at,
+        )
         return facility
 
     def facility(self, facility_id: int) -> Facility:
@@ -106,6 +142,23 @@ class EnrollmentService:
             last_digest="0" * 64,
         )
         self.chips.add(chip)
+        self.log.append_record(
+            ENROLLMENT,
+            {
+                "chip_id": chip.chip_id,
+                "vendor_id": vendor_id,
+                "vendor_root_fingerprint": vendor.fingerprint,
+                "model": chip.model,
+                "public_key": endorsement.public_key.to_b64(),
+                "key_id": chip.key_id,
+                "certificate_pem": certificate_pem,
+                "certificate_fingerprint": endorsement.fingerprint,
+                "peak_tflops_bf16": peak_tflops_bf16,
+                "tdp_watts": tdp_watts,
+                "enrolled_at": timestamp(now),
+            },
+            now,
+        )
         return chip
 
     def chip(self, chip_id: str) -> Chip:
@@ -116,10 +169,18 @@ class EnrollmentService:
 
     # -- custody -----------------------------------------------------------------------
     def install(
-        self, caller: Principal, *, chip_id: str, facility_id: int, installed_at: datetime
+        self,
+        caller: Principal,
+        *,
+        envelope: Envelope,
+        chip_id: str,
+        facility_id: int,
+        installed_at: datetime,
     ) -> Installation:
+        """Install (or move, or transfer) a chip, as declared in the operator-signed envelope."""
         facility = self.facility(facility_id)
         caller.require_operator(facility.operator_id)
+        self._verify_declaration(envelope, facility)
         self.chip(chip_id)
         current = self.facilities.current_installation(chip_id)
         if current is not None:
@@ -150,6 +211,7 @@ class EnrollmentService:
             created_at=self.clock(),
         )
         self.facilities.add(installation)
+        self.log.append(INSTALLATION, [envelope.to_json()], installation.created_at)
         return installation
 
     # -- declared clusters ---------------------------------------------------------------
@@ -157,6 +219,7 @@ class EnrollmentService:
         self,
         caller: Principal,
         *,
+        envelope: Envelope,
         facility_id: int,
         name: str,
         purpose: str,
@@ -166,6 +229,7 @@ class EnrollmentService:
     ) -> DeclaredCluster:
         facility = self.facility(facility_id)
         caller.require_operator(facility.operator_id)
+        self._verify_declaration(envelope, facility)
         if end <= start:
             raise InvalidRequest("end must be after start", code="bad_window")
         unique = sorted(set(chip_ids))
@@ -186,14 +250,18 @@ class EnrollmentService:
                 f"chips not installed at this operator's facilities: {', '.join(foreign[:10])}",
                 code="chip_not_yours",
             )
+        now = self.clock()
+        # The cluster's id is the log index of its declaration: auditors derive it from the log.
+        index = self.log.append(CLUSTER, [envelope.to_json()], now)
         cluster = DeclaredCluster(
+            id=index,
             operator_id=facility.operator_id,
             facility_id=facility_id,
             name=name,
             purpose=purpose,
             start=start,
             end=end,
-            created_at=self.clock(),
+            created_at=now,
         )
         self.facilities.add(cluster)
         self.facilities.add_members(cluster, unique)

@@ -13,11 +13,13 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from attestation.logentries import VERIFIER_RUN, timestamp
 from registry.db.models import Finding
 from registry.repositories.chips import ChipRepository
 from registry.repositories.facilities import FacilityRepository
 from registry.repositories.findings import FindingRepository
 from registry.repositories.reports import ReportRepository
+from registry.services.log import LogAppender
 from verifier import engine
 from verifier.facts import ChipFact, DeclaredClusterFact, LinkFact, ReportFact, Snapshot
 from verifier.findings import Finding as FindingValue
@@ -42,10 +44,15 @@ class VerificationService:
         self.facilities = FacilityRepository(session)
         self.reports = ReportRepository(session)
         self.findings = FindingRepository(session)
+        self.log = LogAppender(session)
         self.clock = clock
 
-    def snapshot(self, as_of: datetime) -> Snapshot:
-        """Everything the verifier needs, as of ``as_of``: chips, custody, reports, clusters."""
+    def snapshot(self, as_of: datetime, log_size: int | None = None) -> Snapshot:
+        """Everything the verifier needs, as of ``as_of``: chips, custody, reports, clusters.
+
+        With ``log_size``, only reports in the first ``log_size`` log entries count, so that a
+        partner can rebuild the same snapshot from the log alone.
+        """
         custody = {i.chip_id: i for i in self.facilities.all_current_installations()}
         chips = {}
         for chip in self.chips.all():
@@ -70,6 +77,7 @@ class VerificationService:
                 log_index=r.log_index,
             )
             for r in self.reports.in_period(None, as_of)
+            if log_size is None or r.log_index < log_size
         ]
         clusters = [
             DeclaredClusterFact(
@@ -87,8 +95,23 @@ class VerificationService:
     def run(self, policy: Policy, *, as_of: datetime | None = None) -> VerificationRun:
         """Judge every report up to ``as_of`` and store findings not seen before."""
         as_of = as_of or self.clock()
-        snap = self.snapshot(as_of)
+        # Not the append lock: a long run must not stall ingest. Reports are cut at this size.
+        state = self.log.repo.state()
+        log_size = state.size if state is not None else 0
+        snap = self.snapshot(as_of, log_size)
         found = engine.run(snap, policy, as_of)
+        # The run and everything it found go in the log, so partners can re-derive and compare.
+        self.log.append_record(
+            VERIFIER_RUN,
+            {
+                "as_of": timestamp(as_of),
+                "policy_id": policy.policy_id,
+                "policy_version": policy.version,
+                "log_size": log_size,
+                "findings": [f.to_dict() for f in found],
+            },
+            self.clock(),
+        )
         known = self.findings.by_fingerprints([f.fingerprint for f in found])
         now = self.clock()
         new = []

@@ -5,12 +5,14 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 
 from attestation.certs import create_vendor_root, issue_chip_certificate
 from attestation.dsse import Envelope
 from attestation.keys import PrivateKey
+from attestation.logentries import sign_declaration
 from attestation.report import (
     GENESIS_DIGEST,
     LinkKind,
@@ -77,7 +79,12 @@ class World:
     facility_id: int
     root_pem: bytes
     root_key: PrivateKey
+    operator_name: str = "Abilene Compute"
     chips: dict[str, SimChip] = field(default_factory=dict)
+
+    @property
+    def operator_key(self) -> PrivateKey:
+        return operator_key(self.operator_name)
 
     def certificate(
         self, chip_id: str, chip_key: PrivateKey, model: str = "H100-SXM5-80GB"
@@ -114,11 +121,15 @@ class World:
                 ok(
                     http.post(
                         "/v1/installations",
-                        json={
-                            "chip_id": chip_id,
-                            "facility_id": facility_id or self.facility_id,
-                            "installed_at": "2026-02-01T00:00:00Z",
-                        },
+                        json=signed(
+                            "installation",
+                            {
+                                "chip_id": chip_id,
+                                "facility_id": facility_id or self.facility_id,
+                                "installed_at": "2026-02-01T00:00:00Z",
+                            },
+                            self.operator_key,
+                        ),
                     ),
                     201,
                 )
@@ -132,6 +143,16 @@ class World:
             return http.post(
                 "/v1/reports/batch", content=body, headers={"Content-Type": "application/json"}
             )
+
+
+def operator_key(name: str) -> PrivateKey:
+    """The signing key of the operator ``name`` created by :func:`add_operator`."""
+    return key(f"op:{name}")
+
+
+def signed(kind: str, fields: dict[str, Any], signer: PrivateKey) -> dict[str, Any]:
+    """A declaration body (DSSE envelope JSON) signed by ``signer``."""
+    return sign_declaration(kind, fields, signer).to_dict()
 
 
 def add_operator(registry: LiveRegistry, name: str, country: str = "US") -> tuple[int, str, int]:

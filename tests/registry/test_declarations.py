@@ -4,6 +4,8 @@ its stable ``code``, and that it wrote nothing."""
 
 from __future__ import annotations
 
+import base64
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,7 +15,17 @@ from attestation.certs import create_vendor_root, issue_chip_certificate
 from attestation.keys import PrivateKey
 from registry.auth import Role
 from tests.registry.checks import refused
-from tests.registry.factories import VALID_FROM, VALID_TO, World, add_operator, key, make_world, ok
+from tests.registry.factories import (
+    VALID_FROM,
+    VALID_TO,
+    World,
+    add_operator,
+    key,
+    make_world,
+    ok,
+    operator_key,
+    signed,
+)
 
 FEB = "2026-02-01T00:00:00Z"
 MAR = "2026-03-01T00:00:00Z"
@@ -68,8 +80,12 @@ def certificate(
     )
 
 
-def installation(chip_id: str, facility_id: int, at: str = FEB) -> dict[str, Any]:
-    return {"chip_id": chip_id, "facility_id": facility_id, "installed_at": at}
+def installation(
+    chip_id: str, facility_id: int, at: str = FEB, signer: str = "Abilene Compute"
+) -> dict[str, Any]:
+    """An installation declaration signed by the operator ``signer``'s key."""
+    fields = {"chip_id": chip_id, "facility_id": facility_id, "installed_at": at}
+    return signed("installation", fields, operator_key(signer))
 
 
 def post(world: World, token: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -369,7 +385,7 @@ def test_chip_in_another_operators_custody_cannot_be_taken(world: World) -> None
         "POST",
         "/v1/installations",
         (403, "chip_in_other_custody"),
-        json=installation("NV-0001", other_facility, at=MAR),
+        json=installation("NV-0001", other_facility, at=MAR, signer="Other Compute"),
     )
     # Nor may an operator declare installations at someone else's facility.
     refused(
@@ -426,9 +442,14 @@ def test_installing_twice_at_the_same_facility_is_a_conflict(world: World) -> No
 
 
 def cluster(
-    chip_ids: list[str], facility_id: int, start: str = MAR, end: str = "2026-04-01T00:00:00Z"
+    chip_ids: list[str],
+    facility_id: int,
+    start: str = MAR,
+    end: str = "2026-04-01T00:00:00Z",
+    signer: str = "Abilene Compute",
 ) -> dict[str, Any]:
-    return {
+    """A cluster declaration signed by the operator ``signer``'s key."""
+    fields = {
         "facility_id": facility_id,
         "name": "training run 7",
         "purpose": "pretraining",
@@ -436,6 +457,7 @@ def cluster(
         "start": start,
         "end": end,
     }
+    return signed("cluster", fields, operator_key(signer))
 
 
 def test_operator_declares_a_cluster_of_its_chips(world: World) -> None:
@@ -512,7 +534,7 @@ def test_cluster_with_unknown_or_foreign_chips_is_refused(world: World) -> None:
         "POST",
         "/v1/clusters",
         (403, "chip_not_yours"),
-        json=cluster(["NV-0001"], other_facility),
+        json=cluster(["NV-0001"], other_facility, signer="Other Compute"),
     )
     refused(
         world.registry,
@@ -522,3 +544,50 @@ def test_cluster_with_unknown_or_foreign_chips_is_refused(world: World) -> None:
         (403, "not_your_operator"),
         json=cluster(["NV-0001"], world.facility_id),
     )
+
+
+# -- signed declarations -------------------------------------------------------------------
+
+
+def test_declarations_must_be_signed_by_the_facility_operator(world: World) -> None:
+    world.enroll("NV-0001", install=False)
+    fields = {"chip_id": "NV-0001", "facility_id": world.facility_id, "installed_at": FEB}
+    refused(
+        world.registry,
+        world.operator_token,
+        "POST",
+        "/v1/installations",
+        (422, "bad_signature"),
+        json=signed("installation", fields, key("someone else")),
+    )
+    # A cluster declaration is not an installation, and a plain JSON body is no declaration.
+    refused(
+        world.registry,
+        world.operator_token,
+        "POST",
+        "/v1/installations",
+        (400, "malformed_declaration"),
+        json=signed(
+            "cluster",
+            {"facility_id": world.facility_id, "name": "x", "purpose": "y", "chip_ids": ["a"]},
+            operator_key("Abilene Compute"),
+        ),
+    )
+    refused(
+        world.registry,
+        world.operator_token,
+        "POST",
+        "/v1/installations",
+        (422, "invalid_request"),
+        json=fields,
+    )
+    body = installation("NV-0001", world.facility_id)
+    post(world, world.operator_token, "/v1/installations", body)
+    # The exact envelope is the newest log entry.
+    with world.registry.client() as http:
+        size = len(ok(http.get("/v1/log/entries", params={"start": 0, "end": 1000}))["entries"])
+        [entry] = ok(http.get("/v1/log/entries", params={"start": size - 1, "end": size}))[
+            "entries"
+        ]
+    assert entry["kind"] == "installation"
+    assert json.loads(base64.b64decode(entry["body"])) == body

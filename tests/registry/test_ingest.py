@@ -26,7 +26,9 @@ def world(live_registry: LiveRegistry) -> World:
 def counts(world: World) -> tuple[int, int]:
     with world.registry.context.sessions() as s:
         reports = s.scalar(select(func.count()).select_from(Report))
-        entries = s.scalar(select(func.count()).select_from(LogEntry))
+        entries = s.scalar(
+            select(func.count()).select_from(LogEntry).where(LogEntry.kind == "usage_report")
+        )
     return int(reports or 0), int(entries or 0)
 
 
@@ -65,16 +67,18 @@ def flip_signature_byte(envelope: Envelope) -> Envelope:
 def test_accepted_report_is_stored_logged_and_chained(world: World) -> None:
     chip = world.chips["NV-H100-0001"]
     first, second = chip.report(peers=(link("NV-H100-0002"),)), chip.report()
+    with world.registry.context.sessions() as s:
+        base = s.scalar(select(func.count()).select_from(LogEntry)) or 0  # the declarations
     body = ok(world.post([first, second]))
     assert body["accepted"] == 2 and body["rejected"] == 0
     assert [r["seq"] for r in body["results"]] == [1, 2]
-    assert [r["log_index"] for r in body["results"]] == [0, 1]
+    assert [r["log_index"] for r in body["results"]] == [base, base + 1]
     with world.registry.context.sessions() as s:
         stored = s.scalars(select(Report).order_by(Report.seq)).all()
         head = s.get(Chip, "NV-H100-0001")
-        leaf = s.get(LogEntry, 0)
+        leaf = s.get(LogEntry, base)
     # The registry keeps the exact bytes it verified, once, as the log entry it commits to.
-    assert stored[0].log_index == 0
+    assert stored[0].log_index == base
     assert leaf is not None and leaf.body == first.to_json()
     assert json.loads(stored[0].links_json) == [["NV-H100-0002", "nvlink", 10**10, 10**10]]
     assert (

@@ -174,13 +174,26 @@ def test_independent_client_enrolls_and_reports(live_registry: LiveRegistry) -> 
                 "declared_power_kw": 5000,
             },
         ).json()
+        # Declarations are DSSE envelopes signed by the operator key; pretty-printed on purpose.
+        declaration = json.dumps(
+            {
+                "type": "chipreg.dev/declaration/installation/v1",
+                "chip_id": chip_id,
+                "facility_id": facility["id"],
+                "installed_at": "2026-01-01T00:00:00Z",
+            },
+            indent=2,
+        ).encode()
+        decl_type = "application/vnd.chipreg.declaration+json"
         r = http.post(
             "/v1/installations",
             headers=as_op,
             json={
-                "chip_id": chip_id,
-                "facility_id": facility["id"],
-                "installed_at": "2026-01-01T00:00:00Z",
+                "payload": base64.b64encode(declaration).decode(),
+                "payloadType": decl_type,
+                "signatures": [
+                    {"sig": base64.b64encode(op_key.sign(pae(decl_type, declaration))).decode()}
+                ],
             },
         )
         assert r.status_code == 201, r.text

@@ -22,6 +22,8 @@ from tests.registry.factories import (
     key,
     make_world,
     ok,
+    operator_key,
+    signed,
 )
 
 # Chip A reports four windows (to T0+1h); B reports one (to T0+15m); C, at another operator in
@@ -73,11 +75,15 @@ def fleet(world: World) -> Fleet:
         ok(
             http.post(
                 "/v1/installations",
-                json={
-                    "chip_id": "NV-C",
-                    "facility_id": other_facility,
-                    "installed_at": "2026-02-01T00:00:00Z",
-                },
+                json=signed(
+                    "installation",
+                    {
+                        "chip_id": "NV-C",
+                        "facility_id": other_facility,
+                        "installed_at": "2026-02-01T00:00:00Z",
+                    },
+                    operator_key("Toronto Compute"),
+                ),
             ),
             201,
         )
@@ -108,7 +114,8 @@ def test_chip_detail_shows_vendor_custody_and_latest_reports(world: World) -> No
     assert [r["seq"] for r in reports] == [3, 2, 1]
     assert [r["digest"] for r in reports] == digests[::-1]
     assert [r["utilization"] for r in reports] == [0.75, 0.5, 0.25]
-    assert [r["log_index"] for r in reports] == [2, 1, 0]
+    indexes = [r["log_index"] for r in reports]
+    assert indexes == [indexes[2] + 2, indexes[2] + 1, indexes[2]]
     assert reports[0]["window_end"].startswith("2026-03-01T00:45:00")
 
     limited = get(world.registry, world.operator_token, "/v1/chips/NV-0001", reports=1)
@@ -216,8 +223,9 @@ def test_verifier_run_flags_the_silent_chips(fleet: Fleet) -> None:
         assert "45 minutes" in f["citation"]
         assert isinstance(f["evidence"], list)
     b, c = by_chip["NV-B"], by_chip["NV-C"]
-    # B's last report (log index 4, after A's four) is the evidence; C never reported.
-    assert b["evidence"] == [4]
+    # B's last report (logged after A's four) is the evidence; C never reported.
+    b_detail = get(reg, reg.admin_token, "/v1/chips/NV-B")
+    assert b["evidence"] == [b_detail["latest_reports"][0]["log_index"]]
     assert (b["details"]["last_seq"], b["details"]["silent_for_seconds"]) == (1, 55 * 60)
     assert c["evidence"] == []
     assert c["details"]["never_reported"] is True

@@ -1,9 +1,20 @@
-"""Facilities, chip enrollment, installations and declared clusters."""
+"""Facilities, chip enrollment, installations and declared clusters.
+
+Installations (moves, transfers) and clusters are declarations signed by the operator's key:
+the request body is the DSSE envelope, whose payload is the declaration JSON.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import TypeVar
 
+from fastapi import APIRouter
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
+
+from attestation.dsse import Envelope
+from attestation.errors import FormatError
+from attestation.logentries import CLUSTER, INSTALLATION, open_declaration
 from registry.api.deps import CallerDep, ContextDep, SessionDep
 from registry.api.schemas.declarations import (
     ChipCreate,
@@ -14,10 +25,28 @@ from registry.api.schemas.declarations import (
     FacilityPublic,
     InstallationCreate,
     InstallationPublic,
+    SignedDeclaration,
 )
+from registry.errors import BadRequest
 from registry.services.enrollment import EnrollmentService
 
 router = APIRouter(prefix="/v1", tags=["declarations"])
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _open(body: SignedDeclaration, kind: str, schema: type[M]) -> tuple[Envelope, M]:
+    """Parse the envelope and its declaration payload (the service checks the signature)."""
+    try:
+        envelope = Envelope.from_dict(body.model_dump())
+        fields = open_declaration(envelope, kind)
+    except FormatError as exc:
+        raise BadRequest(str(exc), code="malformed_declaration") from exc
+    try:
+        return envelope, schema.model_validate(fields)
+    except ValidationError as exc:
+        errors = [{**e, "loc": ("body", "payload", *e["loc"])} for e in exc.errors()]
+        raise RequestValidationError(errors) from exc
 
 
 @router.post("/facilities", status_code=201, response_model=FacilityPublic)
@@ -36,16 +65,34 @@ def enroll_chip(
 
 @router.post("/installations", status_code=201, response_model=InstallationPublic)
 def install_chip(
-    body: InstallationCreate, caller: CallerDep, session: SessionDep, ctx: ContextDep
+    body: SignedDeclaration, caller: CallerDep, session: SessionDep, ctx: ContextDep
 ) -> object:
-    return EnrollmentService(session, ctx.clock).install(caller, **body.model_dump())
+    """Declare that a chip is (now) at a facility: an installation, a move or a transfer.
+
+    The body is a DSSE envelope signed by the facility operator's key; its payload is
+    ``{"type": "chipreg.dev/declaration/installation/v1", "chip_id", "facility_id",
+    "installed_at"}``. The envelope is appended to the log as kind ``installation``.
+    """
+    envelope, fields = _open(body, INSTALLATION, InstallationCreate)
+    return EnrollmentService(session, ctx.clock).install(
+        caller, envelope=envelope, **fields.model_dump()
+    )
 
 
 @router.post("/clusters", status_code=201, response_model=ClusterPublic)
 def declare_cluster(
-    body: ClusterCreate, caller: CallerDep, session: SessionDep, ctx: ContextDep
+    body: SignedDeclaration, caller: CallerDep, session: SessionDep, ctx: ContextDep
 ) -> ClusterPublic:
-    cluster = EnrollmentService(session, ctx.clock).declare_cluster(caller, **body.model_dump())
+    """Declare a cluster of chips working together over a period.
+
+    The body is a DSSE envelope signed by the facility operator's key; its payload is
+    ``{"type": "chipreg.dev/declaration/cluster/v1", "facility_id", "name", "purpose",
+    "chip_ids", "start", "end"}``. Logged as kind ``cluster``; the cluster id is its log index.
+    """
+    envelope, fields = _open(body, CLUSTER, ClusterCreate)
+    cluster = EnrollmentService(session, ctx.clock).declare_cluster(
+        caller, envelope=envelope, **fields.model_dump()
+    )
     return ClusterPublic(
         id=cluster.id,
         operator_id=cluster.operator_id,

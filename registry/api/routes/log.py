@@ -6,11 +6,16 @@ import base64
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel
 
-from registry.api.deps import LogDep
-from registry.errors import BadRequest
+from attestation import tiles
+from attestation.errors import FormatError
+from attestation.tlog_proof import TlogProof, format_proof
+from registry.api.deps import ContextDep, LogDep, SessionDep
+from registry.api.schemas.common import UtcDatetime
+from registry.errors import BadRequest, NotFound
+from registry.services.bundles import BundleService
 
 router = APIRouter(prefix="/v1/log", tags=["log"])
 
@@ -51,8 +56,13 @@ class ConsistencyProof(BaseModel):
 
 @router.get("/checkpoint", response_class=PlainTextResponse)
 def checkpoint(log: LogDep) -> PlainTextResponse:
-    """The latest checkpoint: a C2SP tlog-checkpoint signed as a C2SP signed note."""
-    return PlainTextResponse(log.signed_checkpoint(), media_type="text/plain; charset=utf-8")
+    """The latest published checkpoint (C2SP tlog-checkpoint, signed note) with the witnesses'
+    C2SP tlog-cosignature lines. A new one is published within about a second of new entries."""
+    return PlainTextResponse(
+        log.signed_checkpoint(),
+        media_type="text/plain; charset=utf-8",
+        headers={"Cache-Control": "no-cache"},
+    )
 
 
 @router.get("/key", response_model=LogKey)
@@ -117,3 +127,77 @@ def consistency(
     """RFC 6962 consistency proof between two tree sizes."""
     proof = log.consistency_proof(first, second)
     return ConsistencyProof(first=first, second=second, hashes=[_b64(h) for h in proof])
+
+
+@router.get("/proof/tlog-proof", response_class=PlainTextResponse)
+def tlog_proof(
+    log: LogDep,
+    index: Annotated[int | None, Query(ge=0)] = None,
+    leaf_hash: Annotated[str | None, Query(description="base64 leaf hash")] = None,
+) -> PlainTextResponse:
+    """A C2SP tlog-proof (``c2sp.org/tlog-proof@v1``) of one entry against the latest published,
+    cosigned checkpoint: verifiable offline with the log's and witnesses' keys."""
+    if (index is None) == (leaf_hash is None):
+        raise BadRequest("give exactly one of index or leaf_hash", code="bad_query")
+    if index is None:
+        try:
+            wanted = base64.b64decode(str(leaf_hash), validate=True)
+        except ValueError as exc:
+            raise BadRequest("leaf_hash is not base64", code="bad_query") from exc
+        index = log.index_of(wanted)
+    published = log.published()
+    if published is None or index >= published.size:
+        raise NotFound(
+            f"entry {index} is not covered by a published checkpoint yet; retry in a second",
+            code="not_yet_published",
+        )
+    proof = log.inclusion_proof(index, published.size)
+    text = format_proof(TlogProof(index, tuple(proof), published.cosigned_note))
+    return PlainTextResponse(text, media_type="text/plain; charset=utf-8")
+
+
+_TILE_HEADERS = {"Cache-Control": "public, max-age=31536000, immutable"}
+
+
+def _tile_response(data: bytes, partial: bool) -> Response:
+    headers = {"Cache-Control": "no-cache"} if partial else _TILE_HEADERS
+    return Response(data, media_type="application/octet-stream", headers=headers)
+
+
+@router.get("/tile/{path:path}", response_class=Response)
+def tile(log: LogDep, path: str) -> Response:
+    """C2SP tlog-tiles, read-only: ``tile/<L>/<N>[.p/<W>]`` and ``tile/entries/<N>[.p/<W>]``
+    (this prefix, ``/v1/log``, is the tlog-tiles prefix; ``/v1/log/checkpoint`` its checkpoint).
+    """
+    try:
+        level, index, width = tiles.parse_tile_path("tile/" + path)
+    except FormatError as exc:
+        raise NotFound(str(exc), code="unknown_tile") from exc
+    partial = width < tiles.TILE_WIDTH
+    if level is None:
+        return _tile_response(log.entry_bundle(index, width), partial)
+    return _tile_response(log.tile(level, index, width), partial)
+
+
+@router.get("/bundle", response_class=Response)
+def bundle(
+    *,
+    log: LogDep,
+    session: SessionDep,
+    ctx: ContextDep,
+    facility_id: Annotated[int | None, Query(ge=1)] = None,
+    country: Annotated[str | None, Query(pattern=r"^[A-Z]{2}$")] = None,
+    start: Annotated[UtcDatetime | None, Query()] = None,
+    end: Annotated[UtcDatetime | None, Query()] = None,
+) -> Response:
+    """A signed audit bundle (docs/AUDIT.md): one facility's or one country's log entries over
+    a period, each with its inclusion proof against the latest cosigned checkpoint, signed
+    with the log key. ``chipreg audit --bundle`` verifies it with no network."""
+    data = BundleService(session, log.signer, ctx.clock).export(
+        facility_id=facility_id, country=country, start=start, end=end
+    )
+    return Response(
+        data,
+        media_type="application/json",
+        headers={"Content-Disposition": 'attachment; filename="chipreg-audit-bundle.json"'},
+    )

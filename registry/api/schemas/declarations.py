@@ -17,6 +17,7 @@ __all__ = [
     "FacilityPublic",
     "InstallationCreate",
     "InstallationPublic",
+    "SignedDeclaration",
 ]
 
 
@@ -90,6 +91,23 @@ class ClusterCreate(BaseModel):
     chip_ids: list[ChipId] = Field(min_length=1, max_length=200_000)
     start: UtcDatetime
     end: UtcDatetime
+
+
+class DsseSignature(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    keyid: str = ""
+    sig: str
+
+
+class SignedDeclaration(BaseModel):
+    """A DSSE envelope signed by the operator's registered key. Its payload (payloadType
+    ``application/vnd.chipreg.declaration+json``) is the declaration JSON with a ``type``
+    field; see docs/PROTOCOL.md."""
+
+    model_config = ConfigDict(extra="forbid")
+    payload: str = Field(description="base64 of the declaration JSON")
+    payloadType: str
+    signatures: list[DsseSignature] = Field(min_length=1, max_length=16)
 
 
 class ClusterPublic(BaseModel):

@@ -1,0 +1,143 @@
+"""What each kind of log entry holds (docs/PROTOCOL.md, "Log entry kinds").
+
+Two shapes:
+
+* signed evidence and declarations are logged as the DSSE envelope received, in the canonical
+  envelope JSON (``Envelope.to_json``): the signature covers the exact payload bytes. Usage
+  reports are signed by chip keys; installation and cluster declarations by the operator's
+  registered key, with payload type :data:`DECLARATION_PAYLOAD_TYPE` and a JSON payload whose
+  ``type`` names the declaration;
+* things the registry itself creates or accepts unsigned (vendor roots, operators and their
+  keys, facilities, chip enrollments with the vendor-signed certificate, verifier runs with
+  their findings) are logged as a canonical JSON *record*: sorted keys, no whitespace, UTF-8,
+  with a ``type`` field naming the record and its version.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from attestation._json import loads_strict
+from attestation.dsse import Envelope, sign_envelope
+from attestation.errors import FormatError
+from attestation.keys import PrivateKey
+
+__all__ = [
+    "DECLARATION_KINDS",
+    "DECLARATION_PAYLOAD_TYPE",
+    "KINDS",
+    "RECORD_KINDS",
+    "RESERVED_KINDS",
+    "canonical_json",
+    "open_declaration",
+    "parse_record",
+    "parse_timestamp",
+    "record_body",
+    "sign_declaration",
+    "timestamp",
+]
+
+USAGE_REPORT = "usage_report"
+VENDOR = "vendor"
+OPERATOR = "operator"
+FACILITY = "facility"
+ENROLLMENT = "enrollment"
+INSTALLATION = "installation"
+CLUSTER = "cluster"
+VERIFIER_RUN = "verifier_run"
+
+RECORD_KINDS = {
+    VENDOR: "chipreg.dev/record/vendor/v1",
+    OPERATOR: "chipreg.dev/record/operator/v1",
+    FACILITY: "chipreg.dev/record/facility/v1",
+    ENROLLMENT: "chipreg.dev/record/enrollment/v1",
+    VERIFIER_RUN: "chipreg.dev/record/verifier-run/v1",
+}
+DECLARATION_KINDS = {
+    INSTALLATION: "chipreg.dev/declaration/installation/v1",
+    CLUSTER: "chipreg.dev/declaration/cluster/v1",
+}
+# Kinds defined by other parts of the protocol and reserved here: sensor readings are DSSE
+# envelopes signed by the landmark's or meter's registered key.
+RESERVED_KINDS = ("landmark_measurement", "meter_reading")
+KINDS = (USAGE_REPORT, *RECORD_KINDS, *DECLARATION_KINDS, *RESERVED_KINDS)
+
+DECLARATION_PAYLOAD_TYPE = "application/vnd.chipreg.declaration+json"
+
+
+def timestamp(value: datetime) -> str:
+    """RFC 3339 UTC with ``Z``; fractional seconds only when present (canonical per instant)."""
+    if value.utcoffset() is None:
+        raise FormatError(f"timestamp must be timezone-aware, got {value.isoformat()}")
+    utc = value.astimezone(UTC)
+    if utc.microsecond:
+        return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_timestamp(text: str) -> datetime:
+    """Inverse of :func:`timestamp`; :class:`FormatError` otherwise."""
+    for fmt in ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S.%fZ"):
+        try:
+            value = datetime.strptime(text, fmt).replace(tzinfo=UTC)
+        except (TypeError, ValueError):
+            continue
+        if timestamp(value) == text:
+            return value
+    raise FormatError(f"invalid timestamp {text!r}")
+
+
+def canonical_json(obj: object) -> bytes:
+    """Sorted keys, no whitespace, UTF-8, no NaN: the bytes a record is logged as."""
+    return json.dumps(
+        obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
+
+
+def record_body(kind: str, fields: Mapping[str, Any]) -> bytes:
+    """The log entry bytes of a registry record of ``kind``."""
+    if kind not in RECORD_KINDS:
+        raise FormatError(f"{kind!r} is not a record kind")
+    if "type" in fields:
+        raise FormatError("record fields must not contain 'type'")
+    return canonical_json({"type": RECORD_KINDS[kind], **fields})
+
+
+def parse_record(kind: str, body: bytes) -> dict[str, Any]:
+    """Parse a record entry of ``kind``; its fields without ``type``. :class:`FormatError`."""
+    if kind not in RECORD_KINDS:
+        raise FormatError(f"{kind!r} is not a record kind")
+    obj = loads_strict(body, f"{kind} record")
+    if not isinstance(obj, dict) or obj.get("type") != RECORD_KINDS[kind]:
+        raise FormatError(f"{kind} record does not have type {RECORD_KINDS[kind]!r}")
+    if canonical_json(obj) != body:
+        raise FormatError(f"{kind} record is not canonical JSON")
+    return {k: v for k, v in obj.items() if k != "type"}
+
+
+def sign_declaration(kind: str, fields: Mapping[str, Any], key: PrivateKey) -> Envelope:
+    """An operator's signed declaration: DSSE over ``{"type": ..., **fields}``."""
+    if kind not in DECLARATION_KINDS:
+        raise FormatError(f"{kind!r} is not a declaration kind")
+    if "type" in fields:
+        raise FormatError("declaration fields must not contain 'type'")
+    payload = canonical_json({"type": DECLARATION_KINDS[kind], **fields})
+    return sign_envelope(payload, DECLARATION_PAYLOAD_TYPE, key)
+
+
+def open_declaration(envelope: Envelope, kind: str) -> dict[str, Any]:
+    """The fields of a declaration envelope of ``kind`` (signature NOT checked here).
+
+    :class:`FormatError` if the payload type, JSON or ``type`` is not a ``kind`` declaration.
+    """
+    if kind not in DECLARATION_KINDS:
+        raise FormatError(f"{kind!r} is not a declaration kind")
+    if envelope.payload_type != DECLARATION_PAYLOAD_TYPE:
+        raise FormatError(f"declaration payloadType must be {DECLARATION_PAYLOAD_TYPE!r}")
+    obj = loads_strict(envelope.payload, f"{kind} declaration")
+    if not isinstance(obj, dict) or obj.get("type") != DECLARATION_KINDS[kind]:
+        raise FormatError(f"payload is not a {DECLARATION_KINDS[kind]} declaration")
+    return {k: v for k, v in obj.items() if k != "type"}

@@ -1,0 +1,67 @@
+"""Export signed audit bundles (see ``audit.bundle``): the registry's side of the selection."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from attestation import logentries as le
+from attestation.errors import FormatError
+from audit.bundle import BundleEntry, Scope, build_bundle, select_records
+from registry.errors import InvalidRequest, NotFound
+from registry.services.log import LogSigner, TransparencyLog
+
+__all__ = ["BundleService"]
+
+_RECORD_KINDS = (
+    le.VENDOR,
+    le.OPERATOR,
+    le.FACILITY,
+    le.ENROLLMENT,
+    le.INSTALLATION,
+    le.CLUSTER,
+    le.VERIFIER_RUN,
+)
+
+
+class BundleService:
+    def __init__(self, session: Session, signer: LogSigner, clock: Callable[[], datetime]):
+        self.log = TransparencyLog(session, signer)
+        self.clock = clock
+
+    def export(
+        self,
+        *,
+        facility_id: int | None,
+        country: str | None,
+        start: datetime | None,
+        end: datetime | None,
+    ) -> bytes:
+        """A bundle of ``scope`` against the latest published checkpoint, signed by the log."""
+        try:
+            scope = Scope(facility_id, country, start, end)
+        except FormatError as exc:
+            raise InvalidRequest(str(exc), code="bad_scope") from exc
+        published = self.log.published()
+        if published is None or published.size == 0:
+            raise NotFound("no checkpoint is published yet", code="not_yet_published")
+        size = published.size
+        records = self.log.repo.entries_of_kinds(_RECORD_KINDS, size)
+        chosen, chips = select_records(records, scope)
+        indexes = [i for i in self.log.repo.report_indexes(chips, start, end) if i < size]
+        entries = [
+            BundleEntry(
+                e.index, e.kind, bytes(e.body), tuple(self.log.inclusion_proof(e.index, size))
+            )
+            for e in self.log.repo.entries_at(set(chosen) | set(indexes))
+        ]
+        return build_bundle(
+            origin=self.log.signer.origin,
+            scope=scope,
+            checkpoint=published.cosigned_note,
+            entries=entries,
+            key=self.log.signer.signer.private_key,
+            created_at=self.clock(),
+        )
