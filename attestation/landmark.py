@@ -31,6 +31,7 @@ from attestation.timefmt import format_time, parse_time, require_utc_seconds
 __all__ = [
     "CHALLENGE_PAYLOAD_TYPE",
     "MAX_RTT_MS",
+    "MAX_SENSOR_ID",
     "MEASUREMENT_PAYLOAD_TYPE",
     "MEASUREMENT_TYPE",
     "NONCE_HEX_LENGTH",
@@ -54,6 +55,7 @@ NONCE_HEX_LENGTH = 64  # 32 random bytes
 # Half the Earth's circumference is ~20,000 km, ~200 ms in fibre; a minute is far beyond any
 # real round trip and keeps the value a sane float.
 MAX_RTT_MS = 60_000.0
+MAX_SENSOR_ID = 2**31 - 1
 
 _NONCE = re.compile(r"[0-9a-f]{64}")
 _MEASUREMENT_KEYS = frozenset(
@@ -61,10 +63,10 @@ _MEASUREMENT_KEYS = frozenset(
 )
 
 
-def validate_sensor_id(value: object, field: str) -> str:
-    """Landmark and meter ids follow the chip id rule: 1-64 of ``[A-Za-z0-9._:-]``."""
-    if not isinstance(value, str) or CHIP_ID_PATTERN.match(value) is None:
-        raise FormatError(f"{field}: invalid id {value!r}: want 1-64 of [A-Za-z0-9._:-]")
+def validate_sensor_id(value: object, field: str) -> int:
+    """Landmark and meter ids are the registry's integer ids, 1 to 2^31 - 1."""
+    if type(value) is not int or not 1 <= value <= MAX_SENSOR_ID:
+        raise FormatError(f"{field}: want an integer id >= 1, got {value!r}")
     return value
 
 
@@ -74,7 +76,7 @@ def _nonce(value: object, field: str = "nonce") -> str:
     return value
 
 
-def challenge_message(landmark_id: str, chip_id: str, nonce: str) -> bytes:
+def challenge_message(landmark_id: int, chip_id: str, nonce: str) -> bytes:
     """The bytes a chip signs (as a DSSE PAE with :data:`CHALLENGE_PAYLOAD_TYPE`).
 
     ``chipreg-challenge/v1 LF landmark_id LF chip_id LF nonce LF``: naming the landmark and the
@@ -88,13 +90,13 @@ def challenge_message(landmark_id: str, chip_id: str, nonce: str) -> bytes:
     return f"chipreg-challenge/v1\n{landmark_id}\n{chip_id}\n{nonce}\n".encode("ascii")
 
 
-def sign_challenge(landmark_id: str, chip_id: str, nonce: str, key: PrivateKey) -> bytes:
+def sign_challenge(landmark_id: int, chip_id: str, nonce: str, key: PrivateKey) -> bytes:
     """The chip's answer: Ed25519 over ``PAE(CHALLENGE_PAYLOAD_TYPE, challenge_message(...))``."""
     return key.sign(pae(CHALLENGE_PAYLOAD_TYPE, challenge_message(landmark_id, chip_id, nonce)))
 
 
 def verify_challenge_answer(
-    landmark_id: str, chip_id: str, nonce: str, signature: bytes, chip_key: PublicKey
+    landmark_id: int, chip_id: str, nonce: str, signature: bytes, chip_key: PublicKey
 ) -> None:
     """:class:`SignatureError` unless ``signature`` is the chip's answer to this challenge."""
     message = pae(CHALLENGE_PAYLOAD_TYPE, challenge_message(landmark_id, chip_id, nonce))
@@ -105,7 +107,7 @@ def verify_challenge_answer(
 class LandmarkMeasurement:
     """A landmark's signed statement: chip ``chip_id`` answered ``nonce`` in ``rtt_ms``."""
 
-    landmark_id: str
+    landmark_id: int
     chip_id: str
     nonce: str
     chip_signature: bytes
@@ -199,7 +201,7 @@ def open_measurement(envelope: Envelope) -> LandmarkMeasurement:
 
 
 def verify_measurement(
-    envelope: Envelope, landmark_id: str, landmark_key: PublicKey
+    envelope: Envelope, landmark_id: int, landmark_key: PublicKey
 ) -> VerifiedMeasurement:
     """Verify a measurement envelope under the landmark's key and parse it.
 
@@ -214,6 +216,6 @@ def verify_measurement(
         raise SignatureError(f"landmark signature: {e}") from None
     if claimed.landmark_id != landmark_id:
         raise KeyMismatchError(
-            f"measurement names landmark {claimed.landmark_id!r}, verified as {landmark_id!r}"
+            f"measurement names landmark {claimed.landmark_id}, verified as {landmark_id}"
         )
     return VerifiedMeasurement(claimed, payload, report_digest(payload), envelope)

@@ -49,7 +49,7 @@ _WINDOW_KEYS = frozenset({"start", "end"})
 class MeterReading:
     """Energy in joules that facility ``facility_id`` drew over ``[window_start, window_end)``."""
 
-    meter_id: str
+    meter_id: int
     facility_id: int
     window_start: datetime
     window_end: datetime
@@ -138,7 +138,7 @@ def open_reading(envelope: Envelope) -> MeterReading:
     return parse_reading(envelope.payload)
 
 
-def verify_reading(envelope: Envelope, meter_id: str, meter_key: PublicKey) -> VerifiedReading:
+def verify_reading(envelope: Envelope, meter_id: int, meter_key: PublicKey) -> VerifiedReading:
     """Verify a reading envelope under the meter's key and parse it.
 
     Raises :class:`FormatError`, :class:`SignatureError` or :class:`KeyMismatchError` (the
@@ -151,7 +151,5 @@ def verify_reading(envelope: Envelope, meter_id: str, meter_key: PublicKey) -> V
     except SignatureError as e:
         raise SignatureError(f"meter signature: {e}") from None
     if claimed.meter_id != meter_id:
-        raise KeyMismatchError(
-            f"reading names meter {claimed.meter_id!r}, verified as {meter_id!r}"
-        )
+        raise KeyMismatchError(f"reading names meter {claimed.meter_id}, verified as {meter_id}")
     return VerifiedReading(claimed, payload, report_digest(payload), envelope)

@@ -35,10 +35,10 @@ LANDMARK = PrivateKey.from_seed(b"\x02" * 32)
 
 def measurement(**kw: Any) -> LandmarkMeasurement:
     fields: dict[str, Any] = {
-        "landmark_id": "lm-fra-1",
+        "landmark_id": 7,
         "chip_id": "NV-H100-0001",
         "nonce": NONCE,
-        "chip_signature": sign_challenge("lm-fra-1", "NV-H100-0001", NONCE, CHIP),
+        "chip_signature": sign_challenge(7, "NV-H100-0001", NONCE, CHIP),
         "rtt_ms": 12.5,
         "measured_at": AT,
     }
@@ -47,26 +47,26 @@ def measurement(**kw: Any) -> LandmarkMeasurement:
 
 
 def test_challenge_message_exact_bytes() -> None:
-    assert challenge_message("lm-fra-1", "NV-H100-0001", NONCE) == (
-        b"chipreg-challenge/v1\nlm-fra-1\nNV-H100-0001\n" + NONCE.encode() + b"\n"
+    assert challenge_message(7, "NV-H100-0001", NONCE) == (
+        b"chipreg-challenge/v1\n7\nNV-H100-0001\n" + NONCE.encode() + b"\n"
     )
 
 
 def test_chip_answer_verifies_only_for_its_own_challenge() -> None:
-    sig = sign_challenge("lm-fra-1", "NV-H100-0001", NONCE, CHIP)
+    sig = sign_challenge(7, "NV-H100-0001", NONCE, CHIP)
     # The signature is over the DSSE PAE of the challenge message, domain-separated by type.
-    msg = pae(CHALLENGE_PAYLOAD_TYPE, challenge_message("lm-fra-1", "NV-H100-0001", NONCE))
+    msg = pae(CHALLENGE_PAYLOAD_TYPE, challenge_message(7, "NV-H100-0001", NONCE))
     CHIP.public_key.verify(sig, msg)
-    verify_challenge_answer("lm-fra-1", "NV-H100-0001", NONCE, sig, CHIP.public_key)
+    verify_challenge_answer(7, "NV-H100-0001", NONCE, sig, CHIP.public_key)
     for args in (
-        ("lm-fra-2", "NV-H100-0001", NONCE),
-        ("lm-fra-1", "NV-H100-0002", NONCE),
-        ("lm-fra-1", "NV-H100-0001", "cd" * 32),
+        (8, "NV-H100-0001", NONCE),
+        (7, "NV-H100-0002", NONCE),
+        (7, "NV-H100-0001", "cd" * 32),
     ):
         with pytest.raises(SignatureError):
             verify_challenge_answer(*args, sig, CHIP.public_key)
     with pytest.raises(SignatureError):
-        verify_challenge_answer("lm-fra-1", "NV-H100-0001", NONCE, sig, LANDMARK.public_key)
+        verify_challenge_answer(7, "NV-H100-0001", NONCE, sig, LANDMARK.public_key)
 
 
 def test_measurement_encoding_is_compact_sorted_json() -> None:
@@ -76,7 +76,7 @@ def test_measurement_encoding_is_compact_sorted_json() -> None:
     assert obj == {
         "chip_id": "NV-H100-0001",
         "chip_signature": base64.b64encode(m.chip_signature).decode(),
-        "landmark_id": "lm-fra-1",
+        "landmark_id": 7,
         "measured_at": "2026-11-22T17:03:09Z",
         "nonce": NONCE,
         "rtt_ms": 12.5,
@@ -90,13 +90,13 @@ def test_sign_and_verify_measurement() -> None:
     env = sign_measurement(measurement(), LANDMARK)
     assert env.payload_type == MEASUREMENT_PAYLOAD_TYPE
     parsed = Envelope.from_json(env.to_json())
-    verified = verify_measurement(parsed, "lm-fra-1", LANDMARK.public_key)
+    verified = verify_measurement(parsed, 7, LANDMARK.public_key)
     assert verified.measurement == measurement()
     assert verified.payload == env.payload
     with pytest.raises(SignatureError, match="landmark signature"):
-        verify_measurement(parsed, "lm-fra-1", CHIP.public_key)
+        verify_measurement(parsed, 7, CHIP.public_key)
     with pytest.raises(KeyMismatchError):
-        verify_measurement(parsed, "lm-ams-1", LANDMARK.public_key)
+        verify_measurement(parsed, 9, LANDMARK.public_key)
 
 
 def test_envelope_shape_is_checked() -> None:
@@ -131,7 +131,9 @@ def _mutated(**changes: Any) -> bytes:
         ({"nonce": "ab" * 31}, "nonce"),
         ({"chip_signature": base64.b64encode(b"x" * 63).decode()}, "chip_signature"),
         ({"chip_signature": "not base64!"}, "chip_signature"),
-        ({"landmark_id": "-bad"}, "landmark_id"),
+        ({"landmark_id": "7"}, "landmark_id"),
+        ({"landmark_id": 0}, "landmark_id"),
+        ({"landmark_id": True}, "landmark_id"),
         ({"chip_id": ""}, "chip_id"),
         ({"measured_at": "2026-11-22T17:03:09.5Z"}, "measured_at"),
         ({"extra": 1}, "extra"),

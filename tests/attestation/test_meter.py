@@ -28,7 +28,7 @@ METER = PrivateKey.from_seed(b"\x03" * 32)
 
 def reading(**kw: Any) -> MeterReading:
     fields: dict[str, Any] = {
-        "meter_id": "meter-abilene-1",
+        "meter_id": 5,
         "facility_id": 3,
         "window_start": START,
         "window_end": START + timedelta(minutes=15),
@@ -40,7 +40,7 @@ def reading(**kw: Any) -> MeterReading:
 
 def test_encoding_exact_bytes() -> None:
     assert encode_reading(reading()) == (
-        b'{"energy_j":54000000000.0,"facility_id":3,"meter_id":"meter-abilene-1",'
+        b'{"energy_j":54000000000.0,"facility_id":3,"meter_id":5,'
         b'"type":"' + READING_TYPE.encode() + b'",'
         b'"window":{"end":"2026-11-22T17:15:00Z","start":"2026-11-22T17:00:00Z"}}'
     )
@@ -50,11 +50,11 @@ def test_encoding_exact_bytes() -> None:
 def test_sign_and_verify() -> None:
     env = Envelope.from_json(sign_reading(reading(), METER).to_json())
     assert env.payload_type == READING_PAYLOAD_TYPE
-    assert verify_reading(env, "meter-abilene-1", METER.public_key).reading == reading()
+    assert verify_reading(env, 5, METER.public_key).reading == reading()
     with pytest.raises(SignatureError, match="meter signature"):
-        verify_reading(env, "meter-abilene-1", PrivateKey.from_seed(b"\x04" * 32).public_key)
+        verify_reading(env, 5, PrivateKey.from_seed(b"\x04" * 32).public_key)
     with pytest.raises(KeyMismatchError):
-        verify_reading(env, "meter-other", METER.public_key)
+        verify_reading(env, 6, METER.public_key)
     with pytest.raises(FormatError, match="payloadType"):
         open_reading(sign_envelope(env.payload, "application/json", METER))
 
@@ -81,7 +81,8 @@ def _mutated(path: tuple[str, ...], value: Any) -> bytes:
         (("energy_j",), -1.0, "energy_j"),
         (("energy_j",), 1e30, "energy_j"),
         (("energy_j",), False, "energy_j"),
-        (("meter_id",), "", "meter_id"),
+        (("meter_id",), "5", "meter_id"),
+        (("meter_id",), 0, "meter_id"),
         (("window", "end"), "2026-11-22T17:00:00Z", "window"),
         (("window", "end"), "2026-11-24T17:00:00Z", "window"),
         (("window", "start"), "2026-11-22 17:00:00Z", "window.start"),
