@@ -37,6 +37,16 @@ class WindowTraffic:
     idle_peer_bytes: dict[str, int] = field(default_factory=dict)
     """Idle-claiming chip -> bytes its peers claim to have exchanged with it."""
 
+    _components: list[tuple[str, ...]] | None = None
+
+    def components(self) -> list[tuple[str, ...]]:
+        """Connected components of :attr:`edges` (computed once, shared by the cluster rules)."""
+        if self._components is None:
+            from verifier.clusters import components  # noqa: PLC0415 - clusters imports us
+
+            self._components = components(self.edges)
+        return self._components
+
     def reports_of(self) -> dict[str, list[ReportFact]]:
         """The window's reports by chip."""
         grouped: dict[str, list[ReportFact]] = defaultdict(list)

@@ -19,7 +19,6 @@ from typing import TypeVar
 
 from verifier._common import reports_by_window
 from verifier._traffic import WindowTraffic, analyse_window
-from verifier._unionfind import DisjointSets
 from verifier.facts import ChipFact, DeclaredClusterFact, Snapshot
 from verifier.findings import Finding, fingerprint, rfc3339
 from verifier.policy import ClusterRule, Policy
@@ -96,24 +95,37 @@ def find_undeclared_clusters(
 
 
 def components(edges: Iterable[tuple[str, str]]) -> list[tuple[str, ...]]:
-    """Connected components of an edge list, each as a sorted tuple of chip ids."""
+    """Connected components of an edge list, each as a sorted tuple of chip ids.
+
+    Union-find inlined (path halving, no recursion): this is the hot loop of a fleet window.
+    """
     index: dict[str, int] = {}
-    pairs = []
+    parent: list[int] = []
     for a, b in edges:
         ia = index.get(a)
         if ia is None:
-            ia = index[a] = len(index)
+            ia = index[a] = len(parent)
+            parent.append(ia)
         ib = index.get(b)
         if ib is None:
-            ib = index[b] = len(index)
-        pairs.append((ia, ib))
-    if not pairs:
-        return []
-    sets = DisjointSets(len(index))
-    for ia, ib in pairs:
-        sets.union(ia, ib)
-    names = list(index)
-    return [tuple(sorted(names[n] for n in nodes)) for nodes in sets.groups().values()]
+            ib = index[b] = len(parent)
+            parent.append(ib)
+        while parent[ia] != ia:
+            parent[ia] = parent[parent[ia]]
+            ia = parent[ia]
+        while parent[ib] != ib:
+            parent[ib] = parent[parent[ib]]
+            ib = parent[ib]
+        if ia != ib:
+            parent[ib] = ia
+    groups: dict[int, list[str]] = {}
+    for name, node in index.items():
+        root = node
+        while parent[root] != root:
+            parent[root] = parent[parent[root]]
+            root = parent[root]
+        groups.setdefault(root, []).append(name)
+    return [tuple(sorted(members)) for members in groups.values()]
 
 
 def pair_gbps(members: Iterable[str], traffic: WindowTraffic) -> dict[tuple[str, str], float]:
@@ -141,7 +153,7 @@ def _flagged_components(
     # Cheap filter first: most components in a real fleet are far below the compute threshold.
     candidates = [
         members
-        for members in components(edges)
+        for members in traffic.components()
         if _total_peak_ops(members, chips) > rule.compute_threshold_ops_per_s
     ]
     if not candidates:

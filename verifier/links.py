@@ -53,7 +53,8 @@ def find_split_clusters(
     for t in traffic:
         if not t.site_edges and not t.edges:
             continue
-        for members in components([*t.edges, *t.site_edges]):
+        groups = components([*t.edges, *t.site_edges]) if t.site_edges else t.components()
+        for members in groups:
             per_site: dict[int, float] = defaultdict(float)
             for m in members:
                 chip = chips.get(m)
