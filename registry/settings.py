@@ -40,9 +40,6 @@ class Settings(BaseSettings):
     max_clock_skew_s: int = Field(
         default=120, ge=0, description="Tolerated skew for signed times (measurements, readings)."
     )
-    max_rejected_submissions: int = Field(
-        default=100_000, ge=0, description="Signed-but-rejected reports kept as evidence."
-    )
     webhook_max_attempts: int = Field(default=8, ge=1, le=100)
     webhook_backoff_s: float = Field(
         default=2.0, gt=0, description="First retry delay; doubles with each failed attempt."

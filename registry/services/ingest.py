@@ -3,8 +3,10 @@
 One batch is one transaction: parse every envelope, take the log's append lock, load the chips
 and their custody in one query, verify signatures and hash chains in order, then write the
 accepted reports, their log entries and the new chain heads in bulk. The request scope commits;
-only after that commit is any report acknowledged. Rejected reports are stored nowhere: they
-only increment a counter per (reason, chip).
+only after that commit is any report acknowledged. Rejected reports increment a counter per
+(reason, chip); those whose chip signature verified (replays, reused sequence numbers, reports
+off the chain) are also kept, bounded, as evidence for the clone and replay rules, and all but
+byte-identical replays are appended to the log as ``rejected_report`` entries.
 """
 
 from __future__ import annotations
@@ -22,15 +24,19 @@ from sqlalchemy.orm import Session
 from attestation.dsse import Envelope
 from attestation.errors import FormatError, KeyMismatchError, SignatureError
 from attestation.keys import PublicKey
-from attestation.report import OpenedReport, UsageReport, open_envelope
+from attestation.report import OpenedReport, UsageReport, VerifiedReport, open_envelope
 from registry.auth import Principal, Role
 from registry.repositories.chips import ChipIngestState, ChipRepository
 from registry.repositories.reports import ReportRepository
+from registry.repositories.submissions import SubmissionRepository
 from registry.services.log import TransparencyLog
 
 __all__ = ["REJECTION_STATUS", "Accepted", "IngestService", "Rejected"]
 
 LOG_KIND_REPORT = "usage_report"
+LOG_KIND_REJECTED = "rejected_report"
+# Signed-but-rejected submissions kept as evidence; the oldest beyond this are dropped.
+MAX_REJECTED_SUBMISSIONS = 100_000
 
 # Per-report rejection codes and the HTTP status each stands for (docs/PROTOCOL.md, section 4).
 REJECTION_STATUS: dict[str, int] = {
@@ -65,6 +71,8 @@ class Rejected:
     chip_id: str | None = None
     seq: int | None = None
     log_index: int | None = None
+    # The verified report, when the rejection came after its chip signature verified.
+    evidence: VerifiedReport | None = None
 
     @property
     def status(self) -> int:
@@ -94,6 +102,7 @@ class IngestService:
         self.clock = clock
         self.chips = ChipRepository(session)
         self.reports = ReportRepository(session)
+        self.submissions = SubmissionRepository(session)
 
     def ingest(self, envelopes: Sequence[object], caller: Principal) -> list[Accepted | Rejected]:
         caller.require(Role.OPERATOR)
@@ -130,7 +139,9 @@ class IngestService:
             head = heads[report.chip_id]
             head.seq, head.digest, head.window_end = report.seq, digest, report.window_end
             head.log_index, head.changed = log_index, True
-            report_rows.append(_report_row(report, digest, body, log_index, now))
+            report_rows.append(
+                _report_row(report, digest, body, log_index, now, operator_id=caller.operator_id)
+            )
             results[i] = Accepted(i, report.chip_id, report.seq, digest, log_index)
 
         if log_bodies:
@@ -152,7 +163,46 @@ class IngestService:
         rejected = Counter((r.code, r.chip_id or "") for r in results if isinstance(r, Rejected))
         if rejected:
             self.reports.count_rejections(rejected, now)
+            self._keep_evidence(results, now, caller.operator_id)
         return [r for r in results if r is not None]
+
+    def _keep_evidence(
+        self, results: Sequence[Accepted | Rejected | None], now: datetime, operator_id: int | None
+    ) -> None:
+        signed = [
+            (r.code, r.evidence)
+            for r in results
+            if isinstance(r, Rejected) and r.evidence is not None
+        ]
+        if not signed:
+            return
+        # A byte-identical replay is already in the log (the accepted original); anything else
+        # is new signed evidence that partners must be able to see.
+        bodies = [(code, ev, ev.envelope.to_json()) for code, ev in signed]
+        to_log = [body for code, _, body in bodies if code != "replayed_report"]
+        index = self.log.append(LOG_KIND_REJECTED, to_log, now) if to_log else 0
+        rows = []
+        for code, ev, body in bodies:
+            log_index = None
+            if code != "replayed_report":
+                log_index, index = index, index + 1
+            rep = ev.report
+            rows.append(
+                {
+                    "chip_id": rep.chip_id,
+                    "seq": rep.seq,
+                    "digest": ev.digest,
+                    "outcome": code,
+                    "window_start": rep.window_start,
+                    "window_end": rep.window_end,
+                    "facility_claim": rep.facility_id,
+                    "source_operator_id": operator_id,
+                    "envelope": body,
+                    "log_index": log_index,
+                    "received_at": now,
+                }
+            )
+        self.submissions.insert_many(rows, keep=MAX_REJECTED_SUBMISSIONS)
 
     def _check(
         self,
@@ -192,6 +242,7 @@ class IngestService:
                     f"report {seq} of {chip_id!r} was already accepted",
                     chip_id,
                     seq,
+                    evidence=verified,
                 )
             return Rejected(
                 i,
@@ -199,6 +250,7 @@ class IngestService:
                 f"chip {chip_id!r} already has a different report with seq {seq}",
                 chip_id,
                 seq,
+                evidence=verified,
             )
         if seq != head.seq + 1:
             return Rejected(
@@ -207,6 +259,7 @@ class IngestService:
                 f"expected seq {head.seq + 1} for {chip_id!r}, got {seq}",
                 chip_id,
                 seq,
+                evidence=verified,
             )
         if report.prev_digest != head.digest:
             return Rejected(
@@ -215,6 +268,7 @@ class IngestService:
                 f"prev_digest does not match the digest of report {head.seq}",
                 chip_id,
                 seq,
+                evidence=verified,
             )
         if head.window_end is not None and report.window_start < head.window_end:
             return Rejected(
@@ -223,12 +277,19 @@ class IngestService:
                 "window starts before the previous report's window ended",
                 chip_id,
                 seq,
+                evidence=verified,
             )
         return report, digest
 
 
 def _report_row(
-    report: UsageReport, digest: str, body: bytes, log_index: int, now: datetime
+    report: UsageReport,
+    digest: str,
+    body: bytes,
+    log_index: int,
+    now: datetime,
+    *,
+    operator_id: int | None,
 ) -> dict[str, Any]:
     links = [[lt.peer, str(lt.link), lt.tx_bytes, lt.rx_bytes] for lt in report.interconnect]
     return {
@@ -243,4 +304,6 @@ def _report_row(
         "envelope": body,
         "log_index": log_index,
         "received_at": now,
+        "facility_claim": report.facility_id,
+        "source_operator_id": operator_id,
     }
