@@ -225,3 +225,23 @@ def test_failing_receiver_gives_up_after_max_attempts(world: World) -> None:
 @pytest.fixture
 def world(live_registry: Any) -> World:
     return make_world(live_registry)
+
+
+def test_follow_judges_each_closed_window_once_and_resumes(world: World) -> None:
+    from registry.worker import VerifierWorker
+    from verifier.policy import load_builtin_policy
+
+    reg = world.registry
+    silent_chip_world(world)
+    now = [datetime(2026, 3, 1, 2, 5, tzinfo=UTC)]
+    settings = reg.context.settings.model_copy(update={"verifier_settle_s": 120})
+    worker = VerifierWorker(
+        reg.context.sessions, settings, load_builtin_policy("demo"), lambda: now[0]
+    )
+    runs, _ = worker.step()
+    assert [r.as_of for r in runs] == [datetime(2026, 3, 1, 2, 0, tzinfo=UTC)]
+    assert worker.step()[0] == []  # nothing new has closed
+    now[0] += timedelta(minutes=31)  # 02:36: windows ending 02:15 and 02:30 have settled
+    runs, _ = worker.step()
+    assert [r.as_of.strftime("%H:%M") for r in runs] == ["02:15", "02:30"]
+    assert {f.subject_id for r in runs for f in r.findings} >= {"NV-1", "NV-2"}
