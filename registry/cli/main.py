@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
-from registry.cli import admin, agent, demo, serve, verify
+from registry.cli import admin, agent, demo, scenarios, serve, verify
 from registry.settings import Settings
 
 __all__ = ["main"]
@@ -21,7 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
         "CHIPREG_* environment variables (see README).",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (demo, serve, agent, verify, admin):
+    for module in (demo, serve, agent, verify, scenarios, admin):
         module.add_parser(sub)
     return parser
 
