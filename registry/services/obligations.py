@@ -16,7 +16,7 @@ from registry.db.models import (
     DeclaredCluster,
     TransferCondition,
 )
-from registry.errors import NotFound
+from registry.errors import InvalidRequest, NotFound
 from registry.repositories.chips import ChipRepository
 from registry.repositories.facilities import FacilityRepository
 from registry.repositories.obligations import ObligationRepository
@@ -124,9 +124,20 @@ class ObligationService:
         notified_at: datetime | None = None,
         note: str = "",
     ) -> ClusterNotification:
-        """Record the operator's notice that the cluster's run crossed ``threshold_flop``."""
+        """Record the operator's notice that the cluster's run crossed ``threshold_flop``.
+
+        ``notified_at`` is the operator's statement of when it gave notice (it may predate the
+        filing, e.g. notice by another channel) and may not lie in the future. The verifier
+        judges a notification by ``created_at``, the time the registry received it, so a notice
+        filed late cannot be backdated past a threshold finding.
+        """
         self._cluster(caller, cluster_id, write=True)
         now = self.clock()
+        if notified_at is not None and notified_at > now:
+            raise InvalidRequest(
+                f"notified_at {notified_at.isoformat()} is in the future",
+                code="notification_in_future",
+            )
         notification = ClusterNotification(
             cluster_id=cluster_id,
             threshold_flop=threshold_flop,

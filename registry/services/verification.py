@@ -139,9 +139,10 @@ class VerificationService:
         budgets = {b.cluster_id: b.compute_budget_flop for b in self.obligations.budgets()}
         notices: dict[int, list[ClusterNotificationFact]] = {}
         for n in self.obligations.notifications():
-            if n.notified_at < as_of:
+            # Judged by receipt: a notice counts from when the registry got it, never earlier.
+            if n.created_at < as_of:
                 notices.setdefault(n.cluster_id, []).append(
-                    ClusterNotificationFact(n.threshold_flop, n.notified_at)
+                    ClusterNotificationFact(n.threshold_flop, n.created_at)
                 )
         clusters = [
             DeclaredClusterFact(
