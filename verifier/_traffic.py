@@ -5,6 +5,13 @@ the cluster, split, one-sided and peer-traffic rules read them in a single loop 
 Each chip's claim about a peer is the sum of all link kinds to that peer; a chip that reported
 the window twice (a retry or a replay, caught by other rules) counts once, with its larger
 claim per peer.
+
+How the loop stays cheap (it is the verifier's hot path): chips get integer ids for the window;
+every chip's claims are one ``peer -> bytes`` dict; each *pair* is judged once, by the first of
+its two ends to be visited, which takes the other end's claim out of that end's dict (so the
+other end never sees the pair again). Connected components are a union-find over the ids (path
+halving); only components that a rule can flag (enough compute, or more than one facility) are
+turned into sorted chip-id tuples.
 """
 
 from __future__ import annotations
@@ -16,7 +23,34 @@ from dataclasses import dataclass, field
 from verifier._common import Window
 from verifier.facts import ChipFact, ReportFact
 
-__all__ = ["WindowTraffic", "analyse_window"]
+__all__ = ["WindowTraffic", "analyse_window", "claims_by_chip"]
+
+_NOT_REGISTERED = object()
+"""Facility key of a peer that is not a registered chip (differs from every facility id)."""
+_UNSET = object()
+
+
+def claims_by_chip(reports: Sequence[ReportFact]) -> dict[str, dict[str, int]]:
+    """reporter -> peer -> bytes (tx + rx, all link kinds), in first-report order; a chip's
+    repeated reports in the window keep, per peer, the larger claim."""
+    claims: dict[str, dict[str, int]] = {}
+    for report in reports:
+        links = report.links
+        chip_id = report.chip_id
+        per_peer = {link.peer: link.tx_bytes + link.rx_bytes for link in links}
+        if len(per_peer) != len(links):  # several link kinds to one peer: sum them
+            summed: dict[str, int] = defaultdict(int)
+            for link in links:
+                summed[link.peer] += link.tx_bytes + link.rx_bytes
+            per_peer = dict(summed)
+        per_peer.pop(chip_id, None)
+        previous = claims.get(chip_id)
+        if previous is not None:
+            for peer, total in previous.items():
+                if total > per_peer.get(peer, -1):
+                    per_peer[peer] = total
+        claims[chip_id] = per_peer
+    return claims
 
 
 @dataclass(slots=True)
@@ -26,54 +60,125 @@ class WindowTraffic:
     window: Window
     seconds: float
     reports: Sequence[ReportFact]
-    claims: dict[str, dict[str, int]]
-    """reporter -> peer -> bytes (tx + rx, all link kinds) the reporter claims."""
-    edges: list[tuple[str, str]] = field(default_factory=list)
-    """Pairs where either end claims more than the cluster link threshold (each pair once)."""
-    site_edges: list[tuple[str, str]] = field(default_factory=list)
+    chips: Mapping[str, ChipFact]
+    ids: list[str]
+    """Chip id of each node: the window's reporters, then peers that did not report."""
+    parent: list[int]
+    """Union-find over the cluster edges (pairs where either end claims more than the cluster
+    link threshold)."""
+    site_edges: list[tuple[int, int]] = field(default_factory=list)
     """Extra pairs across two facilities above the split rule's inter-site threshold."""
     one_sided: list[tuple[str, str, int, int | None]] = field(default_factory=list)
     """(claimant, peer, claimant's bytes, peer's bytes or None) for mismatched pairs."""
     idle_peer_bytes: dict[str, int] = field(default_factory=dict)
     """Idle-claiming chip -> bytes its peers claim to have exchanged with it."""
+    idle_peers: dict[str, list[str]] = field(default_factory=dict)
+    """Idle-claiming chip -> the chips claiming traffic with it."""
+    has_edges: bool = False
 
-    _components: list[tuple[str, ...]] | None = None
-
-    def components(self) -> list[tuple[str, ...]]:
-        """Connected components of :attr:`edges` (computed once, shared by the cluster rules)."""
-        if self._components is None:
-            from verifier.clusters import components  # noqa: PLC0415 - clusters imports us
-
-            self._components = components(self.edges)
-        return self._components
+    _by_chip: dict[str, list[ReportFact]] | None = None
 
     def reports_of(self) -> dict[str, list[ReportFact]]:
-        """The window's reports by chip."""
-        grouped: dict[str, list[ReportFact]] = defaultdict(list)
-        for report in self.reports:
-            grouped[report.chip_id].append(report)
-        return grouped
+        """The window's reports by chip (computed once)."""
+        if self._by_chip is None:
+            grouped: dict[str, list[ReportFact]] = defaultdict(list)
+            for report in self.reports:
+                grouped[report.chip_id].append(report)
+            self._by_chip = grouped
+        return self._by_chip
+
+    def claims_of(self, members: Sequence[str]) -> dict[str, dict[str, int]]:
+        """The merged claims (as :func:`claims_by_chip`) of the given chips only."""
+        by_chip = self.reports_of()
+        return claims_by_chip([r for m in members for r in by_chip.get(m, ())])
+
+    def heavy_components(self, min_total_peak_ops: float) -> list[tuple[str, ...]]:
+        """Components of the cluster edges whose registered chips' summed peak compute may
+        exceed ``min_total_peak_ops`` (a superset: the caller applies the exact test), each as
+        a sorted tuple of chip ids."""
+        if not self.has_edges:
+            return []
+        roots = _roots(self.parent)
+        peak = self._peaks()
+        totals = [0.0] * len(roots)
+        sizes = [0] * len(roots)
+        for node, root in enumerate(roots):
+            totals[root] += peak[node]
+            sizes[root] += 1
+        # Summation order differs from the exact (sorted) one only in the last bits.
+        bar = min_total_peak_ops - abs(min_total_peak_ops) * 1e-9
+        wanted = {r for r, size in enumerate(sizes) if size >= 2 and totals[r] > bar}
+        return self._materialise(roots, wanted)
+
+    def mixed_components(self) -> list[tuple[str, ...]]:
+        """Components of cluster edges plus inter-site edges whose chips are not all at one
+        facility (or include a peer that is not registered), as sorted chip-id tuples."""
+        if not self.has_edges and not self.site_edges:
+            return []
+        parent = self.parent
+        if self.site_edges:
+            parent = parent.copy()
+            for a, b in self.site_edges:
+                ra, rb = _find(parent, a), _find(parent, b)
+                if ra != rb:
+                    parent[rb] = ra
+        roots = _roots(parent)
+        keys = self._facility_keys()
+        first: list[object] = [_UNSET] * len(roots)
+        mixed: set[int] = set()
+        for node, root in enumerate(roots):
+            key = keys[node]
+            seen = first[root]
+            if seen is _UNSET:
+                first[root] = key
+            elif seen != key:
+                mixed.add(root)
+        return self._materialise(roots, mixed)
+
+    def _materialise(self, roots: list[int], wanted: set[int]) -> list[tuple[str, ...]]:
+        if not wanted:
+            return []
+        groups: dict[int, list[str]] = defaultdict(list)
+        ids = self.ids
+        for node, root in enumerate(roots):
+            if root in wanted:
+                groups[root].append(ids[node])
+        return [tuple(sorted(members)) for members in groups.values() if len(members) > 1]
+
+    def _peaks(self) -> list[float]:
+        chips = self.chips
+        out = []
+        for chip_id in self.ids:
+            chip = chips.get(chip_id)
+            out.append(0.0 if chip is None else chip.peak_ops)
+        return out
+
+    def _facility_keys(self) -> list[object]:
+        chips = self.chips
+        out: list[object] = []
+        for chip_id in self.ids:
+            chip = chips.get(chip_id)
+            out.append(_NOT_REGISTERED if chip is None else chip.facility_id)
+        return out
 
 
-def _claims(reports: Sequence[ReportFact]) -> dict[str, dict[str, int]]:
-    claims: dict[str, dict[str, int]] = {}
-    for report in reports:
-        links = report.links
-        chip_id = report.chip_id
-        per_peer = {link.peer: link.tx_bytes + link.rx_bytes for link in links}
-        if len(per_peer) != len(links):  # several link kinds to one peer: sum them
-            per_peer = defaultdict(int)
-            for link in links:
-                per_peer[link.peer] += link.tx_bytes + link.rx_bytes
-            per_peer = dict(per_peer)
-        per_peer.pop(chip_id, None)
-        previous = claims.get(chip_id)
-        if previous is not None:
-            for peer, total in previous.items():
-                if total > per_peer.get(peer, -1):
-                    per_peer[peer] = total
-        claims[chip_id] = per_peer
-    return claims
+def _find(parent: list[int], node: int) -> int:
+    while parent[node] != node:
+        parent[node] = parent[parent[node]]
+        node = parent[node]
+    return node
+
+
+def _roots(parent: list[int]) -> list[int]:
+    """The root of every node (compressing paths on the way)."""
+    roots = []
+    for node in range(len(parent)):
+        root = node
+        while parent[root] != root:
+            parent[root] = parent[parent[root]]
+            root = parent[root]
+        roots.append(root)
+    return roots
 
 
 def analyse_window(
@@ -94,8 +199,13 @@ def analyse_window(
     to collect peers' traffic with idle-claiming chips.
     """
     seconds = (window[1] - window[0]).total_seconds()
-    claims = _claims(reports)
-    traffic = WindowTraffic(window, seconds, reports, claims)
+    claims = claims_by_chip(reports)
+    ids = list(claims)
+    dicts = list(claims.values())
+    reporters = len(ids)
+    index = {chip_id: i for i, chip_id in enumerate(ids)}
+    parent = list(range(reporters))
+    traffic = WindowTraffic(window, seconds, reports, chips, ids, parent)
     to_bytes = seconds / 8
     edge_bytes = float("inf") if link_bits_per_s is None else link_bits_per_s * to_bytes
     site_bytes = edge_bytes if site_link_bits_per_s is None else site_link_bits_per_s * to_bytes
@@ -104,34 +214,74 @@ def analyse_window(
         min_pair_bytes, fraction = float("inf"), 0.0
     else:
         min_pair_bytes, fraction = one_sided[0] * to_bytes, one_sided[1]
-    idle_chips: set[str] = set()
+    is_idle = bytearray(reporters)
+    any_idle = False
     if idle is not None:
-        idle_chips = {r.chip_id for r in reports if r.utilization <= idle[0]}
+        limit = idle[0]
+        for r in reports:
+            if r.utilization <= limit:
+                is_idle[index[r.chip_id]] = 1
+                any_idle = True
     floor = min(site_bytes, min_pair_bytes)
-    edges, site_edges, sided = traffic.edges, traffic.site_edges, traffic.one_sided
+    site_edges, sided = traffic.site_edges, traffic.one_sided
     idle_bytes: dict[str, int] = defaultdict(int)
-    empty: dict[str, int] = {}
-    for a, per_peer in claims.items():
+    idle_peers: dict[str, list[str]] = defaultdict(list)
+    has_edges = False
+    index_get = index.get
+    for ia in range(reporters):
+        per_peer = dicts[ia]
+        if not per_peer:
+            continue
+        a = ids[ia]
+        a_idle = any_idle and is_idle[ia]
+        ra = ia
+        while parent[ra] != ra:
+            parent[ra] = parent[parent[ra]]
+            ra = parent[ra]
         for b, v in per_peer.items():
-            if idle_chips and b in idle_chips:
-                idle_bytes[b] += v
-            back = claims.get(b, empty).get(a)
-            if back is not None and b < a:
-                continue  # the pair is handled from b's side
+            ib = index_get(b)
+            if ib is not None and ib < reporters:
+                # The other end's claim about a, taken out so that b never judges the pair.
+                back = dicts[ib].pop(a, None)
+                if any_idle:
+                    if is_idle[ib]:
+                        idle_bytes[b] += v
+                        idle_peers[b].append(a)
+                    if a_idle and back is not None:
+                        idle_bytes[a] += back
+                        idle_peers[a].append(b)
+            else:
+                back = None
             top = v if back is None or v >= back else back
             if top <= floor:
                 continue
             if top > edge_bytes:
-                edges.append((a, b))
+                if ib is None:
+                    ib = index[b] = len(ids)
+                    ids.append(b)
+                    parent.append(ib)
+                rb = ib
+                while parent[rb] != rb:
+                    parent[rb] = parent[parent[rb]]
+                    rb = parent[rb]
+                if rb != ra:
+                    parent[rb] = ra
+                has_edges = True
             elif top > site_bytes:
                 ca, cb = chips.get(a), chips.get(b)
                 if ca is not None and cb is not None and ca.facility_id != cb.facility_id:
-                    site_edges.append((a, b))
+                    if ib is None:
+                        ib = index[b] = len(ids)
+                        ids.append(b)
+                        parent.append(ib)
+                    site_edges.append((ia, ib))
             if top > min_pair_bytes:
                 if back is None:
-                    if b in claims or b not in chips:
+                    if (ib is not None and ib < reporters) or b not in chips:
                         sided.append((a, b, v, None))
                 elif abs(v - back) > fraction * top:
-                    sided.append((a, b, v, back))
+                    sided.append((a, b, v, back) if a < b else (b, a, back, v))
+    traffic.has_edges = has_edges
     traffic.idle_peer_bytes = dict(idle_bytes)
+    traffic.idle_peers = dict(idle_peers)
     return traffic

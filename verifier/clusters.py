@@ -81,7 +81,7 @@ def find_undeclared_clusters(
     merged: dict[tuple[str, ...], _Merged] = {}
     for window_traffic in traffic:
         for component in _flagged_components(
-            window_traffic, window_traffic.edges, snapshot.chips, snapshot.clusters, rule
+            window_traffic, snapshot.chips, snapshot.clusters, rule
         ):
             entry = merged.setdefault(component.members, _Merged(component.members))
             entry.windows.append(component.window)
@@ -131,9 +131,10 @@ def components(edges: Iterable[tuple[str, str]]) -> list[tuple[str, ...]]:
 def pair_gbps(members: Iterable[str], traffic: WindowTraffic) -> dict[tuple[str, str], float]:
     """Throughput in Gbit/s of every pair inside ``members``: the larger of both ends' claims."""
     inside = set(members)
+    claims = traffic.claims_of(sorted(inside))
     rates: dict[tuple[str, str], float] = {}
     for a in sorted(inside):
-        for b, total in traffic.claims.get(a, {}).items():
+        for b, total in claims.get(a, {}).items():
             if b in inside:
                 key = (a, b) if a < b else (b, a)
                 gbps = total * 8 / traffic.seconds / 1e9
@@ -144,29 +145,31 @@ def pair_gbps(members: Iterable[str], traffic: WindowTraffic) -> dict[tuple[str,
 
 def _flagged_components(
     traffic: WindowTraffic,
-    edges: Sequence[tuple[str, str]],
     chips: Mapping[str, ChipFact],
     declared: Sequence[DeclaredClusterFact],
     rule: ClusterRule,
 ) -> list[_Component]:
     window = traffic.window
     # Cheap filter first: most components in a real fleet are far below the compute threshold.
+    threshold = rule.compute_threshold_ops_per_s
     candidates = [
         members
-        for members in traffic.components()
-        if _total_peak_ops(members, chips) > rule.compute_threshold_ops_per_s
+        for members in traffic.heavy_components(threshold)
+        if _total_peak_ops(members, chips) > threshold
     ]
     if not candidates:
         return []
     active = [d for d in declared if d.covers(*window)]
-    declared_now = set[str]().union(*(d.chip_ids for d in active))
-    reports_by_chip = traffic.reports_of()
+    declared_now: set[str] | None = None
     threshold_gbps = rule.link_threshold_bits_per_s / 1e9
     flagged: list[_Component] = []
     for members in sorted(candidates):
         registered = frozenset(m for m in members if m in chips)
         if any(registered <= d.chip_ids for d in active):
             continue
+        if declared_now is None:
+            declared_now = set[str]().union(*(d.chip_ids for d in active))
+        reports_by_chip = traffic.reports_of()
         evidence = frozenset(
             r.log_index
             for m in members

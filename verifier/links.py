@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from verifier._common import Window, make_finding
 from verifier._traffic import WindowTraffic
-from verifier.clusters import H100_PEAK_OPS, components
+from verifier.clusters import H100_PEAK_OPS
 from verifier.facts import Snapshot
 from verifier.findings import Finding, rfc3339
 from verifier.policy import Policy
@@ -51,10 +51,8 @@ def find_split_clusters(
     chips = snapshot.chips
     seen: dict[tuple[str, ...], _Seen] = {}
     for t in traffic:
-        if not t.site_edges and not t.edges:
-            continue
-        groups = components([*t.edges, *t.site_edges]) if t.site_edges else t.components()
-        for members in groups:
+        # Only components spanning more than one facility key can be split.
+        for members in t.mixed_components():
             per_site: dict[int, float] = defaultdict(float)
             for m in members:
                 chip = chips.get(m)
@@ -196,7 +194,7 @@ def find_idle_with_traffic(
         for chip_id, total in sorted(hot):
             entry = seen.setdefault(chip_id, _Seen())
             entry.windows.append(t.window)
-            peers = sorted(p for p, d in t.claims.items() if chip_id in d)
+            peers = sorted(t.idle_peers.get(chip_id, ()))
             for c in (chip_id, *peers):
                 entry.evidence.update(
                     r.log_index for r in by_chip.get(c, ()) if r.log_index is not None
