@@ -578,7 +578,7 @@ class World:
                     f"{self.seed}:{chip.chip_id}:{w}:{mark.landmark_id}:{p}".encode()
                 ).hexdigest()
                 answer = sign_challenge(mark.landmark_id, chip.chip_id, nonce, chip.key)
-                measured_at = start + timedelta(seconds=30 + 20 * k + 5 * p)
+                measured_at = start + timedelta(seconds=180 + 20 * k + 5 * p)
                 m = LandmarkMeasurement(
                     landmark_id=mark.landmark_id,
                     chip_id=chip.chip_id,
