@@ -13,9 +13,11 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from verifier._common import Window, make_finding
+from verifier._index import SnapshotIndex
 from verifier.facts import DeclaredClusterFact, ReportFact, Snapshot
 from verifier.findings import Finding, rfc3339
 from verifier.policy import Policy
@@ -34,17 +36,25 @@ def find_above_peak(snapshot: Snapshot, policy: Policy) -> list[Finding]:
         return []
     limit = 1 + rule.number("tolerance_fraction")
     chips = snapshot.chips
+    chips_get = chips.get
     hits: dict[str, list[tuple[ReportFact, float, float | None]]] = defaultdict(list)
+    last_start: datetime | None = None
+    last_end: datetime | None = None
+    seconds = 0.0
     for r in snapshot.reports:
-        power_share: float | None = None
         if r.utilization > limit:
             hits[r.chip_id].append((r, r.utilization, None))
             continue
-        chip = chips.get(r.chip_id)
-        if chip is None or chip.peak_power_w is None or not chip.peak_power_w:
+        chip = chips_get(r.chip_id)
+        if chip is None:
             continue
-        seconds = (r.window_end - r.window_start).total_seconds()
-        power_share = r.energy_j / (chip.peak_power_w * seconds)
+        peak_w = chip.peak_power_w
+        if peak_w is None or not peak_w:
+            continue
+        if r.window_start != last_start or r.window_end != last_end:
+            last_start, last_end = r.window_start, r.window_end
+            seconds = (last_end - last_start).total_seconds()
+        power_share = r.energy_j / (peak_w * seconds)
         if power_share > limit:
             hits[r.chip_id].append((r, r.utilization, power_share))
     findings: list[Finding] = []
@@ -91,45 +101,76 @@ def find_above_peak(snapshot: Snapshot, policy: Policy) -> list[Finding]:
 
 
 def _cumulative(
-    cluster: DeclaredClusterFact, by_chip: dict[str, list[ReportFact]], snapshot: Snapshot
-) -> list[tuple[Window, float, list[int | None]]]:
-    """Per window (in order) the cluster's running total compute and that window's evidence."""
-    per_window: dict[Window, float] = defaultdict(float)
-    evidence: dict[Window, list[int | None]] = defaultdict(list)
-    for chip_id in sorted(cluster.chip_ids):
-        chip = snapshot.chips.get(chip_id)
-        if chip is None:
+    clusters: Sequence[DeclaredClusterFact], snapshot: Snapshot, index: SnapshotIndex
+) -> list[list[tuple[Window, float, list[int | None]]]]:
+    """For each cluster, per window (in order) its running total compute and that window's
+    evidence. Each window's compute is summed over the cluster's registered chips in chip id
+    order (then report order), so the float result never depends on input order."""
+    chips = snapshot.chips
+    member_of: dict[str, list[int]] = defaultdict(list)
+    for k, cluster in enumerate(clusters):
+        for chip_id in cluster.chip_ids:
+            member_of[chip_id].append(k)
+    members: list[list[tuple[str, float]]] = [[] for _ in clusters]
+    for chip_id in index.sorted_chip_ids():
+        ks = member_of.get(chip_id)
+        if ks:
+            entry = (chip_id, chips[chip_id].peak_ops)
+            for k in ks:
+                members[k].append(entry)
+    series: list[list[tuple[Window, float, list[int | None]]]] = [[] for _ in clusters]
+    running = [0.0] * len(clusters)
+    for window, reports in index.by_window().items():
+        inside = [
+            k
+            for k, c in enumerate(clusters)
+            if members[k] and not (window[0] < c.start or window[1] > c.end)
+        ]
+        if not inside:
             continue
-        for r in by_chip.get(chip_id, ()):
-            if r.window_start < cluster.start or r.window_end > cluster.end:
-                continue
-            w = (r.window_start, r.window_end)
-            seconds = (r.window_end - r.window_start).total_seconds()
-            per_window[w] += min(r.utilization, 1.0) * chip.peak_ops * seconds
-            evidence[w].append(r.log_index)
-    running = 0.0
-    out = []
-    for w in sorted(per_window):
-        running += per_window[w]
-        out.append((w, running, evidence[w]))
-    return out
+        seconds = (window[1] - window[0]).total_seconds()
+        single = {r.chip_id: r for r in reports}
+        several: dict[str, list[ReportFact]] = {}
+        if len(single) != len(reports):  # some chip reported the window twice
+            for r in reports:
+                several.setdefault(r.chip_id, []).append(r)
+        for k in inside:
+            total = 0.0
+            touched = False
+            evidence: list[int | None] = []
+            for chip_id, peak in members[k]:
+                one = single.get(chip_id)
+                if one is None:
+                    continue
+                if several and chip_id in several:
+                    for rr in several[chip_id]:
+                        total += min(rr.utilization, 1.0) * peak * seconds
+                        evidence.append(rr.log_index)
+                else:
+                    total += min(one.utilization, 1.0) * peak * seconds
+                    evidence.append(one.log_index)
+                touched = True
+            if touched:
+                running[k] += total
+                series[k].append((window, running[k], evidence))
+    return series
 
 
-def find_budget_findings(snapshot: Snapshot, policy: Policy) -> tuple[list[Finding], list[Finding]]:
+def find_budget_findings(
+    snapshot: Snapshot, policy: Policy, *, index: SnapshotIndex | None = None
+) -> tuple[list[Finding], list[Finding]]:
     """(budget-exceeded findings, threshold-unnotified findings) per declared cluster."""
     budget_rule = policy.rule(BUDGET_RULE_ID)
     notify_rule = policy.rule(THRESHOLD_RULE_ID)
     if (budget_rule is None and notify_rule is None) or not snapshot.clusters:
         return [], []
-    members = set[str]().union(*(c.chip_ids for c in snapshot.clusters))
-    by_chip: dict[str, list[ReportFact]] = defaultdict(list)
-    for r in snapshot.reports:
-        if r.chip_id in members:
-            by_chip[r.chip_id].append(r)
+    if index is None:
+        index = SnapshotIndex(snapshot)
+    clusters = sorted(snapshot.clusters, key=lambda c: c.cluster_id)
+    all_series = _cumulative(clusters, snapshot, index)
     over: list[Finding] = []
     unnotified: list[Finding] = []
-    for cluster in sorted(snapshot.clusters, key=lambda c: c.cluster_id):
-        series = _cumulative(cluster, by_chip, snapshot)
+    for cluster, series in zip(clusters, all_series, strict=True):
         if not series:
             continue
         if budget_rule is not None and cluster.compute_budget_flop is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from verifier._common import reports_by_window
+from verifier._index import SnapshotIndex
 from verifier._traffic import analyse_window
 from verifier.clusters import find_undeclared_clusters
 from verifier.compute import find_above_peak, find_budget_findings
@@ -52,6 +52,7 @@ def run(snapshot: Snapshot, policy: Policy, as_of: datetime) -> list[Finding]:
     if split is not None:
         split_bits = split.number("link_threshold_bits_per_s")
         link_bits = split_bits if link_bits is None else min(link_bits, split_bits)
+    index = SnapshotIndex(snapshot)
     traffic = []
     if link_bits is not None or sided is not None or under is not None:
         traffic = [
@@ -70,27 +71,27 @@ def run(snapshot: Snapshot, policy: Policy, as_of: datetime) -> list[Finding]:
                 ),
                 idle=None if under is None else (under.number("idle_utilization"),),
             )
-            for window, reports in sorted(reports_by_window(snapshot.reports).items())
+            for window, reports in index.by_window().items()
         ]
     findings: list[Finding] = []
     if policy.cluster.enabled:
         findings.extend(find_undeclared_clusters(snapshot, policy, traffic))
     if policy.silence.enabled:
-        findings.extend(find_silent_chips(snapshot, policy, as_of))
-    findings.extend(find_unaccounted_chips(snapshot, policy, as_of))
+        findings.extend(find_silent_chips(snapshot, policy, as_of, index=index))
+    findings.extend(find_unaccounted_chips(snapshot, policy, as_of, index=index))
     findings.extend(find_split_clusters(snapshot, policy, traffic))
     findings.extend(find_one_sided_links(snapshot, policy, traffic))
     findings.extend(find_idle_with_traffic(snapshot, policy, traffic))
-    findings.extend(find_rtt_mismatches(snapshot, policy))
-    findings.extend(find_wrong_facility_reports(snapshot, policy))
-    findings.extend(find_forbidden_countries(snapshot, policy))
-    findings.extend(find_clones(snapshot, policy))
+    findings.extend(find_rtt_mismatches(snapshot, policy, index=index))
+    findings.extend(find_wrong_facility_reports(snapshot, policy, index=index))
+    findings.extend(find_forbidden_countries(snapshot, policy, index=index))
+    findings.extend(find_clones(snapshot, policy, index=index))
     findings.extend(find_replays(snapshot, policy))
-    ghosts, idle_by_meter = find_power_anomalies(snapshot, policy)
+    ghosts, idle_by_meter = find_power_anomalies(snapshot, policy, index=index)
     findings.extend(ghosts)
     findings.extend(idle_by_meter)
     findings.extend(find_above_peak(snapshot, policy))
-    over, unnotified = find_budget_findings(snapshot, policy)
+    over, unnotified = find_budget_findings(snapshot, policy, index=index)
     findings.extend(over)
     findings.extend(unnotified)
     findings.sort(

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from verifier._common import make_finding
+from verifier._index import SnapshotIndex
 from verifier.facts import ReportFact, Snapshot, SubmissionFact
 from verifier.findings import Finding, rfc3339
 from verifier.policy import Policy
@@ -61,7 +62,9 @@ def _signed(r: ReportFact | SubmissionFact) -> _Signed:
     )
 
 
-def find_clones(snapshot: Snapshot, policy: Policy) -> list[Finding]:
+def find_clones(
+    snapshot: Snapshot, policy: Policy, *, index: SnapshotIndex | None = None
+) -> list[Finding]:
     """One finding per chip with conflicting signed reports."""
     rule = policy.rule(CLONE_RULE_ID)
     if rule is None:
@@ -71,15 +74,21 @@ def find_clones(snapshot: Snapshot, policy: Policy) -> list[Finding]:
     per_chip: dict[str, list[_Signed]] = defaultdict(list)
     # Accepted reports alone conflict only when two of one chip share a window start (the
     # registry refuses windows out of order), so only such chips are looked at closely.
-    seen: set[tuple[str, datetime]] = set()
-    for r in snapshot.reports:
-        key = (r.chip_id, r.window_start)
-        if key in seen:
-            suspects.add(r.chip_id)
-        seen.add(key)
-    for r in snapshot.reports:
-        if r.chip_id in suspects:
-            per_chip[r.chip_id].append(_signed(r))
+    by_start: dict[datetime, list[list[ReportFact]]] = defaultdict(list)
+    for (start, _), group in (index or SnapshotIndex(snapshot)).by_window().items():
+        by_start[start].append(group)
+    for groups in by_start.values():
+        ids = [r.chip_id for group in groups for r in group]
+        if len(set(ids)) != len(ids):
+            seen: set[str] = set()
+            for chip_id in ids:
+                if chip_id in seen:
+                    suspects.add(chip_id)
+                seen.add(chip_id)
+    if suspects:
+        for r in snapshot.reports:
+            if r.chip_id in suspects:
+                per_chip[r.chip_id].append(_signed(r))
     for s in snapshot.submissions:
         if s.outcome != "replayed_report":
             per_chip[s.chip_id].append(_signed(s))
@@ -160,7 +169,12 @@ def find_replays(snapshot: Snapshot, policy: Policy) -> list[Finding]:
         return []
     max_delay = rule.number("max_retry_delay_s")
     wanted = {(s.chip_id, s.seq) for s in copies}
-    originals = {(r.chip_id, r.seq): r for r in snapshot.reports if (r.chip_id, r.seq) in wanted}
+    wanted_chips = {s.chip_id for s in copies}
+    originals = {
+        (r.chip_id, r.seq): r
+        for r in snapshot.reports
+        if r.chip_id in wanted_chips and (r.chip_id, r.seq) in wanted
+    }
     hits: dict[str, list[tuple[SubmissionFact, ReportFact | None, float | None, str]]] = (
         defaultdict(list)
     )

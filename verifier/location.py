@@ -21,10 +21,10 @@ from datetime import UTC, datetime
 from verifier._common import (
     declared_facility,
     great_circle_km,
-    installations_by_chip,
     make_finding,
 )
-from verifier.facts import ReportFact, RttMeasurementFact, Snapshot
+from verifier._index import SnapshotIndex
+from verifier.facts import InstallationFact, ReportFact, RttMeasurementFact, Snapshot
 from verifier.findings import Finding, rfc3339
 from verifier.policy import Policy
 
@@ -36,7 +36,9 @@ FORBIDDEN_RULE_ID = "chip.forbidden_country"
 _FAR = datetime.max.replace(tzinfo=UTC)
 
 
-def find_rtt_mismatches(snapshot: Snapshot, policy: Policy) -> list[Finding]:
+def find_rtt_mismatches(
+    snapshot: Snapshot, policy: Policy, *, index: SnapshotIndex | None = None
+) -> list[Finding]:
     """One finding per (chip, declared facility) that some landmark's round trips contradict."""
     rule = policy.rule(RTT_RULE_ID)
     if rule is None or not snapshot.rtts:
@@ -46,7 +48,7 @@ def find_rtt_mismatches(snapshot: Snapshot, policy: Policy) -> list[Finding]:
     inflation = rule.number("max_path_inflation")
     excess = rule.number("max_excess_rtt_ms")
     min_slow = max(1, int(rule.number("min_slow_measurements")))
-    stays = installations_by_chip(snapshot)
+    stays = (index or SnapshotIndex(snapshot)).stays()
     # (chip, declared facility) -> landmark -> measurements
     grouped: dict[tuple[str, int], dict[int, list[RttMeasurementFact]]] = defaultdict(
         lambda: defaultdict(list)
@@ -145,30 +147,36 @@ def find_rtt_mismatches(snapshot: Snapshot, policy: Policy) -> list[Finding]:
     return findings
 
 
-def _claims(snapshot: Snapshot) -> dict[str, list[ReportFact]]:
-    grouped: dict[str, list[ReportFact]] = defaultdict(list)
-    for report in snapshot.reports:
-        if report.facility_id is not None:
-            grouped[report.chip_id].append(report)
-    return grouped
-
-
-def find_wrong_facility_reports(snapshot: Snapshot, policy: Policy) -> list[Finding]:
+def find_wrong_facility_reports(
+    snapshot: Snapshot, policy: Policy, *, index: SnapshotIndex | None = None
+) -> list[Finding]:
     """One finding per (chip, claimed facility) of reports naming a facility the chip was not
     declared at during the report's window."""
     rule = policy.rule(WRONG_FACILITY_RULE_ID)
     if rule is None:
         return []
     min_reports = max(1, int(rule.number("min_reports")))
-    stays = installations_by_chip(snapshot)
+    stays = (index or SnapshotIndex(snapshot)).stays()
+    stays_get = stays.get
+    chips_get = snapshot.chips.get
     wrong: dict[tuple[str, int], list[tuple[ReportFact, int | None]]] = defaultdict(list)
-    for chip_id, reports in _claims(snapshot).items():
-        chip = snapshot.chips.get(chip_id)
-        for r in reports:
-            declared = declared_facility(chip, stays.get(chip_id), r.window_start)
-            if r.facility_id != declared:
-                assert r.facility_id is not None
-                wrong[(chip_id, r.facility_id)].append((r, declared))
+    for r in snapshot.reports:
+        claimed = r.facility_id
+        if claimed is None:
+            continue
+        chip_id = r.chip_id
+        chip_stays = stays_get(chip_id)
+        if chip_stays is not None and len(chip_stays) == 1:  # the common case, inlined
+            stay = chip_stays[0]
+            instant = r.window_start
+            if stay.start <= instant and (stay.end is None or instant < stay.end):
+                declared: int | None = stay.facility_id
+            else:
+                declared = None
+        else:
+            declared = declared_facility(chips_get(chip_id), chip_stays, r.window_start)
+        if claimed != declared:
+            wrong[(chip_id, claimed)].append((r, declared))
     findings: list[Finding] = []
     for (chip_id, claimed), hits in sorted(wrong.items()):
         if len(hits) < min_reports:
@@ -205,21 +213,64 @@ def find_wrong_facility_reports(snapshot: Snapshot, policy: Policy) -> list[Find
     return findings
 
 
-def find_forbidden_countries(snapshot: Snapshot, policy: Policy) -> list[Finding]:
+def _forbidden_suspects(snapshot: Snapshot, stays: dict[str, list[InstallationFact]]) -> set[str]:
+    """Chips with transfer conditions that were declared at, or claim to report from, a
+    facility in a country they may not be in (a cheap test per chip and per report: the
+    facilities forbidden to each distinct allowed-country set are computed once)."""
+    facilities = snapshot.facilities
+    forbidden_sites: dict[frozenset[str], frozenset[int]] = {}
+    suspects: set[str] = set()
+    watch: dict[str, frozenset[int]] = {}
+    for chip_id, chip in snapshot.chips.items():
+        allowed = chip.allowed_countries
+        if allowed is None:
+            continue
+        bad = forbidden_sites.get(allowed)
+        if bad is None:
+            bad = frozenset(f for f, site in facilities.items() if site.country not in allowed)
+            forbidden_sites[allowed] = bad
+        chip_stays = stays.get(chip_id)
+        if chip_stays:
+            if bad and any(stay.facility_id in bad for stay in chip_stays):
+                suspects.add(chip_id)
+                continue
+        elif chip.country is not None and chip.country not in allowed:
+            suspects.add(chip_id)
+            continue
+        if bad:
+            watch[chip_id] = bad
+    if watch:
+        watch_get = watch.get
+        for r in snapshot.reports:
+            claimed = r.facility_id
+            if claimed is None:
+                continue
+            bad = watch_get(r.chip_id)
+            if bad is not None and (claimed or -1) in bad:
+                suspects.add(r.chip_id)
+    return suspects
+
+
+def find_forbidden_countries(
+    snapshot: Snapshot, policy: Policy, *, index: SnapshotIndex | None = None
+) -> list[Finding]:
     """One finding per chip with transfer conditions that is declared, or claims to report,
     from a facility in a country outside its allowed countries."""
     rule = policy.rule(FORBIDDEN_RULE_ID)
     if rule is None:
         return []
     min_reports = max(1, int(rule.number("min_reports")))
-    restricted = {cid: c for cid, c in snapshot.chips.items() if c.allowed_countries is not None}
-    if not restricted:
+    stays = (index or SnapshotIndex(snapshot)).stays()
+    suspects = _forbidden_suspects(snapshot, stays)
+    if not suspects:
         return []
-    stays = installations_by_chip(snapshot)
-    claims = _claims(snapshot)
+    claims: dict[str, list[ReportFact]] = defaultdict(list)
+    for report in snapshot.reports:
+        if report.facility_id is not None and report.chip_id in suspects:
+            claims[report.chip_id].append(report)
     findings: list[Finding] = []
-    for chip_id in sorted(restricted):
-        chip = restricted[chip_id]
+    for chip_id in sorted(suspects):
+        chip = snapshot.chips[chip_id]
         allowed = chip.allowed_countries or frozenset()
         # (country, facility) -> (since, evidence, how)
         places: dict[tuple[str, int], tuple[datetime | None, list[int | None], str]] = {}

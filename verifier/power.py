@@ -16,10 +16,12 @@ about being idle, or ghost chips draw the power.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from verifier._common import Window, declared_facility, installations_by_chip, make_finding
-from verifier.facts import MeterReadingFact, ReportFact, Snapshot
+from verifier._common import Window, declared_facility, make_finding
+from verifier._index import SnapshotIndex
+from verifier.facts import ChipFact, MeterReadingFact, ReportFact, Snapshot
 from verifier.findings import Finding, rfc3339
 from verifier.policy import Policy
 
@@ -27,6 +29,30 @@ __all__ = ["GHOST_RULE_ID", "UNDERREPORTING_RULE_ID", "find_power_anomalies"]
 
 GHOST_RULE_ID = "power.ghost_chips"
 UNDERREPORTING_RULE_ID = "chip.underreporting"
+
+
+def _candidates(
+    snapshot: Snapshot, index: SnapshotIndex, metered: set[int]
+) -> dict[int, list[tuple[str, ChipFact | None]]]:
+    """Chips declared (now or in the past) at each metered facility, in chip id order."""
+    chips = snapshot.chips
+    stays = index.stays()
+    ordered: Iterable[str] = index.sorted_chip_ids()
+    if any(chip_id not in chips for chip_id in stays):  # installations of unknown chips
+        ordered = sorted(set(chips).union(stays))
+    out: dict[int, list[tuple[str, ChipFact | None]]] = defaultdict(list)
+    for chip_id in ordered:
+        chip = chips.get(chip_id)
+        current = None if chip is None else chip.facility_id
+        if current is not None and current in metered:
+            out[current].append((chip_id, chip))
+        for stay in stays.get(chip_id, ()):
+            f = stay.facility_id
+            if f != current and f in metered:
+                bucket = out[f]
+                if not bucket or bucket[-1][0] != chip_id:
+                    bucket.append((chip_id, chip))
+    return out
 
 
 @dataclass(slots=True)
@@ -37,12 +63,16 @@ class _Excess:
     idle_chips: set[str] = field(default_factory=set)
 
 
-def find_power_anomalies(snapshot: Snapshot, policy: Policy) -> tuple[list[Finding], list[Finding]]:
+def find_power_anomalies(
+    snapshot: Snapshot, policy: Policy, *, index: SnapshotIndex | None = None
+) -> tuple[list[Finding], list[Finding]]:
     """(ghost-chip findings, meter-side under-reporting findings), one per facility each."""
     ghost = policy.rule(GHOST_RULE_ID)
     under = policy.rule(UNDERREPORTING_RULE_ID)
     if ghost is None or not snapshot.meter_readings:
         return [], []
+    if index is None:
+        index = SnapshotIndex(snapshot)
     overhead = ghost.number("host_overhead_fraction")
     tolerance = ghost.number("tolerance_fraction")
     min_eq = ghost.number("min_chip_equivalents")
@@ -52,22 +82,13 @@ def find_power_anomalies(snapshot: Snapshot, policy: Policy) -> tuple[list[Findi
     readings: dict[tuple[int, Window], list[MeterReadingFact]] = defaultdict(list)
     for m in snapshot.meter_readings:
         readings[(m.facility_id, (m.window_start, m.window_end))].append(m)
-    wanted_windows = {w for _, w in readings}
-    by_window: dict[Window, dict[str, ReportFact]] = defaultdict(dict)
-    for r in snapshot.reports:
-        w = (r.window_start, r.window_end)
-        if w in wanted_windows:
-            by_window[w][r.chip_id] = r
-    stays = installations_by_chip(snapshot)
-    # Chips declared at each metered facility (current or historical).
-    candidates: dict[int, set[str]] = defaultdict(set)
-    for chip_id, fact in snapshot.chips.items():
-        if fact.facility_id is not None:
-            candidates[fact.facility_id].add(chip_id)
-    for chip_id, chip_stays in stays.items():
-        for stay in chip_stays:
-            candidates[stay.facility_id].add(chip_id)
-
+    grouped = index.by_window()
+    by_window: dict[Window, dict[str, ReportFact]] = {}
+    for _, w in readings:
+        if w not in by_window:
+            by_window[w] = {r.chip_id: r for r in grouped.get(w, ())}
+    stays = index.stays()
+    candidates = _candidates(snapshot, index, {f for f, _ in readings})
     excess: dict[int, _Excess] = defaultdict(_Excess)
     for (facility_id, window), ms in sorted(readings.items()):
         site = snapshot.facilities.get(facility_id)
@@ -79,9 +100,18 @@ def find_power_anomalies(snapshot: Snapshot, policy: Policy) -> tuple[list[Findi
         chip_energy = 0.0
         idle: list[str] = []
         idle_headroom = 0.0
-        for chip_id in sorted(candidates.get(facility_id, ())):
-            chip = snapshot.chips.get(chip_id)
-            if declared_facility(chip, stays.get(chip_id), window[0]) != facility_id:
+        instant = window[0]
+        for chip_id, chip in candidates.get(facility_id, ()):
+            chip_stays = stays.get(chip_id)
+            if chip_stays is not None and len(chip_stays) == 1:  # the common case, inlined
+                stay = chip_stays[0]
+                if not (
+                    stay.facility_id == facility_id
+                    and stay.start <= instant
+                    and (stay.end is None or instant < stay.end)
+                ):
+                    continue
+            elif declared_facility(chip, chip_stays, instant) != facility_id:
                 continue
             peak_j = (
                 reference_w if chip is None or chip.peak_power_w is None else chip.peak_power_w

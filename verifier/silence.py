@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from verifier._index import SnapshotIndex
 from verifier.errors import FactError
 from verifier.facts import ChipFact, ReportFact, Snapshot
 from verifier.findings import Finding, fingerprint, rfc3339
@@ -29,26 +30,33 @@ UNACCOUNTED_KIND = "chip_unaccounted"
 UNACCOUNTED_RULE_ID = "chip.unaccounted"
 
 
-def find_silent_chips(snapshot: Snapshot, policy: Policy, as_of: datetime) -> list[Finding]:
+def find_silent_chips(
+    snapshot: Snapshot, policy: Policy, as_of: datetime, *, index: SnapshotIndex | None = None
+) -> list[Finding]:
     """Return one finding per installed chip silent beyond the grace period, sorted by chip id.
 
     ``as_of`` is the instant of evaluation, passed in (never read from the clock) so that an
     auditor re-deriving the findings gets the same answer. Reports in the snapshot dated after
     ``as_of`` still count as heard from: the snapshot is what is known.
     """
+    grace = policy.silence.grace_period
     return _silent(
-        snapshot, policy, as_of, rule=policy.silence, kind=KIND, grace=policy.silence.grace_period
+        snapshot, policy, as_of, rule=policy.silence, kind=KIND, grace=grace, index=index
     )
 
 
-def find_unaccounted_chips(snapshot: Snapshot, policy: Policy, as_of: datetime) -> list[Finding]:
+def find_unaccounted_chips(
+    snapshot: Snapshot, policy: Policy, as_of: datetime, *, index: SnapshotIndex | None = None
+) -> list[Finding]:
     """Rule ``chip.unaccounted``: the same test as :func:`find_silent_chips` with the longer
     ``grace_period_s`` of that rule (days, not hours): the chip's whereabouts are unknown."""
     rule = policy.rule(UNACCOUNTED_RULE_ID)
     if rule is None:
         return []
     grace = timedelta(seconds=rule.number("grace_period_s"))
-    return _silent(snapshot, policy, as_of, rule=rule, kind=UNACCOUNTED_KIND, grace=grace)
+    return _silent(
+        snapshot, policy, as_of, rule=rule, kind=UNACCOUNTED_KIND, grace=grace, index=index
+    )
 
 
 def _silent(
@@ -59,35 +67,23 @@ def _silent(
     rule: SilenceRule | Rule,
     kind: str,
     grace: timedelta,
+    index: SnapshotIndex | None,
 ) -> list[Finding]:
     if as_of.utcoffset() is None:
         raise FactError(f"as_of must be timezone-aware, got naive {as_of.isoformat()}")
-    latest: dict[str, ReportFact] = {}
-    for report in snapshot.reports:
-        current = latest.get(report.chip_id)
-        if current is None or _recency(report) > _recency(current):
-            latest[report.chip_id] = report
-
+    if index is None:
+        index = SnapshotIndex(snapshot)
+    latest = index.latest()
     cutoff = as_of - grace
     findings: list[Finding] = []
-    for chip_id in sorted(snapshot.chips):
-        chip = snapshot.chips[chip_id]
-        installed_at = chip.installed_at
-        if installed_at is None or installed_at > as_of:
-            continue
-        last = latest.get(chip_id)
-        last_seen = installed_at if last is None else max(installed_at, last.window_end)
+    for chip_id, last_seen in index.last_seen(as_of):
         if last_seen < cutoff:
+            last = latest.get(chip_id)
+            chip = snapshot.chips[chip_id]
             findings.append(
                 _finding(chip, last, last_seen, as_of, policy, rule=rule, kind=kind, grace=grace)
             )
     return findings
-
-
-def _recency(report: ReportFact) -> tuple[datetime, int, int]:
-    # Ties between reports of the same window go to the higher sequence number, then log index,
-    # so the choice of "last report" never depends on input order.
-    return (report.window_end, report.seq, -1 if report.log_index is None else report.log_index)
 
 
 def _duration(delta: timedelta) -> str:
