@@ -5,7 +5,6 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from registry.api.deps import CallerDep, ContextDep, SessionDep
-from registry.api.routes.queries import _finding
 from registry.api.schemas.lifecycle import (
     DeliveryPublic,
     TransitionCreate,
@@ -32,7 +31,7 @@ def transition_finding(
     finding, _ = FindingLifecycle(session, ctx.clock).transition(
         caller, finding_id, to=body.to, note=body.note
     )
-    return _finding(finding)
+    return FindingPublic.from_row(finding)
 
 
 @router.get("/findings/{finding_id}/transitions", response_model=list[TransitionPublic])
