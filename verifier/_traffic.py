@@ -203,7 +203,8 @@ def analyse_window(
     ids = list(claims)
     dicts = list(claims.values())
     reporters = len(ids)
-    index = {chip_id: i for i, chip_id in enumerate(ids)}
+    index = dict(zip(ids, range(reporters), strict=True))
+    extra: dict[str, int] = {}  # ids of peers that did not report the window
     parent = list(range(reporters))
     traffic = WindowTraffic(window, seconds, reports, chips, ids, parent)
     to_bytes = seconds / 8
@@ -214,42 +215,70 @@ def analyse_window(
         min_pair_bytes, fraction = float("inf"), 0.0
     else:
         min_pair_bytes, fraction = one_sided[0] * to_bytes, one_sided[1]
+    floor = min(site_bytes, min_pair_bytes)
+    site_edges, sided = traffic.site_edges, traffic.one_sided
+    index_get = index.get
+
+    # Peers' claims about idle-claiming chips. Claims the idle chip returns are read here,
+    # before the pass below takes them apart; one-way claims are counted in the pass.
     is_idle = bytearray(reporters)
     any_idle = False
+    idle_bytes: dict[str, int] = defaultdict(int)
+    idle_peers: dict[str, list[str]] = defaultdict(list)
     if idle is not None:
         limit = idle[0]
         for r in reports:
             if r.utilization <= limit:
                 is_idle[index[r.chip_id]] = 1
                 any_idle = True
-    floor = min(site_bytes, min_pair_bytes)
-    site_edges, sided = traffic.site_edges, traffic.one_sided
-    idle_bytes: dict[str, int] = defaultdict(int)
-    idle_peers: dict[str, list[str]] = defaultdict(list)
+        if any_idle:
+            for ic in range(reporters):
+                if is_idle[ic]:
+                    c = ids[ic]
+                    for p in dicts[ic]:
+                        ip = index_get(p)
+                        if ip is not None:
+                            w = dicts[ip].get(c)
+                            if w is not None:
+                                idle_bytes[c] += w
+                                idle_peers[c].append(p)
+
     has_edges = False
-    index_get = index.get
     for ia in range(reporters):
         per_peer = dicts[ia]
         if not per_peer:
             continue
         a = ids[ia]
-        a_idle = any_idle and is_idle[ia]
         ra = ia
         while parent[ra] != ra:
             parent[ra] = parent[parent[ra]]
             ra = parent[ra]
         for b, v in per_peer.items():
             ib = index_get(b)
-            if ib is not None and ib < reporters:
+            reporter = ib is not None
+            if ib is not None:
                 # The other end's claim about a, taken out so that b never judges the pair.
                 back = dicts[ib].pop(a, None)
-                if any_idle:
-                    if is_idle[ib]:
-                        idle_bytes[b] += v
-                        idle_peers[b].append(a)
-                    if a_idle and back is not None:
-                        idle_bytes[a] += back
-                        idle_peers[a].append(b)
+                if back is not None:
+                    # Both ends claim the pair: the common case, kept short.
+                    if v >= back:
+                        top, gap = v, v - back
+                    else:
+                        top, gap = back, back - v
+                    if top > edge_bytes:
+                        rb = ib
+                        while parent[rb] != rb:
+                            parent[rb] = parent[parent[rb]]
+                            rb = parent[rb]
+                        if rb != ra:
+                            parent[rb] = ra
+                        has_edges = True
+                        if top > min_pair_bytes and gap > fraction * top:
+                            sided.append((a, b, v, back) if a < b else (b, a, back, v))
+                        continue
+                elif any_idle and is_idle[ib]:
+                    idle_bytes[b] += v
+                    idle_peers[b].append(a)
             else:
                 back = None
             top = v if back is None or v >= back else back
@@ -257,9 +286,11 @@ def analyse_window(
                 continue
             if top > edge_bytes:
                 if ib is None:
-                    ib = index[b] = len(ids)
-                    ids.append(b)
-                    parent.append(ib)
+                    ib = extra.get(b)
+                    if ib is None:
+                        ib = extra[b] = len(ids)
+                        ids.append(b)
+                        parent.append(ib)
                 rb = ib
                 while parent[rb] != rb:
                     parent[rb] = parent[parent[rb]]
@@ -271,13 +302,15 @@ def analyse_window(
                 ca, cb = chips.get(a), chips.get(b)
                 if ca is not None and cb is not None and ca.facility_id != cb.facility_id:
                     if ib is None:
-                        ib = index[b] = len(ids)
-                        ids.append(b)
-                        parent.append(ib)
+                        ib = extra.get(b)
+                        if ib is None:
+                            ib = extra[b] = len(ids)
+                            ids.append(b)
+                            parent.append(ib)
                     site_edges.append((ia, ib))
             if top > min_pair_bytes:
                 if back is None:
-                    if (ib is not None and ib < reporters) or b not in chips:
+                    if reporter or b not in chips:
                         sided.append((a, b, v, None))
                 elif abs(v - back) > fraction * top:
                     sided.append((a, b, v, back) if a < b else (b, a, back, v))

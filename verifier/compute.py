@@ -107,17 +107,26 @@ def _cumulative(
     evidence. Each window's compute is summed over the cluster's registered chips in chip id
     order (then report order), so the float result never depends on input order."""
     chips = snapshot.chips
-    member_of: dict[str, list[int]] = defaultdict(list)
-    for k, cluster in enumerate(clusters):
-        for chip_id in cluster.chip_ids:
-            member_of[chip_id].append(k)
     members: list[list[tuple[str, float]]] = [[] for _ in clusters]
-    for chip_id in index.sorted_chip_ids():
-        ks = member_of.get(chip_id)
-        if ks:
-            entry = (chip_id, chips[chip_id].peak_ops)
-            for k in ks:
-                members[k].append(entry)
+    only_one: dict[str, int] = {}
+    for k, cluster in enumerate(clusters):
+        only_one.update(dict.fromkeys(cluster.chip_ids, k))
+    if len(only_one) == sum(len(c.chip_ids) for c in clusters):  # no chip in two clusters
+        for chip_id in index.sorted_chip_ids():
+            at = only_one.get(chip_id)
+            if at is not None:
+                members[at].append((chip_id, chips[chip_id].peak_ops))
+    else:
+        member_of: dict[str, list[int]] = defaultdict(list)
+        for k, cluster in enumerate(clusters):
+            for chip_id in cluster.chip_ids:
+                member_of[chip_id].append(k)
+        for chip_id in index.sorted_chip_ids():
+            ks = member_of.get(chip_id)
+            if ks:
+                entry = (chip_id, chips[chip_id].peak_ops)
+                for k in ks:
+                    members[k].append(entry)
     series: list[list[tuple[Window, float, list[int | None]]]] = [[] for _ in clusters]
     running = [0.0] * len(clusters)
     for window, reports in index.by_window().items():
@@ -129,7 +138,7 @@ def _cumulative(
         if not inside:
             continue
         seconds = (window[1] - window[0]).total_seconds()
-        single = {r.chip_id: r for r in reports}
+        single = index.window_reports(window)
         several: dict[str, list[ReportFact]] = {}
         if len(single) != len(reports):  # some chip reported the window twice
             for r in reports:
@@ -144,10 +153,12 @@ def _cumulative(
                     continue
                 if several and chip_id in several:
                     for rr in several[chip_id]:
-                        total += min(rr.utilization, 1.0) * peak * seconds
+                        u = rr.utilization
+                        total += (1.0 if u > 1.0 else u) * peak * seconds
                         evidence.append(rr.log_index)
                 else:
-                    total += min(one.utilization, 1.0) * peak * seconds
+                    u = one.utilization
+                    total += (1.0 if u > 1.0 else u) * peak * seconds
                     evidence.append(one.log_index)
                 touched = True
             if touched:

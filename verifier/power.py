@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from verifier._common import Window, declared_facility, make_finding
 from verifier._index import SnapshotIndex
-from verifier.facts import ChipFact, MeterReadingFact, ReportFact, Snapshot
+from verifier.facts import ChipFact, MeterReadingFact, Snapshot
 from verifier.findings import Finding, rfc3339
 from verifier.policy import Policy
 
@@ -82,11 +82,6 @@ def find_power_anomalies(
     readings: dict[tuple[int, Window], list[MeterReadingFact]] = defaultdict(list)
     for m in snapshot.meter_readings:
         readings[(m.facility_id, (m.window_start, m.window_end))].append(m)
-    grouped = index.by_window()
-    by_window: dict[Window, dict[str, ReportFact]] = {}
-    for _, w in readings:
-        if w not in by_window:
-            by_window[w] = {r.chip_id: r for r in grouped.get(w, ())}
     stays = index.stays()
     candidates = _candidates(snapshot, index, {f for f, _ in readings})
     excess: dict[int, _Excess] = defaultdict(_Excess)
@@ -96,7 +91,7 @@ def find_power_anomalies(
             continue
         seconds = (window[1] - window[0]).total_seconds()
         metered = sum(m.energy_j for m in sorted(ms, key=lambda m: m.meter_id))
-        reports = by_window.get(window, {})
+        reports = index.window_reports(window)
         chip_energy = 0.0
         idle: list[str] = []
         idle_headroom = 0.0

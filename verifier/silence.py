@@ -73,17 +73,36 @@ def _silent(
         raise FactError(f"as_of must be timezone-aware, got naive {as_of.isoformat()}")
     if index is None:
         index = SnapshotIndex(snapshot)
-    latest = index.latest()
     cutoff = as_of - grace
+    # Only chips with no report ending at or after the cutoff can be silent.
+    stale = index.stale_chips(cutoff)
+    if not stale:
+        return []
+    latest: dict[str, ReportFact] = {}
+    for report in snapshot.reports:
+        if report.chip_id in stale:
+            current = latest.get(report.chip_id)
+            if current is None or _recency(report) > _recency(current):
+                latest[report.chip_id] = report
     findings: list[Finding] = []
-    for chip_id, last_seen in index.last_seen(as_of):
+    for chip_id in sorted(stale):
+        chip = snapshot.chips[chip_id]
+        installed_at = chip.installed_at
+        if installed_at is None or installed_at > as_of:
+            continue
+        last = latest.get(chip_id)
+        last_seen = installed_at if last is None else max(installed_at, last.window_end)
         if last_seen < cutoff:
-            last = latest.get(chip_id)
-            chip = snapshot.chips[chip_id]
             findings.append(
                 _finding(chip, last, last_seen, as_of, policy, rule=rule, kind=kind, grace=grace)
             )
     return findings
+
+
+def _recency(report: ReportFact) -> tuple[datetime, int, int]:
+    # Ties between reports of the same window go to the higher sequence number, then log index,
+    # so the choice of "last report" never depends on input order.
+    return (report.window_end, report.seq, -1 if report.log_index is None else report.log_index)
 
 
 def _duration(delta: timedelta) -> str:
