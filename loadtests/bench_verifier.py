@@ -357,7 +357,7 @@ def build(
     energy_by_facility: dict[tuple[int, int], float] = {}
     for w in range(windows):
         ws, we = T0 + WINDOW * w, T0 + WINDOW * (w + 1)
-        for i, c in enumerate(ids):
+        for i, chip_id in enumerate(ids):
             if i == silent_chip:
                 continue
             u = util_of[i]
@@ -372,7 +372,7 @@ def build(
             energy_by_facility[key] = energy_by_facility.get(key, 0.0) + energy
             reports.append(
                 ReportFact(
-                    c,
+                    chip_id,
                     w + 1,
                     ws,
                     we,
@@ -404,14 +404,14 @@ def build(
         )
 
     landmarks = {
-        f: LandmarkFact(f, site[1] + 1.2, site[2] + 0.5, f"landmark-{f}")
-        for f, site in enumerate(SITES, start=1)
+        f: LandmarkFact(f, lat + 1.2, lon + 0.5, f"landmark-{f}")
+        for f, (_, lat, lon, _) in enumerate(SITES, start=1)
     }
     meters = {f: MeterFact(f, f) for f in facilities}
-    readings = []
+    readings: list[MeterReadingFact] = []
     for (f, w), energy in sorted(energy_by_facility.items()):
-        site = facilities[f]
-        metered = energy * (1 + HOST_OVERHEAD) * site.pue + site.non_it_load_kw * 1000 * seconds
+        fac = facilities[f]
+        metered = energy * (1 + HOST_OVERHEAD) * fac.pue + fac.non_it_load_kw * 1000 * seconds
         if f == ghost_facility:  # undeclared chips drawing 12% more than the declared ones
             metered *= 1.12
         readings.append(
@@ -424,10 +424,10 @@ def build(
 
     for i in range(5, n, 100):
         f = facility_of[i]
-        site = facilities[f]
+        fac = facilities[f]
         for k, lm_id in enumerate(((f - 1) % len(SITES) + 1, f % len(SITES) + 1)):
             lm = landmarks[lm_id]
-            d = great_circle_km(lm.latitude, lm.longitude, site.latitude, site.longitude)
+            d = great_circle_km(lm.latitude, lm.longitude, fac.latitude, fac.longitude)
             rtt = d / 100 * 1.4 + 1.5
             if plant and i == rtt_liar and k == 1:
                 rtt = 1.0

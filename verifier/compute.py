@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from verifier._common import Window, make_finding
-from verifier._index import SnapshotIndex
+from verifier._index import SnapshotIndex, report_order
 from verifier.facts import DeclaredClusterFact, ReportFact, Snapshot
 from verifier.findings import Finding, rfc3339
 from verifier.policy import Policy
@@ -143,6 +143,8 @@ def _cumulative(
         if len(single) != len(reports):  # some chip reported the window twice
             for r in reports:
                 several.setdefault(r.chip_id, []).append(r)
+            for duplicates in several.values():
+                duplicates.sort(key=report_order)  # float sums must not follow input order
         for k in inside:
             total = 0.0
             touched = False

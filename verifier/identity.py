@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from verifier._common import make_finding
-from verifier._index import SnapshotIndex
+from verifier._index import SnapshotIndex, report_order
 from verifier.facts import ReportFact, Snapshot, SubmissionFact
 from verifier.findings import Finding, rfc3339
 from verifier.policy import Policy
@@ -62,6 +62,24 @@ def _signed(r: ReportFact | SubmissionFact) -> _Signed:
     )
 
 
+def _order(x: _Signed) -> tuple[object, ...]:
+    """A total order on signed reports, so that ties never fall back to set order (which
+    changes with the process's string hash seed)."""
+    return (
+        x.start,
+        x.seq,
+        x.digest,
+        x.end,
+        x.accepted,
+        x.facility_id is None,
+        x.facility_id or 0,
+        x.source is None,
+        x.source or "",
+        x.log_index is None,
+        x.log_index or 0,
+    )
+
+
 def find_clones(
     snapshot: Snapshot, policy: Policy, *, index: SnapshotIndex | None = None
 ) -> list[Finding]:
@@ -95,7 +113,7 @@ def find_clones(
 
     findings: list[Finding] = []
     for chip_id in sorted(per_chip):
-        signed = sorted(set(per_chip[chip_id]), key=lambda x: (x.start, x.seq, x.digest))
+        signed = sorted(set(per_chip[chip_id]), key=_order)
         conflicts: list[tuple[_Signed, _Signed, str]] = []
         by_seq: dict[int, _Signed] = {}
         for x in signed:
@@ -170,11 +188,13 @@ def find_replays(snapshot: Snapshot, policy: Policy) -> list[Finding]:
     max_delay = rule.number("max_retry_delay_s")
     wanted = {(s.chip_id, s.seq) for s in copies}
     wanted_chips = {s.chip_id for s in copies}
-    originals = {
-        (r.chip_id, r.seq): r
-        for r in snapshot.reports
-        if r.chip_id in wanted_chips and (r.chip_id, r.seq) in wanted
-    }
+    originals: dict[tuple[str, int], ReportFact] = {}
+    for r in snapshot.reports:
+        if r.chip_id in wanted_chips and (r.chip_id, r.seq) in wanted:
+            known = originals.get((r.chip_id, r.seq))
+            # Two accepted reports with one seq (a clone): the choice must not follow input order.
+            if known is None or report_order(r) > report_order(known):
+                originals[(r.chip_id, r.seq)] = r
     hits: dict[str, list[tuple[SubmissionFact, ReportFact | None, float | None, str]]] = (
         defaultdict(list)
     )

@@ -24,7 +24,7 @@ from verifier._common import (
     make_finding,
 )
 from verifier._index import SnapshotIndex
-from verifier.facts import InstallationFact, ReportFact, RttMeasurementFact, Snapshot
+from verifier.facts import ReportFact, RttMeasurementFact, Snapshot
 from verifier.findings import Finding, rfc3339
 from verifier.policy import Policy
 
@@ -48,7 +48,7 @@ def find_rtt_mismatches(
     inflation = rule.number("max_path_inflation")
     excess = rule.number("max_excess_rtt_ms")
     min_slow = max(1, int(rule.number("min_slow_measurements")))
-    stays = (index or SnapshotIndex(snapshot)).stays()
+    index = index or SnapshotIndex(snapshot)
     # (chip, declared facility) -> landmark -> measurements
     grouped: dict[tuple[str, int], dict[int, list[RttMeasurementFact]]] = defaultdict(
         lambda: defaultdict(list)
@@ -57,7 +57,7 @@ def find_rtt_mismatches(
         if m.landmark_id not in snapshot.landmarks:
             continue
         facility = declared_facility(
-            snapshot.chips.get(m.chip_id), stays.get(m.chip_id), m.measured_at
+            snapshot.chips.get(m.chip_id), index.stays_of(m.chip_id), m.measured_at
         )
         if facility is None or facility not in snapshot.facilities:
             continue
@@ -156,8 +156,9 @@ def find_wrong_facility_reports(
     if rule is None:
         return []
     min_reports = max(1, int(rule.number("min_reports")))
-    stays = (index or SnapshotIndex(snapshot)).stays()
-    stays_get = stays.get
+    index = index or SnapshotIndex(snapshot)
+    single, several = index.stay_maps()
+    single_get = single.get
     chips_get = snapshot.chips.get
     wrong: dict[tuple[str, int], list[tuple[ReportFact, int | None]]] = defaultdict(list)
     for r in snapshot.reports:
@@ -165,16 +166,15 @@ def find_wrong_facility_reports(
         if claimed is None:
             continue
         chip_id = r.chip_id
-        chip_stays = stays_get(chip_id)
-        if chip_stays is not None and len(chip_stays) == 1:  # the common case, inlined
-            stay = chip_stays[0]
+        stay = single_get(chip_id)
+        if stay is not None:  # one declared installation: the common case, inlined
             instant = r.window_start
             if stay.start <= instant and (stay.end is None or instant < stay.end):
                 declared: int | None = stay.facility_id
             else:
                 declared = None
         else:
-            declared = declared_facility(chips_get(chip_id), chip_stays, r.window_start)
+            declared = declared_facility(chips_get(chip_id), several.get(chip_id), r.window_start)
         if claimed != declared:
             wrong[(chip_id, claimed)].append((r, declared))
     findings: list[Finding] = []
@@ -213,11 +213,12 @@ def find_wrong_facility_reports(
     return findings
 
 
-def _forbidden_suspects(snapshot: Snapshot, stays: dict[str, list[InstallationFact]]) -> set[str]:
+def _forbidden_suspects(snapshot: Snapshot, index: SnapshotIndex) -> set[str]:
     """Chips with transfer conditions that were declared at, or claim to report from, a
     facility in a country they may not be in (a cheap test per chip and per report: the
     facilities forbidden to each distinct allowed-country set are computed once)."""
     facilities = snapshot.facilities
+    single, several = index.stay_maps()
     forbidden_sites: dict[frozenset[str], frozenset[int]] = {}
     suspects: set[str] = set()
     watch: dict[str, frozenset[int]] = {}
@@ -229,7 +230,8 @@ def _forbidden_suspects(snapshot: Snapshot, stays: dict[str, list[InstallationFa
         if bad is None:
             bad = frozenset(f for f, site in facilities.items() if site.country not in allowed)
             forbidden_sites[allowed] = bad
-        chip_stays = stays.get(chip_id)
+        one = single.get(chip_id)
+        chip_stays = several.get(chip_id) if one is None else (one,)
         if chip_stays:
             if bad and any(stay.facility_id in bad for stay in chip_stays):
                 suspects.add(chip_id)
@@ -260,8 +262,8 @@ def find_forbidden_countries(
     if rule is None:
         return []
     min_reports = max(1, int(rule.number("min_reports")))
-    stays = (index or SnapshotIndex(snapshot)).stays()
-    suspects = _forbidden_suspects(snapshot, stays)
+    index = index or SnapshotIndex(snapshot)
+    suspects = _forbidden_suspects(snapshot, index)
     if not suspects:
         return []
     claims: dict[str, list[ReportFact]] = defaultdict(list)
@@ -274,7 +276,8 @@ def find_forbidden_countries(
         allowed = chip.allowed_countries or frozenset()
         # (country, facility) -> (since, evidence, how)
         places: dict[tuple[str, int], tuple[datetime | None, list[int | None], str]] = {}
-        for stay in stays.get(chip_id, ()):
+        chip_stays = index.stays_of(chip_id) or []
+        for stay in chip_stays:
             site = snapshot.facilities.get(stay.facility_id)
             if site is not None and site.country not in allowed:
                 places[(site.country, stay.facility_id)] = (
@@ -282,7 +285,7 @@ def find_forbidden_countries(
                     [stay.log_index],
                     "declared",
                 )
-        if not stays.get(chip_id) and chip.country is not None and chip.country not in allowed:
+        if not chip_stays and chip.country is not None and chip.country not in allowed:
             places[(chip.country, chip.facility_id or 0)] = (chip.installed_at, [], "declared")
         reported: dict[tuple[str, int], list[ReportFact]] = defaultdict(list)
         for r in claims.get(chip_id, ()):

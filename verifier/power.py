@@ -16,12 +16,13 @@ about being idle, or ghost chips draw the power.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from verifier._common import Window, declared_facility, make_finding
 from verifier._index import SnapshotIndex
-from verifier.facts import ChipFact, MeterReadingFact, Snapshot
+from verifier.facts import InstallationFact, MeterReadingFact, ReportFact, Snapshot
 from verifier.findings import Finding, rfc3339
 from verifier.policy import Policy
 
@@ -31,27 +32,85 @@ GHOST_RULE_ID = "power.ghost_chips"
 UNDERREPORTING_RULE_ID = "chip.underreporting"
 
 
-def _candidates(
-    snapshot: Snapshot, index: SnapshotIndex, metered: set[int]
-) -> dict[int, list[tuple[str, ChipFact | None]]]:
-    """Chips declared (now or in the past) at each metered facility, in chip id order."""
+@dataclass(slots=True)
+class _Sums:
+    """What the declared chips explain of one meter window, accumulated chip by chip."""
+
+    instant: datetime
+    seconds: float
+    reports: dict[str, ReportFact]
+    chip_energy: float = 0.0
+    idle: list[str] = field(default_factory=list)
+    idle_headroom: float = 0.0
+
+
+def _add_chips(
+    snapshot: Snapshot,
+    index: SnapshotIndex,
+    sums_at: dict[int, list[_Sums]],
+    reference_w: float,
+    idle_util: float | None,
+) -> None:
+    """Add every chip declared at a metered facility at a meter window's start to that
+    window's sums, in chip id order (so the float sums never depend on input order): its
+    report's energy, or its peak energy if it sent none; and note idle-claiming chips."""
     chips = snapshot.chips
-    stays = index.stays()
+    single, several = index.stay_maps()
     ordered: Iterable[str] = index.sorted_chip_ids()
-    if any(chip_id not in chips for chip_id in stays):  # installations of unknown chips
-        ordered = sorted(set(chips).union(stays))
-    out: dict[int, list[tuple[str, ChipFact | None]]] = defaultdict(list)
+    if any(c not in chips for c in single) or any(c not in chips for c in several):
+        ordered = sorted(set(chips).union(single, several))  # installations of unknown chips
+    chips_get, single_get, sums_get = chips.get, single.get, sums_at.get
     for chip_id in ordered:
-        chip = chips.get(chip_id)
+        chip = chips_get(chip_id)
         current = None if chip is None else chip.facility_id
-        if current is not None and current in metered:
-            out[current].append((chip_id, chip))
-        for stay in stays.get(chip_id, ()):
-            f = stay.facility_id
-            if f != current and f in metered:
-                bucket = out[f]
-                if not bucket or bucket[-1][0] != chip_id:
-                    bucket.append((chip_id, chip))
+        stay = single_get(chip_id)
+        stays: Sequence[InstallationFact] | None
+        if stay is not None:
+            if stay.facility_id == current:  # the common case: one stay, where it is now
+                targets = sums_get(current)
+                if targets is None:
+                    continue
+                stays = None
+                facility_ids: Iterable[int] = (stay.facility_id,)
+            else:
+                stays = (stay,)
+                facility_ids = _facilities(current, stays, sums_at)
+        else:
+            stays = several.get(chip_id)
+            facility_ids = _facilities(current, stays or (), sums_at)
+        for facility_id in facility_ids:
+            for sums in sums_at[facility_id]:
+                instant = sums.instant
+                if stay is not None:
+                    if not (
+                        stay.facility_id == facility_id
+                        and stay.start <= instant
+                        and (stay.end is None or instant < stay.end)
+                    ):
+                        continue
+                elif declared_facility(chip, stays, instant) != facility_id:
+                    continue
+                peak_j = (
+                    reference_w if chip is None or chip.peak_power_w is None else chip.peak_power_w
+                ) * sums.seconds
+                report = sums.reports.get(chip_id)
+                if report is None:
+                    sums.chip_energy += peak_j  # silent: assume the worst it could draw
+                    continue
+                sums.chip_energy += report.energy_j
+                if idle_util is not None and report.utilization <= idle_util:
+                    sums.idle.append(chip_id)
+                    sums.idle_headroom += max(0.0, peak_j - report.energy_j)
+
+
+def _facilities(
+    current: int | None, stays: Sequence[InstallationFact], sums_at: dict[int, list[_Sums]]
+) -> list[int]:
+    """The metered facilities where a chip is or was declared, each once."""
+    out = [current] if current is not None and current in sums_at else []
+    for stay in stays:
+        if stay.facility_id in sums_at and stay.facility_id not in out:
+            out.append(stay.facility_id)
     return out
 
 
@@ -82,43 +141,24 @@ def find_power_anomalies(
     readings: dict[tuple[int, Window], list[MeterReadingFact]] = defaultdict(list)
     for m in snapshot.meter_readings:
         readings[(m.facility_id, (m.window_start, m.window_end))].append(m)
-    stays = index.stays()
-    candidates = _candidates(snapshot, index, {f for f, _ in readings})
-    excess: dict[int, _Excess] = defaultdict(_Excess)
+    meters: list[tuple[int, Window, list[MeterReadingFact], _Sums]] = []
+    sums_at: dict[int, list[_Sums]] = defaultdict(list)
     for (facility_id, window), ms in sorted(readings.items()):
-        site = snapshot.facilities.get(facility_id)
-        if site is None:
+        if facility_id not in snapshot.facilities:
             continue
-        seconds = (window[1] - window[0]).total_seconds()
+        sums = _Sums(
+            window[0], (window[1] - window[0]).total_seconds(), index.window_reports(window)
+        )
+        meters.append((facility_id, window, ms, sums))
+        sums_at[facility_id].append(sums)
+    _add_chips(snapshot, index, sums_at, reference_w, idle_util)
+
+    excess: dict[int, _Excess] = defaultdict(_Excess)
+    for facility_id, window, ms, sums in meters:
+        site = snapshot.facilities[facility_id]
+        seconds = sums.seconds
         metered = sum(m.energy_j for m in sorted(ms, key=lambda m: m.meter_id))
-        reports = index.window_reports(window)
-        chip_energy = 0.0
-        idle: list[str] = []
-        idle_headroom = 0.0
-        instant = window[0]
-        for chip_id, chip in candidates.get(facility_id, ()):
-            chip_stays = stays.get(chip_id)
-            if chip_stays is not None and len(chip_stays) == 1:  # the common case, inlined
-                stay = chip_stays[0]
-                if not (
-                    stay.facility_id == facility_id
-                    and stay.start <= instant
-                    and (stay.end is None or instant < stay.end)
-                ):
-                    continue
-            elif declared_facility(chip, chip_stays, instant) != facility_id:
-                continue
-            peak_j = (
-                reference_w if chip is None or chip.peak_power_w is None else chip.peak_power_w
-            ) * seconds
-            report = reports.get(chip_id)
-            if report is None:
-                chip_energy += peak_j  # silent: assume the worst it could draw
-                continue
-            chip_energy += report.energy_j
-            if idle_util is not None and report.utilization <= idle_util:
-                idle.append(chip_id)
-                idle_headroom += max(0.0, peak_j - report.energy_j)
+        chip_energy, idle, idle_headroom = sums.chip_energy, sums.idle, sums.idle_headroom
         factor = (1 + overhead) * site.pue
         explained = chip_energy * factor + site.non_it_load_kw * 1000 * seconds
         unexplained = metered - explained
