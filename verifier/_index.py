@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import datetime
+from itertools import filterfalse
 
 from verifier._common import Window
 from verifier.facts import InstallationFact, ReportFact, Snapshot
@@ -72,14 +73,15 @@ class SnapshotIndex:
     def stale_chips(self, cutoff: datetime) -> set[str]:
         """Registered chips with no report whose window ends at or after ``cutoff`` (the only
         chips that can have been silent since before it); set operations, no per-chip loop."""
-        chips = self.snapshot.chips.keys()
+        chips = self.snapshot.chips
         fresh_windows = [w for w in self.by_window() if w[1] >= cutoff]
         if len(fresh_windows) == 1:  # the usual case: no set of a million ids to build
-            return set(chips - self.window_reports(fresh_windows[0]).keys())
+            heard = self.window_reports(fresh_windows[0])
+            return set(filterfalse(heard.__contains__, chips))
         fresh: set[str] = set()
         for window in fresh_windows:
             fresh.update(self.window_reports(window))
-        return set(chips - fresh)
+        return set(filterfalse(fresh.__contains__, chips))
 
     def stay_maps(
         self,

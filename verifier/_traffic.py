@@ -16,9 +16,11 @@ turned into sorted chip-id tuples.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import compress
+from operator import ne
 
 from verifier._common import Window
 from verifier.facts import ChipFact, ReportFact
@@ -27,7 +29,6 @@ __all__ = ["WindowTraffic", "analyse_window", "claims_by_chip"]
 
 _NOT_REGISTERED = object()
 """Facility key of a peer that is not a registered chip (differs from every facility id)."""
-_UNSET = object()
 
 
 def claims_by_chip(reports: Sequence[ReportFact]) -> dict[str, dict[str, int]]:
@@ -77,6 +78,8 @@ class WindowTraffic:
     has_edges: bool = False
 
     _by_chip: dict[str, list[ReportFact]] | None = None
+    _roots: list[int] | None = None
+    _chip_facts: list[ChipFact | None] | None = None
 
     def reports_of(self) -> dict[str, list[ReportFact]]:
         """The window's reports by chip (computed once)."""
@@ -93,21 +96,21 @@ class WindowTraffic:
         return claims_by_chip([r for m in members for r in by_chip.get(m, ())])
 
     def heavy_components(self, min_total_peak_ops: float) -> list[tuple[str, ...]]:
-        """Components of the cluster edges whose registered chips' summed peak compute may
-        exceed ``min_total_peak_ops`` (a superset: the caller applies the exact test), each as
-        a sorted tuple of chip ids."""
+        """Components of the cluster edges that have enough chips for their summed peak
+        compute to exceed ``min_total_peak_ops`` (a superset: the caller applies the exact
+        test), each as a sorted tuple of chip ids."""
         if not self.has_edges:
             return []
-        roots = _roots(self.parent)
-        peak = self._peaks()
-        totals = [0.0] * len(roots)
-        sizes = [0] * len(roots)
-        for node, root in enumerate(roots):
-            totals[root] += peak[node]
-            sizes[root] += 1
-        # Summation order differs from the exact (sorted) one only in the last bits.
-        bar = min_total_peak_ops - abs(min_total_peak_ops) * 1e-9
-        wanted = {r for r, size in enumerate(sizes) if size >= 2 and totals[r] > bar}
+        roots = self._cluster_roots()
+        facts = self._facts()
+        top = max((c.peak_ops for c in facts if c is not None), default=0.0)
+        # size x the largest peak bounds any summation order of the component's peaks (the
+        # factor covers rounding), so no component that could pass is left out.
+        wanted = {
+            root
+            for root, size in Counter(roots).items()
+            if size >= 2 and size * top * (1 + 1e-6) > min_total_peak_ops
+        }
         return self._materialise(roots, wanted)
 
     def mixed_components(self) -> list[tuple[str, ...]]:
@@ -115,51 +118,41 @@ class WindowTraffic:
         facility (or include a peer that is not registered), as sorted chip-id tuples."""
         if not self.has_edges and not self.site_edges:
             return []
-        parent = self.parent
         if self.site_edges:
-            parent = parent.copy()
+            parent = self.parent.copy()
             for a, b in self.site_edges:
                 ra, rb = _find(parent, a), _find(parent, b)
                 if ra != rb:
                     parent[rb] = ra
-        roots = _roots(parent)
-        keys = self._facility_keys()
-        first: list[object] = [_UNSET] * len(roots)
-        mixed: set[int] = set()
-        for node, root in enumerate(roots):
-            key = keys[node]
-            seen = first[root]
-            if seen is _UNSET:
-                first[root] = key
-            elif seen != key:
-                mixed.add(root)
+            roots = _roots(parent)
+        else:
+            roots = self._cluster_roots()
+        keys: list[object] = [
+            _NOT_REGISTERED if c is None else c.facility_id for c in self._facts()
+        ]
+        # A component is mixed when some member's key differs from its root's.
+        root_keys = list(map(keys.__getitem__, roots))
+        mixed = set(compress(roots, map(ne, keys, root_keys)))
         return self._materialise(roots, mixed)
+
+    def _cluster_roots(self) -> list[int]:
+        if self._roots is None:
+            self._roots = _roots(self.parent)
+        return self._roots
+
+    def _facts(self) -> list[ChipFact | None]:
+        if self._chip_facts is None:
+            self._chip_facts = list(map(self.chips.get, self.ids))
+        return self._chip_facts
 
     def _materialise(self, roots: list[int], wanted: set[int]) -> list[tuple[str, ...]]:
         if not wanted:
             return []
         groups: dict[int, list[str]] = defaultdict(list)
         ids = self.ids
-        for node, root in enumerate(roots):
-            if root in wanted:
-                groups[root].append(ids[node])
+        for node in compress(range(len(roots)), map(wanted.__contains__, roots)):
+            groups[roots[node]].append(ids[node])
         return [tuple(sorted(members)) for members in groups.values() if len(members) > 1]
-
-    def _peaks(self) -> list[float]:
-        chips = self.chips
-        out = []
-        for chip_id in self.ids:
-            chip = chips.get(chip_id)
-            out.append(0.0 if chip is None else chip.peak_ops)
-        return out
-
-    def _facility_keys(self) -> list[object]:
-        chips = self.chips
-        out: list[object] = []
-        for chip_id in self.ids:
-            chip = chips.get(chip_id)
-            out.append(_NOT_REGISTERED if chip is None else chip.facility_id)
-        return out
 
 
 def _find(parent: list[int], node: int) -> int:

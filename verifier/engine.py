@@ -90,7 +90,7 @@ def run(snapshot: Snapshot, policy: Policy, as_of: datetime) -> list[Finding]:
     ghosts, idle_by_meter = find_power_anomalies(snapshot, policy, index=index)
     findings.extend(ghosts)
     findings.extend(idle_by_meter)
-    findings.extend(find_above_peak(snapshot, policy))
+    findings.extend(find_above_peak(snapshot, policy, index=index))
     over, unnotified = find_budget_findings(snapshot, policy, index=index)
     findings.extend(over)
     findings.extend(unnotified)
