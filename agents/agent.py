@@ -22,7 +22,7 @@ from agents.client import RegistryClient
 from agents.errors import AgentError, Overloaded, TransportError
 from agents.spool import Spool, SpoolItem
 from attestation.dsse import INTOTO_PAYLOAD_TYPE, Envelope, Signature, pae
-from attestation.report import UsageReport, encode_statement, report_digest
+from attestation.report import MAX_FACILITY_ID, UsageReport, encode_statement, report_digest
 
 __all__ = ["Agent", "FlushStats"]
 
@@ -61,14 +61,23 @@ class Agent:
         client: RegistryClient | None,
         *,
         batch_size: int = 256,
+        facility_id: int | None = None,
     ) -> None:
+        """``facility_id``, when given, is the registry facility this host is in: every report
+        then carries it as ``predicate.facility_id``, a claim the chip signs (PROTOCOL.md 2.1)
+        and the verifier checks against the chip's installation."""
         if not 1 <= batch_size <= _MAX_BATCH:
             raise AgentError(f"batch_size must be in 1..{_MAX_BATCH}, got {batch_size}")
+        if facility_id is not None and (
+            type(facility_id) is not int or not 1 <= facility_id <= MAX_FACILITY_ID
+        ):
+            raise AgentError(f"facility id must be an integer in 1..{MAX_FACILITY_ID}")
         self.backend = backend
         self.spool = spool
         self.chain = chain
         self.client = client
         self.batch_size = batch_size
+        self.facility_id = facility_id
 
     def _build(
         self, accelerator: Accelerator, window_start: datetime, window_end: datetime
@@ -95,6 +104,7 @@ class Agent:
             utilization=telemetry.utilization,
             energy_j=telemetry.energy_j,
             interconnect=telemetry.interconnect,
+            facility_id=self.facility_id,
         )
 
     def collect(self, window_start: datetime, window_end: datetime) -> list[SpoolItem]:

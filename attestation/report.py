@@ -59,6 +59,9 @@ _DIGEST_KEYS = frozenset({"sha256"})
 _PREDICATE_KEYS = frozenset(
     {"chip_id", "seq", "prev_digest", "window", "utilization", "energy_j", "interconnect"}
 )
+# The optional facility claim (PROTOCOL.md 2.1): reports without it stay valid byte for byte.
+_PREDICATE_KEYS_WITH_FACILITY = _PREDICATE_KEYS | {"facility_id"}
+MAX_FACILITY_ID = 2**31 - 1
 _WINDOW_KEYS = frozenset({"start", "end"})
 _LINK_KEYS = frozenset({"peer", "link", "tx_bytes", "rx_bytes"})
 _SUBJECT_PREFIX = "chip:"
@@ -145,9 +148,14 @@ class UsageReport:
     utilization: float
     energy_j: float
     interconnect: tuple[LinkTraffic, ...]
+    facility_id: int | None = None
 
     def __post_init__(self) -> None:
         _chip_id(self.chip_id, "chip_id")
+        if self.facility_id is not None and (
+            type(self.facility_id) is not int or not 1 <= self.facility_id <= MAX_FACILITY_ID
+        ):
+            raise FormatError(f"facility_id: want an integer >= 1, got {self.facility_id!r}")
         _hex64(self.key_id, "subject.digest.sha256 (key_id)")
         seq = _counter(self.seq, "seq", minimum=1)
         _hex64(self.prev_digest, "prev_digest")
@@ -193,32 +201,35 @@ class VerifiedReport:
 
 def encode_statement(report: UsageReport) -> bytes:
     """The statement as agents send it: compact JSON, sorted keys."""
+    predicate: dict[str, object] = {
+        "chip_id": report.chip_id,
+        "seq": report.seq,
+        "prev_digest": report.prev_digest,
+        "window": {
+            "start": format_time(report.window_start),
+            "end": format_time(report.window_end),
+        },
+        "utilization": report.utilization,
+        "energy_j": report.energy_j,
+        "interconnect": [
+            {
+                "peer": lt.peer,
+                "link": lt.link.value,
+                "tx_bytes": lt.tx_bytes,
+                "rx_bytes": lt.rx_bytes,
+            }
+            for lt in report.interconnect
+        ],
+    }
+    if report.facility_id is not None:
+        predicate["facility_id"] = report.facility_id
     statement = {
         "_type": STATEMENT_TYPE,
         "subject": [
             {"name": _SUBJECT_PREFIX + report.chip_id, "digest": {"sha256": report.key_id}}
         ],
         "predicateType": USAGE_PREDICATE_TYPE,
-        "predicate": {
-            "chip_id": report.chip_id,
-            "seq": report.seq,
-            "prev_digest": report.prev_digest,
-            "window": {
-                "start": format_time(report.window_start),
-                "end": format_time(report.window_end),
-            },
-            "utilization": report.utilization,
-            "energy_j": report.energy_j,
-            "interconnect": [
-                {
-                    "peer": lt.peer,
-                    "link": lt.link.value,
-                    "tx_bytes": lt.tx_bytes,
-                    "rx_bytes": lt.rx_bytes,
-                }
-                for lt in report.interconnect
-            ],
-        },
+        "predicate": predicate,
     }
     return json.dumps(statement, sort_keys=True, separators=(",", ":"), allow_nan=False).encode(
         "utf-8"
@@ -240,7 +251,13 @@ def parse_statement(payload: bytes) -> UsageReport:
     subject = check_keys(subjects[0], _SUBJECT_KEYS, "subject[0]")
     digest = check_keys(subject["digest"], _DIGEST_KEYS, "subject[0].digest")
 
-    pred = check_keys(obj["predicate"], _PREDICATE_KEYS, "predicate")
+    raw_pred = obj["predicate"]
+    want = (
+        _PREDICATE_KEYS_WITH_FACILITY
+        if isinstance(raw_pred, dict) and "facility_id" in raw_pred
+        else _PREDICATE_KEYS
+    )
+    pred = check_keys(raw_pred, want, "predicate")
     chip_id = _chip_id(pred["chip_id"], "predicate.chip_id")
     name = subject["name"]
     if not isinstance(name, str) or name != _SUBJECT_PREFIX + chip_id:
@@ -262,7 +279,14 @@ def parse_statement(payload: bytes) -> UsageReport:
         utilization=pred["utilization"],
         energy_j=pred["energy_j"],
         interconnect=links,
+        facility_id=_facility_claim(pred["facility_id"]) if "facility_id" in pred else None,
     )
+
+
+def _facility_claim(value: object) -> int:
+    if type(value) is not int or not 1 <= value <= MAX_FACILITY_ID:
+        raise FormatError(f"predicate.facility_id: want an integer >= 1, got {value!r}")
+    return value
 
 
 def _parse_window_time(value: Any, field: str) -> datetime:

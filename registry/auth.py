@@ -24,6 +24,8 @@ class Role(StrEnum):
     OPERATOR = "operator"
     INSPECTOR = "inspector"
     PARTNER = "partner"
+    LANDMARK = "landmark"  # a location landmark's server: challenges and RTT measurements
+    METER = "meter"  # a facility power meter's gateway: signed energy readings
 
 
 def generate_token() -> str:

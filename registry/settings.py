@@ -61,6 +61,28 @@ class Settings(BaseSettings):
         default=8_192, ge=1, description="Most reports the ingest writer commits in one group."
     )
     ingest_retry_after_s: int = Field(default=1, ge=1, description="Retry-After on a 429.")
+    challenge_ttl_s: int = Field(
+        default=60, ge=1, le=3600, description="How long a landmark challenge nonce stays valid."
+    )
+    max_clock_skew_s: int = Field(
+        default=120, ge=0, description="Tolerated skew for signed times (measurements, readings)."
+    )
+    webhook_max_attempts: int = Field(default=8, ge=1, le=100)
+    webhook_backoff_s: float = Field(
+        default=2.0, gt=0, description="First retry delay; doubles with each failed attempt."
+    )
+    webhook_max_backoff_s: float = Field(default=3600.0, gt=0)
+    webhook_timeout_s: float = Field(default=10.0, gt=0)
+    verifier_policy: str = Field(default="default", description="Policy of continuous runs.")
+    verifier_window_s: int = Field(
+        default=900, ge=1, description="Reporting window length; a run follows each close."
+    )
+    verifier_settle_s: int = Field(
+        default=120, ge=0, description="Wait after a window closes for its reports to arrive."
+    )
+    verifier_interval_s: float = Field(
+        default=30.0, gt=0, description="How often the continuous verifier wakes up."
+    )
 
     @model_validator(mode="after")
     def _refuse_dev_defaults_in_production(self) -> Settings:

@@ -12,7 +12,21 @@ from __future__ import annotations
 from verifier.clusters import find_undeclared_clusters
 from verifier.engine import run
 from verifier.errors import FactError, PolicyError, VerifierError
-from verifier.facts import ChipFact, DeclaredClusterFact, LinkFact, ReportFact, Snapshot
+from verifier.facts import (
+    ChipFact,
+    ClusterNotificationFact,
+    DeclaredClusterFact,
+    FacilityFact,
+    InstallationFact,
+    LandmarkFact,
+    LinkFact,
+    MeterFact,
+    MeterReadingFact,
+    ReportFact,
+    RttMeasurementFact,
+    Snapshot,
+    SubmissionFact,
+)
 from verifier.findings import Finding, Severity, fingerprint
 from verifier.policy import (
     ClusterRule,
@@ -26,17 +40,25 @@ from verifier.silence import find_silent_chips
 
 __all__ = [
     "ChipFact",
+    "ClusterNotificationFact",
     "ClusterRule",
     "DeclaredClusterFact",
+    "FacilityFact",
     "FactError",
     "Finding",
+    "InstallationFact",
+    "LandmarkFact",
     "LinkFact",
+    "MeterFact",
+    "MeterReadingFact",
     "Policy",
     "PolicyError",
     "ReportFact",
+    "RttMeasurementFact",
     "Severity",
     "SilenceRule",
     "Snapshot",
+    "SubmissionFact",
     "VerifierError",
     "builtin_policy_names",
     "find_silent_chips",

@@ -11,18 +11,19 @@ into one finding.
 from __future__ import annotations
 
 import hashlib
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
 
-from verifier._unionfind import DisjointSets
-from verifier.facts import ChipFact, DeclaredClusterFact, ReportFact, Snapshot
+from verifier._common import reports_by_window
+from verifier._traffic import WindowTraffic, analyse_window
+from verifier.facts import ChipFact, DeclaredClusterFact, Snapshot
 from verifier.findings import Finding, fingerprint, rfc3339
 from verifier.policy import ClusterRule, Policy
 
-__all__ = ["H100_PEAK_OPS", "KIND", "find_undeclared_clusters"]
+__all__ = ["H100_PEAK_OPS", "KIND", "components", "find_undeclared_clusters", "pair_gbps"]
 
 KIND = "undeclared_cluster"
 H100_PEAK_OPS = 989e12
@@ -54,21 +55,33 @@ class _Merged:
     edge_gbps: list[float] = field(default_factory=list)
 
 
-def find_undeclared_clusters(snapshot: Snapshot, policy: Policy) -> list[Finding]:
+def find_undeclared_clusters(
+    snapshot: Snapshot, policy: Policy, traffic: Sequence[WindowTraffic] | None = None
+) -> list[Finding]:
     """Return one finding per undeclared cluster, sorted by subject then window.
 
     Only reports sharing the exact same ``(window_start, window_end)`` are compared: throughput
-    is a rate over a window, and mixing windows would mix rates.
+    is a rate over a window, and mixing windows would mix rates. ``traffic`` is the engine's
+    shared per-window analysis; without it the rule computes its own.
     """
     rule = policy.cluster
-    by_window: dict[_Window, list[ReportFact]] = defaultdict(list)
-    for report in snapshot.reports:
-        by_window[(report.window_start, report.window_end)].append(report)
-
+    if traffic is None:
+        traffic = [
+            analyse_window(
+                window,
+                reports,
+                snapshot.chips,
+                link_bits_per_s=rule.link_threshold_bits_per_s,
+                site_link_bits_per_s=None,
+                one_sided=None,
+                idle=None,
+            )
+            for window, reports in sorted(reports_by_window(snapshot.reports).items())
+        ]
     merged: dict[tuple[str, ...], _Merged] = {}
-    for window in sorted(by_window):
+    for window_traffic in traffic:
         for component in _flagged_components(
-            window, by_window[window], snapshot.chips, snapshot.clusters, rule
+            window_traffic, snapshot.chips, snapshot.clusters, rule
         ):
             entry = merged.setdefault(component.members, _Merged(component.members))
             entry.windows.append(component.window)
@@ -81,94 +94,96 @@ def find_undeclared_clusters(snapshot: Snapshot, policy: Policy) -> list[Finding
     return findings
 
 
-def _pair_bytes(reports: Iterable[ReportFact]) -> dict[tuple[str, str], int]:
-    """Bytes exchanged per unordered chip pair in one window: the larger of the two ends' claims.
+def components(edges: Iterable[tuple[str, str]]) -> list[tuple[str, ...]]:
+    """Connected components of an edge list, each as a sorted tuple of chip ids.
 
-    One end's claim sums all link kinds to that peer. A chip that reported the same window twice
-    (a retry, or a replay another rule catches) counts once: its largest claim.
+    Union-find inlined (path halving, no recursion): this is the hot loop of a fleet window.
     """
-    claims: dict[tuple[str, str], int] = {}
-    for report in reports:
-        per_peer: dict[str, int] = defaultdict(int)
-        for link in report.links:
-            if link.peer != report.chip_id:
-                per_peer[link.peer] += link.tx_bytes + link.rx_bytes
-        for peer, total in per_peer.items():
-            key = (report.chip_id, peer)
-            if total > claims.get(key, -1):
-                claims[key] = total
-    pairs: dict[tuple[str, str], int] = {}
-    for (reporter, peer), total in claims.items():
-        key = (reporter, peer) if reporter < peer else (peer, reporter)
-        if total > pairs.get(key, -1):
-            pairs[key] = total
-    return pairs
+    index: dict[str, int] = {}
+    parent: list[int] = []
+    for a, b in edges:
+        ia = index.get(a)
+        if ia is None:
+            ia = index[a] = len(parent)
+            parent.append(ia)
+        ib = index.get(b)
+        if ib is None:
+            ib = index[b] = len(parent)
+            parent.append(ib)
+        while parent[ia] != ia:
+            parent[ia] = parent[parent[ia]]
+            ia = parent[ia]
+        while parent[ib] != ib:
+            parent[ib] = parent[parent[ib]]
+            ib = parent[ib]
+        if ia != ib:
+            parent[ib] = ia
+    groups: dict[int, list[str]] = {}
+    for name, node in index.items():
+        root = node
+        while parent[root] != root:
+            parent[root] = parent[parent[root]]
+            root = parent[root]
+        groups.setdefault(root, []).append(name)
+    return [tuple(sorted(members)) for members in groups.values()]
+
+
+def pair_gbps(members: Iterable[str], traffic: WindowTraffic) -> dict[tuple[str, str], float]:
+    """Throughput in Gbit/s of every pair inside ``members``: the larger of both ends' claims."""
+    inside = set(members)
+    claims = traffic.claims_of(sorted(inside))
+    rates: dict[tuple[str, str], float] = {}
+    for a in sorted(inside):
+        for b, total in claims.get(a, {}).items():
+            if b in inside:
+                key = (a, b) if a < b else (b, a)
+                gbps = total * 8 / traffic.seconds / 1e9
+                if gbps > rates.get(key, -1.0):
+                    rates[key] = gbps
+    return rates
 
 
 def _flagged_components(
-    window: _Window,
-    reports: Sequence[ReportFact],
+    traffic: WindowTraffic,
     chips: Mapping[str, ChipFact],
     declared: Sequence[DeclaredClusterFact],
     rule: ClusterRule,
 ) -> list[_Component]:
-    seconds = (window[1] - window[0]).total_seconds()
-    edges: list[tuple[str, str, float]] = []
-    for (a, b), exchanged in _pair_bytes(reports).items():
-        bits_per_s = exchanged * 8 / seconds
-        if bits_per_s > rule.link_threshold_bits_per_s:
-            edges.append((a, b, bits_per_s))
-    if not edges:
-        return []
-
-    index: dict[str, int] = {}
-    for a, b, _ in edges:
-        index.setdefault(a, len(index))
-        index.setdefault(b, len(index))
-    sets = DisjointSets(len(index))
-    for a, b, _ in edges:
-        sets.union(index[a], index[b])
-    names = list(index)
-
+    window = traffic.window
     # Cheap filter first: most components in a real fleet are far below the compute threshold.
-    candidates: dict[int, tuple[str, ...]] = {}
-    for root, nodes in sets.groups().items():
-        members = tuple(sorted(names[n] for n in nodes))
-        total = _total_peak_ops(members, chips)
-        if total > rule.compute_threshold_ops_per_s:
-            candidates[root] = members
+    threshold = rule.compute_threshold_ops_per_s
+    candidates = [
+        members
+        for members in traffic.heavy_components(threshold)
+        if _total_peak_ops(members, chips) > threshold
+    ]
     if not candidates:
         return []
-
     active = [d for d in declared if d.covers(*window)]
-    declared_now = set[str]().union(*(d.chip_ids for d in active))
-    edge_rates: dict[int, list[tuple[str, str, float]]] = defaultdict(list)
-    for edge in edges:
-        root = sets.find(index[edge[0]])
-        if root in candidates:
-            edge_rates[root].append(edge)
-    reports_by_chip: dict[str, list[ReportFact]] = defaultdict(list)
-    for report in reports:
-        reports_by_chip[report.chip_id].append(report)
-
+    declared_now: set[str] | None = None
+    threshold_gbps = rule.link_threshold_bits_per_s / 1e9
     flagged: list[_Component] = []
-    for root, members in candidates.items():
+    for members in sorted(candidates):
         registered = frozenset(m for m in members if m in chips)
         if any(registered <= d.chip_ids for d in active):
             continue
+        if declared_now is None:
+            declared_now = set[str]().union(*(d.chip_ids for d in active))
+        reports_by_chip = traffic.reports_of()
         evidence = frozenset(
             r.log_index
             for m in members
             for r in reports_by_chip.get(m, ())
             if r.log_index is not None
         )
+        rates = pair_gbps(members, traffic)
         flagged.append(
             _Component(
                 window=window,
                 members=members,
                 undeclared=frozenset(registered - declared_now),
                 evidence=evidence,
-                edge_gbps=tuple(rate / 1e9 for _, _, rate in sorted(edge_rates[root])),
+                edge_gbps=tuple(rates[k] for k in sorted(rates) if rates[k] > threshold_gbps),
             )
         )
     return flagged

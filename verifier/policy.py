@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 import re
 import tomllib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import timedelta
 from importlib import resources
 from typing import Any
@@ -21,9 +22,11 @@ from verifier.findings import Severity
 
 __all__ = [
     "CLUSTER_RULE_ID",
+    "RULE_PARAMS",
     "SILENCE_RULE_ID",
     "ClusterRule",
     "Policy",
+    "Rule",
     "SilenceRule",
     "builtin_policy_names",
     "load_builtin_policy",
@@ -32,6 +35,60 @@ __all__ = [
 
 CLUSTER_RULE_ID = "cluster.undeclared"
 SILENCE_RULE_ID = "chip.silent"
+
+# Rules beyond the two original ones: rule id -> (required numeric parameters, list parameters).
+# Each is optional in a policy document; a rule whose table is absent is not run.
+RULE_PARAMS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    "cluster.split": (
+        frozenset(
+            {
+                "link_threshold_bits_per_s",
+                "inter_site_link_threshold_bits_per_s",
+                "site_compute_threshold_ops_per_s",
+            }
+        ),
+        frozenset(),
+    ),
+    "chip.unaccounted": (frozenset({"grace_period_s"}), frozenset()),
+    "location.rtt_mismatch": (
+        frozenset(
+            {
+                "km_per_ms_rtt",
+                "slack_km",
+                "max_path_inflation",
+                "max_excess_rtt_ms",
+                "min_slow_measurements",
+            }
+        ),
+        frozenset(),
+    ),
+    "report.wrong_facility": (frozenset({"min_reports"}), frozenset()),
+    "chip.forbidden_country": (frozenset({"min_reports"}), frozenset()),
+    "identity.clone": (frozenset({"min_conflicts"}), frozenset()),
+    "report.replay": (frozenset({"max_retry_delay_s"}), frozenset()),
+    "power.ghost_chips": (
+        frozenset(
+            {
+                "host_overhead_fraction",
+                "tolerance_fraction",
+                "min_chip_equivalents",
+                "reference_chip_power_w",
+            }
+        ),
+        frozenset(),
+    ),
+    "chip.underreporting": (
+        frozenset({"idle_utilization", "peer_traffic_bits_per_s", "host_overhead_fraction"}),
+        frozenset(),
+    ),
+    "chip.above_peak": (frozenset({"tolerance_fraction"}), frozenset()),
+    "link.one_sided": (frozenset({"min_bits_per_s", "mismatch_fraction"}), frozenset()),
+    "cluster.budget_exceeded": (frozenset({"tolerance_fraction"}), frozenset()),
+    "cluster.threshold_unnotified": (
+        frozenset({"notification_grace_s"}),
+        frozenset({"thresholds_flop"}),
+    ),
+}
 
 _VERSION_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -66,14 +123,41 @@ class SilenceRule:
 
 
 @dataclass(frozen=True, slots=True)
+class Rule:
+    """Settings of one of the rules in :data:`RULE_PARAMS`: common fields plus its parameters."""
+
+    rule_id: str
+    version: int
+    severity: Severity
+    citation: str
+    enabled: bool
+    params: Mapping[str, float]
+    lists: Mapping[str, tuple[float, ...]]
+
+    def number(self, key: str) -> float:
+        """A numeric parameter (present: the parser checked every required one)."""
+        return self.params[key]
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
-    """A named, versioned set of rule settings."""
+    """A named, versioned set of rule settings.
+
+    ``rules`` holds the optional rules present in the document, by id; :meth:`rule` returns
+    one only when it is present *and* enabled.
+    """
 
     policy_id: str
     version: str
     description: str
     cluster: ClusterRule
     silence: SilenceRule
+    rules: Mapping[str, Rule] = field(default_factory=dict)
+
+    def rule(self, rule_id: str) -> Rule | None:
+        """The settings of an optional rule if the policy has it enabled, else ``None``."""
+        found = self.rules.get(rule_id)
+        return found if found is not None and found.enabled else None
 
 
 def _table(parent: dict[str, Any], key: str, where: str) -> dict[str, Any]:
@@ -106,6 +190,26 @@ def _positive_number(table: dict[str, Any], key: str, where: str) -> float:
     if not math.isfinite(value) or value <= 0:
         raise PolicyError(f"{where}.{key} must be a finite number > 0, got {value!r}")
     return float(value)
+
+
+def _non_negative_number(table: dict[str, Any], key: str, where: str) -> float:
+    if key not in table:
+        raise PolicyError(f"{where}.{key} is missing")
+    value = table[key]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise PolicyError(f"{where}.{key} must be a number, got {type(value).__name__}")
+    if not math.isfinite(value) or value < 0:
+        raise PolicyError(f"{where}.{key} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+def _number_list(table: dict[str, Any], key: str, where: str) -> tuple[float, ...]:
+    if key not in table:
+        raise PolicyError(f"{where}.{key} is missing")
+    value = table[key]
+    if not isinstance(value, list) or not value:
+        raise PolicyError(f"{where}.{key} must be a non-empty array of numbers")
+    return tuple(sorted(_positive_number({key: v}, key, where) for v in value))
 
 
 def _check_keys(table: dict[str, Any], allowed: frozenset[str], where: str) -> None:
@@ -169,7 +273,7 @@ def parse_policy(text: str) -> Policy:
     description = _string(meta, "description", "policy")
 
     rules = _table(doc, "rules", "rules")
-    known = {CLUSTER_RULE_ID, SILENCE_RULE_ID}
+    known = {CLUSTER_RULE_ID, SILENCE_RULE_ID, *RULE_PARAMS}
     unknown_rules = sorted(set(rules) - known)
     if unknown_rules:
         raise PolicyError(
@@ -205,12 +309,32 @@ def parse_policy(text: str) -> Policy:
         grace_period=timedelta(seconds=_positive_number(table, "grace_period_s", where)),
     )
 
+    optional: dict[str, Rule] = {}
+    for rule_id in sorted(RULE_PARAMS):
+        if rule_id not in rules:
+            continue
+        numbers, lists = RULE_PARAMS[rule_id]
+        where = f'rules."{rule_id}"'
+        table = _table(rules, rule_id, where)
+        _check_keys(table, _COMMON_KEYS | numbers | lists, where)
+        rule_version, severity, citation, enabled = _common(table, where)
+        optional[rule_id] = Rule(
+            rule_id=rule_id,
+            version=rule_version,
+            severity=severity,
+            citation=citation,
+            enabled=enabled,
+            params={k: _non_negative_number(table, k, where) for k in sorted(numbers)},
+            lists={k: _number_list(table, k, where) for k in sorted(lists)},
+        )
+
     return Policy(
         policy_id=policy_id,
         version=version,
         description=description,
         cluster=cluster,
         silence=silence,
+        rules=optional,
     )
 
 

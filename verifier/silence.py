@@ -11,34 +11,81 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from verifier._index import SnapshotIndex
 from verifier.errors import FactError
 from verifier.facts import ChipFact, ReportFact, Snapshot
 from verifier.findings import Finding, fingerprint, rfc3339
-from verifier.policy import Policy
+from verifier.policy import Policy, Rule, SilenceRule
 
-__all__ = ["KIND", "find_silent_chips"]
+__all__ = [
+    "KIND",
+    "UNACCOUNTED_KIND",
+    "UNACCOUNTED_RULE_ID",
+    "find_silent_chips",
+    "find_unaccounted_chips",
+]
 
 KIND = "chip_silent"
+UNACCOUNTED_KIND = "chip_unaccounted"
+UNACCOUNTED_RULE_ID = "chip.unaccounted"
 
 
-def find_silent_chips(snapshot: Snapshot, policy: Policy, as_of: datetime) -> list[Finding]:
+def find_silent_chips(
+    snapshot: Snapshot, policy: Policy, as_of: datetime, *, index: SnapshotIndex | None = None
+) -> list[Finding]:
     """Return one finding per installed chip silent beyond the grace period, sorted by chip id.
 
     ``as_of`` is the instant of evaluation, passed in (never read from the clock) so that an
     auditor re-deriving the findings gets the same answer. Reports in the snapshot dated after
     ``as_of`` still count as heard from: the snapshot is what is known.
     """
+    grace = policy.silence.grace_period
+    return _silent(
+        snapshot, policy, as_of, rule=policy.silence, kind=KIND, grace=grace, index=index
+    )
+
+
+def find_unaccounted_chips(
+    snapshot: Snapshot, policy: Policy, as_of: datetime, *, index: SnapshotIndex | None = None
+) -> list[Finding]:
+    """Rule ``chip.unaccounted``: the same test as :func:`find_silent_chips` with the longer
+    ``grace_period_s`` of that rule (days, not hours): the chip's whereabouts are unknown."""
+    rule = policy.rule(UNACCOUNTED_RULE_ID)
+    if rule is None:
+        return []
+    grace = timedelta(seconds=rule.number("grace_period_s"))
+    return _silent(
+        snapshot, policy, as_of, rule=rule, kind=UNACCOUNTED_KIND, grace=grace, index=index
+    )
+
+
+def _silent(
+    snapshot: Snapshot,
+    policy: Policy,
+    as_of: datetime,
+    *,
+    rule: SilenceRule | Rule,
+    kind: str,
+    grace: timedelta,
+    index: SnapshotIndex | None,
+) -> list[Finding]:
     if as_of.utcoffset() is None:
         raise FactError(f"as_of must be timezone-aware, got naive {as_of.isoformat()}")
+    if index is None:
+        index = SnapshotIndex(snapshot)
+    cutoff = as_of - grace
+    # Only chips with no report ending at or after the cutoff can be silent.
+    stale = index.stale_chips(cutoff)
+    if not stale:
+        return []
     latest: dict[str, ReportFact] = {}
     for report in snapshot.reports:
-        current = latest.get(report.chip_id)
-        if current is None or _recency(report) > _recency(current):
-            latest[report.chip_id] = report
-
-    cutoff = as_of - policy.silence.grace_period
+        if report.chip_id in stale:
+            current = latest.get(report.chip_id)
+            if current is None or _recency(report) > _recency(current):
+                latest[report.chip_id] = report
     findings: list[Finding] = []
-    for chip_id in sorted(snapshot.chips):
+    for chip_id in sorted(stale):
         chip = snapshot.chips[chip_id]
         installed_at = chip.installed_at
         if installed_at is None or installed_at > as_of:
@@ -46,7 +93,9 @@ def find_silent_chips(snapshot: Snapshot, policy: Policy, as_of: datetime) -> li
         last = latest.get(chip_id)
         last_seen = installed_at if last is None else max(installed_at, last.window_end)
         if last_seen < cutoff:
-            findings.append(_finding(chip, last, last_seen, as_of, policy))
+            findings.append(
+                _finding(chip, last, last_seen, as_of, policy, rule=rule, kind=kind, grace=grace)
+            )
     return findings
 
 
@@ -73,8 +122,11 @@ def _finding(
     last_seen: datetime,
     as_of: datetime,
     policy: Policy,
+    *,
+    rule: SilenceRule | Rule,
+    kind: str,
+    grace: timedelta,
 ) -> Finding:
-    rule = policy.silence
     silent_for = as_of - last_seen
     where = f"facility {chip.facility_id}" if chip.facility_id is not None else "no facility"
     if last is None:
@@ -83,7 +135,7 @@ def _finding(
         since = f"at {where} has not reported since {rfc3339(last_seen)}"
     summary = (
         f"Chip {chip.chip_id} ({chip.model}) {since}: silent for {_duration(silent_for)}, "
-        f"beyond the {_duration(rule.grace_period)} grace period."
+        f"beyond the {_duration(grace)} grace period."
     )
     details: dict[str, object] = {
         "chip_id": chip.chip_id,
@@ -95,7 +147,7 @@ def _finding(
         "as_of": rfc3339(as_of),
         "silent_for_seconds": int(silent_for.total_seconds()),
         "never_reported": last is None,
-        "grace_period_seconds": int(rule.grace_period.total_seconds()),
+        "grace_period_seconds": int(grace.total_seconds()),
     }
     evidence = () if last is None or last.log_index is None else (last.log_index,)
     return Finding(
@@ -103,7 +155,7 @@ def _finding(
         rule_version=rule.version,
         policy_id=policy.policy_id,
         policy_version=policy.version,
-        kind=KIND,
+        kind=kind,
         severity=rule.severity,
         subject_type="chip",
         subject_id=chip.chip_id,

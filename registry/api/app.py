@@ -14,7 +14,18 @@ from fastapi.staticfiles import StaticFiles
 from attestation.cosignature import CosignatureVerifier
 from registry.api.context import AppContext, utc_now
 from registry.api.problems import install_problem_handlers
-from registry.api.routes import accounts, declarations, health, log, queries, reports, verifier
+from registry.api.routes import (
+    accounts,
+    channels,
+    declarations,
+    health,
+    lifecycle,
+    log,
+    obligations,
+    queries,
+    reports,
+    verifier,
+)
 from registry.db.engine import make_engine, make_session_factory
 from registry.db.migrate import upgrade
 from registry.logkey import load_log_signer
@@ -81,7 +92,18 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     )
     app.state.context = context
     install_problem_handlers(app)
-    for module in (accounts, declarations, reports, queries, verifier, log, health):
+    for module in (
+        accounts,
+        declarations,
+        obligations,
+        reports,
+        channels,
+        queries,
+        lifecycle,
+        verifier,
+        log,
+        health,
+    ):
         app.include_router(module.router)
 
     static = files("fastapi_offline") / "static"

@@ -27,7 +27,9 @@ from agents.spool import Spool
 from attestation.keys import PrivateKey
 from registry.settings import Settings
 
-__all__ = ["add_parser"]
+__all__ = ["FACILITY_ENV", "add_parser"]
+
+FACILITY_ENV = "CHIPREG_AGENT_FACILITY_ID"
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -49,6 +51,16 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         )
         q.add_argument(
             "--simulated-chips", type=int, default=4, help="simulated backend: how many chips"
+        )
+        q.add_argument(
+            "--facility-id",
+            type=int,
+            default=None,
+            metavar="ID",
+            help=(
+                "registry id of the facility this host is in; every report then claims it "
+                f"(signed by the chip). Default: ${FACILITY_ENV} if set, else no claim"
+            ),
         )
 
     def remote(q: argparse.ArgumentParser) -> None:
@@ -102,10 +114,25 @@ def _backend(args: argparse.Namespace) -> AcceleratorBackend:
     return SimulatedBackend(chips)
 
 
+def _facility_id(args: argparse.Namespace) -> int | None:
+    """``--facility-id``, else ``$CHIPREG_AGENT_FACILITY_ID``, else no facility claim."""
+    if args.facility_id is not None:
+        return int(args.facility_id)
+    raw = os.environ.get(FACILITY_ENV, "").strip()
+    if not raw:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        msg = f"${FACILITY_ENV} must be a facility id (an integer), got {raw!r}"
+        raise AgentError(msg) from None
+
+
 def _agent(args: argparse.Namespace, client: RegistryClient | None) -> Agent:
+    facility_id = _facility_id(args)
     spool = Spool(args.state_dir / "spool")
     chain = ChainState.load(args.state_dir / "chain.json", spool)
-    return Agent(_backend(args), spool, chain, client)
+    return Agent(_backend(args), spool, chain, client, facility_id=facility_id)
 
 
 def _client(args: argparse.Namespace) -> RegistryClient:

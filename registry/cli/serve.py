@@ -11,6 +11,9 @@ import uvicorn
 
 from registry.api.app import create_app
 from registry.settings import Settings
+from registry.worker import VerifierWorker
+from verifier.errors import PolicyError
+from verifier.policy import load_builtin_policy
 
 __all__ = ["add_parser"]
 
@@ -32,6 +35,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "signatures on its own core and group-commits its batches; the log's append lock keeps "
         "them consistent",
     )
+    p.add_argument(
+        "--verifier",
+        action="store_true",
+        help="also run continuous verification and webhook delivery in this process "
+        "(policy CHIPREG_VERIFIER_POLICY)",
+    )
     p.set_defaults(func=_serve)
 
 
@@ -40,11 +49,19 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         print("chipreg serve: --workers must be at least 1")
         return 2
     print(f"chipreg registry on http://{args.host}:{args.port}  (API docs: /docs)", flush=True)
+    app = create_app(settings)
+    if args.verifier:
+        try:
+            policy = load_builtin_policy(settings.verifier_policy)
+        except PolicyError as exc:
+            print(f"chipreg serve: {exc}")
+            return 2
+        context = app.state.context
+        VerifierWorker(context.sessions, settings, policy, context.clock).start_thread()
     if args.workers == 1:
-        uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning")
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
         return 0
-    # Migrate (and create the development log key) once, before the workers start.
-    create_app(settings).state.context.engine.dispose()
+    # Migrated (and the development log key created) once above, before the workers start.
     # Workers share metrics through files (prometheus_client multiprocess mode); the variable
     # must be set before they import prometheus_client.
     metrics_dir = tempfile.mkdtemp(prefix="chipreg-metrics-")

@@ -14,6 +14,7 @@ from registry.db.engine import make_engine, make_session_factory
 from registry.db.migrate import upgrade
 from registry.services.verification import VerificationRun, VerificationService
 from registry.settings import Settings
+from registry.worker import VerifierWorker
 from verifier.errors import PolicyError
 from verifier.findings import Finding
 from verifier.policy import builtin_policy_names, load_builtin_policy
@@ -32,6 +33,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--policy", default="default", help=f"one of {', '.join(builtin_policy_names())}"
     )
     p.add_argument("--as-of", help="RFC 3339 UTC time to judge at (default: now)")
+    p.add_argument("--since", help="judge only the period from this RFC 3339 UTC time")
+    p.add_argument(
+        "--follow",
+        action="store_true",
+        help="keep running: judge each reporting window as it closes (CHIPREG_VERIFIER_WINDOW_S, "
+        "after CHIPREG_VERIFIER_SETTLE_S) and deliver new findings to the webhooks",
+    )
     p.add_argument("--json", action="store_true", help="print findings as JSON lines")
     p.set_defaults(func=_verify)
 
@@ -40,13 +48,22 @@ def _verify(args: argparse.Namespace, settings: Settings) -> int:
     try:
         policy = load_builtin_policy(args.policy)
         as_of: datetime | None = parse_time(args.as_of) if args.as_of else None
+        since: datetime | None = parse_time(args.since) if args.since else None
     except (PolicyError, FormatError) as exc:
         print(f"chipreg verify: {exc}")
         return 2
     engine = make_engine(settings.database_url)
     upgrade(engine)
+    if args.follow:
+        worker = VerifierWorker(make_session_factory(engine), settings, policy, utc_now)
+        print(f"chipreg verify: following with policy {policy.policy_id}", flush=True)
+        try:
+            worker.run_forever(_print_runs)
+        except KeyboardInterrupt:
+            return 0
+        return 0
     with make_session_factory(engine)() as session:
-        run = VerificationService(session, utc_now).run(policy, as_of=as_of)
+        run = VerificationService(session, utc_now).run(policy, as_of=as_of, since=since)
         session.commit()
     if args.json:
         for f in run.findings:
@@ -54,6 +71,11 @@ def _verify(args: argparse.Namespace, settings: Settings) -> int:
     else:
         print(summary(run))
     return 0
+
+
+def _print_runs(runs: list[VerificationRun]) -> None:
+    for run in runs:
+        print(summary(run), flush=True)
 
 
 def summary(run: VerificationRun) -> str:

@@ -11,6 +11,7 @@ from datetime import datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Float,
     ForeignKey,
     Index,
@@ -27,21 +28,37 @@ from registry.db.base import Base, UTCDateTime
 __all__ = [
     "ApiToken",
     "Chip",
+    "ClusterBudget",
     "ClusterMember",
+    "ClusterNotification",
     "DeclaredCluster",
     "Facility",
     "Finding",
+    "FindingTransition",
     "Installation",
+    "Landmark",
+    "LandmarkChallenge",
+    "LandmarkMeasurement",
     "LogCheckpoint",
     "LogCosignature",
     "LogEntry",
     "LogState",
     "LogTile",
+    "Meter",
+    "MeterReading",
     "Operator",
+    "RejectedSubmission",
     "RejectionCount",
     "Report",
+    "TransferCondition",
     "Vendor",
+    "VerifierProgress",
+    "WebhookDelivery",
+    "WebhookSubscription",
 ]
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT for big tables.
+BigId = BigInteger().with_variant(Integer, "sqlite")
 
 GENESIS = "0" * 64
 
@@ -92,6 +109,8 @@ class Facility(Base):
     declared_power_kw: Mapped[float] = mapped_column(Float)
     pue: Mapped[float] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Declared constant non-IT load beyond what PUE covers (offices, other tenants), kW.
+    non_it_load_kw: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
 
     operator: Mapped[Operator] = relationship(lazy="joined")
 
@@ -180,6 +199,10 @@ class Report(Base):
     links_json: Mapped[str] = mapped_column(Text)
     log_index: Mapped[int] = mapped_column(BigInteger, unique=True)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The facility the report claims to come from (predicate facility_id), if it names one.
+    facility_claim: Mapped[int | None] = mapped_column(Integer)
+    # The operator whose token delivered it.
+    source_operator_id: Mapped[int | None] = mapped_column(Integer)
 
 
 class RejectionCount(Base):
@@ -275,3 +298,198 @@ class Finding(Base):
     evidence_json: Mapped[str] = mapped_column(Text)
     citation: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class RejectedSubmission(Base):
+    """A correctly signed report the registry turned away (a replay, a reused sequence number, a
+    report off the chain): the chip key's word, kept as evidence for the clone and replay rules.
+    Bounded: ingest prunes the oldest beyond ``CHIPREG_MAX_REJECTED_SUBMISSIONS``."""
+
+    __tablename__ = "rejected_submissions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    chip_id: Mapped[str] = mapped_column(String(64), index=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    digest: Mapped[str] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(40))
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime)
+    window_end: Mapped[datetime] = mapped_column(UTCDateTime)
+    facility_claim: Mapped[int | None] = mapped_column(Integer)
+    source_operator_id: Mapped[int | None] = mapped_column(Integer)
+    envelope: Mapped[bytes] = mapped_column(LargeBinary)
+    log_index: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Landmark(Base):
+    """A location landmark: a server with its own key at known coordinates."""
+
+    __tablename__ = "landmarks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    public_key: Mapped[bytes] = mapped_column(LargeBinary(32))
+    key_id: Mapped[str] = mapped_column(String(64), unique=True)
+    latitude: Mapped[float] = mapped_column(Float)
+    longitude: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class LandmarkChallenge(Base):
+    """A fresh nonce the registry issued to a landmark for one chip; answered at most once."""
+
+    __tablename__ = "landmark_challenges"
+
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    landmark_id: Mapped[int] = mapped_column(ForeignKey("landmarks.id"), index=True)
+    chip_id: Mapped[str] = mapped_column(ForeignKey("chips.chip_id"))
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class LandmarkMeasurement(Base):
+    """An accepted landmark-signed round trip, with its exact envelope bytes as logged."""
+
+    __tablename__ = "landmark_measurements"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    landmark_id: Mapped[int] = mapped_column(ForeignKey("landmarks.id"), index=True)
+    chip_id: Mapped[str] = mapped_column(ForeignKey("chips.chip_id"), index=True)
+    nonce: Mapped[str] = mapped_column(String(64), unique=True)
+    rtt_ms: Mapped[float] = mapped_column(Float)
+    measured_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    digest: Mapped[str] = mapped_column(String(64))
+    envelope: Mapped[bytes] = mapped_column(LargeBinary)
+    log_index: Mapped[int] = mapped_column(BigInteger, unique=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Meter(Base):
+    """A facility power meter with its own key, measuring the whole facility's draw."""
+
+    __tablename__ = "meters"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    facility_id: Mapped[int] = mapped_column(ForeignKey("facilities.id"), index=True)
+    public_key: Mapped[bytes] = mapped_column(LargeBinary(32))
+    key_id: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class MeterReading(Base):
+    """An accepted meter-signed energy reading for one window, as logged."""
+
+    __tablename__ = "meter_readings"
+    __table_args__ = (UniqueConstraint("meter_id", "window_start"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    meter_id: Mapped[int] = mapped_column(ForeignKey("meters.id"))
+    facility_id: Mapped[int] = mapped_column(ForeignKey("facilities.id"), index=True)
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime)
+    window_end: Mapped[datetime] = mapped_column(UTCDateTime)
+    energy_j: Mapped[float] = mapped_column(Float)
+    digest: Mapped[str] = mapped_column(String(64))
+    envelope: Mapped[bytes] = mapped_column(LargeBinary)
+    log_index: Mapped[int] = mapped_column(BigInteger, unique=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class TransferCondition(Base):
+    """Countries a chip may be in, from ``effective_from``; conditions accumulate (intersect)."""
+
+    __tablename__ = "transfer_conditions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    chip_id: Mapped[str] = mapped_column(ForeignKey("chips.chip_id"), index=True)
+    # Sorted ISO 3166-1 alpha-2 codes, comma-separated; "" allows no country at all.
+    allowed_countries: Mapped[str] = mapped_column(Text)
+    effective_from: Mapped[datetime] = mapped_column(UTCDateTime)
+    declared_by: Mapped[str] = mapped_column(String(200))
+    declared_role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ClusterBudget(Base):
+    """The total compute (dense operations) a declared cluster's run is declared to use."""
+
+    __tablename__ = "cluster_budgets"
+
+    cluster_id: Mapped[int] = mapped_column(ForeignKey("declared_clusters.id"), primary_key=True)
+    compute_budget_flop: Mapped[float] = mapped_column(Float)
+    declared_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ClusterNotification(Base):
+    """An operator's notice that a declared cluster's run crossed a compute threshold."""
+
+    __tablename__ = "cluster_notifications"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cluster_id: Mapped[int] = mapped_column(ForeignKey("declared_clusters.id"), index=True)
+    threshold_flop: Mapped[float] = mapped_column(Float)
+    notified_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    note: Mapped[str] = mapped_column(Text)
+    declared_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class FindingTransition(Base):
+    """The audit trail of a finding's lifecycle: who moved it from what to what, when, why."""
+
+    __tablename__ = "finding_transitions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    finding_id: Mapped[int] = mapped_column(ForeignKey("findings.id"), index=True)
+    from_status: Mapped[str] = mapped_column(String(16))
+    to_status: Mapped[str] = mapped_column(String(16))
+    note: Mapped[str] = mapped_column(Text)
+    actor_token_id: Mapped[int | None] = mapped_column(Integer)
+    actor_name: Mapped[str] = mapped_column(String(200))
+    actor_role: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class WebhookSubscription(Base):
+    """A receiver of new findings; payloads are HMAC-SHA256-signed with ``secret``."""
+
+    __tablename__ = "webhook_subscriptions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    url: Mapped[str] = mapped_column(Text)
+    secret: Mapped[str] = mapped_column(String(200))
+    min_severity: Mapped[str] = mapped_column(String(16))
+    active: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class WebhookDelivery(Base):
+    """The durable outbox: one row per (subscription, event), written in the transaction that
+    stored the finding, delivered (with retries and backoff) by the delivery worker."""
+
+    __tablename__ = "webhook_outbox"
+    __table_args__ = (Index("ix_webhook_outbox_due", "delivered_at", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("webhook_subscriptions.id"))
+    finding_id: Mapped[int] = mapped_column(ForeignKey("findings.id"), index=True)
+    event: Mapped[str] = mapped_column(String(40))
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    attempts: Mapped[int] = mapped_column(Integer)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class VerifierProgress(Base):
+    """How far continuous verification has judged, per policy (the end of the last window)."""
+
+    __tablename__ = "verifier_progress"
+
+    policy_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    judged_until: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -75,6 +75,14 @@ class FacilityRepository:
             )
         )
 
+    def all_installations(self) -> list[Installation]:
+        """Every installation, past and present, in custody order."""
+        return list(
+            self.session.scalars(
+                select(Installation).order_by(Installation.installed_at, Installation.id)
+            )
+        )
+
     def all_current_installations(self) -> list[Installation]:
         return list(
             self.session.scalars(select(Installation).where(Installation.removed_at.is_(None)))

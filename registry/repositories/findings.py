@@ -5,9 +5,9 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from registry.db.models import Facility, Finding
+from registry.db.models import Facility, Finding, FindingTransition
 
-__all__ = ["FindingRepository"]
+__all__ = ["FindingRepository", "FindingTransitionRepository"]
 
 
 class FindingRepository:
@@ -55,3 +55,29 @@ class FindingRepository:
                 Facility.operator_id == operator_id
             )
         return list(self.session.scalars(stmt.limit(limit).offset(offset)))
+
+
+class FindingTransitionRepository:
+    """The audit trail of findings' lifecycles."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def lock(self, finding_id: int) -> Finding | None:
+        """The finding, row-locked for a status change (a no-op lock on SQLite)."""
+        return self.session.scalar(
+            select(Finding).where(Finding.id == finding_id).with_for_update()
+        )
+
+    def add(self, transition: FindingTransition) -> None:
+        self.session.add(transition)
+        self.session.flush()
+
+    def for_finding(self, finding_id: int) -> list[FindingTransition]:
+        return list(
+            self.session.scalars(
+                select(FindingTransition)
+                .where(FindingTransition.finding_id == finding_id)
+                .order_by(FindingTransition.id)
+            )
+        )

@@ -59,6 +59,7 @@ class EnrollmentService:
         longitude: float,
         declared_power_kw: float,
         pue: float,
+        non_it_load_kw: float = 0.0,
     ) -> Facility:
         caller.require_operator(operator_id)
         if self.accounts.operator(operator_id) is None:
@@ -73,6 +74,7 @@ class EnrollmentService:
             longitude=longitude,
             declared_power_kw=declared_power_kw,
             pue=pue,
+            non_it_load_kw=non_it_load_kw,
             created_at=self.clock(),
         )
         self.facilities.add(facility)

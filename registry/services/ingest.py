@@ -6,8 +6,11 @@ the signatures. :meth:`IngestService.commit` runs on the ingest writer (registry
 several prepared batches at once, in one transaction: it takes the log's append lock, loads
 chain heads and custodians in one query, checks custody, replay and sequence in order, then
 writes the accepted reports, their log entries and the new chain heads in bulk. The writer
-commits; only after that commit is any report acknowledged. Rejected reports are stored
-nowhere: they only increment a counter per (reason, chip).
+commits; only after that commit is any report acknowledged. Rejected reports increment a
+counter per (reason, chip); those whose chip signature verified (replays, reused sequence
+numbers, reports off the chain) are also kept, bounded, as evidence for the clone and replay
+rules, and all but byte-identical replays are appended to the log as ``rejected_report``
+entries.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from attestation.report import OpenedReport, UsageReport, open_envelope
 from registry.auth import Principal, Role
 from registry.repositories.chips import ChipIngestState, ChipRepository
 from registry.repositories.reports import ReportRepository
+from registry.repositories.submissions import SubmissionRepository
 from registry.services.log import TransparencyLog
 
 __all__ = [
@@ -42,6 +46,9 @@ __all__ = [
 ]
 
 LOG_KIND_REPORT = "usage_report"
+LOG_KIND_REJECTED = "rejected_report"
+# Signed-but-rejected submissions kept as evidence; the oldest beyond this are dropped.
+MAX_REJECTED_SUBMISSIONS = 100_000
 
 # Per-report rejection codes and the HTTP status each stands for (docs/PROTOCOL.md, section 4).
 REJECTION_STATUS: dict[str, int] = {
@@ -76,6 +83,8 @@ class Rejected:
     chip_id: str | None = None
     seq: int | None = None
     log_index: int | None = None
+    # The verified report, when the rejection came after its chip signature verified.
+    evidence: Verified | None = None
 
     @property
     def status(self) -> int:
@@ -146,6 +155,7 @@ class IngestService:
         self.clock = clock
         self.chips = ChipRepository(session)
         self.reports = ReportRepository(session)
+        self.submissions = SubmissionRepository(session)
 
     def ingest(self, envelopes: Sequence[object], caller: Principal) -> list[Accepted | Rejected]:
         """Prepare and commit one batch in this session (no writer; the caller commits)."""
@@ -213,6 +223,7 @@ class IngestService:
         log_bodies: list[bytes] = []
         out: list[list[Accepted | Rejected]] = []
         rejected: Counter[tuple[str, str]] = Counter()
+        evidence: list[tuple[Rejected, int | None]] = []
         for batch in batches:
             results: list[Accepted | Rejected] = []
             for item in batch.items:
@@ -223,6 +234,8 @@ class IngestService:
                 )
                 if isinstance(outcome, Rejected):
                     rejected[(outcome.code, outcome.chip_id or "")] += 1
+                    if outcome.evidence is not None:
+                        evidence.append((outcome, batch.caller.operator_id))
                     results.append(outcome)
                     continue
                 report, digest = outcome.report, outcome.digest
@@ -232,7 +245,9 @@ class IngestService:
                 head.seq, head.digest, head.window_end = report.seq, digest, report.window_end
                 head.log_index, head.changed = log_index, True
                 head.written[report.seq] = digest
-                report_rows.append(_report_row(report, digest, log_index, now))
+                report_rows.append(
+                    _report_row(report, digest, log_index, now, batch.caller.operator_id)
+                )
                 results.append(
                     Accepted(outcome.index, report.chip_id, report.seq, digest, log_index)
                 )
@@ -256,7 +271,49 @@ class IngestService:
             )
         if rejected:
             self.reports.count_rejections(rejected, now)
+        if evidence:
+            self._keep_evidence(evidence, now)
         return out
+
+    def _keep_evidence(
+        self, rejections: Sequence[tuple[Rejected, int | None]], now: datetime
+    ) -> None:
+        """Keep signed-but-rejected reports for the clone and replay rules.
+
+        A byte-identical replay is already in the log (the accepted original); anything else is
+        new signed evidence that partners must be able to see, so it is logged.
+        """
+        to_log = [
+            r.evidence.body
+            for r, _ in rejections
+            if r.evidence is not None and r.code != "replayed_report"
+        ]
+        index = self.log.append(LOG_KIND_REJECTED, to_log, now) if to_log else 0
+        rows = []
+        for r, operator_id in rejections:
+            ev = r.evidence
+            if ev is None:
+                continue
+            log_index = None
+            if r.code != "replayed_report":
+                log_index, index = index, index + 1
+            rep = ev.report
+            rows.append(
+                {
+                    "chip_id": rep.chip_id,
+                    "seq": rep.seq,
+                    "digest": ev.digest,
+                    "outcome": r.code,
+                    "window_start": rep.window_start,
+                    "window_end": rep.window_end,
+                    "facility_claim": rep.facility_id,
+                    "source_operator_id": operator_id,
+                    "envelope": ev.body,
+                    "log_index": log_index,
+                    "received_at": now,
+                }
+            )
+        self.submissions.insert_many(rows, keep=MAX_REJECTED_SUBMISSIONS)
 
     def _check(
         self,
@@ -291,6 +348,7 @@ class IngestService:
                     f"report {seq} of {chip_id!r} was already accepted",
                     chip_id,
                     seq,
+                    evidence=item,
                 )
             return Rejected(
                 i,
@@ -298,6 +356,7 @@ class IngestService:
                 f"chip {chip_id!r} already has a different report with seq {seq}",
                 chip_id,
                 seq,
+                evidence=item,
             )
         if seq != head.seq + 1:
             return Rejected(
@@ -306,6 +365,7 @@ class IngestService:
                 f"expected seq {head.seq + 1} for {chip_id!r}, got {seq}",
                 chip_id,
                 seq,
+                evidence=item,
             )
         if report.prev_digest != head.digest:
             return Rejected(
@@ -314,6 +374,7 @@ class IngestService:
                 f"prev_digest does not match the digest of report {head.seq}",
                 chip_id,
                 seq,
+                evidence=item,
             )
         if head.window_end is not None and report.window_start < head.window_end:
             return Rejected(
@@ -322,11 +383,14 @@ class IngestService:
                 "window starts before the previous report's window ended",
                 chip_id,
                 seq,
+                evidence=item,
             )
         return item
 
 
-def _report_row(report: UsageReport, digest: str, log_index: int, now: datetime) -> dict[str, Any]:
+def _report_row(
+    report: UsageReport, digest: str, log_index: int, now: datetime, operator_id: int | None
+) -> dict[str, Any]:
     links = [[lt.peer, str(lt.link), lt.tx_bytes, lt.rx_bytes] for lt in report.interconnect]
     return {
         "chip_id": report.chip_id,
@@ -339,4 +403,6 @@ def _report_row(report: UsageReport, digest: str, log_index: int, now: datetime)
         "links_json": json.dumps(links, separators=(",", ":")),
         "log_index": log_index,
         "received_at": now,
+        "facility_claim": report.facility_id,
+        "source_operator_id": operator_id,
     }

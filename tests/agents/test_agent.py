@@ -115,3 +115,34 @@ def test_naive_window_rejected(tmp_path: Path) -> None:
     agent, _ = _agent(tmp_path)
     with pytest.raises(AgentError):
         agent.collect(datetime(2026, 1, 1), datetime(2026, 1, 1, 0, 15))
+
+
+def test_facility_claim_is_signed_into_every_report(tmp_path: Path) -> None:
+    backend, keys = _backend()
+    spool = Spool(tmp_path / "spool")
+    agent = Agent(
+        backend, spool, ChainState.load(tmp_path / "chain.json", spool), None, facility_id=7
+    )
+    agent.collect(T0, T0 + W)
+    for item in agent.spool.pending():
+        verified = verify_report(Envelope.from_json(item.read()), keys[item.chip_id].public_key)
+        assert verified.report.facility_id == 7
+        assert json.loads(verified.payload)["predicate"]["facility_id"] == 7
+    assert [s["predicate"]["facility_id"] for s in agent.dry_run(T0 + W, T0 + 2 * W)] == [7, 7]
+    # Without a facility the statement has no claim at all (not a null one).
+    plain, _ = _agent(tmp_path / "plain")
+    assert all("facility_id" not in s["predicate"] for s in plain.dry_run(T0, T0 + W))
+
+
+@pytest.mark.parametrize("facility_id", [0, -3, 2**31, True])
+def test_facility_claim_must_be_a_registry_id(tmp_path: Path, facility_id: int) -> None:
+    backend, _ = _backend()
+    spool = Spool(tmp_path / "spool")
+    with pytest.raises(AgentError, match="facility id"):
+        Agent(
+            backend,
+            spool,
+            ChainState.load(tmp_path / "chain.json", spool),
+            None,
+            facility_id=facility_id,
+        )

@@ -374,3 +374,30 @@ def test_link_traffic_validates_itself() -> None:
     ]:
         with pytest.raises(FormatError):
             LinkTraffic(*args)  # type: ignore[arg-type]
+
+
+# -- the optional facility claim -------------------------------------------------------------
+
+
+def test_facility_claim_round_trips_and_is_absent_by_default() -> None:
+    key = PrivateKey.from_seed(b"\x07" * 32)
+    plain = make_report(key)
+    assert plain.facility_id is None
+    assert b"facility_id" not in encode_statement(plain)
+    claimed = make_report(key, facility_id=42)
+    payload = encode_statement(claimed)
+    assert json.loads(payload)["predicate"]["facility_id"] == 42
+    assert parse_statement(payload) == claimed
+    assert verify_report(sign_report(claimed, key), key.public_key).report.facility_id == 42
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2**31, "3", 1.0, True, None])
+def test_facility_claim_must_be_a_positive_integer(bad: object) -> None:
+    key = PrivateKey.from_seed(b"\x07" * 32)
+    obj = json.loads(encode_statement(make_report(key)))
+    obj["predicate"]["facility_id"] = bad
+    with pytest.raises(FormatError, match="facility_id"):
+        parse_statement(json.dumps(obj).encode())
+    if bad is not None:
+        with pytest.raises(FormatError, match="facility_id"):
+            make_report(key, facility_id=bad)

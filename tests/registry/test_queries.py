@@ -80,7 +80,8 @@ def fleet(world: World) -> Fleet:
                     {
                         "chip_id": "NV-C",
                         "facility_id": other_facility,
-                        "installed_at": "2026-02-01T00:00:00Z",
+                        # Silent past the 45-minute grace period, not yet unaccounted for (6 h).
+                        "installed_at": "2026-03-01T00:00:00Z",
                     },
                     operator_key("Toronto Compute"),
                 ),

@@ -29,6 +29,18 @@ from verifier.policy import Policy
 AS_OF = T0 + timedelta(hours=3)
 
 
+@pytest.fixture
+def legacy_policy(demo_policy: Policy) -> Policy:
+    """The demo policy with only the two foundation rules (these tests predate the others)."""
+    return dataclasses.replace(demo_policy, rules={})
+
+
+@pytest.fixture
+def legacy_default(default_policy: Policy) -> Policy:
+    """The default policy with only the two foundation rules."""
+    return dataclasses.replace(default_policy, rules={})
+
+
 def _scenario() -> Snapshot:
     """Two windows of an undeclared 21-chip cluster, a declared one, a silent chip, noise."""
     rogue = h100_ids(21, "rogue")
@@ -55,8 +67,8 @@ def _as_json(findings: list[Finding]) -> str:
     return json.dumps([f.to_dict() for f in findings], sort_keys=True)
 
 
-def test_run_returns_all_rules_sorted(demo_policy: Policy) -> None:
-    findings = run(_scenario(), demo_policy, AS_OF)
+def test_run_returns_all_rules_sorted(legacy_policy: Policy) -> None:
+    findings = run(_scenario(), legacy_policy, AS_OF)
     kinds = [(f.kind, f.subject_id) for f in findings]
     assert kinds[:2] == [("chip_silent", "dark"), ("chip_silent", "never")]
     assert [k for k, _ in kinds[2:]] == ["undeclared_cluster"]
@@ -68,9 +80,9 @@ def test_run_returns_all_rules_sorted(demo_policy: Policy) -> None:
     json.dumps([f.to_dict() for f in findings])
 
 
-def test_shuffled_input_gives_identical_output(demo_policy: Policy) -> None:
+def test_shuffled_input_gives_identical_output(legacy_policy: Policy) -> None:
     snapshot = _scenario()
-    expected = _as_json(run(snapshot, demo_policy, AS_OF))
+    expected = _as_json(run(snapshot, legacy_policy, AS_OF))
     rng = random.Random(14110)
     for _ in range(5):
         reports = [
@@ -83,26 +95,26 @@ def test_shuffled_input_gives_identical_output(demo_policy: Policy) -> None:
         clusters = list(snapshot.clusters)
         rng.shuffle(clusters)
         shuffled = Snapshot(dict(chip_items), reports, clusters)
-        assert _as_json(run(shuffled, demo_policy, AS_OF)) == expected
+        assert _as_json(run(shuffled, legacy_policy, AS_OF)) == expected
 
 
-def test_fingerprints_are_stable_across_runs(demo_policy: Policy) -> None:
-    first = run(_scenario(), demo_policy, AS_OF)
-    second = run(_scenario(), demo_policy, AS_OF + timedelta(minutes=10))
+def test_fingerprints_are_stable_across_runs(legacy_policy: Policy) -> None:
+    first = run(_scenario(), legacy_policy, AS_OF)
+    second = run(_scenario(), legacy_policy, AS_OF + timedelta(minutes=10))
     assert [f.fingerprint for f in first] == [f.fingerprint for f in second]
     assert len({f.fingerprint for f in first}) == len(first)
 
 
-def test_disabled_rule_does_not_run(demo_policy: Policy) -> None:
+def test_disabled_rule_does_not_run(legacy_policy: Policy) -> None:
     quiet = dataclasses.replace(
-        demo_policy, silence=dataclasses.replace(demo_policy.silence, enabled=False)
+        legacy_policy, silence=dataclasses.replace(legacy_policy.silence, enabled=False)
     )
     assert {f.kind for f in run(_scenario(), quiet, AS_OF)} == {"undeclared_cluster"}
 
 
-def test_naive_as_of_is_rejected(demo_policy: Policy) -> None:
+def test_naive_as_of_is_rejected(legacy_policy: Policy) -> None:
     with pytest.raises(FactError, match="timezone-aware"):
-        run(_scenario(), demo_policy, AS_OF.replace(tzinfo=None))
+        run(_scenario(), legacy_policy, AS_OF.replace(tzinfo=None))
 
 
 def test_naive_fact_is_rejected() -> None:
@@ -110,7 +122,7 @@ def test_naive_fact_is_rejected() -> None:
         report("c", start=T0.replace(tzinfo=None))
 
 
-def test_twenty_thousand_chip_fleet(demo_policy: Policy, default_policy: Policy) -> None:
+def test_twenty_thousand_chip_fleet(legacy_policy: Policy, legacy_default: Policy) -> None:
     """Sanity at scale (no timing assertion): one 10,000-chip ring among 500 small rings."""
     big = h100_ids(10_000, "big")
     small = [h100_ids(20, f"pod{p:03d}") for p in range(500)]
@@ -122,7 +134,7 @@ def test_twenty_thousand_chip_fleet(demo_policy: Policy, default_policy: Policy)
     snapshot = Snapshot(fleet, reports, [])
     assert len(fleet) == 20_000
 
-    findings = run(snapshot, demo_policy, T0 + WINDOW)
+    findings = run(snapshot, legacy_policy, T0 + WINDOW)
     assert len(findings) == 1
     assert findings[0].details["chip_count"] == 10_000
     assert findings[0].details["equivalent_h100"] == 10_000.0
@@ -130,4 +142,4 @@ def test_twenty_thousand_chip_fleet(demo_policy: Policy, default_policy: Policy)
     assert len(findings[0].evidence) == 10_000
 
     # 10,000 H100 is about 1e19 OP/s: a tenth of the treaty-scale threshold.
-    assert run(snapshot, default_policy, T0 + WINDOW) == []
+    assert run(snapshot, legacy_default, T0 + WINDOW) == []

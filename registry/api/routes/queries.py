@@ -16,7 +16,6 @@ from registry.api.schemas.queries import (
     FindingsPage,
     ReportSummary,
 )
-from registry.db.models import Finding
 from registry.services.queries import QueryService
 
 router = APIRouter(prefix="/v1", tags=["queries"])
@@ -77,31 +76,6 @@ def get_facility(facility_id: int, caller: CallerDep, session: SessionDep) -> Fa
     )
 
 
-def _finding(f: Finding) -> FindingPublic:
-    return FindingPublic(
-        id=f.id,
-        fingerprint=f.fingerprint,
-        rule_id=f.rule_id,
-        rule_version=f.rule_version,
-        policy_id=f.policy_id,
-        policy_version=f.policy_version,
-        kind=f.kind,
-        severity=f.severity,
-        status=f.status,
-        subject_type=f.subject_type,
-        subject_id=f.subject_id,
-        facility_id=f.facility_id,
-        country=f.country,
-        window_start=f.window_start,
-        window_end=f.window_end,
-        summary=f.summary,
-        details=json.loads(f.details_json),
-        evidence=json.loads(f.evidence_json),
-        citation=f.citation,
-        created_at=f.created_at,
-    )
-
-
 @router.get("/findings", response_model=FindingsPage)
 def list_findings(
     *,
@@ -125,4 +99,4 @@ def list_findings(
         limit=limit,
         offset=offset,
     )
-    return FindingsPage(findings=[_finding(f) for f in found])
+    return FindingsPage(findings=[FindingPublic.from_row(f) for f in found])

@@ -22,10 +22,14 @@ class RunRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     policy: str = Field(default="default", pattern=r"^[a-z0-9_-]{1,40}$")
     as_of: UtcDatetime | None = None
+    since: UtcDatetime | None = Field(
+        default=None, description="judge only [since, as_of); default: all history"
+    )
 
 
 class RunSummary(BaseModel):
     as_of: datetime
+    since: datetime | None
     policy_id: str
     policy_version: str
     reports_examined: int
@@ -37,15 +41,18 @@ class RunSummary(BaseModel):
 def run_verifier(
     body: RunRequest, caller: CallerDep, session: SessionDep, ctx: ContextDep
 ) -> RunSummary:
-    """Judge every report up to ``as_of`` (default: now) and store new findings."""
+    """Judge the period ``[since, as_of)`` (default: all history up to now); store new findings."""
     caller.require(Role.ADMIN, Role.INSPECTOR)
     try:
         policy = load_builtin_policy(body.policy)
     except PolicyError as exc:
         raise InvalidRequest(str(exc), code="unknown_policy") from exc
-    run = VerificationService(session, ctx.clock).run(policy, as_of=body.as_of)
+    if body.since is not None and body.as_of is not None and body.since >= body.as_of:
+        raise InvalidRequest("since must be before as_of", code="bad_window")
+    run = VerificationService(session, ctx.clock).run(policy, as_of=body.as_of, since=body.since)
     return RunSummary(
         as_of=run.as_of,
+        since=run.since,
         policy_id=run.policy_id,
         policy_version=run.policy_version,
         reports_examined=run.reports_examined,

@@ -30,6 +30,9 @@ class FacilityCreate(BaseModel):
     longitude: float = Field(ge=-180, le=180)
     declared_power_kw: float = Field(gt=0, description="declared facility power capacity, kW")
     pue: float = Field(default=1.3, ge=1.0, le=3.0, description="power usage effectiveness")
+    non_it_load_kw: float = Field(
+        default=0.0, ge=0, description="declared constant non-IT load beyond PUE, kW"
+    )
 
 
 class FacilityPublic(BaseModel):
@@ -42,6 +45,7 @@ class FacilityPublic(BaseModel):
     longitude: float
     declared_power_kw: float
     pue: float
+    non_it_load_kw: float
     created_at: datetime
 
 

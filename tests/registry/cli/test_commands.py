@@ -85,3 +85,20 @@ def test_agent_dry_run_with_simulated_backend_changes_nothing(tmp_path: Path) ->
     statements = json.loads(run.stdout)
     assert [s["predicate"]["seq"] for s in statements] == [1, 1]
     assert not (tmp_path / "spool").exists() or not any((tmp_path / "spool").glob("*.json"))
+
+
+def test_agent_facility_claim_from_option_or_environment(tmp_path: Path) -> None:
+    base = ["agent", "dry-run", "--backend", "simulated", "--simulated-chips", "2"]
+    by_option = chipreg(*base, "--state-dir", str(tmp_path / "a"), "--facility-id", "12")
+    assert by_option.returncode == 0, by_option.stderr
+    assert [s["predicate"]["facility_id"] for s in json.loads(by_option.stdout)] == [12, 12]
+    env = {"CHIPREG_AGENT_FACILITY_ID": "5"}
+    by_env = chipreg(*base, "--state-dir", str(tmp_path / "b"), env=env)
+    assert [s["predicate"]["facility_id"] for s in json.loads(by_env.stdout)] == [5, 5]
+    # The option wins over the environment.
+    both = chipreg(*base, "--state-dir", str(tmp_path / "c"), "--facility-id", "9", env=env)
+    assert [s["predicate"]["facility_id"] for s in json.loads(both.stdout)] == [9, 9]
+    bad = chipreg(*base, "--state-dir", str(tmp_path / "d"), env={"CHIPREG_AGENT_FACILITY_ID": "x"})
+    assert bad.returncode == 1 and "CHIPREG_AGENT_FACILITY_ID" in bad.stdout
+    zero = chipreg(*base, "--state-dir", str(tmp_path / "e"), "--facility-id", "0")
+    assert zero.returncode == 1 and "facility id" in zero.stdout

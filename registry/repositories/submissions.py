@@ -1,0 +1,38 @@
+"""Signed-but-rejected report submissions, kept (bounded) as evidence for clone/replay rules."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.orm import Session
+
+from registry.db.models import RejectedSubmission
+
+__all__ = ["SubmissionRepository"]
+
+
+class SubmissionRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def insert_many(self, rows: Sequence[dict[str, Any]], *, keep: int) -> None:
+        """Insert rows, then drop the oldest beyond the newest ``keep``."""
+        if not rows:
+            return
+        self.session.execute(insert(RejectedSubmission), list(rows))
+        newest = self.session.scalar(select(func.max(RejectedSubmission.id)))
+        if newest is not None and newest > keep:
+            self.session.execute(
+                delete(RejectedSubmission).where(RejectedSubmission.id <= newest - keep)
+            )
+
+    def in_period(self, start: datetime | None, end: datetime | None) -> list[RejectedSubmission]:
+        stmt = select(RejectedSubmission).order_by(RejectedSubmission.id)
+        if start is not None:
+            stmt = stmt.where(RejectedSubmission.window_end > start)
+        if end is not None:
+            stmt = stmt.where(RejectedSubmission.received_at < end)
+        return list(self.session.scalars(stmt))

@@ -1,0 +1,156 @@
+"""Obligations attached to declarations: where a chip may be (transfer conditions) and how much
+compute a declared cluster may use (budget), with the operator's threshold notifications."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from registry.auth import Principal, Role
+from registry.db.models import (
+    Chip,
+    ClusterBudget,
+    ClusterNotification,
+    DeclaredCluster,
+    TransferCondition,
+)
+from registry.errors import InvalidRequest, NotFound
+from registry.repositories.chips import ChipRepository
+from registry.repositories.facilities import FacilityRepository
+from registry.repositories.obligations import ObligationRepository
+
+__all__ = ["ObligationService", "allowed_countries", "parse_countries"]
+
+
+def parse_countries(stored: str) -> frozenset[str]:
+    """The stored form is sorted codes joined by commas; "" allows no country."""
+    return frozenset(c for c in stored.split(",") if c)
+
+
+def allowed_countries(
+    conditions: Iterable[TransferCondition], as_of: datetime | None = None
+) -> frozenset[str] | None:
+    """Intersection of every condition in force at ``as_of``; None when none restricts."""
+    allowed: frozenset[str] | None = None
+    for c in conditions:
+        if as_of is not None and c.effective_from > as_of:
+            continue
+        codes = parse_countries(c.allowed_countries)
+        allowed = codes if allowed is None else allowed & codes
+    return allowed
+
+
+class ObligationService:
+    def __init__(self, session: Session, clock: Callable[[], datetime]) -> None:
+        self.repo = ObligationRepository(session)
+        self.chips = ChipRepository(session)
+        self.facilities = FacilityRepository(session)
+        self.clock = clock
+
+    # -- transfer conditions -------------------------------------------------------------
+    def _chip(self, chip_id: str) -> Chip:
+        chip = self.chips.get(chip_id)
+        if chip is None:
+            raise NotFound(f"chip {chip_id!r} is not enrolled", code="unknown_chip")
+        return chip
+
+    def add_condition(
+        self,
+        caller: Principal,
+        *,
+        chip_id: str,
+        allowed_countries: Sequence[str],
+        effective_from: datetime | None = None,
+    ) -> TransferCondition:
+        """Admins (at a transfer) and the chip's vendor (at enrollment) set where it may be."""
+        chip = self._chip(chip_id)
+        caller.require_vendor(chip.vendor_id)
+        now = self.clock()
+        condition = TransferCondition(
+            chip_id=chip_id,
+            allowed_countries=",".join(sorted(set(allowed_countries))),
+            effective_from=effective_from or now,
+            declared_by=caller.name,
+            declared_role=caller.role.value,
+            created_at=now,
+        )
+        self.repo.add(condition)
+        return condition
+
+    def conditions(self, caller: Principal, chip_id: str) -> list[TransferCondition]:
+        chip = self._chip(chip_id)
+        if caller.role is Role.VENDOR:
+            caller.require_vendor(chip.vendor_id)
+        else:
+            caller.require(Role.ADMIN, Role.INSPECTOR, Role.PARTNER)
+        return self.repo.conditions(chip_id)
+
+    # -- cluster budgets and notifications -----------------------------------------------
+    def _cluster(self, caller: Principal, cluster_id: int, *, write: bool) -> DeclaredCluster:
+        cluster = self.facilities.cluster(cluster_id)
+        if cluster is None:
+            raise NotFound(f"no declared cluster {cluster_id}", code="unknown_cluster")
+        if write or caller.role is Role.OPERATOR:
+            caller.require_operator(cluster.operator_id)
+        else:
+            caller.require(Role.ADMIN, Role.INSPECTOR, Role.PARTNER)
+        return cluster
+
+    def set_budget(
+        self, caller: Principal, *, cluster_id: int, compute_budget_flop: float
+    ) -> ClusterBudget:
+        """Declare (or revise) the total compute a cluster's run may use."""
+        self._cluster(caller, cluster_id, write=True)
+        now = self.clock()
+        budget = self.repo.budget(cluster_id)
+        if budget is None:
+            budget = ClusterBudget(
+                cluster_id=cluster_id, compute_budget_flop=compute_budget_flop, declared_at=now
+            )
+            self.repo.add(budget)
+        else:
+            budget.compute_budget_flop = compute_budget_flop
+            budget.declared_at = now
+        return budget
+
+    def notify(
+        self,
+        caller: Principal,
+        *,
+        cluster_id: int,
+        threshold_flop: float,
+        notified_at: datetime | None = None,
+        note: str = "",
+    ) -> ClusterNotification:
+        """Record the operator's notice that the cluster's run crossed ``threshold_flop``.
+
+        ``notified_at`` is the operator's statement of when it gave notice (it may predate the
+        filing, e.g. notice by another channel) and may not lie in the future. The verifier
+        judges a notification by ``created_at``, the time the registry received it, so a notice
+        filed late cannot be backdated past a threshold finding.
+        """
+        self._cluster(caller, cluster_id, write=True)
+        now = self.clock()
+        if notified_at is not None and notified_at > now:
+            raise InvalidRequest(
+                f"notified_at {notified_at.isoformat()} is in the future",
+                code="notification_in_future",
+            )
+        notification = ClusterNotification(
+            cluster_id=cluster_id,
+            threshold_flop=threshold_flop,
+            notified_at=notified_at or now,
+            note=note,
+            declared_by=caller.name,
+            created_at=now,
+        )
+        self.repo.add(notification)
+        return notification
+
+    def obligations(
+        self, caller: Principal, cluster_id: int
+    ) -> tuple[ClusterBudget | None, list[ClusterNotification]]:
+        self._cluster(caller, cluster_id, write=False)
+        return self.repo.budget(cluster_id), self.repo.notifications(cluster_id)

@@ -1,0 +1,65 @@
+"""Continuous verification: judge each reporting window as it closes, then deliver webhooks.
+
+Runs as ``chipreg verify --follow`` or inside ``chipreg serve --verifier`` (a background thread).
+Each step is its own transaction; progress lives in ``verifier_progress``, so a restarted worker
+resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import httpx
+from sqlalchemy.orm import Session, sessionmaker
+
+from registry.services.verification import VerificationRun, VerificationService
+from registry.services.webhooks import DeliveryStats, WebhookDeliverer
+from registry.settings import Settings
+from verifier.policy import Policy
+
+__all__ = ["VerifierWorker"]
+
+logger = logging.getLogger(__name__)
+
+
+class VerifierWorker:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        settings: Settings,
+        policy: Policy,
+        clock: Callable[[], datetime],
+        http: httpx.Client | None = None,
+    ) -> None:
+        self.sessions = sessions
+        self.settings = settings
+        self.policy = policy
+        self.clock = clock
+        self.deliverer = WebhookDeliverer(sessions, settings, clock, http or httpx.Client())
+        self.stop_event = threading.Event()
+
+    def step(self) -> tuple[list[VerificationRun], DeliveryStats]:
+        """Judge every window closed since the last step, commit, then deliver what is due."""
+        with self.sessions() as session:
+            runs = VerificationService(session, self.clock).follow(
+                self.policy,
+                window=timedelta(seconds=self.settings.verifier_window_s),
+                settle=timedelta(seconds=self.settings.verifier_settle_s),
+            )
+            session.commit()
+        return runs, self.deliverer.deliver_due()
+
+    def run_forever(self, on_step: Callable[[list[VerificationRun]], None] | None = None) -> None:
+        while not self.stop_event.is_set():
+            runs, _ = self.step()
+            if on_step is not None:
+                on_step(runs)
+            self.stop_event.wait(self.settings.verifier_interval_s)
+
+    def start_thread(self) -> threading.Thread:
+        thread = threading.Thread(target=self.run_forever, name="chipreg-verifier", daemon=True)
+        thread.start()
+        return thread

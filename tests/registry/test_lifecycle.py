@@ -1,0 +1,247 @@
+"""Findings lifecycle with its audit trail, and webhook delivery through the durable outbox to a
+real HTTP receiver (HMAC signature, retries with exponential backoff)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import pytest
+
+from registry.api.context import utc_now
+from registry.auth import Role
+from registry.services.webhooks import WebhookDeliverer
+from tests.registry.factories import World, add_operator, make_world, ok
+
+AS_OF = datetime(2026, 3, 1, 3, 0, tzinfo=UTC)
+SECRET = "s3cret-s3cret-s3cret"
+
+
+class Receiver:
+    """A real HTTP server that records deliveries and fails the first ``fail_first``."""
+
+    def __init__(self, fail_first: int = 0) -> None:
+        self.received: list[tuple[dict[str, str], bytes]] = []
+        self.fail_first = fail_first
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                outer.received.append((dict(self.headers), body))
+                status = 500 if len(outer.received) <= outer.fail_first else 204
+                self.send_response(status)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver(fail_first=2)
+    r.thread.start()
+    yield r
+    r.server.shutdown()
+
+
+def silent_chip_world(world: World) -> tuple[int, str, int]:
+    """NV-1 at the world's facility, NV-2 elsewhere: both installed, neither reports."""
+    other_id, other_token, other_facility = add_operator(world.registry, "Toronto", "CA")
+    world.enroll("NV-1")
+    world.enroll("NV-2", install=False)
+    with world.registry.client(other_token) as http:
+        ok(
+            http.post(
+                "/v1/installations",
+                json={
+                    "chip_id": "NV-2",
+                    "facility_id": other_facility,
+                    "installed_at": "2026-03-01T01:00:00Z",
+                },
+            ),
+            201,
+        )
+    return other_id, other_token, other_facility
+
+
+def run(world: World) -> dict[str, Any]:
+    with world.registry.client(world.registry.admin_token) as http:
+        return ok(
+            http.post("/v1/verifier/runs", json={"policy": "demo", "as_of": AS_OF.isoformat()})
+        )
+
+
+def findings(world: World, token: str | None = None) -> list[dict[str, Any]]:
+    with world.registry.client(token or world.registry.admin_token) as http:
+        return ok(http.get("/v1/findings", params={"kind": "chip_silent"}))["findings"]
+
+
+def transition(
+    world: World, token: str, finding_id: int, to: str, note: str = ""
+) -> httpx.Response:
+    with world.registry.client(token) as http:
+        return http.post(f"/v1/findings/{finding_id}/transitions", json={"to": to, "note": note})
+
+
+def test_lifecycle_and_audit_trail(world: World) -> None:
+    reg = world.registry
+    _, other_token, _ = silent_chip_world(world)
+    assert run(world)["new_findings"] >= 2
+    mine = next(f for f in findings(world) if f["subject_id"] == "NV-1")
+    theirs = next(f for f in findings(world) if f["subject_id"] == "NV-2")
+    inspector = reg.token(Role.INSPECTOR)
+
+    # The operator may acknowledge a finding about its own facility, not another's, never resolve.
+    assert (
+        ok(transition(world, world.operator_token, mine["id"], "acknowledged", "looking"))["status"]
+        == "acknowledged"
+    )
+    r = transition(world, world.operator_token, theirs["id"], "acknowledged")
+    assert (r.status_code, r.json()["code"]) == (403, "not_your_operator")
+    r = transition(world, world.operator_token, mine["id"], "resolved", "fixed")
+    assert (r.status_code, r.json()["code"]) == (403, "role_not_allowed")
+    r = transition(world, inspector, mine["id"], "resolved")
+    assert (r.status_code, r.json()["code"]) == (422, "note_required")
+    r = transition(world, inspector, mine["id"], "acknowledged")
+    assert (r.status_code, r.json()["code"]) == (409, "invalid_transition")
+    r = transition(world, reg.token(Role.PARTNER), theirs["id"], "acknowledged")
+    assert (r.status_code, r.json()["code"]) == (403, "role_not_allowed")
+    r = transition(world, inspector, 9999, "resolved", "x")
+    assert (r.status_code, r.json()["code"]) == (404, "unknown_finding")
+    done = ok(transition(world, inspector, mine["id"], "resolved", "agent host was replaced"))
+    assert done["status"] == "resolved"
+    assert ok(transition(world, inspector, mine["id"], "open", "still silent"))["status"] == "open"
+
+    with reg.client(inspector) as http:
+        trail = ok(http.get(f"/v1/findings/{mine['id']}/transitions"))
+    assert [(t["from_status"], t["to_status"], t["actor_role"]) for t in trail] == [
+        ("open", "acknowledged", "operator"),
+        ("acknowledged", "resolved", "inspector"),
+        ("resolved", "open", "inspector"),
+    ]
+    assert trail[1]["note"] == "agent host was replaced"
+    with reg.client(other_token) as http:
+        r = http.get(f"/v1/findings/{mine['id']}/transitions")
+        assert (r.status_code, r.json()["code"]) == (403, "not_your_operator")
+
+
+def test_new_findings_reach_webhooks_with_retries(world: World, receiver: Receiver) -> None:
+    reg = world.registry
+    silent_chip_world(world)
+    with reg.client(reg.admin_token) as http:
+        hook = ok(
+            http.post(
+                "/v1/webhooks", json={"name": "agency", "url": receiver.url, "secret": SECRET}
+            ),
+            201,
+        )
+        r = http.post("/v1/webhooks", json={"name": "short", "url": receiver.url, "secret": "x"})
+        assert r.status_code == 422
+    created = run(world)["new_findings"]
+    assert created >= 2
+
+    now = [utc_now() + timedelta(seconds=1)]
+    deliverer = WebhookDeliverer(
+        reg.context.sessions, reg.context.settings, lambda: now[0], httpx.Client()
+    )
+    first = deliverer.deliver_due()
+    assert (first.delivered, first.retried) == (created - 2, 2)  # the receiver fails twice
+    # Not due yet: the backoff (2 s, then 4 s) holds them back.
+    assert deliverer.deliver_due().delivered == 0
+    now[0] += timedelta(seconds=2)
+    assert deliverer.deliver_due().delivered == 2
+    assert deliverer.deliver_due().delivered == 0  # each delivered exactly once
+
+    subjects = set()
+    for headers, body in receiver.received:
+        ts = headers["X-Chipreg-Timestamp"]
+        mac = hmac.new(SECRET.encode(), ts.encode() + b"." + body, hashlib.sha256).hexdigest()
+        assert headers["X-Chipreg-Signature"] == "sha256=" + mac
+        doc = json.loads(body)
+        assert doc["event"] == "finding.created"
+        subjects.add(doc["finding"]["subject_id"])
+    assert {"NV-1", "NV-2"} <= subjects
+    with reg.client(reg.admin_token) as http:
+        deliveries = ok(http.get(f"/v1/webhooks/{hook['id']}/deliveries"))
+    assert len(deliveries) == created
+    assert all(d["delivered_at"] for d in deliveries)
+    assert sorted(d["attempts"] for d in deliveries)[-1] == 2
+    # A second run finds nothing new, so nothing more is queued.
+    assert run(world)["new_findings"] == 0
+    assert deliverer.deliver_due().delivered == 0
+
+
+def test_failing_receiver_gives_up_after_max_attempts(world: World) -> None:
+    reg = world.registry
+    silent_chip_world(world)
+    with reg.client(reg.admin_token) as http:
+        ok(
+            http.post(
+                "/v1/webhooks",
+                json={
+                    "name": "dead",
+                    "url": "http://127.0.0.1:9/x",
+                    "secret": SECRET,
+                    "min_severity": "critical",
+                },
+            ),
+            201,
+        )
+        ok(
+            http.post(
+                "/v1/webhooks",
+                json={"name": "down", "url": "http://127.0.0.1:9/y", "secret": SECRET},
+            ),
+            201,
+        )
+    created = run(world)["new_findings"]
+    settings = reg.context.settings.model_copy(update={"webhook_max_attempts": 2})
+    now = [utc_now() + timedelta(seconds=1)]
+    deliverer = WebhookDeliverer(reg.context.sessions, settings, lambda: now[0], httpx.Client())
+    # "down" gets every finding, "dead" only the critical ones; nobody answers.
+    with reg.client(reg.admin_token) as http:
+        critical = len(ok(http.get("/v1/findings", params={"severity": "critical"}))["findings"])
+    assert deliverer.deliver_due().retried == created + critical
+    now[0] += timedelta(seconds=2)
+    assert deliverer.deliver_due().failed == created + critical
+    assert deliverer.deliver_due() == type(deliverer.deliver_due())()
+
+
+@pytest.fixture
+def world(live_registry: Any) -> World:
+    return make_world(live_registry)
+
+
+def test_follow_judges_each_closed_window_once_and_resumes(world: World) -> None:
+    from registry.worker import VerifierWorker
+    from verifier.policy import load_builtin_policy
+
+    reg = world.registry
+    silent_chip_world(world)
+    now = [datetime(2026, 3, 1, 2, 5, tzinfo=UTC)]
+    settings = reg.context.settings.model_copy(update={"verifier_settle_s": 120})
+    worker = VerifierWorker(
+        reg.context.sessions, settings, load_builtin_policy("demo"), lambda: now[0]
+    )
+    runs, _ = worker.step()
+    assert [r.as_of for r in runs] == [datetime(2026, 3, 1, 2, 0, tzinfo=UTC)]
+    assert worker.step()[0] == []  # nothing new has closed
+    now[0] += timedelta(minutes=31)  # 02:36: windows ending 02:15 and 02:30 have settled
+    runs, _ = worker.step()
+    assert [r.as_of.strftime("%H:%M") for r in runs] == ["02:15", "02:30"]
+    assert {f.subject_id for r in runs for f in r.findings} >= {"NV-1", "NV-2"}

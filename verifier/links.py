@@ -1,0 +1,243 @@
+"""Rules over the interconnect graph beyond the undeclared cluster.
+
+* ``cluster.split``: chips linked above ``link_threshold_bits_per_s`` (or, between two
+  facilities, above the lower ``inter_site_link_threshold_bits_per_s``) that span several
+  facilities, with a total peak compute above ``site_compute_threshold_ops_per_s`` while no
+  single facility's share is above it: a cluster cut in pieces to stay under a per-site limit.
+* ``link.one_sided``: a pair whose busier end claims more than ``min_bits_per_s`` while the
+  other end, which reported that window, does not mention it or claims a total differing by
+  more than ``mismatch_fraction``. A peer that is not registered at all also counts.
+* ``chip.underreporting`` (peer side): a chip claiming utilization at most
+  ``idle_utilization`` while its peers claim more than ``peer_traffic_bits_per_s`` with it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from verifier._common import Window, make_finding
+from verifier._traffic import WindowTraffic
+from verifier.clusters import H100_PEAK_OPS
+from verifier.facts import Snapshot
+from verifier.findings import Finding, rfc3339
+from verifier.policy import Policy
+
+__all__ = ["find_idle_with_traffic", "find_one_sided_links", "find_split_clusters"]
+
+SPLIT_RULE_ID = "cluster.split"
+ONE_SIDED_RULE_ID = "link.one_sided"
+UNDERREPORTING_RULE_ID = "chip.underreporting"
+
+
+@dataclass(slots=True)
+class _Seen:
+    windows: list[Window] = field(default_factory=list)
+    evidence: set[int] = field(default_factory=set)
+    samples: list[dict[str, object]] = field(default_factory=list)
+    per_site: dict[str, float] = field(default_factory=dict)
+
+
+def find_split_clusters(
+    snapshot: Snapshot, policy: Policy, traffic: Sequence[WindowTraffic]
+) -> list[Finding]:
+    """One finding per chip set split across facilities above the threshold."""
+    rule = policy.rule(SPLIT_RULE_ID)
+    if rule is None:
+        return []
+    threshold = rule.number("site_compute_threshold_ops_per_s")
+    chips = snapshot.chips
+    seen: dict[tuple[str, ...], _Seen] = {}
+    for t in traffic:
+        # Only components spanning more than one facility key can be split.
+        for members in t.mixed_components():
+            per_site: dict[int, float] = defaultdict(float)
+            for m in members:
+                chip = chips.get(m)
+                if chip is not None and chip.facility_id is not None:
+                    per_site[chip.facility_id] += chip.peak_ops
+            total = sum(per_site[k] for k in sorted(per_site))
+            if len(per_site) < 2 or total <= threshold or max(per_site.values()) > threshold:
+                continue
+            entry = seen.setdefault(members, _Seen())
+            entry.windows.append(t.window)
+            by_chip = t.reports_of()
+            entry.evidence.update(
+                r.log_index for m in members for r in by_chip.get(m, ()) if r.log_index is not None
+            )
+            if not entry.per_site:
+                entry.per_site = {str(k): per_site[k] for k in sorted(per_site)}
+    findings: list[Finding] = []
+    for members, entry in sorted(seen.items()):
+        per_site_ops = entry.per_site
+        total = sum(per_site_ops.values())
+        subject = "split-" + hashlib.sha256("\n".join(members).encode()).hexdigest()[:16]
+        start, end = entry.windows[0][0], entry.windows[-1][1]
+        countries = sorted({c.country for m in members if (c := chips.get(m)) and c.country})
+        findings.append(
+            make_finding(
+                rule,
+                policy,
+                kind="split_cluster",
+                subject_type="cluster",
+                subject_id=subject,
+                facility_id=None,
+                country=countries[0] if len(countries) == 1 else None,
+                window_start=start,
+                window_end=end,
+                summary=(
+                    f"{len(members)} chips ({total / H100_PEAK_OPS:.0f} H100-equivalent) at "
+                    f"{len(per_site_ops)} facilities work as one cluster: together above "
+                    f"{threshold:.3g} OP/s, each site below it."
+                ),
+                details={
+                    "chip_ids": list(members),
+                    "chip_count": len(members),
+                    "peak_ops_by_facility": per_site_ops,
+                    "total_peak_ops": total,
+                    "countries": countries,
+                    "windows_observed": len(entry.windows),
+                    "site_compute_threshold_ops_per_s": threshold,
+                },
+                evidence=entry.evidence,
+            )
+        )
+    return findings
+
+
+def find_one_sided_links(
+    snapshot: Snapshot, policy: Policy, traffic: Sequence[WindowTraffic]
+) -> list[Finding]:
+    """One finding per chip pair whose two ends disagree, merged over windows."""
+    rule = policy.rule(ONE_SIDED_RULE_ID)
+    if rule is None:
+        return []
+    seen: dict[tuple[str, str], _Seen] = {}
+    for t in traffic:
+        if not t.one_sided:
+            continue
+        by_chip = t.reports_of()
+        for a, b, v, back in t.one_sided:
+            entry = seen.setdefault((a, b), _Seen())
+            entry.windows.append(t.window)
+            for chip_id in (a, b):
+                entry.evidence.update(
+                    r.log_index for r in by_chip.get(chip_id, ()) if r.log_index is not None
+                )
+            if len(entry.samples) < 5:
+                entry.samples.append(
+                    {
+                        "window_start": rfc3339(t.window[0]),
+                        "claimant_gbps": round(v * 8 / t.seconds / 1e9, 3),
+                        "peer_gbps": None if back is None else round(back * 8 / t.seconds / 1e9, 3),
+                    }
+                )
+    findings: list[Finding] = []
+    for (a, b), entry in sorted(seen.items()):
+        peer_silent = all(s["peer_gbps"] is None for s in entry.samples)
+        registered = b in snapshot.chips
+        chip = snapshot.chips.get(a)
+        start, end = entry.windows[0][0], entry.windows[-1][1]
+        what = (
+            "is not a registered chip"
+            if not registered
+            else "never mentions it"
+            if peer_silent
+            else "reports a different amount"
+        )
+        findings.append(
+            make_finding(
+                rule,
+                policy,
+                kind="one_sided_link",
+                subject_type="link",
+                subject_id=f"{a}|{b}",
+                facility_id=None if chip is None else chip.facility_id,
+                country=None if chip is None else chip.country,
+                window_start=start,
+                window_end=end,
+                summary=(
+                    f"Chip {a} claims traffic with {b}, which {what}, in "
+                    f"{len(entry.windows)} window(s) from {rfc3339(start)}."
+                ),
+                details={
+                    "claimant": a,
+                    "peer": b,
+                    "peer_registered": registered,
+                    "windows_observed": len(entry.windows),
+                    "samples": entry.samples,
+                    "min_bits_per_s": rule.number("min_bits_per_s"),
+                    "mismatch_fraction": rule.number("mismatch_fraction"),
+                },
+                evidence=entry.evidence,
+            )
+        )
+    return findings
+
+
+def find_idle_with_traffic(
+    snapshot: Snapshot, policy: Policy, traffic: Sequence[WindowTraffic]
+) -> list[Finding]:
+    """One finding per chip claiming idle while its peers report heavy traffic with it."""
+    rule = policy.rule(UNDERREPORTING_RULE_ID)
+    if rule is None:
+        return []
+    limit = rule.number("peer_traffic_bits_per_s")
+    seen: dict[str, _Seen] = {}
+    for t in traffic:
+        hot = [(c, b) for c, b in t.idle_peer_bytes.items() if b * 8 / t.seconds > limit]
+        if not hot:
+            continue
+        by_chip = t.reports_of()
+        for chip_id, total in sorted(hot):
+            entry = seen.setdefault(chip_id, _Seen())
+            entry.windows.append(t.window)
+            peers = sorted(t.idle_peers.get(chip_id, ()))
+            for c in (chip_id, *peers):
+                entry.evidence.update(
+                    r.log_index for r in by_chip.get(c, ()) if r.log_index is not None
+                )
+            if len(entry.samples) < 5:
+                own = by_chip[chip_id][0]
+                entry.samples.append(
+                    {
+                        "window_start": rfc3339(t.window[0]),
+                        "claimed_utilization": own.utilization,
+                        "peer_gbps": round(total * 8 / t.seconds / 1e9, 3),
+                        "peers": peers[:16],
+                    }
+                )
+    findings: list[Finding] = []
+    for chip_id, entry in sorted(seen.items()):
+        chip = snapshot.chips.get(chip_id)
+        start, end = entry.windows[0][0], entry.windows[-1][1]
+        findings.append(
+            make_finding(
+                rule,
+                policy,
+                kind="underreporting",
+                subject_type="chip",
+                subject_id=chip_id,
+                facility_id=None if chip is None else chip.facility_id,
+                country=None if chip is None else chip.country,
+                window_start=start,
+                window_end=end,
+                summary=(
+                    f"Chip {chip_id} claims to be idle while its peers report "
+                    f"{entry.samples[0]['peer_gbps']} Gbit/s with it, in "
+                    f"{len(entry.windows)} window(s) from {rfc3339(start)}."
+                ),
+                details={
+                    "chip_id": chip_id,
+                    "channel": "peers",
+                    "windows_observed": len(entry.windows),
+                    "samples": entry.samples,
+                    "idle_utilization": rule.number("idle_utilization"),
+                    "peer_traffic_bits_per_s": limit,
+                },
+                evidence=entry.evidence,
+            )
+        )
+    return findings
