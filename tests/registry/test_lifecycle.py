@@ -18,7 +18,14 @@ import pytest
 from registry.api.context import utc_now
 from registry.auth import Role
 from registry.services.webhooks import WebhookDeliverer
-from tests.registry.factories import World, add_operator, make_world, ok
+from tests.registry.factories import (
+    World,
+    add_operator,
+    make_world,
+    ok,
+    operator_key,
+    signed,
+)
 
 AS_OF = datetime(2026, 3, 1, 3, 0, tzinfo=UTC)
 SECRET = "s3cret-s3cret-s3cret"
@@ -68,11 +75,15 @@ def silent_chip_world(world: World) -> tuple[int, str, int]:
         ok(
             http.post(
                 "/v1/installations",
-                json={
-                    "chip_id": "NV-2",
-                    "facility_id": other_facility,
-                    "installed_at": "2026-03-01T01:00:00Z",
-                },
+                json=signed(
+                    "installation",
+                    {
+                        "chip_id": "NV-2",
+                        "facility_id": other_facility,
+                        "installed_at": "2026-03-01T01:00:00Z",
+                    },
+                    operator_key("Toronto"),
+                ),
             ),
             201,
         )
