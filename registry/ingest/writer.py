@@ -128,6 +128,8 @@ class IngestWriter:
                 with self._lock:
                     if self._queue.empty():
                         self._thread = None
+                        # Idle: close the connection too; the next group opens a new one.
+                        self.engine.dispose()
                         return
                 continue
             group = [first]
