@@ -14,10 +14,17 @@ instead of queueing without bound.
 
 The writer has its own engine (one connection), so request threads holding pooled connections
 can never starve it. It stops after ``idle_exit_s`` without work and restarts on demand.
+
+On SQLite the writers of several worker processes queue on an ``flock`` of ``lock_path`` before
+they begin: SQLite's own busy handler polls with sleeps of up to 100 ms, so a writer waiting on
+it idles long after the lock is free, while a blocked ``flock`` wakes as soon as it is released.
+(PostgreSQL's row lock on ``log_state`` already wakes its waiters at once.)
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 import queue
 import threading
 import time
@@ -26,6 +33,7 @@ from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -57,6 +65,7 @@ class IngestWriter:
         max_group_reports: int,
         retry_after_s: int = 1,
         idle_exit_s: float = 5.0,
+        lock_path: Path | None = None,
     ) -> None:
         self.engine = engine
         self.sessions = sessionmaker(engine, expire_on_commit=False, autoflush=False)
@@ -66,6 +75,7 @@ class IngestWriter:
         self.max_group_reports = max_group_reports
         self.retry_after_s = retry_after_s
         self.idle_exit_s = idle_exit_s
+        self.lock_path = lock_path
         self._queue: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -118,6 +128,8 @@ class IngestWriter:
                 with self._lock:
                     if self._queue.empty():
                         self._thread = None
+                        # Idle: close the connection too; the next group opens a new one.
+                        self.engine.dispose()
                         return
                 continue
             group = [first]
@@ -131,7 +143,23 @@ class IngestWriter:
                 size += job.batch.size
             self._commit(group)
 
+    @contextmanager
+    def _process_lock(self) -> Iterator[None]:
+        if self.lock_path is None:
+            yield
+            return
+        fd = os.open(self.lock_path, os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing the descriptor releases the lock
+
     def _commit(self, group: list[_Job]) -> None:
+        with self._process_lock():
+            self._commit_locked(group)
+
+    def _commit_locked(self, group: list[_Job]) -> None:
         session: Session = self.sessions()
         try:
             log = TransparencyLog(session, self.log_signer)

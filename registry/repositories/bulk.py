@@ -13,14 +13,14 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table, insert
+from sqlalchemy import DateTime, Table, TypeDecorator, insert
 from sqlalchemy.orm import Session
 
 __all__ = ["bulk_insert"]
 
 
 def _sqlite_value(value: Any) -> Any:
-    if isinstance(value, datetime):
+    if isinstance(value, datetime):  # None stays None
         if value.tzinfo is None:
             msg = "naive datetime given to a UTC column"
             raise ValueError(msg)
@@ -30,6 +30,13 @@ def _sqlite_value(value: Any) -> Any:
             f"{v.hour:02d}:{v.minute:02d}:{v.second:02d}.{v.microsecond:06d}"
         )
     return value
+
+
+def _is_datetime(table: Table, column: str) -> bool:
+    column_type = table.c[column].type
+    return isinstance(column_type, TypeDecorator | DateTime) and isinstance(
+        getattr(column_type, "impl", column_type), DateTime
+    )
 
 
 def bulk_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
@@ -55,9 +62,17 @@ def bulk_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
     elif dialect == "sqlite":
         names = ", ".join(f'"{c}"' for c in columns)
         marks = ", ".join("?" for _ in columns)
+        # Only datetime columns need converting; the others go to the driver as they are.
+        dated = [i for i, c in enumerate(columns) if _is_datetime(table, c)]
+        values = []
+        for row in rows:
+            value = [row[c] for c in columns]
+            for i in dated:
+                value[i] = _sqlite_value(value[i])
+            values.append(tuple(value))
         connection.exec_driver_sql(
             f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})',  # noqa: S608 (checked names)
-            [tuple(_sqlite_value(row[c]) for c in columns) for row in rows],
+            values,
         )
     else:
         session.execute(insert(table), list(rows))

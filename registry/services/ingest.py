@@ -157,10 +157,6 @@ class IngestService:
         self.reports = ReportRepository(session)
         self.submissions = SubmissionRepository(session)
 
-    def ingest(self, envelopes: Sequence[object], caller: Principal) -> list[Accepted | Rejected]:
-        """Prepare and commit one batch in this session (no writer; the caller commits)."""
-        return self.commit([self.prepare(envelopes, caller, KeyCache())])[0]
-
     def prepare(
         self, envelopes: Sequence[object], caller: Principal, keys: KeyCache
     ) -> PreparedBatch:

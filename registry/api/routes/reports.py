@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -81,6 +82,8 @@ class IngestPipeline:
         settings = ctx.settings
         self.keys = KeyCache()
         url = ctx.engine.url.render_as_string(hide_password=False)
+        database = ctx.engine.url.database
+        sqlite_file = ctx.engine.dialect.name == "sqlite" and database not in (None, "", ":memory:")
         self.writer = IngestWriter(
             make_engine(url, sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms),
             ctx.log_signer,
@@ -88,6 +91,7 @@ class IngestPipeline:
             max_pending_reports=settings.ingest_max_pending_reports,
             max_group_reports=settings.ingest_max_group_reports,
             retry_after_s=settings.ingest_retry_after_s,
+            lock_path=Path(f"{database}.ingest-lock") if sqlite_file else None,
         )
 
 
