@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from attestation.certs import create_vendor_root
+from attestation.logentries import CLUSTER
 from registry.auth import Role
 from registry.services.verification import VerificationService
 from tests.registry.checks import refused
@@ -23,6 +24,8 @@ from tests.registry.factories import (
     key,
     make_world,
     ok,
+    operator_key,
+    signed,
 )
 from verifier.facts import Snapshot
 
@@ -45,14 +48,18 @@ def declare_cluster(world: World, chip_ids: list[str]) -> int:
         created = ok(
             http.post(
                 "/v1/clusters",
-                json={
-                    "facility_id": world.facility_id,
-                    "name": "training run 7",
-                    "purpose": "pretraining",
-                    "chip_ids": chip_ids,
-                    "start": "2026-03-01T00:00:00Z",
-                    "end": "2026-04-01T00:00:00Z",
-                },
+                json=signed(
+                    CLUSTER,
+                    {
+                        "facility_id": world.facility_id,
+                        "name": "training run 7",
+                        "purpose": "pretraining",
+                        "chip_ids": chip_ids,
+                        "start": "2026-03-01T00:00:00Z",
+                        "end": "2026-04-01T00:00:00Z",
+                    },
+                    operator_key("Abilene Compute"),
+                ),
             ),
             201,
         )
