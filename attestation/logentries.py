@@ -9,8 +9,10 @@ Two shapes:
   ``type`` names the declaration;
 * things the registry itself creates or accepts unsigned (vendor roots, operators and their
   keys, facilities, chip enrollments with the vendor-signed certificate, verifier runs with
-  their findings) are logged as a canonical JSON *record*: sorted keys, no whitespace, UTF-8,
-  with a ``type`` field naming the record and its version.
+  their findings, transfer conditions, cluster budgets and threshold notifications, landmark
+  and meter registrations, chip-signed reports it rejected) are logged as a canonical JSON
+  *record*: sorted keys, no whitespace, UTF-8, with a ``type`` field naming the record and its
+  version.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ __all__ = [
     "KINDS",
     "RECORD_KINDS",
     "RESERVED_KINDS",
+    "SENSOR_KINDS",
     "canonical_json",
     "open_declaration",
     "parse_record",
@@ -48,6 +51,14 @@ ENROLLMENT = "enrollment"
 INSTALLATION = "installation"
 CLUSTER = "cluster"
 VERIFIER_RUN = "verifier_run"
+TRANSFER_CONDITION = "transfer_condition"
+CLUSTER_BUDGET = "cluster_budget"
+CLUSTER_NOTIFICATION = "cluster_notification"
+LANDMARK = "landmark"
+METER = "meter"
+REJECTED_REPORT = "rejected_report"
+LANDMARK_MEASUREMENT = "landmark_measurement"
+METER_READING = "meter_reading"
 
 RECORD_KINDS = {
     VENDOR: "chipreg.dev/record/vendor/v1",
@@ -55,15 +66,26 @@ RECORD_KINDS = {
     FACILITY: "chipreg.dev/record/facility/v1",
     ENROLLMENT: "chipreg.dev/record/enrollment/v1",
     VERIFIER_RUN: "chipreg.dev/record/verifier-run/v1",
+    # Verifier inputs the registry accepts from authenticated callers (admins, vendors,
+    # operators): each record names who declared it.
+    TRANSFER_CONDITION: "chipreg.dev/record/transfer-condition/v1",
+    CLUSTER_BUDGET: "chipreg.dev/record/cluster-budget/v1",
+    CLUSTER_NOTIFICATION: "chipreg.dev/record/cluster-notification/v1",
+    LANDMARK: "chipreg.dev/record/landmark/v1",
+    METER: "chipreg.dev/record/meter/v1",
+    # A chip-signed report the registry turned away, embedding the exact envelope received,
+    # with the outcome, the delivering operator and the receipt time.
+    REJECTED_REPORT: "chipreg.dev/record/rejected-report/v1",
 }
 DECLARATION_KINDS = {
     INSTALLATION: "chipreg.dev/declaration/installation/v1",
     CLUSTER: "chipreg.dev/declaration/cluster/v1",
 }
-# Kinds defined by other parts of the protocol and reserved here: sensor readings are DSSE
-# envelopes signed by the landmark's or meter's registered key.
-RESERVED_KINDS = ("landmark_measurement", "meter_reading")
-KINDS = (USAGE_REPORT, *RECORD_KINDS, *DECLARATION_KINDS, *RESERVED_KINDS)
+# Sensor evidence: DSSE envelopes signed by the landmark's or meter's registered key
+# (attestation.landmark, attestation.meter), logged as received.
+SENSOR_KINDS = (LANDMARK_MEASUREMENT, METER_READING)
+RESERVED_KINDS: tuple[str, ...] = ()  # no kind is left unchecked by the audit any more
+KINDS = (USAGE_REPORT, *RECORD_KINDS, *DECLARATION_KINDS, *SENSOR_KINDS)
 
 DECLARATION_PAYLOAD_TYPE = "application/vnd.chipreg.declaration+json"
 

@@ -22,15 +22,25 @@ from attestation.certs import load_vendor_root, verify_chip_certificate
 from attestation.dsse import Envelope, verify_envelope
 from attestation.errors import AttestationError
 from attestation.keys import PublicKey
+from attestation.landmark import open_measurement, verify_challenge_answer, verify_measurement
+from attestation.meter import open_reading, verify_reading
 from attestation.report import GENESIS_DIGEST, UsageReport, open_envelope
 
 __all__ = [
+    "BudgetRec",
     "ChipState",
     "ClusterDecl",
+    "ConditionRec",
     "FacilityRec",
     "InstallationDecl",
+    "LandmarkRec",
+    "LoggedMeasurement",
+    "LoggedReading",
     "LoggedReport",
+    "MeterRec",
+    "NotificationRec",
     "Problem",
+    "RejectedRec",
     "Replay",
     "VerifierRun",
 ]
@@ -51,6 +61,12 @@ class FacilityRec:
     facility_id: int
     operator_id: int
     country: str
+    name: str = ""
+    latitude: float = 0.0
+    longitude: float = 0.0
+    declared_power_kw: float = 0.0
+    pue: float = 1.0
+    non_it_load_kw: float = 0.0
 
 
 @dataclass(slots=True)
@@ -60,6 +76,8 @@ class ChipState:
     model: str
     peak_tflops_bf16: float
     public_key: PublicKey
+    tdp_watts: float | None = None
+    vendor: str | None = None
     seq: int = 0
     digest: str = GENESIS_DIGEST
     window_end: datetime | None = None
@@ -85,14 +103,94 @@ class ClusterDecl:
 
 @dataclass(frozen=True, slots=True)
 class LoggedReport:
+    """An accepted report; ``source`` is its delivering operator (the chip's custodian at
+    receipt, which the registry requires), ``digest`` its SHA-256 over the payload."""
+
     index: int
     report: UsageReport
+    digest: str = ""
+    source: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConditionRec:
+    index: int
+    chip_id: str
+    allowed: frozenset[str]
+    effective_from: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetRec:
+    index: int
+    cluster_id: int
+    compute_budget_flop: float
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationRec:
+    index: int
+    cluster_id: int
+    threshold_flop: float
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LandmarkRec:
+    index: int
+    landmark_id: int
+    name: str
+    latitude: float
+    longitude: float
+    public_key: PublicKey
+
+
+@dataclass(frozen=True, slots=True)
+class MeterRec:
+    index: int
+    meter_id: int
+    facility_id: int
+    public_key: PublicKey
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedMeasurement:
+    index: int
+    landmark_id: int
+    chip_id: str
+    nonce: str
+    rtt_ms: float
+    measured_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedReading:
+    index: int
+    meter_id: int
+    facility_id: int
+    window_start: datetime
+    window_end: datetime
+    energy_j: float
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedRec:
+    """A logged ``rejected_report``: the chip-signed report (signature re-verified) and the
+    registry's account of its delivery (operator, receipt time, outcome)."""
+
+    index: int
+    report: UsageReport
+    digest: str
+    outcome: str
+    operator_id: int | None
+    received_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
 class VerifierRun:
     index: int
     as_of: datetime
+    since: datetime | None
     policy_id: str
     policy_version: str
     log_size: int
@@ -129,6 +227,22 @@ class Replay:
     clusters: list[ClusterDecl] = field(default_factory=list)
     reports: list[LoggedReport] = field(default_factory=list)
     runs: list[VerifierRun] = field(default_factory=list)
+    vendor_names: dict[int, str] = field(default_factory=dict)
+    custodian: dict[str, int] = field(default_factory=dict)  # chip -> operator, in log order
+    accepted: dict[tuple[str, int], LoggedReport] = field(default_factory=dict)
+    receipts: dict[int, datetime] = field(default_factory=dict)  # report index -> received_at
+    conditions: list[ConditionRec] = field(default_factory=list)
+    budgets: list[BudgetRec] = field(default_factory=list)
+    notifications: list[NotificationRec] = field(default_factory=list)
+    cluster_ids: set[int] = field(default_factory=set)
+    landmarks: dict[int, LandmarkRec] = field(default_factory=dict)
+    meters: dict[int, MeterRec] = field(default_factory=dict)
+    sensor_keys: set[bytes] = field(default_factory=set)
+    nonces: set[str] = field(default_factory=set)
+    meter_ends: dict[int, datetime] = field(default_factory=dict)
+    measurements: list[LoggedMeasurement] = field(default_factory=list)
+    readings: list[LoggedReading] = field(default_factory=list)
+    rejected: list[RejectedRec] = field(default_factory=list)
     signatures_checked: int = 0
     next_index: int = 0
 
@@ -163,6 +277,7 @@ class Replay:
         if trusted is not None and root.fingerprint not in trusted:
             self.problem(index, "vendor", f"vendor root {root.fingerprint} is not trusted")
         self.vendors[int(rec["vendor_id"])] = str(rec["root_certificate_pem"])
+        self.vendor_names[int(rec["vendor_id"])] = str(rec["name"])
 
     def _operator(self, index: int, body: bytes) -> None:
         rec = le.parse_record(le.OPERATOR, body)
@@ -174,7 +289,18 @@ class Replay:
         if operator_id not in self.operators:
             self.problem(index, "facility", f"operator {operator_id} is not in the log before")
         fid = int(rec["facility_id"])
-        self.facilities[fid] = FacilityRec(index, fid, operator_id, str(rec["country"]))
+        self.facilities[fid] = FacilityRec(
+            index,
+            fid,
+            operator_id,
+            str(rec["country"]),
+            str(rec.get("name", "")),
+            float(rec.get("latitude", 0.0)),
+            float(rec.get("longitude", 0.0)),
+            float(rec.get("declared_power_kw", 0.0)),
+            float(rec.get("pue", 1.0)),
+            float(rec.get("non_it_load_kw", 0.0)),
+        )
 
     def _enrollment(self, index: int, body: bytes) -> None:
         rec = le.parse_record(le.ENROLLMENT, body)
@@ -205,6 +331,8 @@ class Replay:
             endorsement.model,
             float(rec["peak_tflops_bf16"]),
             endorsement.public_key,
+            None if rec.get("tdp_watts") is None else float(rec["tdp_watts"]),
+            self.vendor_names.get(vendor_id),
         )
 
     def _verifier_run(self, index: int, body: bytes) -> None:
@@ -216,6 +344,7 @@ class Replay:
             VerifierRun(
                 index,
                 le.parse_timestamp(str(rec["as_of"])),
+                None if rec.get("since") is None else le.parse_timestamp(str(rec["since"])),
                 str(rec["policy_id"]),
                 str(rec["policy_version"]),
                 int(rec["log_size"]),
@@ -242,6 +371,7 @@ class Replay:
         if chip_id not in self.chips:
             self.problem(index, "installation", f"chip {chip_id} is not enrolled before")
         self.installed.add(chip_id)
+        self.custodian[chip_id] = self.facilities[facility_id].operator_id
         self.installations.append(
             InstallationDecl(index, chip_id, facility_id, _time(fields["installed_at"]))
         )
@@ -252,6 +382,7 @@ class Replay:
         missing = sorted(c for c in chip_ids if c not in self.chips)
         if missing:
             self.problem(index, "cluster", f"chips not enrolled before: {', '.join(missing[:5])}")
+        self.cluster_ids.add(index)  # a cluster's id is the log index of its declaration
         self.clusters.append(
             ClusterDecl(
                 index,
@@ -292,7 +423,179 @@ class Replay:
         elif chip.window_end is not None and report.window_start < chip.window_end:
             self.problem(index, "window", f"{chip.chip_id} seq {report.seq}: window overlaps")
         chip.seq, chip.digest, chip.window_end = report.seq, verified.digest, report.window_end
-        self.reports.append(LoggedReport(index, report))
+        logged = LoggedReport(index, report, verified.digest, self.custodian.get(chip.chip_id))
+        self.accepted.setdefault((chip.chip_id, report.seq), logged)
+        self.reports.append(logged)
+
+    # -- verifier inputs the registry records ------------------------------------------------
+    def _transfer_condition(self, index: int, body: bytes) -> None:
+        rec = le.parse_record(le.TRANSFER_CONDITION, body)
+        chip_id = str(rec["chip_id"])
+        if chip_id not in self.chips:
+            self.problem(index, "transfer_condition", f"chip {chip_id} is not enrolled before")
+        codes = rec["allowed_countries"]
+        if not isinstance(codes, list):
+            raise TypeError("allowed_countries must be a list")
+        self.conditions.append(
+            ConditionRec(
+                index,
+                chip_id,
+                frozenset(str(c) for c in codes),
+                le.parse_timestamp(str(rec["effective_from"])),
+            )
+        )
+
+    def _cluster_ref(self, index: int, kind: str, rec: dict[str, Any]) -> int:
+        cluster_id = int(rec["cluster_id"])
+        if cluster_id not in self.cluster_ids:
+            self.problem(index, kind, f"cluster {cluster_id} is not declared before")
+        return cluster_id
+
+    def _cluster_budget(self, index: int, body: bytes) -> None:
+        rec = le.parse_record(le.CLUSTER_BUDGET, body)
+        cluster_id = self._cluster_ref(index, le.CLUSTER_BUDGET, rec)
+        self.budgets.append(BudgetRec(index, cluster_id, float(rec["compute_budget_flop"])))
+
+    def _cluster_notification(self, index: int, body: bytes) -> None:
+        rec = le.parse_record(le.CLUSTER_NOTIFICATION, body)
+        cluster_id = self._cluster_ref(index, le.CLUSTER_NOTIFICATION, rec)
+        self.notifications.append(
+            NotificationRec(
+                index,
+                cluster_id,
+                float(rec["threshold_flop"]),
+                le.parse_timestamp(str(rec["created_at"])),
+            )
+        )
+
+    def _sensor_key(self, index: int, kind: str, b64: object) -> PublicKey:
+        key = PublicKey.from_b64(str(b64))
+        if key.raw in self.sensor_keys:
+            self.problem(index, kind, "another landmark or meter holds this key")
+        self.sensor_keys.add(key.raw)
+        return key
+
+    def _landmark(self, index: int, body: bytes) -> None:
+        rec = le.parse_record(le.LANDMARK, body)
+        lid = int(rec["landmark_id"])
+        key = self._sensor_key(index, le.LANDMARK, rec["public_key"])
+        if lid in self.landmarks:
+            self.problem(index, le.LANDMARK, f"landmark {lid} registered twice")
+        self.landmarks[lid] = LandmarkRec(
+            index, lid, str(rec["name"]), float(rec["latitude"]), float(rec["longitude"]), key
+        )
+
+    def _meter(self, index: int, body: bytes) -> None:
+        rec = le.parse_record(le.METER, body)
+        mid = int(rec["meter_id"])
+        key = self._sensor_key(index, le.METER, rec["public_key"])
+        facility_id = int(rec["facility_id"])
+        if facility_id not in self.facilities:
+            self.problem(index, le.METER, f"facility {facility_id} is not in the log before")
+        if mid in self.meters:
+            self.problem(index, le.METER, f"meter {mid} registered twice")
+        self.meters[mid] = MeterRec(index, mid, facility_id, key)
+
+    # -- sensor evidence ---------------------------------------------------------------------
+    def _landmark_measurement(self, index: int, body: bytes) -> None:
+        envelope = _canonical_envelope(body)
+        claimed = open_measurement(envelope).landmark_id
+        landmark = self.landmarks.get(claimed)
+        if landmark is None:
+            raise ValueError(f"landmark {claimed} is not registered before")
+        m = verify_measurement(envelope, landmark.landmark_id, landmark.public_key).measurement
+        self.signatures_checked += 1
+        chip = self.chips.get(m.chip_id)
+        if chip is None:
+            raise ValueError(f"chip {m.chip_id} is not enrolled before")
+        verify_challenge_answer(
+            m.landmark_id, m.chip_id, m.nonce, m.chip_signature, chip.public_key
+        )
+        self.signatures_checked += 1
+        if m.nonce in self.nonces:
+            self.problem(index, le.LANDMARK_MEASUREMENT, f"nonce {m.nonce[:16]} answered twice")
+        self.nonces.add(m.nonce)
+        self.measurements.append(
+            LoggedMeasurement(index, m.landmark_id, m.chip_id, m.nonce, m.rtt_ms, m.measured_at)
+        )
+
+    def _meter_reading(self, index: int, body: bytes) -> None:
+        envelope = _canonical_envelope(body)
+        claimed = open_reading(envelope).meter_id
+        meter = self.meters.get(claimed)
+        if meter is None:
+            raise ValueError(f"meter {claimed} is not registered before")
+        r = verify_reading(envelope, meter.meter_id, meter.public_key).reading
+        self.signatures_checked += 1
+        if r.facility_id != meter.facility_id:
+            self.problem(
+                index,
+                le.METER_READING,
+                f"meter {meter.meter_id} belongs to facility {meter.facility_id}, "
+                f"the reading claims {r.facility_id}",
+            )
+        last_end = self.meter_ends.get(meter.meter_id)
+        if last_end is not None and r.window_start < last_end:
+            self.problem(index, le.METER_READING, f"meter {meter.meter_id}: window overlaps")
+        self.meter_ends[meter.meter_id] = r.window_end
+        self.readings.append(
+            LoggedReading(
+                index, meter.meter_id, r.facility_id, r.window_start, r.window_end, r.energy_j
+            )
+        )
+
+    def _rejected_report(self, index: int, body: bytes) -> None:
+        rec = le.parse_record(le.REJECTED_REPORT, body)
+        raw = b64decode(str(rec["envelope"]))
+        envelope = _canonical_envelope(raw)
+        opened = open_envelope(envelope)
+        chip = self.chips.get(opened.claimed.chip_id)
+        if chip is None:
+            raise ValueError(f"chip {opened.claimed.chip_id} is not enrolled before")
+        verified = opened.verify(chip.public_key)
+        self.signatures_checked += 1
+        report, digest = verified.report, verified.digest
+        if rec["digest"] != digest:
+            self.problem(index, le.REJECTED_REPORT, "recorded digest is not the report's")
+        outcome = str(rec["outcome"])
+        received_at = le.parse_timestamp(str(rec["received_at"]))
+        operator = rec["operator_id"]
+        if operator is not None and int(operator) not in self.operators:
+            self.problem(index, le.REJECTED_REPORT, f"operator {operator} is not in the log")
+        accepted = self.accepted.get((report.chip_id, report.seq))
+        original = rec["original"]
+        if outcome == "replayed_report":
+            if accepted is None or accepted.digest != digest:
+                self.problem(
+                    index,
+                    le.REJECTED_REPORT,
+                    f"{report.chip_id} seq {report.seq}: a 'replay' of no accepted report",
+                )
+            elif not isinstance(original, dict) or int(original["log_index"]) != accepted.index:
+                self.problem(index, le.REJECTED_REPORT, "original does not name the report")
+            else:
+                at = le.parse_timestamp(str(original["received_at"]))
+                if at > received_at:
+                    self.problem(index, le.REJECTED_REPORT, "original received after its replay")
+                known = self.receipts.setdefault(accepted.index, at)
+                if known != at:
+                    self.problem(index, le.REJECTED_REPORT, "two receipt times for one report")
+        elif outcome == "sequence_reused" and (accepted is None or accepted.digest == digest):
+            self.problem(
+                index,
+                le.REJECTED_REPORT,
+                f"{report.chip_id} seq {report.seq}: no different accepted report to reuse",
+            )
+        self.rejected.append(
+            RejectedRec(
+                index,
+                report,
+                digest,
+                outcome,
+                None if operator is None else int(operator),
+                received_at,
+            )
+        )
 
 
 _HANDLERS = {
@@ -304,7 +607,22 @@ _HANDLERS = {
     le.INSTALLATION: Replay._installation,
     le.CLUSTER: Replay._cluster,
     le.USAGE_REPORT: Replay._usage_report,
+    le.TRANSFER_CONDITION: Replay._transfer_condition,
+    le.CLUSTER_BUDGET: Replay._cluster_budget,
+    le.CLUSTER_NOTIFICATION: Replay._cluster_notification,
+    le.LANDMARK: Replay._landmark,
+    le.METER: Replay._meter,
+    le.LANDMARK_MEASUREMENT: Replay._landmark_measurement,
+    le.METER_READING: Replay._meter_reading,
+    le.REJECTED_REPORT: Replay._rejected_report,
 }
+
+
+def _canonical_envelope(body: bytes) -> Envelope:
+    envelope = Envelope.from_json(body)
+    if envelope.to_json() != body:
+        raise ValueError("envelope is not in canonical JSON")
+    return envelope
 
 
 def b64decode(text: str) -> bytes:

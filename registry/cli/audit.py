@@ -46,7 +46,8 @@ key, the witnesses' cosigner keys (and how many must have cosigned), and the ven
 
 It downloads every entry, recomputes the Merkle tree against the signed, cosigned checkpoint,
 checks consistency with the checkpoint it saw last time (--state-file), re-verifies every
-signature (vendor certificates, operator-signed declarations, chip-signed reports), re-checks
+signature (vendor certificates, operator-signed declarations, chip-signed reports, rejected
+reports, landmark measurements with the chips' answers, meter readings), re-checks
 every chip's sequence numbers and hash chain, re-derives every verifier run's findings from the
 log alone and compares them with the published ones. Exit status: 0 all consistent, 1 any
 discrepancy, 2 bad usage or unreachable registry.

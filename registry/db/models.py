@@ -150,6 +150,8 @@ class Installation(Base):
     removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     declared_by_operator_id: Mapped[int] = mapped_column(ForeignKey("operators.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Position of the logged record/declaration (audits cut the verifier input at a log size).
+    log_index: Mapped[int | None] = mapped_column(BigInteger)
 
     facility: Mapped[Facility] = relationship(lazy="joined")
 
@@ -333,6 +335,8 @@ class Landmark(Base):
     latitude: Mapped[float] = mapped_column(Float)
     longitude: Mapped[float] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Position of the logged record/declaration (audits cut the verifier input at a log size).
+    log_index: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class LandmarkChallenge(Base):
@@ -376,6 +380,8 @@ class Meter(Base):
     public_key: Mapped[bytes] = mapped_column(LargeBinary(32))
     key_id: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Position of the logged record/declaration (audits cut the verifier input at a log size).
+    log_index: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class MeterReading(Base):
@@ -409,6 +415,8 @@ class TransferCondition(Base):
     declared_by: Mapped[str] = mapped_column(String(200))
     declared_role: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Position of the logged record/declaration (audits cut the verifier input at a log size).
+    log_index: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class ClusterBudget(Base):
@@ -419,6 +427,8 @@ class ClusterBudget(Base):
     cluster_id: Mapped[int] = mapped_column(ForeignKey("declared_clusters.id"), primary_key=True)
     compute_budget_flop: Mapped[float] = mapped_column(Float)
     declared_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Position of the logged record/declaration (audits cut the verifier input at a log size).
+    log_index: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class ClusterNotification(Base):
@@ -433,6 +443,8 @@ class ClusterNotification(Base):
     note: Mapped[str] = mapped_column(Text)
     declared_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Position of the logged record/declaration (audits cut the verifier input at a log size).
+    log_index: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class FindingTransition(Base):

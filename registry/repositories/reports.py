@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -28,6 +28,19 @@ class ReportRepository:
         return self.session.scalar(
             select(Report.digest).where(Report.chip_id == chip_id, Report.seq == seq)
         )
+
+    def receipts(
+        self, keys: Collection[tuple[str, int]]
+    ) -> dict[tuple[str, int], tuple[int, datetime]]:
+        """``(log_index, received_at)`` of the accepted reports with these ``(chip_id, seq)``."""
+        if not keys:
+            return {}
+        rows = self.session.execute(
+            select(Report.chip_id, Report.seq, Report.log_index, Report.received_at).where(
+                Report.chip_id.in_(sorted({chip for chip, _ in keys}))
+            )
+        )
+        return {(c, q): (i, at) for c, q, i, at in rows if (c, q) in keys}
 
     def latest_for_chip(self, chip_id: str, limit: int) -> list[Report]:
         return list(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -28,6 +28,18 @@ class SubmissionRepository:
             self.session.execute(
                 delete(RejectedSubmission).where(RejectedSubmission.id <= newest - keep)
             )
+
+    def kept_replays(self, digests: Collection[str]) -> set[tuple[str, int | None]]:
+        """``(digest, delivering operator)`` of the replays already kept among ``digests``."""
+        if not digests:
+            return set()
+        rows = self.session.execute(
+            select(RejectedSubmission.digest, RejectedSubmission.source_operator_id).where(
+                RejectedSubmission.digest.in_(sorted(set(digests))),
+                RejectedSubmission.outcome == "replayed_report",
+            )
+        )
+        return {(d, o) for d, o in rows}
 
     def in_period(self, start: datetime | None, end: datetime | None) -> list[RejectedSubmission]:
         stmt = select(RejectedSubmission).order_by(RejectedSubmission.id)

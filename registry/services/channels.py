@@ -18,6 +18,7 @@ from attestation.dsse import Envelope
 from attestation.errors import FormatError, KeyMismatchError, SignatureError
 from attestation.keys import PublicKey
 from attestation.landmark import open_measurement, verify_challenge_answer, verify_measurement
+from attestation.logentries import LANDMARK, METER, record_body, timestamp
 from attestation.meter import open_reading, verify_reading
 from registry.auth import Principal, Role
 from registry.db.models import (
@@ -31,7 +32,7 @@ from registry.errors import AlreadyExists, BadRequest, Conflict, InvalidRequest,
 from registry.repositories.channels import ChannelRepository
 from registry.repositories.chips import ChipRepository
 from registry.repositories.facilities import FacilityRepository
-from registry.services.log import TransparencyLog
+from registry.services.log import LogAppender, TransparencyLog
 
 __all__ = [
     "LOG_KIND_MEASUREMENT",
@@ -81,6 +82,7 @@ class ChannelService:
         self.chips = ChipRepository(session)
         self.facilities = FacilityRepository(session)
         self.log = log
+        self.appender = LogAppender(session)
         self.clock = clock
         self.challenge_ttl = challenge_ttl
         self.max_skew = max_skew
@@ -107,6 +109,22 @@ class ChannelService:
             created_at=self.clock(),
         )
         self.repo.add(landmark)
+        # Logged with its key: partners check measurements against it and locate from it.
+        landmark.log_index = self._append(
+            LANDMARK,
+            record_body(
+                LANDMARK,
+                {
+                    "landmark_id": landmark.id,
+                    "name": name,
+                    "public_key": key.to_b64(),
+                    "latitude": latitude,
+                    "longitude": longitude,
+                    "registered_at": timestamp(landmark.created_at),
+                },
+            ),
+            landmark.created_at,
+        )
         return landmark
 
     def register_meter(
@@ -127,6 +145,20 @@ class ChannelService:
             created_at=self.clock(),
         )
         self.repo.add(meter)
+        meter.log_index = self._append(
+            METER,
+            record_body(
+                METER,
+                {
+                    "meter_id": meter.id,
+                    "name": name,
+                    "facility_id": facility_id,
+                    "public_key": key.to_b64(),
+                    "registered_at": timestamp(meter.created_at),
+                },
+            ),
+            meter.created_at,
+        )
         return meter
 
     def _landmark(self, landmark_id: int) -> Landmark:
@@ -283,7 +315,4 @@ class ChannelService:
         return LoggedArtifact(row.id, verified.digest, log_index)
 
     def _append(self, kind: str, body: bytes, at: datetime) -> int:
-        if self.log is None:
-            msg = "ChannelService needs the transparency log to ingest"
-            raise RuntimeError(msg)
-        return self.log.append(kind, [body], at)
+        return self.appender.append(kind, [body], at)

@@ -89,6 +89,7 @@ class EnrollmentService:
                 "longitude": longitude,
                 "declared_power_kw": declared_power_kw,
                 "pue": pue,
+                "non_it_load_kw": non_it_load_kw,
                 "declared_at": timestamp(facility.created_at),
             },
             facility.created_at,
@@ -212,8 +213,10 @@ class EnrollmentService:
             declared_by_operator_id=facility.operator_id,
             created_at=self.clock(),
         )
+        installation.log_index = self.log.append(
+            INSTALLATION, [envelope.to_json()], installation.created_at
+        )
         self.facilities.add(installation)
-        self.log.append(INSTALLATION, [envelope.to_json()], installation.created_at)
         return installation
 
     # -- declared clusters ---------------------------------------------------------------

@@ -9,12 +9,13 @@ writes the accepted reports, their log entries and the new chain heads in bulk. 
 commits; only after that commit is any report acknowledged. Rejected reports increment a
 counter per (reason, chip); those whose chip signature verified (replays, reused sequence
 numbers, reports off the chain) are also kept, bounded, as evidence for the clone and replay
-rules, and all but byte-identical replays are appended to the log as ``rejected_report``
-entries.
+rules, and appended to the log as ``rejected_report`` records (byte-identical replays at most
+once per digest and delivering operator).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from collections import Counter
@@ -28,6 +29,7 @@ from sqlalchemy.orm import Session
 from attestation.dsse import Envelope
 from attestation.errors import FormatError, KeyMismatchError, SignatureError
 from attestation.keys import PublicKey
+from attestation.logentries import REJECTED_REPORT, record_body, timestamp
 from attestation.report import OpenedReport, UsageReport, open_envelope
 from registry.auth import Principal, Role
 from registry.repositories.chips import ChipIngestState, ChipRepository
@@ -46,7 +48,7 @@ __all__ = [
 ]
 
 LOG_KIND_REPORT = "usage_report"
-LOG_KIND_REJECTED = "rejected_report"
+LOG_KIND_REJECTED = REJECTED_REPORT
 # Signed-but-rejected submissions kept as evidence; the oldest beyond this are dropped.
 MAX_REJECTED_SUBMISSIONS = 100_000
 
@@ -274,26 +276,43 @@ class IngestService:
     def _keep_evidence(
         self, rejections: Sequence[tuple[Rejected, int | None]], now: datetime
     ) -> None:
-        """Keep signed-but-rejected reports for the clone and replay rules.
-
-        A byte-identical replay is already in the log (the accepted original); anything else is
-        new signed evidence that partners must be able to see, so it is logged.
+        """Keep signed-but-rejected reports for the clone and replay rules, and log each as a
+        ``rejected_report`` record (the exact envelope, outcome, delivering operator, receipt
+        time; for a replay also the original's log index and receipt time), so partners
+        re-derive those rules from the log. A byte-identical replay is kept and logged at most
+        once per (digest, delivering operator): repeats carry no new evidence.
         """
-        to_log = [
-            r.evidence.body
-            for r, _ in rejections
-            if r.evidence is not None and r.code != "replayed_report"
-        ]
-        index = self.log.append(LOG_KIND_REJECTED, to_log, now) if to_log else 0
+        replays = [r.evidence for r, _ in rejections if r.evidence and r.code == "replayed_report"]
+        kept = self.submissions.kept_replays([ev.digest for ev in replays])
+        originals = self.reports.receipts({(ev.report.chip_id, ev.report.seq) for ev in replays})
         rows = []
+        bodies = []
         for r, operator_id in rejections:
             ev = r.evidence
             if ev is None:
                 continue
-            log_index = None
-            if r.code != "replayed_report":
-                log_index, index = index, index + 1
             rep = ev.report
+            original = None
+            if r.code == "replayed_report":
+                if (ev.digest, operator_id) in kept:
+                    continue
+                kept.add((ev.digest, operator_id))
+                receipt = originals.get((rep.chip_id, rep.seq))
+                if receipt is not None:
+                    original = {"log_index": receipt[0], "received_at": timestamp(receipt[1])}
+            bodies.append(
+                record_body(
+                    REJECTED_REPORT,
+                    {
+                        "envelope": base64.b64encode(ev.body).decode("ascii"),
+                        "digest": ev.digest,
+                        "outcome": r.code,
+                        "operator_id": operator_id,
+                        "received_at": timestamp(now),
+                        "original": original,
+                    },
+                )
+            )
             rows.append(
                 {
                     "chip_id": rep.chip_id,
@@ -305,10 +324,15 @@ class IngestService:
                     "facility_claim": rep.facility_id,
                     "source_operator_id": operator_id,
                     "envelope": ev.body,
-                    "log_index": log_index,
+                    "log_index": None,
                     "received_at": now,
                 }
             )
+        if not bodies:
+            return
+        first = self.log.append(REJECTED_REPORT, bodies, now)
+        for offset, row in enumerate(rows):
+            row["log_index"] = first + offset
         self.submissions.insert_many(rows, keep=MAX_REJECTED_SUBMISSIONS)
 
     def _check(

@@ -8,6 +8,12 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from attestation.logentries import (
+    CLUSTER_BUDGET,
+    CLUSTER_NOTIFICATION,
+    TRANSFER_CONDITION,
+    timestamp,
+)
 from registry.auth import Principal, Role
 from registry.db.models import (
     Chip,
@@ -20,6 +26,7 @@ from registry.errors import InvalidRequest, NotFound
 from registry.repositories.chips import ChipRepository
 from registry.repositories.facilities import FacilityRepository
 from registry.repositories.obligations import ObligationRepository
+from registry.services.log import LogAppender
 
 __all__ = ["ObligationService", "allowed_countries", "parse_countries"]
 
@@ -47,6 +54,7 @@ class ObligationService:
         self.repo = ObligationRepository(session)
         self.chips = ChipRepository(session)
         self.facilities = FacilityRepository(session)
+        self.log = LogAppender(session)
         self.clock = clock
 
     # -- transfer conditions -------------------------------------------------------------
@@ -76,6 +84,19 @@ class ObligationService:
             declared_role=caller.role.value,
             created_at=now,
         )
+        # Logged with who set it, so partners re-derive the forbidden-country findings.
+        condition.log_index = self.log.append_record(
+            TRANSFER_CONDITION,
+            {
+                "chip_id": chip_id,
+                "allowed_countries": sorted(parse_countries(condition.allowed_countries)),
+                "effective_from": timestamp(condition.effective_from),
+                "declared_by": caller.name,
+                "declared_role": caller.role.value,
+                "created_at": timestamp(now),
+            },
+            now,
+        )
         self.repo.add(condition)
         return condition
 
@@ -102,17 +123,32 @@ class ObligationService:
         self, caller: Principal, *, cluster_id: int, compute_budget_flop: float
     ) -> ClusterBudget:
         """Declare (or revise) the total compute a cluster's run may use."""
-        self._cluster(caller, cluster_id, write=True)
+        cluster = self._cluster(caller, cluster_id, write=True)
         now = self.clock()
+        index = self.log.append_record(
+            CLUSTER_BUDGET,
+            {
+                "cluster_id": cluster_id,
+                "operator_id": cluster.operator_id,
+                "compute_budget_flop": compute_budget_flop,
+                "declared_by": caller.name,
+                "declared_at": timestamp(now),
+            },
+            now,
+        )
         budget = self.repo.budget(cluster_id)
         if budget is None:
             budget = ClusterBudget(
-                cluster_id=cluster_id, compute_budget_flop=compute_budget_flop, declared_at=now
+                cluster_id=cluster_id,
+                compute_budget_flop=compute_budget_flop,
+                declared_at=now,
+                log_index=index,
             )
             self.repo.add(budget)
         else:
             budget.compute_budget_flop = compute_budget_flop
             budget.declared_at = now
+            budget.log_index = index
         return budget
 
     def notify(
@@ -131,7 +167,7 @@ class ObligationService:
         judges a notification by ``created_at``, the time the registry received it, so a notice
         filed late cannot be backdated past a threshold finding.
         """
-        self._cluster(caller, cluster_id, write=True)
+        cluster = self._cluster(caller, cluster_id, write=True)
         now = self.clock()
         if notified_at is not None and notified_at > now:
             raise InvalidRequest(
@@ -145,6 +181,19 @@ class ObligationService:
             note=note,
             declared_by=caller.name,
             created_at=now,
+        )
+        notification.log_index = self.log.append_record(
+            CLUSTER_NOTIFICATION,
+            {
+                "cluster_id": cluster_id,
+                "operator_id": cluster.operator_id,
+                "threshold_flop": threshold_flop,
+                "notified_at": timestamp(notification.notified_at),
+                "note": note,
+                "declared_by": caller.name,
+                "created_at": timestamp(now),
+            },
+            now,
         )
         self.repo.add(notification)
         return notification

@@ -82,21 +82,37 @@ class VerificationService:
         With ``log_size``, only reports in the first ``log_size`` log entries count, so that a
         partner can rebuild the same snapshot from the log alone.
         """
+
+        def logged(log_index: int | None) -> bool:
+            # Rows from before migration 0005 carry no log index: they are not in the log.
+            return log_size is None or log_index is None or log_index < log_size
+
         facilities = {f.id: f for f in self.facilities.search()}
         custody: dict[str, Installation] = {}
         installations = []
+        # A stay ends when the chip's next declared installation begins: rebuilt from the rows
+        # below the cut (not ``removed_at``, which a declaration after the cut may have set).
+        stays: dict[str, list[Installation]] = {}
         for row in self.facilities.all_installations():
-            if row.installed_at >= as_of:
-                continue  # declared after the judged instant
-            removed = row.removed_at if row.removed_at and row.removed_at <= as_of else None
-            installations.append(
-                InstallationFact(row.chip_id, row.facility_id, row.installed_at, removed)
-            )
-            if removed is None:
-                custody[row.chip_id] = row
+            if logged(row.log_index):
+                stays.setdefault(row.chip_id, []).append(row)
+        for chip_rows in stays.values():
+            for row, after in zip(chip_rows, [*chip_rows[1:], None], strict=True):
+                if row.installed_at >= as_of:
+                    break  # declared after the judged instant (and so are the later ones)
+                end = after.installed_at if after is not None else None
+                removed = end if end is not None and end <= as_of else None
+                installations.append(
+                    InstallationFact(
+                        row.chip_id, row.facility_id, row.installed_at, removed, row.log_index
+                    )
+                )
+                if removed is None:
+                    custody[row.chip_id] = row
         conditions: dict[str, list[TransferCondition]] = {}
         for c in self.obligations.conditions():
-            conditions.setdefault(c.chip_id, []).append(c)
+            if logged(c.log_index):
+                conditions.setdefault(c.chip_id, []).append(c)
         chips = {}
         for chip in self.chips.all():
             inst = custody.get(chip.chip_id)
@@ -145,14 +161,19 @@ class VerificationService:
                 log_index=s.log_index,
             )
             for s in self.submissions.in_period(since, as_of)
+            if logged(s.log_index)
         ]
-        budgets = {b.cluster_id: b.compute_budget_flop for b in self.obligations.budgets()}
+        budgets = {
+            b.cluster_id: b.compute_budget_flop
+            for b in self.obligations.budgets()
+            if logged(b.log_index)
+        }
         notices: dict[int, list[ClusterNotificationFact]] = {}
         for n in self.obligations.notifications():
             # Judged by receipt: a notice counts from when the registry got it, never earlier.
-            if n.created_at < as_of:
+            if n.created_at < as_of and logged(n.log_index):
                 notices.setdefault(n.cluster_id, []).append(
-                    ClusterNotificationFact(n.threshold_flop, n.created_at)
+                    ClusterNotificationFact(n.threshold_flop, n.created_at, n.log_index)
                 )
         clusters = [
             DeclaredClusterFact(
@@ -166,6 +187,7 @@ class VerificationService:
                 notifications=tuple(notices.get(c.id, ())),
             )
             for c in self.facilities.clusters()
+            if logged(c.id)  # a cluster's id is the log index of its declaration
         ]
         return Snapshot(
             chips=chips,
@@ -190,20 +212,26 @@ class VerificationService:
             landmarks={
                 lm.id: LandmarkFact(lm.id, lm.latitude, lm.longitude, lm.name)
                 for lm in self.channels.landmarks()
+                if logged(lm.log_index)
             },
             rtts=[
                 RttMeasurementFact(
                     m.landmark_id, m.chip_id, m.nonce, m.rtt_ms, m.measured_at, m.log_index
                 )
                 for m in self.channels.measurements(since, as_of)
+                if logged(m.log_index)
             ],
-            meters={m.id: MeterFact(m.id, m.facility_id) for m in self.channels.meters()},
+            meters={
+                m.id: MeterFact(m.id, m.facility_id)
+                for m in self.channels.meters()
+                if logged(m.log_index)
+            },
             meter_readings=[
                 MeterReadingFact(
                     r.meter_id, r.facility_id, r.window_start, r.window_end, r.energy_j, r.log_index
                 )
                 for r in self.channels.readings(since, as_of)
-                if r.window_end <= as_of
+                if r.window_end <= as_of and logged(r.log_index)
             ],
             period_start=since,
             period_end=as_of,

@@ -25,7 +25,9 @@ def test_record_round_trip_and_strictness() -> None:
         le.parse_record(le.OPERATOR, body.replace(b",", b", ", 1))  # not canonical
     with pytest.raises(FormatError):
         le.record_body(le.INSTALLATION, {})  # a declaration kind is not a record
-    assert set(le.RESERVED_KINDS) == {"landmark_measurement", "meter_reading"}
+    assert set(le.SENSOR_KINDS) == {"landmark_measurement", "meter_reading"}
+    assert not le.RESERVED_KINDS  # every kind is replayed by the audit
+    assert le.REJECTED_REPORT in le.RECORD_KINDS and le.TRANSFER_CONDITION in le.KINDS
 
 
 def test_declarations_are_typed_dsse_envelopes() -> None:

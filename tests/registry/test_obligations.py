@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from attestation.certs import create_vendor_root
+from attestation.logentries import CLUSTER
 from registry.auth import Role
 from registry.services.verification import VerificationService
 from tests.registry.checks import refused
@@ -48,7 +49,7 @@ def declare_cluster(world: World, chip_ids: list[str]) -> int:
             http.post(
                 "/v1/clusters",
                 json=signed(
-                    "cluster",
+                    CLUSTER,
                     {
                         "facility_id": world.facility_id,
                         "name": "training run 7",

@@ -87,7 +87,7 @@ class IngestPipeline:
         self.writer = IngestWriter(
             make_engine(url, sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms),
             ctx.log_signer,
-            ctx.clock,
+            lambda: ctx.clock(),  # noqa: PLW0108 (read ctx.clock at each call: tests swap it)
             max_pending_reports=settings.ingest_max_pending_reports,
             max_group_reports=settings.ingest_max_group_reports,
             retry_after_s=settings.ingest_retry_after_s,
