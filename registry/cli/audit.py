@@ -164,7 +164,9 @@ def _served_findings(http: httpx.Client, token: str) -> list[dict[str, object]]:
 def _fetch(http: httpx.Client, size: int) -> Iterator[LogEntryIn]:
     start = 0
     while start < size:
-        response = http.get("/v1/log/entries", params={"start": start, "end": size})
+        # The registry serves at most PAGE entries per request (registry.services.log).
+        end = min(start + PAGE, size)
+        response = http.get("/v1/log/entries", params={"start": start, "end": end})
         response.raise_for_status()
         page = response.json()["entries"]
         if not page:
