@@ -35,7 +35,7 @@ from audit.core import (
 from registry.cli.render import table
 from registry.settings import Settings
 
-__all__ = ["add_parser"]
+__all__ = ["add_parser", "fetch_entries", "served_findings"]
 
 DESCRIPTION = """\
 Audit the registry's transparency log from scratch. Trusted inputs only: the log's verifier
@@ -132,11 +132,11 @@ def _audit(args: argparse.Namespace, _settings: Settings) -> int:
             seen = load_seen(args.state_file, policy.log.name)
             progress = _Progress(size, quiet=args.quiet)
             report = audit_log(
-                note, _fetch(http, size), policy, seen=seen, progress=progress.update
+                note, fetch_entries(http, size), policy, seen=seen, progress=progress.update
             )
             progress.done()
             if args.token:
-                served = _served_findings(http, args.token)
+                served = served_findings(http, args.token)
                 n = check_served_findings(report, served)
                 print(f"compared {n} served findings with the logged runs", file=sys.stderr)
     except httpx.HTTPError as exc:
@@ -149,7 +149,8 @@ def _audit(args: argparse.Namespace, _settings: Settings) -> int:
     return 0 if report.ok else 1
 
 
-def _served_findings(http: httpx.Client, token: str) -> list[dict[str, object]]:
+def served_findings(http: httpx.Client, token: str) -> list[dict[str, object]]:
+    """Every finding the registry serves to ``token`` (paged)."""
     out: list[dict[str, object]] = []
     headers = {"Authorization": f"Bearer {token}"}
     while True:
@@ -161,7 +162,8 @@ def _served_findings(http: httpx.Client, token: str) -> list[dict[str, object]]:
             return out
 
 
-def _fetch(http: httpx.Client, size: int) -> Iterator[LogEntryIn]:
+def fetch_entries(http: httpx.Client, size: int) -> Iterator[LogEntryIn]:
+    """Log entries [0, size) from the registry, in pages it serves."""
     start = 0
     while start < size:
         # The registry serves at most PAGE entries per request (registry.services.log).

@@ -5,6 +5,8 @@ It starts the registry on a local port, provisions a simulated fleet through the
 installations and one declared training cluster), runs one simulated agent per facility for
 several reporting windows over real HTTP, runs the verifier, and prints what it found next to
 the fleet's ground truth. Hidden in the fleet: an undeclared cluster and chips that go dark.
+Last, it audits the registry as a treaty partner would (``chipreg audit`` with only the log's
+public key) and exits non-zero on a missed violation, a false alarm or a failed audit.
 """
 
 from __future__ import annotations
@@ -21,10 +23,14 @@ import httpx
 from agents.simulator.fleet import Fleet, FleetSpec, build_fleet
 from agents.simulator.provision import provision
 from agents.simulator.run import run_windows
+from attestation.checkpoint import Checkpoint
+from attestation.note import NoteVerifier
 from attestation.timefmt import format_time
+from audit.core import TrustPolicy, audit_log, check_served_findings
 from registry.api.app import create_app
 from registry.api.context import utc_now
 from registry.auth import Role
+from registry.cli.audit import fetch_entries, served_findings
 from registry.cli.render import describe_finding, table
 from registry.server import BackgroundServer
 from registry.services.accounts import AccountService
@@ -99,6 +105,7 @@ def _run(args: argparse.Namespace, data: Path) -> int:
         with httpx.Client(
             base_url=server.url, headers={"Authorization": f"Bearer {inspector}"}
         ) as http:
+            before = _checkpoint_size(http.get("/v1/log/checkpoint").text)
             run = _ok(
                 http.post("/v1/verifier/runs", json={"policy": "demo", "as_of": format_time(as_of)})
             )
@@ -107,20 +114,57 @@ def _run(args: argparse.Namespace, data: Path) -> int:
                 f"{run['reports_examined']} reports as of {format_time(as_of)}"
             )
             findings = _ok(http.get("/v1/findings"))["findings"]
-            checkpoint = http.get("/v1/log/checkpoint").text
+            checkpoint = _wait_checkpoint(http, before)
         print()
         print(_findings_table(findings))
         verdict = _compare(fleet, findings)
         print()
         print(f"Log checkpoint (C2SP signed note):\n{checkpoint}")
+        audited = _partner_audit(server.url, inspector, context.log_signer.verifier_key)
         _where_next(server.url, inspector, context.log_signer.verifier_key)
         print(f"demo finished in {time.perf_counter() - began:.1f}s")
         if args.serve:
             print(f"\nregistry still running on {server.url}; press Ctrl-C to stop.")
             _wait_forever()
-        return 0 if verdict else 1
+        return 0 if verdict and audited else 1
     finally:
         server.stop()
+
+
+def _checkpoint_size(note: str) -> int:
+    return Checkpoint.from_text(note[: note.find("\n\n") + 1]).size
+
+
+def _wait_checkpoint(http: httpx.Client, before: int, timeout_s: float = 10.0) -> str:
+    """The first checkpoint that covers the verifier run logged after size ``before``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        note = http.get("/v1/log/checkpoint").text
+        if _checkpoint_size(note) > before or time.monotonic() > deadline:
+            return note
+        time.sleep(0.1)
+
+
+def _partner_audit(url: str, token: str, vkey: str) -> bool:
+    """What a treaty partner's ``chipreg audit`` does, from the log alone."""
+    with httpx.Client(base_url=url) as http:
+        note = http.get("/v1/log/checkpoint").text
+        report = audit_log(
+            note,
+            fetch_entries(http, _checkpoint_size(note)),
+            TrustPolicy(NoteVerifier.from_vkey(vkey)),
+        )
+        compared = check_served_findings(report, served_findings(http, token))
+    replay = report.replay
+    signatures = replay.signatures_checked if replay is not None else 0
+    _step(
+        f"partner audit (chipreg audit, log key only): {'PASS' if report.ok else 'FAIL'}: "
+        f"{report.entries} entries and the tree root, {signatures} signatures re-verified, "
+        f"{len(report.runs)} verifier run(s) re-derived, {compared} served findings all logged"
+    )
+    for problem in report.problems[:10]:
+        print(f"    {problem}")
+    return report.ok
 
 
 def _step(text: str) -> None:
