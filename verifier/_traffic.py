@@ -17,18 +17,16 @@ turned into sorted chip-id tuples.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import compress, repeat
-from operator import gt, mul, ne, sub
-from typing import cast
+from itertools import compress
+from operator import ne
 
 from verifier._common import Window
 from verifier.facts import ChipFact, ReportFact
 
 __all__ = ["WindowTraffic", "analyse_window", "claims_by_chip"]
 
-_pop = dict.pop
 _NOT_REGISTERED = object()
 """Facility key of a peer that is not a registered chip (differs from every facility id)."""
 
@@ -238,19 +236,7 @@ def analyse_window(
                                 idle_bytes[c] += w
                                 idle_peers[c].append(p)
 
-    def node(b: str, ib: int | None) -> int:
-        """The id of peer b, given one to it if it did not report (it has no dict)."""
-        if ib is not None:
-            return ib
-        found = extra.get(b)
-        if found is None:
-            found = extra[b] = len(ids)
-            ids.append(b)
-            parent.append(found)
-        return found
-
     has_edges = False
-    check_sides = min_pair_bytes != float("inf")
     for ia in range(reporters):
         per_peer = dicts[ia]
         if not per_peer:
@@ -260,51 +246,45 @@ def analyse_window(
         while parent[ra] != ra:
             parent[ra] = parent[parent[ra]]
             ra = parent[ra]
-        # The other ends' claims about a, taken out of their dicts so that no pair is judged
-        # twice; the common case (every peer reported, both ends claim every pair, every
-        # pair above the edge threshold) is decided with C-level map/min/any.
-        maybe_ibs = list(map(index_get, per_peer))
-        values = list(per_peer.values())
-        if None not in maybe_ibs:
-            ibs = cast("list[int]", maybe_ibs)
-            maybe_backs = list(map(_pop, map(dicts.__getitem__, ibs), repeat(a), repeat(None)))
-            if None not in maybe_backs:
-                backs = cast("list[int]", maybe_backs)
-                tops = list(map(max, values, backs))
-                if min(tops) > edge_bytes:
-                    for ib in ibs:
+        for b, v in per_peer.items():
+            ib = index_get(b)
+            reporter = ib is not None
+            if ib is not None:
+                # The other end's claim about a, taken out so that b never judges the pair.
+                back = dicts[ib].pop(a, None)
+                if back is not None:
+                    # Both ends claim the pair: the common case, kept short.
+                    if v >= back:
+                        top, gap = v, v - back
+                    else:
+                        top, gap = back, back - v
+                    if top > edge_bytes:
                         rb = ib
                         while parent[rb] != rb:
                             parent[rb] = parent[parent[rb]]
                             rb = parent[rb]
                         if rb != ra:
                             parent[rb] = ra
-                    has_edges = True
-                    if check_sides and any(
-                        map(gt, map(abs, map(sub, values, backs)), map(mul, tops, repeat(fraction)))
-                    ):
-                        for b, v, back, top in zip(per_peer, values, backs, tops, strict=True):
-                            if top > min_pair_bytes and abs(v - back) > fraction * top:
-                                sided.append((a, b, v, back) if a < b else (b, a, back, v))
-                    continue
-            pairs: Iterable[tuple[str, int, int | None, int | None]] = zip(
-                per_peer, values, maybe_ibs, maybe_backs, strict=True
-            )
-        else:
-            pairs = [
-                (b, v, ib, None if ib is None else dicts[ib].pop(a, None))
-                for (b, v), ib in zip(per_peer.items(), maybe_ibs, strict=True)
-            ]
-        for b, v, ib, back in pairs:
-            reporter = ib is not None
-            if ib is not None and back is None and any_idle and is_idle[ib]:
-                idle_bytes[b] += v
-                idle_peers[b].append(a)
+                        has_edges = True
+                        if top > min_pair_bytes and gap > fraction * top:
+                            sided.append((a, b, v, back) if a < b else (b, a, back, v))
+                        continue
+                elif any_idle and is_idle[ib]:
+                    idle_bytes[b] += v
+                    idle_peers[b].append(a)
+            else:
+                back = None
             top = v if back is None or v >= back else back
             if top <= floor:
                 continue
             if top > edge_bytes:
-                rb = node(b, ib)
+                if ib is None:
+                    ib = extra.get(b)
+                    if ib is None:
+                        ib = extra[b] = len(ids)
+                        ids.append(b)
+                        parent.append(ib)
+                rb = ib
                 while parent[rb] != rb:
                     parent[rb] = parent[parent[rb]]
                     rb = parent[rb]
@@ -314,7 +294,13 @@ def analyse_window(
             elif top > site_bytes:
                 ca, cb = chips.get(a), chips.get(b)
                 if ca is not None and cb is not None and ca.facility_id != cb.facility_id:
-                    site_edges.append((ia, node(b, ib)))
+                    if ib is None:
+                        ib = extra.get(b)
+                        if ib is None:
+                            ib = extra[b] = len(ids)
+                            ids.append(b)
+                            parent.append(ib)
+                    site_edges.append((ia, ib))
             if top > min_pair_bytes:
                 if back is None:
                     if reporter or b not in chips:
