@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import UTC, datetime
+from operator import attrgetter
 
 from verifier._common import (
     declared_facility,
@@ -34,6 +35,7 @@ RTT_RULE_ID = "location.rtt_mismatch"
 WRONG_FACILITY_RULE_ID = "report.wrong_facility"
 FORBIDDEN_RULE_ID = "chip.forbidden_country"
 _FAR = datetime.max.replace(tzinfo=UTC)
+_allowed = attrgetter("allowed_countries")
 
 
 def find_rtt_mismatches(
@@ -219,6 +221,21 @@ def _forbidden_suspects(snapshot: Snapshot, index: SnapshotIndex) -> set[str]:
     facilities forbidden to each distinct allowed-country set are computed once)."""
     facilities = snapshot.facilities
     single, several = index.stay_maps()
+    chips = snapshot.chips
+    # Usually every distinct allowed-country set covers every facility's country: then only
+    # chips with no declared installation (judged by their own country) can be outside.
+    allowed_sets = set(map(_allowed, chips.values()))
+    allowed_sets.discard(None)
+    countries = {site.country for site in facilities.values()}
+    if all(countries <= allowed for allowed in allowed_sets if allowed is not None):
+        unplaced = chips.keys() - single.keys() - several.keys()
+        return {
+            chip_id
+            for chip_id in unplaced
+            if (chip := chips[chip_id]).allowed_countries is not None
+            and chip.country is not None
+            and chip.country not in chip.allowed_countries
+        }
     forbidden_sites: dict[frozenset[str], frozenset[int]] = {}
     suspects: set[str] = set()
     watch: dict[str, frozenset[int]] = {}
