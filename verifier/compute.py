@@ -167,7 +167,7 @@ def _cumulative(
             for duplicates in several.values():
                 duplicates.sort(key=report_order)  # float sums must not follow input order
         for k in inside:
-            if not several:
+            if not several or several.keys().isdisjoint(member_ids[k]):
                 # One report per chip: the whole sum in C (map, reduce), same additions in
                 # the same order as the loop below.
                 found = list(map(single.get, member_ids[k]))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import UTC, datetime
+from itertools import compress
 from operator import attrgetter
 
 from verifier._common import (
@@ -222,24 +223,27 @@ def _forbidden_suspects(snapshot: Snapshot, index: SnapshotIndex) -> set[str]:
     facilities = snapshot.facilities
     single, several = index.stay_maps()
     chips = snapshot.chips
-    # Usually every distinct allowed-country set covers every facility's country: then only
-    # chips with no declared installation (judged by their own country) can be outside.
+    # Usually an allowed-country set covers every facility's country: its chips can only be
+    # outside when they have no declared installation (judged by their own country). Only
+    # chips with a narrower set are looked at one by one, with their reports.
     allowed_sets = set(map(_allowed, chips.values()))
     allowed_sets.discard(None)
     countries = {site.country for site in facilities.values()}
-    if all(countries <= allowed for allowed in allowed_sets if allowed is not None):
-        unplaced = chips.keys() - single.keys() - several.keys()
-        return {
-            chip_id
-            for chip_id in unplaced
-            if (chip := chips[chip_id]).allowed_countries is not None
-            and chip.country is not None
-            and chip.country not in chip.allowed_countries
-        }
+    narrow = {allowed for allowed in allowed_sets if not countries <= allowed}
+    unplaced = chips.keys() - single.keys() - several.keys()
+    suspects = {
+        chip_id
+        for chip_id in unplaced
+        if (chip := chips[chip_id]).allowed_countries is not None
+        and chip.country is not None
+        and chip.country not in chip.allowed_countries
+    }
+    if not narrow:
+        return suspects
     forbidden_sites: dict[frozenset[str], frozenset[int]] = {}
-    suspects: set[str] = set()
     watch: dict[str, frozenset[int]] = {}
-    for chip_id, chip in snapshot.chips.items():
+    looked_at = map(narrow.__contains__, map(_allowed, chips.values()))
+    for chip_id, chip in compress(chips.items(), looked_at):
         allowed = chip.allowed_countries
         if allowed is None:
             continue
