@@ -7,14 +7,17 @@ every rule. A rule called on its own builds its own.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import datetime
-from itertools import filterfalse
+from itertools import compress, filterfalse
+from operator import attrgetter
 
 from verifier._common import Window
 from verifier.facts import InstallationFact, ReportFact, Snapshot
 
 __all__ = ["SnapshotIndex", "report_order"]
+
+_chip_id = attrgetter("chip_id")
 
 
 class SnapshotIndex:
@@ -64,7 +67,8 @@ class SnapshotIndex:
             group = self.by_window().get(window, [])
             found = {r.chip_id: r for r in group}
             if len(found) != len(group):
-                for r in group:
+                repeated = {c for c, n in Counter(map(_chip_id, group)).items() if n > 1}
+                for r in compress(group, map(repeated.__contains__, map(_chip_id, group))):
                     if report_order(r) > report_order(found[r.chip_id]):
                         found[r.chip_id] = r
             self._chip_maps[window] = found

@@ -20,13 +20,15 @@ from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import compress
-from operator import ne
+from operator import attrgetter, eq, ne, not_
 
 from verifier._common import Window
 from verifier.facts import ChipFact, ReportFact
 
 __all__ = ["WindowTraffic", "analyse_window", "claims_by_chip"]
 
+_links = attrgetter("links")
+_chip_id = attrgetter("chip_id")
 _NOT_REGISTERED = object()
 """Facility key of a peer that is not a registered chip (differs from every facility id)."""
 
@@ -34,23 +36,34 @@ _NOT_REGISTERED = object()
 def claims_by_chip(reports: Sequence[ReportFact]) -> dict[str, dict[str, int]]:
     """reporter -> peer -> bytes (tx + rx, all link kinds), in first-report order; a chip's
     repeated reports in the window keep, per peer, the larger claim."""
-    claims: dict[str, dict[str, int]] = {}
-    for report in reports:
-        links = report.links
-        chip_id = report.chip_id
-        per_peer = {link.peer: link.tx_bytes + link.rx_bytes for link in links}
-        if len(per_peer) != len(links):  # several link kinds to one peer: sum them
+    links_of = list(map(_links, reports))
+    dicts = [{link.peer: link.tx_bytes + link.rx_bytes for link in links} for links in links_of]
+    chip_ids = list(map(_chip_id, reports))
+    # The rare cases are found with C-level scans and fixed one report at a time.
+    one_kind = list(map(eq, map(len, dicts), map(len, links_of)))
+    if not all(one_kind):  # several link kinds to one peer: sum them
+        for i in compress(range(len(dicts)), map(not_, one_kind)):
             summed: dict[str, int] = defaultdict(int)
-            for link in links:
+            for link in links_of[i]:
                 summed[link.peer] += link.tx_bytes + link.rx_bytes
-            per_peer = dict(summed)
-        per_peer.pop(chip_id, None)
-        previous = claims.get(chip_id)
-        if previous is not None:
-            for peer, total in previous.items():
-                if total > per_peer.get(peer, -1):
-                    per_peer[peer] = total
-        claims[chip_id] = per_peer
+            dicts[i] = dict(summed)
+    about_itself = list(map(dict.__contains__, dicts, chip_ids))
+    if any(about_itself):
+        for i in compress(range(len(dicts)), about_itself):
+            del dicts[i][chip_ids[i]]
+    claims = dict(zip(chip_ids, dicts, strict=True))
+    if len(claims) != len(dicts):  # chips that reported the window more than once
+        repeated = {c for c, n in Counter(chip_ids).items() if n > 1}
+        merged: dict[str, dict[str, int]] = {}
+        for i in compress(range(len(dicts)), map(repeated.__contains__, chip_ids)):
+            chip_id, per_peer = chip_ids[i], dicts[i]
+            previous = merged.get(chip_id)
+            if previous is not None:
+                for peer, total in previous.items():
+                    if total > per_peer.get(peer, -1):
+                        per_peer[peer] = total
+            merged[chip_id] = per_peer
+        claims.update(merged)  # each keeps its first position
     return claims
 
 

@@ -16,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from functools import reduce
-from itertools import compress, repeat
+from itertools import compress, groupby, repeat
 from operator import add, attrgetter, is_not, mul
 
 from verifier._common import Window, make_finding
@@ -33,6 +33,7 @@ THRESHOLD_RULE_ID = "cluster.threshold_unnotified"
 _utilization = attrgetter("utilization")
 _log_index = attrgetter("log_index")
 _peak_power = attrgetter("peak_power_w")
+_peak_ops = attrgetter("peak_ops")
 
 
 def find_above_peak(
@@ -125,33 +126,35 @@ def _cumulative(
     evidence. Each window's compute is summed over the cluster's registered chips in chip id
     order (then report order), so the float result never depends on input order."""
     chips = snapshot.chips
-    members: list[list[tuple[str, float]]] = [[] for _ in clusters]
+    # Each cluster's registered chips in id order, and their peak OP/s.
+    member_ids: list[list[str]] = [[] for _ in clusters]
     only_one: dict[str, int] = {}
     for k, cluster in enumerate(clusters):
         only_one.update(dict.fromkeys(cluster.chip_ids, k))
+    ordered = index.sorted_chip_ids()
     if len(only_one) == sum(len(c.chip_ids) for c in clusters):  # no chip in two clusters
-        for chip_id in index.sorted_chip_ids():
-            at = only_one.get(chip_id)
-            if at is not None:
-                members[at].append((chip_id, chips[chip_id].peak_ops))
+        # Grouped by cluster with a stable sort in C.
+        cluster_of = list(map(only_one.get, ordered, repeat(-1)))
+        by_cluster = sorted(range(len(ordered)), key=cluster_of.__getitem__)
+        for k, positions in groupby(by_cluster, key=cluster_of.__getitem__):
+            if k >= 0:
+                member_ids[k] = list(map(ordered.__getitem__, positions))
     else:
         member_of: dict[str, list[int]] = defaultdict(list)
         for k, cluster in enumerate(clusters):
             for chip_id in cluster.chip_ids:
                 member_of[chip_id].append(k)
-        for chip_id in index.sorted_chip_ids():
-            ks = member_of.get(chip_id)
-            if ks:
-                entry = (chip_id, chips[chip_id].peak_ops)
-                for k in ks:
-                    members[k].append(entry)
+        for chip_id in ordered:
+            for k in member_of.get(chip_id, ()):
+                member_ids[k].append(chip_id)
+    member_peaks = [list(map(_peak_ops, map(chips.__getitem__, ids))) for ids in member_ids]
     series: list[list[tuple[Window, float, list[int | None]]]] = [[] for _ in clusters]
     running = [0.0] * len(clusters)
     for window, reports in index.by_window().items():
         inside = [
             k
             for k, c in enumerate(clusters)
-            if members[k] and not (window[0] < c.start or window[1] > c.end)
+            if member_ids[k] and not (window[0] < c.start or window[1] > c.end)
         ]
         if not inside:
             continue
@@ -164,12 +167,11 @@ def _cumulative(
             for duplicates in several.values():
                 duplicates.sort(key=report_order)  # float sums must not follow input order
         for k in inside:
-            if not several:
+            if not several or several.keys().isdisjoint(member_ids[k]):
                 # One report per chip: the whole sum in C (map, reduce), same additions in
                 # the same order as the loop below.
-                ids = [chip_id for chip_id, _ in members[k]]
-                found = list(map(single.get, ids))
-                peaks: Iterable[float] = (peak for _, peak in members[k])
+                found = list(map(single.get, member_ids[k]))
+                peaks: Iterable[float] = member_peaks[k]
                 mask = list(map(is_not, found, repeat(None)))
                 if not all(mask):  # members that did not report the window
                     found = list(compress(found, mask))
@@ -183,7 +185,7 @@ def _cumulative(
             total = 0.0
             touched = False
             evidence: list[int | None] = []
-            for chip_id, peak in members[k]:
+            for chip_id, peak in zip(member_ids[k], member_peaks[k], strict=True):
                 one = single.get(chip_id)
                 if one is None:
                     continue

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import UTC, datetime
+from itertools import compress
+from operator import attrgetter
 
 from verifier._common import (
     declared_facility,
@@ -34,6 +36,7 @@ RTT_RULE_ID = "location.rtt_mismatch"
 WRONG_FACILITY_RULE_ID = "report.wrong_facility"
 FORBIDDEN_RULE_ID = "chip.forbidden_country"
 _FAR = datetime.max.replace(tzinfo=UTC)
+_allowed = attrgetter("allowed_countries")
 
 
 def find_rtt_mismatches(
@@ -219,10 +222,28 @@ def _forbidden_suspects(snapshot: Snapshot, index: SnapshotIndex) -> set[str]:
     facilities forbidden to each distinct allowed-country set are computed once)."""
     facilities = snapshot.facilities
     single, several = index.stay_maps()
+    chips = snapshot.chips
+    # Usually an allowed-country set covers every facility's country: its chips can only be
+    # outside when they have no declared installation (judged by their own country). Only
+    # chips with a narrower set are looked at one by one, with their reports.
+    allowed_sets = set(map(_allowed, chips.values()))
+    allowed_sets.discard(None)
+    countries = {site.country for site in facilities.values()}
+    narrow = {allowed for allowed in allowed_sets if not countries <= allowed}
+    unplaced = chips.keys() - single.keys() - several.keys()
+    suspects = {
+        chip_id
+        for chip_id in unplaced
+        if (chip := chips[chip_id]).allowed_countries is not None
+        and chip.country is not None
+        and chip.country not in chip.allowed_countries
+    }
+    if not narrow:
+        return suspects
     forbidden_sites: dict[frozenset[str], frozenset[int]] = {}
-    suspects: set[str] = set()
     watch: dict[str, frozenset[int]] = {}
-    for chip_id, chip in snapshot.chips.items():
+    looked_at = map(narrow.__contains__, map(_allowed, chips.values()))
+    for chip_id, chip in compress(chips.items(), looked_at):
         allowed = chip.allowed_countries
         if allowed is None:
             continue
