@@ -160,7 +160,7 @@ def create_accounts(http: httpx.Client, admin_token: str, seed: str = "loadtest"
 
 
 def enroll(
-    http: httpx.Client, accounts: FleetAccounts, chips: Sequence[LoadChip], *, threads: int = 4
+    http: httpx.Client, accounts: FleetAccounts, chips: Sequence[LoadChip], *, threads: int = 16
 ) -> None:
     """Enroll and install every chip: two API calls per chip (the API has no bulk enrollment).
 
