@@ -139,7 +139,7 @@ def ingest_pipeline(app: FastAPI) -> IngestPipeline:
     return pipeline
 
 
-def get_pipeline(request: Request) -> IngestPipeline:
+async def get_pipeline(request: Request) -> IngestPipeline:  # no I/O: no thread hop
     return ingest_pipeline(request.app)
 
 
