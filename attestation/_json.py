@@ -25,9 +25,18 @@ def _unique_keys(pairs: Sequence[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
+# Built once: ``json.loads`` with hooks builds a new decoder on every call.
+_STRICT = json.JSONDecoder(object_pairs_hook=_unique_keys, parse_constant=_reject_constant)
+
+
 def loads_strict(data: bytes | str, what: str) -> Any:
     """``json.loads`` that turns duplicate keys, NaN/Infinity and bad UTF-8 into FormatError."""
     try:
+        if isinstance(data, bytes) and data.isascii() and 0 not in data[:2]:
+            # What json.loads does for these bytes: ASCII with no NUL in the first two bytes is
+            # what its encoding detection calls UTF-8 (NULs there would mean UTF-16/32). Here
+            # without its per-call decoder construction and the detection.
+            return _STRICT.decode(data.decode("ascii"))
         return json.loads(data, object_pairs_hook=_unique_keys, parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError, RecursionError) as e:
         # JSONDecodeError is a ValueError, and so is the int-digits limit for huge numbers.

@@ -25,6 +25,8 @@ __all__ = [
 
 INTOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 
+# json.dumps's own string encoder (ensure_ascii=True), for Envelope.to_json.
+_escape = json.encoder.encode_basestring_ascii
 _ENVELOPE_KEYS = frozenset({"payload", "payloadType", "signatures"})
 _SIGNATURE_KEYS = frozenset({"keyid", "sig"})
 
@@ -90,8 +92,21 @@ class Envelope:
         }
 
     def to_json(self) -> bytes:
-        """Canonical bytes (sorted keys, compact); also the transparency-log leaf data."""
-        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":")).encode("utf-8")
+        """Canonical bytes (sorted keys, compact); also the transparency-log leaf data.
+
+        Exactly ``json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))``, written
+        out (ingest stores one per report): base64 needs no escaping, the two free-form strings
+        are escaped by the same function ``json.dumps`` uses.
+        """
+        sigs = ",".join(
+            f'{{"keyid":{_escape(s.keyid)},"sig":"{base64.b64encode(s.sig).decode("ascii")}"}}'
+            for s in self.signatures
+        )
+        payload = base64.b64encode(self.payload).decode("ascii")
+        return (
+            f'{{"payload":"{payload}","payloadType":{_escape(self.payload_type)},'
+            f'"signatures":[{sigs}]}}'
+        ).encode("ascii")
 
 
 def sign_envelope(payload: bytes, payload_type: str, key: PrivateKey) -> Envelope:

@@ -14,6 +14,10 @@ __all__ = ["format_time", "parse_time", "require_utc_seconds"]
 # [0-9], not \d: \d also matches non-ASCII digits such as U+FF12, which int() then accepts.
 _TIME_RE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})Z")
 _ZERO = timedelta(0)
+# Parsed times by their text: reports of one window share its two timestamps, so ingest parses
+# each once. Bounded; datetimes are immutable, so sharing them is safe.
+_PARSED: dict[str, datetime] = {}
+_PARSED_MAX = 4096
 
 
 def require_utc_seconds(dt: datetime, what: str = "time") -> datetime:
@@ -21,6 +25,8 @@ def require_utc_seconds(dt: datetime, what: str = "time") -> datetime:
 
     Raises :class:`FormatError` naming ``what`` otherwise.
     """
+    if type(dt) is datetime and dt.tzinfo is UTC and not dt.microsecond:
+        return dt  # the common case, without the utcoffset() call below
     if not isinstance(dt, datetime):
         raise FormatError(f"{what} must be a datetime, got {type(dt).__name__}")
     if dt.tzinfo is None or dt.utcoffset() != _ZERO:
@@ -40,11 +46,19 @@ def format_time(dt: datetime) -> str:
 
 def parse_time(s: str) -> datetime:
     """Parse ``YYYY-MM-DDTHH:MM:SSZ`` into an aware UTC datetime; :class:`FormatError` otherwise."""
+    if type(s) is str:
+        parsed = _PARSED.get(s)
+        if parsed is not None:
+            return parsed
     m = _TIME_RE.fullmatch(s) if isinstance(s, str) else None
     if m is None:
         raise FormatError(f"invalid time {s!r}: want RFC 3339 UTC like 2026-11-22T17:00:00Z")
     year, month, day, hour, minute, second = map(int, m.groups())
     try:
-        return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
+        parsed = datetime(year, month, day, hour, minute, second, tzinfo=UTC)
     except ValueError as e:  # e.g. month 13, Feb 30, leap second 60
         raise FormatError(f"invalid time {s!r}: {e}") from None
+    if len(_PARSED) >= _PARSED_MAX:
+        _PARSED.clear()
+    _PARSED[s] = parsed
+    return parsed

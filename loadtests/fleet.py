@@ -160,12 +160,13 @@ def create_accounts(http: httpx.Client, admin_token: str, seed: str = "loadtest"
 
 
 def enroll(
-    http: httpx.Client, accounts: FleetAccounts, chips: Sequence[LoadChip], *, threads: int = 4
+    http: httpx.Client, accounts: FleetAccounts, chips: Sequence[LoadChip], *, threads: int = 16
 ) -> None:
     """Enroll and install every chip: two API calls per chip (the API has no bulk enrollment).
 
-    The calls share one client (and its keep-alive connections); a few threads overlap the
-    certificate signing here with the registry's work on the previous chip.
+    The calls share one client (and its keep-alive connections); 16 threads keep enough calls
+    in flight to overlap the certificate signing here and each call's commit (one fsync each)
+    in the registry: about 55 chips/s on 2 cores, against 28-37 with 4 threads.
     """
     vendor = {"Authorization": f"Bearer {accounts.vendor_token}"}
     operator = {"Authorization": f"Bearer {accounts.operator_token}"}

@@ -17,7 +17,9 @@ from registry.services.log import TransparencyLog
 __all__ = ["CallerDep", "ContextDep", "LogDep", "SessionDep"]
 
 
-def get_context(request: Request) -> AppContext:
+# Dependencies that do no I/O are ``async def``: FastAPI runs a plain ``def`` dependency on a
+# worker thread, one thread hop per dependency per request.
+async def get_context(request: Request) -> AppContext:
     context: AppContext = request.app.state.context
     return context
 
@@ -59,7 +61,7 @@ def get_caller(request: Request, session: SessionDep, context: ContextDep) -> Pr
 CallerDep = Annotated[Principal, Depends(get_caller)]
 
 
-def get_log(session: SessionDep, context: ContextDep) -> TransparencyLog:
+async def get_log(session: SessionDep, context: ContextDep) -> TransparencyLog:
     return TransparencyLog(session, context.log_signer)
 
 

@@ -16,11 +16,16 @@ def make_engine(database_url: str, *, sqlite_busy_timeout_ms: int = 30_000) -> E
     """Create an engine; SQLite gets WAL with full fsync so an acknowledged commit is durable."""
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
-        if url.database and url.database != ":memory:":
-            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        file_db = bool(url.database) and url.database != ":memory:"
+        if file_db:
+            Path(str(url.database)).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": sqlite_busy_timeout_ms / 1000},
+            # Keep as many connections as a worker has requests in flight (its thread pool
+            # runs up to 40): past pool_size, SQLAlchemy closes returned connections and opens
+            # new ones, each with the pragmas below.
+            **({"pool_size": 40, "max_overflow": 10} if file_db else {}),
         )
 
         @event.listens_for(engine, "connect")

@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Table, TypeDecorator, insert
+from sqlalchemy import DateTime, Table, TypeDecorator, bindparam, insert, update
 from sqlalchemy.orm import Session
 
-__all__ = ["bulk_insert"]
+__all__ = ["bulk_insert", "bulk_update"]
 
 
 def _sqlite_value(value: Any) -> Any:
@@ -39,15 +39,70 @@ def _is_datetime(table: Table, column: str) -> bool:
     )
 
 
+def _check_columns(table: Table, columns: Sequence[str]) -> None:
+    unknown = set(columns) - set(table.c.keys())
+    if unknown:  # statement texts are built from these names
+        msg = f"{table.name} has no columns {sorted(unknown)}"
+        raise ValueError(msg)
+
+
+def _sqlite_rows(table: Table, columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> list[Any]:
+    """Value tuples in ``columns`` order, datetime columns converted as SQLAlchemy stores them.
+
+    A batch repeats few distinct datetimes (one window's bounds, one receive time), so each is
+    converted once per call.
+    """
+    dated = [i for i, c in enumerate(columns) if _is_datetime(table, c)]
+    converted: dict[datetime, str] = {}
+    values = []
+    for row in rows:
+        value = [row[c] for c in columns]
+        for i in dated:
+            v = value[i]
+            if v is not None:
+                text = converted.get(v)
+                if text is None:
+                    text = converted[v] = _sqlite_value(v)
+                value[i] = text
+        values.append(tuple(value))
+    return values
+
+
+def bulk_update(session: Session, table: Table, key: str, rows: Sequence[dict[str, Any]]) -> None:
+    """``UPDATE table SET <other columns> WHERE key = ...`` for each row, in one driver call.
+
+    Every row names ``key`` and the same other columns. On SQLite and PostgreSQL one
+    ``executemany`` below SQLAlchemy's per-row ORM bookkeeping; elsewhere SQLAlchemy's.
+    """
+    if not rows:
+        return
+    columns = [c for c in rows[0] if c != key]
+    _check_columns(table, [*columns, key])
+    connection = session.connection()
+    dialect = connection.dialect.name
+    if dialect not in ("sqlite", "postgresql"):
+        session.execute(
+            update(table).where(table.c[key] == bindparam(f"_{key}")),
+            [{**{c: r[c] for c in columns}, f"_{key}": r[key]} for r in rows],
+        )
+        return
+    mark = "?" if dialect == "sqlite" else "%s"
+    sets = ", ".join(f'"{c}" = {mark}' for c in columns)
+    sql = f'UPDATE "{table.name}" SET {sets} WHERE "{key}" = {mark}'  # noqa: S608 (checked names)
+    order = [*columns, key]
+    if dialect == "sqlite":
+        values = _sqlite_rows(table, order, rows)
+    else:
+        values = [tuple(r[c] for c in order) for r in rows]
+    connection.exec_driver_sql(sql, values)
+
+
 def bulk_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
     """Insert ``rows`` (dicts with the same keys, all columns named) into ``table``."""
     if not rows:
         return
     columns = list(rows[0])
-    unknown = set(columns) - set(table.c.keys())
-    if unknown:  # the statement text below is built from these names
-        msg = f"{table.name} has no columns {sorted(unknown)}"
-        raise ValueError(msg)
+    _check_columns(table, columns)
     connection = session.connection()
     dialect = connection.dialect.name
     if dialect == "postgresql":
@@ -63,16 +118,9 @@ def bulk_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
         names = ", ".join(f'"{c}"' for c in columns)
         marks = ", ".join("?" for _ in columns)
         # Only datetime columns need converting; the others go to the driver as they are.
-        dated = [i for i, c in enumerate(columns) if _is_datetime(table, c)]
-        values = []
-        for row in rows:
-            value = [row[c] for c in columns]
-            for i in dated:
-                value[i] = _sqlite_value(value[i])
-            values.append(tuple(value))
         connection.exec_driver_sql(
             f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})',  # noqa: S608 (checked names)
-            values,
+            _sqlite_rows(table, columns, rows),
         )
     else:
         session.execute(insert(table), list(rows))

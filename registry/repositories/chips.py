@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
 from registry.db.models import Chip, Facility, Installation
+from registry.repositories.bulk import bulk_update
 
 __all__ = ["ChipIngestState", "ChipRepository"]
 
@@ -91,5 +92,4 @@ class ChipRepository:
 
     def update_heads(self, heads: Sequence[dict[str, Any]]) -> None:
         """Move chain heads forward: rows of chip_id, last_seq, last_digest, ... in one batch."""
-        if heads:
-            self.session.execute(update(Chip), list(heads))
+        bulk_update(self.session, Chip.__table__, "chip_id", heads)  # type: ignore[arg-type]

@@ -48,6 +48,8 @@ __all__ = [
 ]
 
 LOG_KIND_REPORT = "usage_report"
+# The stored form of a report's links: what json.dumps(links, separators=(",", ":")) writes.
+_LINKS_ENCODER = json.JSONEncoder(separators=(",", ":"))
 LOG_KIND_REJECTED = REJECTED_REPORT
 # Signed-but-rejected submissions kept as evidence; the oldest beyond this are dropped.
 MAX_REJECTED_SUBMISSIONS = 100_000
@@ -411,7 +413,12 @@ class IngestService:
 def _report_row(
     report: UsageReport, digest: str, log_index: int, now: datetime, operator_id: int | None
 ) -> dict[str, Any]:
-    links = [[lt.peer, str(lt.link), lt.tx_bytes, lt.rx_bytes] for lt in report.interconnect]
+    links = report.interconnect
+    links_json = (
+        _LINKS_ENCODER.encode([[lt.peer, lt.link.value, lt.tx_bytes, lt.rx_bytes] for lt in links])
+        if links
+        else "[]"
+    )
     return {
         "chip_id": report.chip_id,
         "seq": report.seq,
@@ -420,7 +427,7 @@ def _report_row(
         "window_end": report.window_end,
         "utilization": report.utilization,
         "energy_j": report.energy_j,
-        "links_json": json.dumps(links, separators=(",", ":")),
+        "links_json": links_json,
         "log_index": log_index,
         "received_at": now,
         "facility_claim": report.facility_id,

@@ -87,6 +87,20 @@ def test_sign_and_verify(chip_key: PrivateKey, other_key: PrivateKey) -> None:
     assert Envelope.from_json(data.decode()) == env
 
 
+@pytest.mark.parametrize(
+    "payload_type",
+    [INTOTO_PAYLOAD_TYPE, 'a"quote\\back', "caf\u00e9 \U0001f600", "ctl\x00\x1f\n\t", "\ud800"],
+)
+def test_to_json_is_json_dumps_of_to_dict(chip_key: PrivateKey, payload_type: str) -> None:
+    """The hand-written canonical form is byte for byte what json.dumps writes."""
+    sig = sign_envelope(b"\x00\xff payload", INTOTO_PAYLOAD_TYPE, chip_key).signatures[0]
+    env = Envelope(b"\x00\xff payload", payload_type, (sig,))
+    odd = Envelope(env.payload, payload_type, (sig, Signature(payload_type, b"")))
+    for e in (env, odd, Envelope(b"", payload_type, ())):
+        want = json.dumps(e.to_dict(), sort_keys=True, separators=(",", ":")).encode("utf-8")
+        assert e.to_json() == want
+
+
 def test_any_signature_may_verify(chip_key: PrivateKey, other_key: PrivateKey) -> None:
     a = sign_envelope(b"x", "t", chip_key)
     b = sign_envelope(b"x", "t", other_key)
