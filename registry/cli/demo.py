@@ -34,6 +34,7 @@ from registry.cli.audit import fetch_entries, served_findings
 from registry.cli.render import describe_finding, table
 from registry.server import BackgroundServer
 from registry.services.accounts import AccountService
+from registry.services.log import TransparencyLog
 from registry.settings import Settings
 
 __all__ = ["add_parser"]
@@ -105,7 +106,6 @@ def _run(args: argparse.Namespace, data: Path) -> int:
         with httpx.Client(
             base_url=server.url, headers={"Authorization": f"Bearer {inspector}"}
         ) as http:
-            before = _checkpoint_size(http.get("/v1/log/checkpoint").text)
             run = _ok(
                 http.post("/v1/verifier/runs", json={"policy": "demo", "as_of": format_time(as_of)})
             )
@@ -114,7 +114,10 @@ def _run(args: argparse.Namespace, data: Path) -> int:
                 f"{run['reports_examined']} reports as of {format_time(as_of)}"
             )
             findings = _ok(http.get("/v1/findings"))["findings"]
-            checkpoint = _wait_checkpoint(http, before)
+            # The run is logged with its findings; wait for a checkpoint that covers it.
+            with context.sessions() as session:
+                logged, _ = TransparencyLog(session, context.log_signer).head()
+            checkpoint = _wait_checkpoint(http, logged)
         print()
         print(_findings_table(findings))
         verdict = _compare(fleet, findings)
@@ -135,12 +138,12 @@ def _checkpoint_size(note: str) -> int:
     return Checkpoint.from_text(note[: note.find("\n\n") + 1]).size
 
 
-def _wait_checkpoint(http: httpx.Client, before: int, timeout_s: float = 10.0) -> str:
-    """The first checkpoint that covers the verifier run logged after size ``before``."""
+def _wait_checkpoint(http: httpx.Client, size: int, timeout_s: float = 30.0) -> str:
+    """The first published checkpoint that covers the first ``size`` log entries."""
     deadline = time.monotonic() + timeout_s
     while True:
         note = http.get("/v1/log/checkpoint").text
-        if _checkpoint_size(note) > before or time.monotonic() > deadline:
+        if _checkpoint_size(note) >= size or time.monotonic() > deadline:
             return note
         time.sleep(0.1)
 
