@@ -18,13 +18,13 @@ import pytest
 
 from agents.errors import AgentError
 from agents.simulator.catalog import H100, MI300X, PLACES, SITES
-from agents.simulator.provision import (
+from agents.simulator.world import World
+from agents.simulator.world_provision import (
     deliver,
     honest_chips,
     measure_locations,
     provision_world,
 )
-from agents.simulator.world import World
 from registry.auth import Role
 from tests.conftest import LiveRegistry
 from tests.registry.factories import add_operator, ok

@@ -20,8 +20,13 @@ import pytest
 from sqlalchemy import text
 
 from agents.simulator.catalog import H100, MI300X, PLACES, SITES
-from agents.simulator.provision import deliver, honest_chips, measure_locations, provision_world
 from agents.simulator.world import Delivery, World
+from agents.simulator.world_provision import (
+    deliver,
+    honest_chips,
+    measure_locations,
+    provision_world,
+)
 from attestation.note import NoteVerifier
 from registry.auth import Role
 from registry.cli.main import main
