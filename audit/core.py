@@ -16,7 +16,8 @@ from attestation.cosignature import Cosignature, CosignatureVerifier, verify_cos
 from attestation.errors import AttestationError
 from attestation.note import NoteVerifier
 from audit.facts import FindingsCheck, check_run
-from audit.replay import Problem, Replay
+from audit.records import Problem
+from audit.replay import Replay
 
 __all__ = [
     "AuditReport",

@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from attestation.logentries import canonical_json
-from audit.replay import InstallationDecl, Replay, VerifierRun
+from audit.records import InstallationDecl, VerifierRun
+from audit.replay import Replay
 from verifier import engine
 from verifier.errors import PolicyError
 from verifier.facts import (
