@@ -14,7 +14,7 @@ import base64
 from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from attestation import logentries as le
@@ -25,6 +25,7 @@ from attestation.keys import PublicKey
 from attestation.landmark import open_measurement, verify_challenge_answer, verify_measurement
 from attestation.meter import open_reading, verify_reading
 from attestation.report import open_envelope
+from attestation.timefmt import parse_declared_time
 from audit.records import (
     BudgetRec,
     ChipState,
@@ -47,13 +48,8 @@ __all__ = ["Replay"]
 
 
 def _time(value: object) -> datetime:
-    """A declaration timestamp as the registry's schema accepts it (RFC 3339 with a zone)."""
-    if not isinstance(value, str):
-        raise ValueError(f"timestamp must be a string, got {value!r}")
-    parsed = datetime.fromisoformat(value)
-    if parsed.tzinfo is None:
-        raise ValueError(f"timestamp {value!r} has no timezone")
-    return parsed.astimezone(UTC)
+    """A declaration timestamp, by the rule the registry's request schemas use."""
+    return parse_declared_time(value, "timestamp")
 
 
 @dataclass
