@@ -28,6 +28,7 @@ from attestation.report import open_envelope
 from audit.records import (
     BudgetRec,
     ChipState,
+    ChipStatusRec,
     ClusterDecl,
     ConditionRec,
     FacilityRec,
@@ -92,6 +93,7 @@ class Replay:
     measurements: list[LoggedMeasurement] = field(default_factory=list)
     readings: list[LoggedReading] = field(default_factory=list)
     rejected: list[RejectedRec] = field(default_factory=list)
+    statuses: list[ChipStatusRec] = field(default_factory=list)
     signatures_checked: int = 0
     next_index: int = 0
 
@@ -271,10 +273,34 @@ class Replay:
             self.problem(index, "hash_chain", f"{chip.chip_id} seq {report.seq}: broken chain")
         elif chip.window_end is not None and report.window_start < chip.window_end:
             self.problem(index, "window", f"{chip.chip_id} seq {report.seq}: window overlaps")
+        if chip.revoked_at is not None:
+            self.problem(index, "usage_report", f"{chip.chip_id} was revoked before this report")
+        elif chip.decommissioned_at is not None and report.window_end > chip.decommissioned_at:
+            self.problem(
+                index, "usage_report", f"{chip.chip_id} was decommissioned before this window ended"
+            )
         chip.seq, chip.digest, chip.window_end = report.seq, verified.digest, report.window_end
         logged = LoggedReport(index, report, verified.digest, self.custodian.get(chip.chip_id))
         self.accepted.setdefault((chip.chip_id, report.seq), logged)
         self.reports.append(logged)
+
+    def _chip_status(self, index: int, body: bytes) -> None:
+        rec = le.parse_record(le.CHIP_STATUS, body)
+        chip = self.chips.get(str(rec["chip_id"]))
+        if chip is None:
+            raise ValueError(f"chip {rec['chip_id']} is not enrolled before")
+        status, at = str(rec["status"]), le.parse_timestamp(str(rec["effective_at"]))
+        if chip.revoked_at is not None:
+            self.problem(index, le.CHIP_STATUS, f"{chip.chip_id} was already revoked")
+        if status == "decommissioned":
+            if chip.decommissioned_at is not None:
+                self.problem(index, le.CHIP_STATUS, f"{chip.chip_id} decommissioned twice")
+            chip.decommissioned_at = chip.decommissioned_at or at
+        elif status == "revoked":
+            chip.revoked_at = chip.revoked_at or at
+        else:
+            raise ValueError(f"unknown chip status {status!r}")
+        self.statuses.append(ChipStatusRec(index, chip.chip_id, status, at))
 
     # -- verifier inputs the registry records ------------------------------------------------
     def _transfer_condition(self, index: int, body: bytes) -> None:
@@ -464,6 +490,7 @@ _HANDLERS = {
     le.LANDMARK_MEASUREMENT: Replay._landmark_measurement,
     le.METER_READING: Replay._meter_reading,
     le.REJECTED_REPORT: Replay._rejected_report,
+    le.CHIP_STATUS: Replay._chip_status,
 }
 
 

@@ -23,6 +23,7 @@ from registry.errors import AlreadyExists, Conflict, Forbidden, InvalidRequest, 
 from registry.repositories.accounts import AccountRepository
 from registry.repositories.chips import ChipRepository
 from registry.repositories.facilities import FacilityRepository
+from registry.services.chipstatus import refuse_retired
 from registry.services.log import LogAppender
 
 __all__ = ["EnrollmentService"]
@@ -184,7 +185,7 @@ class EnrollmentService:
         facility = self.facility(facility_id)
         caller.require_operator(facility.operator_id)
         self._verify_declaration(envelope, facility)
-        self.chip(chip_id)
+        refuse_retired(self.chip(chip_id))
         current = self.facilities.current_installation(chip_id)
         if current is not None:
             if current.facility_id == facility_id:

@@ -1,0 +1,173 @@
+"""A chip's end of service (decommission, revocation), operator key rotation and custody
+transfers between operators, over real HTTP with real keys; and the partner's replay of the log
+re-deriving the same custody and findings (docs/PROTOCOL.md 6.1-6.3)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from audit.facts import check_run
+from audit.replay import Replay
+from registry.auth import Role
+from tests.registry.factories import T0, World, add_operator, make_world, ok, signed
+
+AS_OF = T0 + timedelta(days=1)
+
+
+@pytest.fixture
+def world(live_registry: Any) -> Iterator[World]:
+    now = [T0]
+    live_registry.context.clock = lambda: now[0]
+    w = make_world(live_registry)
+    w.now = now  # type: ignore[attr-defined]
+    yield w
+
+
+def set_now(world: World, at: datetime) -> None:
+    world.now[0] = at  # type: ignore[attr-defined]
+
+
+def replay_log(world: World) -> Replay:
+    """The partner's replay of every entry, fetched from the public log API."""
+    replay = Replay()
+    with world.registry.client() as http:
+        start = 0
+        while True:
+            entries = ok(http.get("/v1/log/entries", params={"start": start, "end": start + 1000}))
+            if not entries["entries"]:
+                break
+            for e in entries["entries"]:
+                replay.feed(e["index"], e["kind"], base64.b64decode(e["body"]))
+            start += len(entries["entries"])
+    return replay
+
+
+def verify(world: World) -> list[dict[str, Any]]:
+    with world.registry.client(world.registry.token(Role.INSPECTOR)) as http:
+        ok(http.post("/v1/verifier/runs", json={"policy": "demo", "as_of": AS_OF.isoformat()}))
+        return ok(http.get("/v1/findings", params={"kind": "chip_silent"}))["findings"]
+
+
+def audit_matches(world: World) -> Replay:
+    replay = replay_log(world)
+    assert replay.problems == []
+    assert replay.runs
+    for run in replay.runs:
+        check = check_run(replay, run)
+        assert check.ok, check
+    return replay
+
+
+def status(
+    world: World, token: str, chip_id: str, action: str, reason: str = "end of life"
+) -> httpx.Response:
+    with world.registry.client(token) as http:
+        return http.post(f"/v1/chips/{chip_id}/{action}", json={"reason": reason})
+
+
+def test_decommission_and_revocation(world: World) -> None:
+    reg = world.registry
+    a, b = world.enroll("NV-1"), world.enroll("NV-2")
+    world.enroll("NV-3")
+    world.enroll("NV-4")
+    ok(world.post([a.report(), a.report(), b.report()]))
+    set_now(world, T0 + timedelta(hours=1))
+    _, other_token, _ = add_operator(reg, "Toronto", "CA")
+
+    # Role rules: the holding operator or admin decommissions; the vendor or admin revokes.
+    for token, action, code in (
+        (other_token, "decommission", "not_your_chip"),
+        (world.vendor_token, "decommission", "role_not_allowed"),
+        (world.operator_token, "revoke", "role_not_allowed"),
+        (reg.token(Role.INSPECTOR), "revoke", "role_not_allowed"),
+    ):
+        r = status(world, token, "NV-1", action)
+        assert (r.status_code, r.json()["code"]) == (403, code), (action, r.text)
+    r = status(world, world.operator_token, "NV-9", "decommission")
+    assert (r.status_code, r.json()["code"]) == (404, "unknown_chip")
+    r = status(world, world.operator_token, "NV-1", "decommission", "")
+    assert r.status_code == 422
+
+    done = ok(status(world, world.operator_token, "NV-1", "decommission", "rack retired"))
+    assert done["decommissioned_at"] == "2026-03-01T01:00:00Z"
+    assert done["decommission_reason"] == "rack retired"
+    r = status(world, reg.admin_token, "NV-1", "decommission")
+    assert (r.status_code, r.json()["code"]) == (409, "chip_decommissioned")
+    ok(status(world, reg.admin_token, "NV-4", "decommission", "dark since February"))
+    revoked = ok(status(world, world.vendor_token, "NV-2", "revoke", "key extracted"))
+    assert revoked["revoked_at"] == "2026-03-01T01:00:00Z"
+    r = status(world, reg.admin_token, "NV-2", "revoke")
+    assert (r.status_code, r.json()["code"]) == (409, "chip_revoked")
+    r = status(world, world.operator_token, "NV-2", "decommission")
+    assert (r.status_code, r.json()["code"]) == (409, "chip_revoked")
+
+    # The decommissioned chip's backlog (windows ending by 01:00) is taken; nothing later.
+    results = ok(world.post([a.report(), a.report(), a.report()]))["results"]
+    assert [x["status"] for x in results] == ["accepted", "accepted", "rejected"]
+    assert (results[2]["http_status"], results[2]["code"]) == (403, "chip_decommissioned")
+    # Nothing a revoked chip signs is taken, whatever its window.
+    results = ok(world.post([b.report()]))["results"]
+    assert (results[0]["http_status"], results[0]["code"]) == (403, "chip_revoked")
+    # No new custody for a chip out of service.
+    with reg.client(world.operator_token) as http:
+        r = http.post(
+            "/v1/installations",
+            json=signed(
+                "installation",
+                {
+                    "chip_id": "NV-1",
+                    "facility_id": world.facility_id,
+                    "installed_at": "2026-03-01T02:00:00Z",
+                },
+                world.operator_key,
+            ),
+        )
+    assert (r.status_code, r.json()["code"]) == (409, "chip_decommissioned")
+
+    # Silence: NV-3 is dark; NV-1 and NV-2 stopped with their service, so they are not silent;
+    # NV-4 was silent long before its decommission, which does not hide that.
+    set_now(world, AS_OF)
+    silent = {f["subject_id"]: f for f in verify(world)}
+    assert set(silent) == {"NV-3", "NV-4"}
+    assert silent["NV-4"]["window_end"].startswith("2026-03-01T01:00:00")
+    with reg.client(reg.admin_token) as http:
+        chip = ok(http.get("/v1/chips/NV-1"))["chip"]
+    assert chip["decommission_reason"] == "rack retired"
+
+    # The partner's replay re-derives the same (chip_status records in the log).
+    replay = audit_matches(world)
+    assert [(s.chip_id, s.status) for s in replay.statuses] == [
+        ("NV-1", "decommissioned"),
+        ("NV-4", "decommissioned"),
+        ("NV-2", "revoked"),
+    ]
+
+
+def test_admin_cli_decommissions_and_revokes(
+    world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from registry.cli.main import main
+
+    settings = world.registry.context.settings
+    monkeypatch.setenv("CHIPREG_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("CHIPREG_LOG_KEY_FILE", str(settings.log_key_file))
+    world.enroll("NV-5")
+    world.enroll("NV-6")
+    assert main(["admin", "revoke-chip", "--chip-id", "NV-5", "--reason", "key leaked"]) == 0
+    assert json.loads(capsys.readouterr().out)["chip_id"] == "NV-5"
+    assert main(["admin", "revoke-chip", "--chip-id", "NV-5", "--reason", "again"]) == 2
+    assert json.loads(capsys.readouterr().out)["error"] == "chip_revoked"
+    argv = ["admin", "decommission-chip", "--chip-id", "NV-6", "--reason", "end of life"]
+    assert main(argv) == 0
+    capsys.readouterr()
+    with world.registry.client(world.registry.admin_token) as http:
+        assert ok(http.get("/v1/chips/NV-5"))["chip"]["revocation_reason"] == "key leaked"
+        assert ok(http.get("/v1/chips/NV-6"))["chip"]["decommission_reason"] == "end of life"
+    assert [s.status for s in replay_log(world).statuses] == ["revoked", "decommissioned"]
