@@ -25,6 +25,7 @@ from attestation.keys import PublicKey
 from attestation.landmark import open_measurement, verify_challenge_answer, verify_measurement
 from attestation.meter import open_reading, verify_reading
 from attestation.report import open_envelope
+from attestation.transfer import open_transfer, verify_transfer
 from audit.records import (
     BudgetRec,
     ChipState,
@@ -79,6 +80,7 @@ class Replay:
     runs: list[VerifierRun] = field(default_factory=list)
     vendor_names: dict[int, str] = field(default_factory=dict)
     custodian: dict[str, int] = field(default_factory=dict)  # chip -> operator, in log order
+    location: dict[str, int] = field(default_factory=dict)  # chip -> facility, in log order
     accepted: dict[tuple[str, int], LoggedReport] = field(default_factory=dict)
     receipts: dict[int, datetime] = field(default_factory=dict)  # report index -> received_at
     conditions: list[ConditionRec] = field(default_factory=list)
@@ -221,11 +223,46 @@ class Replay:
         chip_id = str(fields["chip_id"])
         if chip_id not in self.chips:
             self.problem(index, "installation", f"chip {chip_id} is not enrolled before")
+        operator_id = self.facilities[facility_id].operator_id
+        held_by = self.custodian.get(chip_id)
+        if held_by is not None and held_by != operator_id and not self.partial:
+            # Custody passes between operators only by a transfer both of them sign.
+            self.problem(
+                index,
+                "installation",
+                f"{chip_id} passes from operator {held_by} to {operator_id} without a transfer",
+            )
+        self._install(index, chip_id, facility_id, _time(fields["installed_at"]))
+
+    def _install(self, index: int, chip_id: str, facility_id: int, at: datetime) -> None:
         self.installed.add(chip_id)
         self.custodian[chip_id] = self.facilities[facility_id].operator_id
-        self.installations.append(
-            InstallationDecl(index, chip_id, facility_id, _time(fields["installed_at"]))
+        self.location[chip_id] = facility_id
+        self.installations.append(InstallationDecl(index, chip_id, facility_id, at))
+
+    def _transfer(self, index: int, body: bytes) -> None:
+        envelope = _canonical_envelope(body)
+        claimed = open_transfer(envelope)
+        giving = self.facilities.get(claimed.from_facility_id)
+        receiving = self.facilities.get(claimed.to_facility_id)
+        if giving is None or receiving is None:
+            raise ValueError("a facility of the transfer is not in the log before")
+        if giving.operator_id == receiving.operator_id:
+            self.problem(index, le.TRANSFER, "a transfer within one operator")
+        transfer = verify_transfer(
+            envelope, self.operators[giving.operator_id], self.operators[receiving.operator_id]
         )
+        self.signatures_checked += 2
+        chip_id = transfer.chip_id
+        if chip_id not in self.chips:
+            raise ValueError(f"chip {chip_id} is not enrolled before")
+        if not self.partial and self.location.get(chip_id) != giving.facility_id:
+            self.problem(
+                index,
+                le.TRANSFER,
+                f"{chip_id} is not at the giving facility {giving.facility_id}",
+            )
+        self._install(index, chip_id, receiving.facility_id, transfer.transferred_at)
 
     def _cluster(self, index: int, body: bytes) -> None:
         fields, facility_id = self._declaration(index, le.CLUSTER, body)
@@ -491,6 +528,7 @@ _HANDLERS = {
     le.METER_READING: Replay._meter_reading,
     le.REJECTED_REPORT: Replay._rejected_report,
     le.CHIP_STATUS: Replay._chip_status,
+    le.TRANSFER: Replay._transfer,
 }
 
 

@@ -13,10 +13,21 @@ from typing import Any
 import httpx
 import pytest
 
+from attestation.dsse import Envelope
+from attestation.transfer import Transfer, countersign, sign_transfer
 from audit.facts import check_run
 from audit.replay import Replay
 from registry.auth import Role
-from tests.registry.factories import T0, World, add_operator, make_world, ok, signed
+from tests.registry.factories import (
+    T0,
+    World,
+    add_operator,
+    key,
+    make_world,
+    ok,
+    operator_key,
+    signed,
+)
 
 AS_OF = T0 + timedelta(days=1)
 
@@ -171,3 +182,120 @@ def test_admin_cli_decommissions_and_revokes(
         assert ok(http.get("/v1/chips/NV-5"))["chip"]["revocation_reason"] == "key leaked"
         assert ok(http.get("/v1/chips/NV-6"))["chip"]["decommission_reason"] == "end of life"
     assert [s.status for s in replay_log(world).statuses] == ["revoked", "decommissioned"]
+
+
+# -- custody transfers ------------------------------------------------------------------------
+
+
+def post_transfer(world: World, token: str, envelope: Envelope | dict[str, Any]) -> httpx.Response:
+    body = envelope.to_dict() if isinstance(envelope, Envelope) else envelope
+    with world.registry.client(token) as http:
+        return http.post("/v1/transfers", json=body)
+
+
+def refused(response: httpx.Response, status: int, code: str) -> None:
+    assert (response.status_code, response.json()["code"]) == (status, code), response.text
+
+
+def test_transfer_signed_by_both_operators_moves_custody(world: World) -> None:
+    reg = world.registry
+    giver_key = world.operator_key
+    b_id, b_token, b_facility = add_operator(reg, "Toronto", "CA")
+    _, c_token, _ = add_operator(reg, "Bystander", "FR")
+    receiver_key = operator_key("Toronto")
+    chip = world.enroll("NV-1")
+    world.enroll("NV-2")
+    ok(world.post([chip.report()]))
+    set_now(world, T0 + timedelta(hours=2))
+    at = T0 + timedelta(hours=1)
+    deal = Transfer("NV-1", world.facility_id, b_facility, at)
+
+    # Only the giver's signature: the receiver has not agreed.
+    offer = sign_transfer(deal, giver_key)
+    refused(post_transfer(world, b_token, offer), 422, "two_signatures_required")
+    # Two signatures, but the second by a key that is not the receiver's.
+    refused(
+        post_transfer(world, b_token, countersign(offer, key("op:Mallory"))),
+        422,
+        "bad_signature",
+    )
+    # The receiver twice, the giver never.
+    twice = countersign(sign_transfer(deal, receiver_key), receiver_key)
+    refused(post_transfer(world, b_token, twice), 422, "bad_signature")
+    # Both signatures, but the chip is not held by the giving side (NV-2 is at Abilene).
+    wrong_way = Transfer("NV-2", b_facility, world.facility_id, at)
+    refused(
+        post_transfer(world, b_token, sign_transfer(wrong_way, receiver_key, giver_key)),
+        409,
+        "chip_not_at_facility",
+    )
+    # Not in the future, not within one operator, not posted by a third party.
+    future = Transfer("NV-1", world.facility_id, b_facility, T0 + timedelta(hours=3))
+    refused(
+        post_transfer(world, b_token, sign_transfer(future, giver_key, receiver_key)),
+        422,
+        "transfer_in_future",
+    )
+    agreed = sign_transfer(deal, giver_key, receiver_key)
+    refused(post_transfer(world, c_token, agreed), 403, "not_your_operator")
+    # A payload that is not exactly a transfer.
+    odd = Envelope(
+        agreed.payload.replace(b'"type"', b'"extra":1,"type"'),
+        agreed.payload_type,
+        agreed.signatures,
+    )
+    refused(post_transfer(world, b_token, odd), 400, "malformed_declaration")
+    # No custody change on one operator's word, not even through an admin.
+    with reg.client(reg.admin_token) as http:
+        r = http.post(
+            "/v1/installations",
+            json=signed(
+                "installation",
+                {
+                    "chip_id": "NV-1",
+                    "facility_id": b_facility,
+                    "installed_at": "2026-03-01T01:00:00Z",
+                },
+                receiver_key,
+            ),
+        )
+    refused(r, 403, "chip_in_other_custody")
+
+    moved = ok(post_transfer(world, b_token, agreed), 201)
+    assert (moved["facility_id"], moved["declared_by_operator_id"]) == (b_facility, b_id)
+    assert moved["installed_at"].startswith("2026-03-01T01:00:00")
+    # The same agreement again is a replay, whoever sends it.
+    refused(post_transfer(world, world.operator_token, agreed), 409, "replayed_transfer")
+    with reg.client(reg.admin_token) as http:
+        detail = ok(http.get("/v1/chips/NV-1"))
+    assert detail["facility"]["id"] == b_facility
+    assert [i["facility_id"] for i in detail["custody"]] == [world.facility_id, b_facility]
+
+    # Reports now come from the receiver only.
+    late = chip.report()
+    results = ok(world.post([late]))["results"]
+    assert results[0]["code"] == "forbidden"
+    assert ok(world.post([late], token=b_token))["results"][0]["status"] == "accepted"
+
+    # And back again, by a second transfer; the first one replayed later is still refused.
+    set_now(world, T0 + timedelta(hours=4))
+    back = Transfer("NV-1", b_facility, world.facility_id, T0 + timedelta(hours=3))
+    ok(
+        post_transfer(world, world.operator_token, sign_transfer(back, receiver_key, giver_key)),
+        201,
+    )
+    refused(post_transfer(world, b_token, agreed), 409, "replayed_transfer")
+
+    # The partner's replay verifies both signatures of each transfer and ends with the
+    # registry's custody; the verifier's findings re-derive from it.
+    set_now(world, AS_OF)
+    verify(world)
+    replay = audit_matches(world)
+    assert replay.counts["transfer"] == 2
+    assert replay.location["NV-1"] == world.facility_id
+    assert replay.custodian["NV-1"] == world.operator_id
+    with reg.client(reg.admin_token) as http:
+        custody = ok(http.get("/v1/chips/NV-1"))["custody"]
+    assert [
+        (d.facility_id, d.installed_at) for d in replay.installations if d.chip_id == "NV-1"
+    ] == [(c["facility_id"], datetime.fromisoformat(c["installed_at"])) for c in custody]

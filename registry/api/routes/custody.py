@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from attestation.dsse import Envelope
+from attestation.errors import FormatError
 from registry.api.deps import CallerDep, ContextDep, SessionDep
 from registry.api.routes.queries import ChipIdPath
 from registry.api.schemas.custody import ChipStatusChange
-from registry.api.schemas.declarations import ChipPublic
+from registry.api.schemas.declarations import ChipPublic, InstallationPublic, SignedDeclaration
+from registry.errors import BadRequest
 from registry.services.chipstatus import ChipStatusService
+from registry.services.transfers import TransferService
 
 router = APIRouter(prefix="/v1", tags=["custody"])
 
@@ -38,3 +42,24 @@ def revoke_chip(
     """Stop trusting a chip's key (admin, or the chip's vendor); logged as a ``chip_status``
     record. Every report received later is refused (``chip_revoked``)."""
     return ChipStatusService(session, ctx.clock).revoke(caller, chip_id, body.reason)
+
+
+@router.post("/transfers", status_code=201, response_model=InstallationPublic)
+def transfer_chip(
+    body: SignedDeclaration, caller: CallerDep, session: SessionDep, ctx: ContextDep
+) -> object:
+    """Pass a chip's custody from one operator to another.
+
+    The body is one DSSE envelope whose payload is ``{"type":
+    "chipreg.dev/declaration/transfer/v1", "chip_id", "from_facility_id", "to_facility_id",
+    "transferred_at"}``, signed by BOTH the giving operator's key (of ``from_facility_id``) and
+    the receiving operator's (of ``to_facility_id``). Posted by either operator or an admin;
+    answered with the chip's new installation; logged as kind ``transfer``.
+    """
+    try:
+        envelope = Envelope.from_dict(body.model_dump())
+    except FormatError as exc:
+        raise BadRequest(str(exc), code="malformed_declaration") from exc
+    return TransferService(
+        session, ctx.clock, max_clock_skew_s=ctx.settings.max_clock_skew_s
+    ).transfer(caller, envelope)
