@@ -68,7 +68,9 @@ class Replay:
     problems: list[Problem] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
     vendors: dict[int, str] = field(default_factory=dict)  # id -> root PEM
-    operators: dict[int, PublicKey] = field(default_factory=dict)
+    operators: dict[int, PublicKey] = field(default_factory=dict)  # the key in force now
+    # Each operator's keys with the log index from which each signs, in log order.
+    operator_keys: dict[int, list[tuple[int, PublicKey]]] = field(default_factory=dict)
     facilities: dict[int, FacilityRec] = field(default_factory=dict)
     chips: dict[str, ChipState] = field(default_factory=dict)
     chip_keys: set[bytes] = field(default_factory=set)
@@ -134,7 +136,37 @@ class Replay:
 
     def _operator(self, index: int, body: bytes) -> None:
         rec = le.parse_record(le.OPERATOR, body)
-        self.operators[int(rec["operator_id"])] = PublicKey.from_b64(str(rec["public_key"]))
+        operator_id = int(rec["operator_id"])
+        if operator_id in self.operators:
+            self.problem(index, le.OPERATOR, f"operator {operator_id} registered twice")
+        self._set_operator_key(index, operator_id, PublicKey.from_b64(str(rec["public_key"])))
+
+    def _operator_key(self, index: int, body: bytes) -> None:
+        rec = le.parse_record(le.OPERATOR_KEY, body)
+        operator_id = int(rec["operator_id"])
+        current = self.operators.get(operator_id)
+        if current is None:
+            raise ValueError(f"operator {operator_id} is not in the log before")
+        if current.to_b64() != rec["previous_public_key"] and not self.partial:
+            self.problem(index, le.OPERATOR_KEY, "previous_public_key is not the key in force")
+        key = PublicKey.from_b64(str(rec["public_key"]))
+        if any(k.raw == key.raw for _, k in self.operator_keys[operator_id]):
+            self.problem(index, le.OPERATOR_KEY, f"operator {operator_id} reuses a former key")
+        self._set_operator_key(index, operator_id, key)
+
+    def _set_operator_key(self, index: int, operator_id: int, key: PublicKey) -> None:
+        # Declarations after ``index`` are checked against this key (the replay runs in log
+        # order); those before stay checked against the one in force at their position.
+        self.operators[operator_id] = key
+        self.operator_keys.setdefault(operator_id, []).append((index, key))
+
+    def operator_key_at(self, operator_id: int, index: int) -> PublicKey | None:
+        """The operator's key in force for an entry at log position ``index``."""
+        found = None
+        for since, key in self.operator_keys.get(operator_id, ()):
+            if since < index:
+                found = key
+        return found
 
     def _facility(self, index: int, body: bytes) -> None:
         rec = le.parse_record(le.FACILITY, body)
@@ -529,6 +561,7 @@ _HANDLERS = {
     le.REJECTED_REPORT: Replay._rejected_report,
     le.CHIP_STATUS: Replay._chip_status,
     le.TRANSFER: Replay._transfer,
+    le.OPERATOR_KEY: Replay._operator_key,
 }
 
 

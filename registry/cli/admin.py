@@ -51,6 +51,16 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.set_defaults(func=_create_operator)
 
     p = cmds.add_parser(
+        "rotate-operator-key",
+        help="register an operator's new declaration key (logged; earlier declarations stay "
+        "verifiable under the old key)",
+    )
+    p.add_argument("--operator-id", required=True, type=int)
+    p.add_argument("--public-key", required=True, help="base64 raw Ed25519 public key")
+    p.add_argument("--reason", required=True, help="why, for the log")
+    p.set_defaults(func=_rotate_operator_key)
+
+    p = cmds.add_parser(
         "decommission-chip",
         help="take a chip out of service for good (logged; it is no longer expected to report)",
     )
@@ -105,6 +115,23 @@ def _chip_status(args: argparse.Namespace, settings: Settings) -> int:
         return {"chip_id": chip.chip_id, "revoked_at": chip.revoked_at}
 
     return _run_session(settings, action)
+
+
+def _rotate_operator_key(args: argparse.Namespace, settings: Settings) -> int:
+    reason = args.reason.strip()
+    if not reason or len(reason) > 2000:
+        print(json.dumps({"error": "invalid_request", "detail": "--reason: 1-2000 characters"}))
+        return 2
+
+    def action(service: AccountService) -> dict[str, object]:
+        key = service.rotate_operator_key(CLI_ADMIN, args.operator_id, args.public_key, reason)
+        return {
+            "operator_id": key.operator_id,
+            "public_key": key.public_key,
+            "log_index": key.log_index,
+        }
+
+    return _run(settings, action)
 
 
 def _migrate(args: argparse.Namespace, settings: Settings) -> int:

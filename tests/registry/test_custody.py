@@ -13,11 +13,16 @@ from typing import Any
 import httpx
 import pytest
 
-from attestation.dsse import Envelope
+from attestation.dsse import Envelope, verify_envelope
+from attestation.errors import SignatureError
+from attestation.keys import PrivateKey
+from attestation.logentries import open_declaration
 from attestation.transfer import Transfer, countersign, sign_transfer
 from audit.facts import check_run
 from audit.replay import Replay
 from registry.auth import Role
+from registry.cli.main import main
+from registry.services.accounts import AccountService
 from tests.registry.factories import (
     T0,
     World,
@@ -30,6 +35,7 @@ from tests.registry.factories import (
 )
 
 AS_OF = T0 + timedelta(days=1)
+MAR1 = "2026-03-01T00:00:00Z"
 
 
 @pytest.fixture
@@ -164,8 +170,6 @@ def test_decommission_and_revocation(world: World) -> None:
 def test_admin_cli_decommissions_and_revokes(
     world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from registry.cli.main import main
-
     settings = world.registry.context.settings
     monkeypatch.setenv("CHIPREG_DATABASE_URL", settings.database_url)
     monkeypatch.setenv("CHIPREG_LOG_KEY_FILE", str(settings.log_key_file))
@@ -299,3 +303,96 @@ def test_transfer_signed_by_both_operators_moves_custody(world: World) -> None:
     assert [
         (d.facility_id, d.installed_at) for d in replay.installations if d.chip_id == "NV-1"
     ] == [(c["facility_id"], datetime.fromisoformat(c["installed_at"])) for c in custody]
+
+
+# -- operator key rotation ---------------------------------------------------------------------
+
+
+def install_body(world: World, chip_id: str, at: str, signer: PrivateKey) -> dict[str, Any]:
+    fields = {"chip_id": chip_id, "facility_id": world.facility_id, "installed_at": at}
+    return signed("installation", fields, signer)
+
+
+def test_operator_key_rotation_keeps_earlier_declarations_verifiable(
+    world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    reg = world.registry
+    old_key, new_key = world.operator_key, key("op:Abilene Compute:2026")
+    _, b_token, b_facility = add_operator(reg, "Toronto", "CA")
+    world.enroll("NV-1")  # declared with the old key
+    world.enroll("NV-2", install=False)
+    path = f"/v1/operators/{world.operator_id}/keys"
+    body = {"public_key": new_key.public_key.to_b64(), "reason": "annual rotation"}
+
+    with reg.client(world.operator_token) as http:
+        refused(http.post(path, json=body), 403, "role_not_allowed")
+    with reg.client(reg.admin_token) as http:
+        refused(http.post(path, json={**body, "public_key": "AAAA"}), 422, "bad_public_key")
+        refused(http.post("/v1/operators/999/keys", json=body), 404, "unknown_operator")
+        rotated = ok(http.post(path, json=body), 201)
+        refused(http.post(path, json=body), 409, "key_reused")
+        back = {**body, "public_key": old_key.public_key.to_b64()}
+        refused(http.post(path, json=back), 409, "key_reused")
+        assert ok(http.get(f"/v1/operators/{world.operator_id}/keys"))[-1] == rotated
+    assert rotated["public_key"] == new_key.public_key.to_b64()
+
+    # New declarations need the new key; the old one no longer signs for the operator.
+    with reg.client(world.operator_token) as http:
+        r = http.post("/v1/installations", json=install_body(world, "NV-2", MAR1, old_key))
+        refused(r, 422, "bad_signature")
+        ok(http.post("/v1/installations", json=install_body(world, "NV-2", MAR1, new_key)), 201)
+        history = ok(http.get(path))
+    assert [(k["reason"], k["public_key"]) for k in history] == [
+        ("registered", old_key.public_key.to_b64()),
+        ("annual rotation", new_key.public_key.to_b64()),
+    ]
+    with reg.client(b_token) as http:
+        refused(http.get(path), 403, "not_your_operator")
+    # Transfers too: the giver's old key does not count any more.
+    deal = Transfer("NV-1", world.facility_id, b_facility, T0 + timedelta(hours=1))
+    set_now(world, T0 + timedelta(hours=2))
+    stale = sign_transfer(deal, old_key, operator_key("Toronto"))
+    refused(post_transfer(world, b_token, stale), 422, "bad_signature")
+
+    # The CLI rotates the same way.
+    settings = reg.context.settings
+    monkeypatch.setenv("CHIPREG_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("CHIPREG_LOG_KEY_FILE", str(settings.log_key_file))
+    third = key("op:Abilene Compute:2027")
+    argv = ["admin", "rotate-operator-key", "--operator-id", str(world.operator_id)]
+    argv += ["--public-key", third.public_key.to_b64(), "--reason", "key ceremony"]
+    assert main(argv) == 0
+    assert json.loads(capsys.readouterr().out)["public_key"] == third.public_key.to_b64()
+    assert main(argv) == 2
+    assert json.loads(capsys.readouterr().out)["error"] == "key_reused"
+
+    # Every logged installation verifies under the key in force at its log position: by the
+    # registry (its key history) and by the partner's replay; the old one not under the new key.
+    set_now(world, AS_OF)
+    verify(world)
+    replay = audit_matches(world)
+    with reg.client() as http:
+        entries = ok(http.get("/v1/log/entries", params={"start": 0, "end": 1000}))["entries"]
+    declarations = [
+        (e["index"], Envelope.from_json(base64.b64decode(e["body"])))
+        for e in entries
+        if e["kind"] == "installation"
+    ]
+    with reg.context.sessions() as session:
+        accounts = AccountService(session, reg.context.clock)
+        signers = []
+        for index, envelope in declarations:
+            if open_declaration(envelope, "installation")["facility_id"] != world.facility_id:
+                continue
+            registry_key = accounts.operator_key_at(world.operator_id, index)
+            assert registry_key == replay.operator_key_at(world.operator_id, index)
+            verify_envelope(envelope, registry_key)
+            signers.append(registry_key)
+    assert signers == [old_key.public_key, new_key.public_key]
+    with pytest.raises(SignatureError):
+        verify_envelope(declarations[0][1], new_key.public_key)
+    assert [k for _, k in replay.operator_keys[world.operator_id]] == [
+        old_key.public_key,
+        new_key.public_key,
+        third.public_key,
+    ]
