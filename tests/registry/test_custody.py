@@ -51,18 +51,24 @@ def set_now(world: World, at: datetime) -> None:
     world.now[0] = at  # type: ignore[attr-defined]
 
 
-def replay_log(world: World) -> Replay:
-    """The partner's replay of every entry, fetched from the public log API."""
-    replay = Replay()
+def log_entries(world: World) -> list[tuple[int, str, bytes]]:
+    """Every entry, fetched from the public log API."""
+    out = []
     with world.registry.client() as http:
-        start = 0
         while True:
-            entries = ok(http.get("/v1/log/entries", params={"start": start, "end": start + 1000}))
-            if not entries["entries"]:
-                break
-            for e in entries["entries"]:
-                replay.feed(e["index"], e["kind"], base64.b64decode(e["body"]))
-            start += len(entries["entries"])
+            page = ok(
+                http.get("/v1/log/entries", params={"start": len(out), "end": len(out) + 1000})
+            )
+            if not page["entries"]:
+                return out
+            out += [(e["index"], e["kind"], base64.b64decode(e["body"])) for e in page["entries"]]
+
+
+def replay_log(world: World, entries: list[tuple[int, str, bytes]] | None = None) -> Replay:
+    """The partner's replay of every entry (as served, or ``entries``)."""
+    replay = Replay()
+    for index, kind, body in log_entries(world) if entries is None else entries:
+        replay.feed(index, kind, body)
     return replay
 
 
@@ -298,6 +304,24 @@ def test_transfer_signed_by_both_operators_moves_custody(world: World) -> None:
     assert replay.counts["transfer"] == 2
     assert replay.location["NV-1"] == world.facility_id
     assert replay.custodian["NV-1"] == world.operator_id
+    # A registry that logged a transfer with the giver's signature only, or custody passing by a
+    # plain installation, fails the replay.
+    entries = log_entries(world)
+    first = next(i for i, (_, kind, _) in enumerate(entries) if kind == "transfer")
+    index, kind, body = entries[first]
+    logged = Envelope.from_json(body)
+    one_sided = Envelope(logged.payload, logged.payload_type, logged.signatures[:1])
+    forged = [*entries[:first], (index, kind, one_sided.to_json()), *entries[first + 1 :]]
+    problems = replay_log(world, forged).problems
+    assert (problems[0].index, problems[0].check) == (index, "transfer")
+    assert "exactly 2 signatures" in problems[0].detail
+    fields = {"chip_id": "NV-1", "facility_id": b_facility, "installed_at": "2026-03-01T01:00:00Z"}
+    plain = Envelope.from_dict(signed("installation", fields, receiver_key)).to_json()
+    forged = [*entries[:first], (index, "installation", plain), *entries[first + 1 :]]
+    problems = replay_log(world, forged).problems
+    assert problems and problems[0].check == "installation", problems
+    assert "without a transfer" in problems[0].detail
+
     with reg.client(reg.admin_token) as http:
         custody = ok(http.get("/v1/chips/NV-1"))["custody"]
     assert [
