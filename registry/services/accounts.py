@@ -113,6 +113,7 @@ class AccountService:
         (:meth:`operator_key_at`); new ones must be signed by the new key.
         """
         caller.require(Role.ADMIN)
+        self.log.lock()  # two rotations at once must not both name the same previous key
         operator = self.operator(operator_id)
         try:
             PublicKey.from_b64(public_key)

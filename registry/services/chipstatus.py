@@ -45,6 +45,9 @@ class ChipStatusService:
         self.clock = clock
 
     def _chip(self, chip_id: str) -> Chip:
+        # The log's append lock first: a concurrent decommission, revocation or ingest commit
+        # of this chip is serialised with this one, and the state read below is the latest.
+        self.log.lock()
         chip = self.chips.get(chip_id)
         if chip is None:
             raise NotFound(f"chip {chip_id!r} is not enrolled", code="unknown_chip")
@@ -52,10 +55,10 @@ class ChipStatusService:
 
     def decommission(self, caller: Principal, chip_id: str, reason: str) -> Chip:
         """Admin, or the operator whose facility holds the chip now."""
+        caller.require(Role.ADMIN, Role.OPERATOR)  # the role before anything is looked up
         chip = self._chip(chip_id)
         operator_id: int | None = None
         if caller.role is not Role.ADMIN:
-            caller.require(Role.OPERATOR)
             current = self.facilities.current_installation(chip_id)
             if current is None or current.facility.operator_id != caller.operator_id:
                 raise Forbidden(
@@ -73,6 +76,7 @@ class ChipStatusService:
 
     def revoke(self, caller: Principal, chip_id: str, reason: str) -> Chip:
         """Admin, or the chip's vendor."""
+        caller.require(Role.ADMIN, Role.VENDOR)
         chip = self._chip(chip_id)
         caller.require_vendor(chip.vendor_id)
         if chip.revoked_at is not None:

@@ -43,19 +43,21 @@ class TransferService:
 
     def transfer(self, caller: Principal, envelope: Envelope) -> Installation:
         """Apply a transfer signed by both operators; the caller is an admin or either party."""
+        caller.require(Role.ADMIN, Role.OPERATOR)
         try:
             claimed = open_transfer(envelope)
         except FormatError as exc:
             raise BadRequest(str(exc), code="malformed_declaration") from exc
+        # Serialised with other custody changes and ingest by the log's append lock.
+        self.log.lock()
         giving = self._facility(claimed.from_facility_id)
         receiving = self._facility(claimed.to_facility_id)
-        if caller.role is not Role.ADMIN:
-            caller.require(Role.OPERATOR)
-            if caller.operator_id not in (giving.operator_id, receiving.operator_id):
-                raise Forbidden(
-                    "only the giving or the receiving operator (or an admin) posts a transfer",
-                    code="not_your_operator",
-                )
+        parties = (giving.operator_id, receiving.operator_id)
+        if caller.role is not Role.ADMIN and caller.operator_id not in parties:
+            raise Forbidden(
+                "only the giving or the receiving operator (or an admin) posts a transfer",
+                code="not_your_operator",
+            )
         if giving.operator_id == receiving.operator_id:
             raise InvalidRequest(
                 "both facilities belong to one operator: declare an installation instead",

@@ -115,6 +115,9 @@ def test_decommission_and_revocation(world: World) -> None:
         assert (r.status_code, r.json()["code"]) == (403, code), (action, r.text)
     r = status(world, world.operator_token, "NV-9", "decommission")
     assert (r.status_code, r.json()["code"]) == (404, "unknown_chip")
+    # The role is checked before the chip is looked up: no probing for chip ids.
+    r = status(world, world.vendor_token, "NV-9", "decommission")
+    assert (r.status_code, r.json()["code"]) == (403, "role_not_allowed")
     r = status(world, world.operator_token, "NV-1", "decommission", "")
     assert r.status_code == 422
 
