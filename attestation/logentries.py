@@ -59,6 +59,9 @@ METER = "meter"
 REJECTED_REPORT = "rejected_report"
 LANDMARK_MEASUREMENT = "landmark_measurement"
 METER_READING = "meter_reading"
+CHIP_STATUS = "chip_status"
+OPERATOR_KEY = "operator_key"
+TRANSFER = "transfer"
 
 RECORD_KINDS = {
     VENDOR: "chipreg.dev/record/vendor/v1",
@@ -76,10 +79,17 @@ RECORD_KINDS = {
     # A chip-signed report the registry turned away, embedding the exact envelope received,
     # with the outcome, the delivering operator and the receipt time.
     REJECTED_REPORT: "chipreg.dev/record/rejected-report/v1",
+    # A chip taken out of service (decommissioned) or whose key is no longer trusted (revoked).
+    CHIP_STATUS: "chipreg.dev/record/chip-status/v1",
+    # An operator's new declaration key, registered by an admin (the old key's declarations
+    # stay verifiable under the key in force at their log position).
+    OPERATOR_KEY: "chipreg.dev/record/operator-key/v1",
 }
 DECLARATION_KINDS = {
     INSTALLATION: "chipreg.dev/declaration/installation/v1",
     CLUSTER: "chipreg.dev/declaration/cluster/v1",
+    # Custody passing between operators: signed by both (attestation.transfer).
+    TRANSFER: "chipreg.dev/declaration/transfer/v1",
 }
 # Sensor evidence: DSSE envelopes signed by the landmark's or meter's registered key
 # (attestation.landmark, attestation.meter), logged as received.

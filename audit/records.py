@@ -16,6 +16,7 @@ from attestation.report import GENESIS_DIGEST, UsageReport
 __all__ = [
     "BudgetRec",
     "ChipState",
+    "ChipStatusRec",
     "ClusterDecl",
     "ConditionRec",
     "FacilityRec",
@@ -67,6 +68,8 @@ class ChipState:
     seq: int = 0
     digest: str = GENESIS_DIGEST
     window_end: datetime | None = None
+    decommissioned_at: datetime | None = None
+    revoked_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,3 +184,14 @@ class VerifierRun:
     policy_version: str
     log_size: int
     findings: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class ChipStatusRec:
+    """A logged ``chip_status`` record: the chip left service (``decommissioned`` or
+    ``revoked``) at ``effective_at``."""
+
+    index: int
+    chip_id: str
+    status: str
+    effective_at: datetime

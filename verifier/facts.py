@@ -76,6 +76,9 @@ class ChipFact:
       for the chip. ``None`` means no condition restricts it (the rule then ignores the chip);
       an empty set means it may be nowhere.
     * ``operator_id``: the operator whose facility currently holds the chip, ``None`` if none.
+    * ``retired_at``: when the chip left service (decommissioned or revoked, the earlier; only
+      if at or before the judged instant), ``None`` while in service. From then on it is no
+      longer expected to report.
     """
 
     chip_id: str
@@ -88,10 +91,12 @@ class ChipFact:
     vendor: str | None = None
     allowed_countries: frozenset[str] | None = None
     operator_id: int | None = None
+    retired_at: datetime | None = None
 
     def __post_init__(self) -> None:
         if not self.chip_id:
             raise FactError("chip_id must not be empty")
+        _require_aware(self.retired_at, f"chip {self.chip_id}: retired_at")
         if not self.peak_ops >= 0:  # also rejects NaN
             raise FactError(f"chip {self.chip_id}: peak_ops must be >= 0, got {self.peak_ops}")
         if self.peak_power_w is not None:

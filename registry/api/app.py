@@ -17,6 +17,7 @@ from registry.api.problems import install_problem_handlers
 from registry.api.routes import (
     accounts,
     channels,
+    custody,
     declarations,
     health,
     lifecycle,
@@ -95,6 +96,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     for module in (
         accounts,
         declarations,
+        custody,
         obligations,
         reports,
         channels,

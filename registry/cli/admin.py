@@ -11,12 +11,15 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+from sqlalchemy.orm import Session
+
 from registry.api.context import utc_now
-from registry.auth import Role
+from registry.auth import Principal, Role
 from registry.db.engine import make_engine, make_session_factory
 from registry.db.migrate import upgrade
 from registry.errors import RegistryError
 from registry.services.accounts import AccountService
+from registry.services.chipstatus import ChipStatusService
 from registry.settings import Settings
 
 __all__ = ["add_parser"]
@@ -47,6 +50,31 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--public-key", required=True, help="base64 raw Ed25519 public key")
     p.set_defaults(func=_create_operator)
 
+    p = cmds.add_parser(
+        "rotate-operator-key",
+        help="register an operator's new declaration key (logged; earlier declarations stay "
+        "verifiable under the old key)",
+    )
+    p.add_argument("--operator-id", required=True, type=int)
+    p.add_argument("--public-key", required=True, help="base64 raw Ed25519 public key")
+    p.add_argument("--reason", required=True, type=_reason, help="why, for the log")
+    p.set_defaults(func=_rotate_operator_key)
+
+    p = cmds.add_parser(
+        "decommission-chip",
+        help="take a chip out of service for good (logged; it is no longer expected to report)",
+    )
+    p.add_argument("--chip-id", required=True)
+    p.add_argument("--reason", required=True, type=_reason, help="why, for the log")
+    p.set_defaults(func=_chip_status, action="decommission")
+
+    p = cmds.add_parser(
+        "revoke-chip", help="stop trusting a chip's key (logged; its reports are refused)"
+    )
+    p.add_argument("--chip-id", required=True)
+    p.add_argument("--reason", required=True, type=_reason, help="why, for the log")
+    p.set_defaults(func=_chip_status, action="revoke")
+
 
 def _run(settings: Settings, action: Callable[[AccountService], dict[str, object]]) -> int:
     engine = make_engine(settings.database_url)
@@ -60,8 +88,48 @@ def _run(settings: Settings, action: Callable[[AccountService], dict[str, object
             session.rollback()
             print(json.dumps({"error": exc.code, "detail": exc.detail}))
             return 2
-    print(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2, default=str))
     return 0
+
+
+def _run_session(settings: Settings, action: Callable[[Session], dict[str, object]]) -> int:
+    """Like :func:`_run`, for services other than accounts; acts as the admin role."""
+    return _run(settings, lambda accounts: action(accounts.repo.session))
+
+
+def _reason(text: str) -> str:
+    """A ``--reason``: 1 to 2000 characters, as the API takes it."""
+    reason = text.strip()
+    if not 1 <= len(reason) <= 2000:
+        raise argparse.ArgumentTypeError("must be 1 to 2000 characters")
+    return reason
+
+
+CLI_ADMIN = Principal(token_id=0, name="chipreg admin (cli)", role=Role.ADMIN)
+
+
+def _chip_status(args: argparse.Namespace, settings: Settings) -> int:
+    def action(session: Session) -> dict[str, object]:
+        service = ChipStatusService(session, utc_now)
+        if args.action == "decommission":
+            chip = service.decommission(CLI_ADMIN, args.chip_id, args.reason)
+            return {"chip_id": chip.chip_id, "decommissioned_at": chip.decommissioned_at}
+        chip = service.revoke(CLI_ADMIN, args.chip_id, args.reason)
+        return {"chip_id": chip.chip_id, "revoked_at": chip.revoked_at}
+
+    return _run_session(settings, action)
+
+
+def _rotate_operator_key(args: argparse.Namespace, settings: Settings) -> int:
+    def action(service: AccountService) -> dict[str, object]:
+        key = service.rotate_operator_key(CLI_ADMIN, args.operator_id, args.public_key, args.reason)
+        return {
+            "operator_id": key.operator_id,
+            "public_key": key.public_key,
+            "log_index": key.log_index,
+        }
+
+    return _run(settings, action)
 
 
 def _migrate(args: argparse.Namespace, settings: Settings) -> int:

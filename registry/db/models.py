@@ -47,6 +47,7 @@ __all__ = [
     "Meter",
     "MeterReading",
     "Operator",
+    "OperatorKey",
     "RejectedSubmission",
     "RejectionCount",
     "Report",
@@ -133,6 +134,14 @@ class Chip(Base):
     last_digest: Mapped[str] = mapped_column(String(64), default=GENESIS)
     last_window_end: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_log_index: Mapped[int | None] = mapped_column(BigInteger)
+    # End of service (docs/PROTOCOL.md 6.1): a decommissioned chip is no longer expected to
+    # report; a revoked chip's key is no longer trusted. Each is logged as a chip_status record.
+    decommissioned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    decommission_reason: Mapped[str | None] = mapped_column(Text)
+    decommission_log_index: Mapped[int | None] = mapped_column(BigInteger)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revocation_reason: Mapped[str | None] = mapped_column(Text)
+    revocation_log_index: Mapped[int | None] = mapped_column(BigInteger)
 
     vendor: Mapped[Vendor] = relationship(lazy="joined")
 
@@ -505,3 +514,18 @@ class VerifierProgress(Base):
     policy_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     judged_until: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class OperatorKey(Base):
+    """One key of an operator's key history: it signs the operator's declarations logged after
+    ``log_index`` (its ``operator`` or ``operator_key`` record) until the next key's record.
+    ``operators.public_key`` is the current one."""
+
+    __tablename__ = "operator_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    operator_id: Mapped[int] = mapped_column(ForeignKey("operators.id"), index=True)
+    public_key: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
+    valid_from: Mapped[datetime] = mapped_column(UTCDateTime)
+    log_index: Mapped[int | None] = mapped_column(BigInteger)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from registry.db.models import ApiToken, Operator, Vendor
+from registry.db.models import ApiToken, Operator, OperatorKey, Vendor
 
 __all__ = ["AccountRepository"]
 
@@ -14,7 +14,7 @@ class AccountRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def add(self, obj: Vendor | Operator | ApiToken) -> None:
+    def add(self, obj: Vendor | Operator | ApiToken | OperatorKey) -> None:
         self.session.add(obj)
         self.session.flush()
 
@@ -38,6 +38,16 @@ class AccountRepository:
 
     def operators(self) -> list[Operator]:
         return list(self.session.scalars(select(Operator).order_by(Operator.id)))
+
+    def operator_keys(self, operator_id: int) -> list[OperatorKey]:
+        """The operator's keys in the order they were registered."""
+        return list(
+            self.session.scalars(
+                select(OperatorKey)
+                .where(OperatorKey.operator_id == operator_id)
+                .order_by(OperatorKey.id)
+            )
+        )
 
     def token_by_hash(self, token_hash: str) -> ApiToken | None:
         return self.session.scalar(

@@ -27,6 +27,8 @@ class ChipIngestState:
     last_window_end: datetime | None
     last_log_index: int | None
     operator_id: int | None  # None: not installed anywhere
+    decommissioned_at: datetime | None = None
+    revoked_at: datetime | None = None
 
 
 class ChipRepository:
@@ -80,6 +82,8 @@ class ChipRepository:
                 Chip.last_window_end,
                 Chip.last_log_index,
                 Facility.operator_id,
+                Chip.decommissioned_at,
+                Chip.revoked_at,
             )
             .outerjoin(Installation, current)
             .outerjoin(Facility, Facility.id == Installation.facility_id)

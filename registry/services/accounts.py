@@ -1,4 +1,10 @@
-"""Vendors (with their root certificates), operators (with their keys) and API tokens."""
+"""Vendors (with their root certificates), operators (with their keys and key history) and API
+tokens.
+
+Operator key rotation (docs/PROTOCOL.md 6.3) is an admin act, like registering the operator:
+the registry's word, logged as an ``operator_key`` record. Requiring the old key's signature
+would not help when rotating matters most, when that key is lost or compromised.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +16,10 @@ from sqlalchemy.orm import Session
 from attestation.certs import load_vendor_root
 from attestation.errors import CertificateError, FormatError
 from attestation.keys import PublicKey
-from attestation.logentries import OPERATOR, VENDOR, timestamp
+from attestation.logentries import OPERATOR, OPERATOR_KEY, VENDOR, timestamp
 from registry.auth import Principal, Role, generate_token, hash_token
-from registry.db.models import ApiToken, Operator, Vendor
-from registry.errors import AlreadyExists, InvalidRequest, NotFound
+from registry.db.models import ApiToken, Operator, OperatorKey, Vendor
+from registry.errors import AlreadyExists, Conflict, InvalidRequest, NotFound
 from registry.repositories.accounts import AccountRepository
 from registry.services.log import LogAppender
 
@@ -76,7 +82,7 @@ class AccountService:
         )
         self.repo.add(operator)
         # The operator's key goes in the log: auditors check declarations against it.
-        self.log.append_record(
+        index = self.log.append_record(
             OPERATOR,
             {
                 "operator_id": operator.id,
@@ -87,7 +93,82 @@ class AccountService:
             },
             operator.created_at,
         )
+        self.repo.add(
+            OperatorKey(
+                operator_id=operator.id,
+                public_key=public_key,
+                reason="registered",
+                valid_from=operator.created_at,
+                log_index=index,
+            )
+        )
         return operator
+
+    def rotate_operator_key(
+        self, caller: Principal, operator_id: int, public_key: str, reason: str
+    ) -> OperatorKey:
+        """Register ``public_key`` as the operator's declaration key from now on (admin).
+
+        Declarations logged before keep verifying under the key in force at their log position
+        (:meth:`operator_key_at`); new ones must be signed by the new key.
+        """
+        caller.require(Role.ADMIN)
+        self.log.lock()  # two rotations at once must not both name the same previous key
+        operator = self.operator(operator_id)
+        try:
+            PublicKey.from_b64(public_key)
+        except FormatError as exc:
+            raise InvalidRequest(f"public_key: {exc}", code="bad_public_key") from exc
+        if any(k.public_key == public_key for k in self.repo.operator_keys(operator_id)):
+            # A retired key may be a compromised one: never bring it back.
+            raise Conflict(f"operator {operator_id} has had this key already", code="key_reused")
+        now = self.clock()
+        previous = operator.public_key
+        operator.public_key = public_key
+        key = OperatorKey(
+            operator_id=operator_id,
+            public_key=public_key,
+            reason=reason,
+            valid_from=now,
+            log_index=self.log.append_record(
+                OPERATOR_KEY,
+                {
+                    "operator_id": operator_id,
+                    "public_key": public_key,
+                    "previous_public_key": previous,
+                    "reason": reason,
+                    "declared_by": caller.name,
+                    "rotated_at": timestamp(now),
+                },
+                now,
+            ),
+        )
+        self.repo.add(key)
+        return key
+
+    def operator_keys(self, caller: Principal, operator_id: int) -> list[OperatorKey]:
+        """The operator's key history, oldest first (admin, inspector, partner, the operator)."""
+        if caller.role is Role.OPERATOR:
+            caller.require_operator(operator_id)
+        else:
+            caller.require(Role.ADMIN, Role.INSPECTOR, Role.PARTNER)
+        self.operator(operator_id)
+        return self.repo.operator_keys(operator_id)
+
+    def operator_key_at(self, operator_id: int, log_index: int) -> PublicKey:
+        """The key that signed the operator's declarations logged at ``log_index``: the last
+        one registered before that position."""
+        current = None
+        for key in self.repo.operator_keys(operator_id):
+            # Keys from before migration 0007 have no log index: the operator's first key.
+            if key.log_index is None or key.log_index < log_index:
+                current = key
+        if current is None:
+            raise NotFound(
+                f"operator {operator_id} had no key at log index {log_index}",
+                code="unknown_operator",
+            )
+        return PublicKey.from_b64(current.public_key)
 
     def vendor(self, vendor_id: int) -> Vendor:
         vendor = self.repo.vendor(vendor_id)

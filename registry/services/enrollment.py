@@ -17,12 +17,13 @@ from attestation.dsse import Envelope, verify_envelope
 from attestation.errors import CertificateError, FormatError, SignatureError
 from attestation.keys import PublicKey
 from attestation.logentries import CLUSTER, ENROLLMENT, FACILITY, INSTALLATION, timestamp
-from registry.auth import Principal, Role
+from registry.auth import Principal
 from registry.db.models import Chip, DeclaredCluster, Facility, Installation
 from registry.errors import AlreadyExists, Conflict, Forbidden, InvalidRequest, NotFound
 from registry.repositories.accounts import AccountRepository
 from registry.repositories.chips import ChipRepository
 from registry.repositories.facilities import FacilityRepository
+from registry.services.chipstatus import refuse_retired
 from registry.services.log import LogAppender
 
 __all__ = ["EnrollmentService"]
@@ -184,20 +185,19 @@ class EnrollmentService:
         facility = self.facility(facility_id)
         caller.require_operator(facility.operator_id)
         self._verify_declaration(envelope, facility)
-        self.chip(chip_id)
+        refuse_retired(self.chip(chip_id))
         current = self.facilities.current_installation(chip_id)
         if current is not None:
             if current.facility_id == facility_id:
                 raise Conflict(
                     f"chip {chip_id!r} is already installed here", code="already_installed"
                 )
-            if (
-                current.facility.operator_id != facility.operator_id
-                and caller.role is not Role.ADMIN
-            ):
-                # A change of custodian is a transfer, which the exporting side must declare.
+            if current.facility.operator_id != facility.operator_id:
+                # A change of custodian is a transfer, signed by both sides (POST /v1/transfers);
+                # not even an admin passes custody on one operator's word.
                 raise Forbidden(
-                    f"chip {chip_id!r} is in the custody of another operator",
+                    f"chip {chip_id!r} is in the custody of another operator: custody passes "
+                    "only by a transfer both operators sign (POST /v1/transfers)",
                     code="chip_in_other_custody",
                 )
             if installed_at <= current.installed_at:

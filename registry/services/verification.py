@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.orm import Session
 
 from attestation.logentries import VERIFIER_RUN, timestamp
-from registry.db.models import Finding, Installation, TransferCondition, VerifierProgress
+from registry.db.models import Chip, Finding, Installation, TransferCondition, VerifierProgress
 from registry.repositories.channels import ChannelRepository
 from registry.repositories.chips import ChipRepository
 from registry.repositories.facilities import FacilityRepository
@@ -128,6 +128,7 @@ class VerificationService:
                 vendor=chip.vendor.name,
                 allowed_countries=allowed_countries(conditions.get(chip.chip_id, []), as_of),
                 operator_id=fac.operator_id if fac else None,
+                retired_at=_retired_at(chip, as_of, logged),
             )
         reports = [
             ReportFact(
@@ -314,6 +315,22 @@ class VerificationService:
             boundary += window
         self.session.flush()
         return runs
+
+
+def _retired_at(
+    chip: Chip, as_of: datetime, logged: Callable[[int | None], bool]
+) -> datetime | None:
+    """When the chip left service (decommission or revocation, the earlier), as of ``as_of``
+    and below the log cut; the audit derives the same from the ``chip_status`` records."""
+    ends = [
+        at
+        for at, index in (
+            (chip.decommissioned_at, chip.decommission_log_index),
+            (chip.revoked_at, chip.revocation_log_index),
+        )
+        if at is not None and at <= as_of and logged(index)
+    ]
+    return min(ends, default=None)
 
 
 def _floor(t: datetime, window: timedelta) -> datetime:

@@ -7,6 +7,8 @@ from fastapi import APIRouter
 from registry.api.deps import CallerDep, ContextDep, SessionDep
 from registry.api.schemas.accounts import (
     OperatorCreate,
+    OperatorKeyCreate,
+    OperatorKeyPublic,
     OperatorPublic,
     TokenCreate,
     TokenIssued,
@@ -66,3 +68,27 @@ def create_token(
         operator_id=r.operator_id,
         token=issued.secret,
     )
+
+
+@router.post("/operators/{operator_id}/keys", status_code=201, response_model=OperatorKeyPublic)
+def rotate_operator_key(
+    operator_id: int,
+    body: OperatorKeyCreate,
+    caller: CallerDep,
+    session: SessionDep,
+    ctx: ContextDep,
+) -> object:
+    """Register the operator's new declaration key (admin); logged as an ``operator_key``
+    record. Declarations from now on must be signed by it; earlier ones keep verifying under
+    the key in force at their log position."""
+    return AccountService(session, ctx.clock).rotate_operator_key(
+        caller, operator_id, body.public_key, body.reason
+    )
+
+
+@router.get("/operators/{operator_id}/keys", response_model=list[OperatorKeyPublic])
+def operator_keys(
+    operator_id: int, caller: CallerDep, session: SessionDep, ctx: ContextDep
+) -> object:
+    """The operator's key history, oldest first, with the log position each took effect."""
+    return AccountService(session, ctx.clock).operator_keys(caller, operator_id)

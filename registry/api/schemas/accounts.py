@@ -11,6 +11,8 @@ from registry.auth import Role
 
 __all__ = [
     "OperatorCreate",
+    "OperatorKeyCreate",
+    "OperatorKeyPublic",
     "OperatorPublic",
     "TokenCreate",
     "TokenIssued",
@@ -65,3 +67,21 @@ class TokenIssued(BaseModel):
     vendor_id: int | None
     operator_id: int | None
     token: str = Field(description="The bearer secret. Shown once; only its hash is stored.")
+
+
+class OperatorKeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    public_key: str = Field(description="base64 of the new raw 32-byte Ed25519 public key")
+    reason: str = Field(min_length=1, max_length=2000, description="why, for the log")
+
+
+class OperatorKeyPublic(BaseModel):
+    """One key of an operator's history: it signs the operator's declarations logged after
+    ``log_index`` until the next key's ``log_index``."""
+
+    model_config = ConfigDict(from_attributes=True)
+    operator_id: int
+    public_key: str
+    reason: str
+    valid_from: datetime
+    log_index: int | None

@@ -68,6 +68,11 @@ class ChipPublic(BaseModel):
     enrolled_at: datetime
     last_seq: int
     last_window_end: datetime | None
+    # End of service (PROTOCOL.md 6.1); None while in service.
+    decommissioned_at: datetime | None = None
+    decommission_reason: str | None = None
+    revoked_at: datetime | None = None
+    revocation_reason: str | None = None
 
 
 class InstallationCreate(BaseModel):
