@@ -58,6 +58,7 @@ from attestation.spdm import (
 
 __all__ = [
     "MAX_CHAIN_LENGTH",
+    "GpuEvidence",
     "GpuEvidenceClaims",
     "GpuRoot",
     "load_gpu_root",
@@ -83,6 +84,14 @@ _UNDERSTOOD = frozenset(
         *_DICE_TCB_INFO_OIDS,
     }
 )
+
+
+@dataclass(frozen=True)
+class GpuEvidence:
+    """GPU evidence as collected: the attestation report and the DER chain, leaf first."""
+
+    report: bytes
+    cert_chain: tuple[bytes, ...]
 
 
 @dataclass(frozen=True)

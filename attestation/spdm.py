@@ -15,6 +15,7 @@ covers (:attr:`AttestationReport.signed_bytes`). Pure: bytes in, frozen values o
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from attestation.errors import GpuEvidenceFormatError
@@ -28,6 +29,8 @@ __all__ = [
     "MeasurementsRequest",
     "MeasurementsResponse",
     "OpaqueField",
+    "encode_attestation_report",
+    "encode_nvidia_opaque_data",
     "format_vbios_version",
     "parse_attestation_report",
     "parse_nvidia_opaque_data",
@@ -282,3 +285,59 @@ def format_vbios_version(raw: bytes) -> str:
     be = raw[::-1]
     half = len(be) // 2
     return ".".join(f"{b:02x}" for b in be[half:] + be[half - 1 : half])
+
+
+def encode_nvidia_opaque_data(fields: Sequence[OpaqueField]) -> bytes:
+    """The inverse of :func:`parse_nvidia_opaque_data`."""
+    out = bytearray()
+    for f in fields:
+        if not 0 <= f.field_type <= 0xFFFF or len(f.value) > 0xFFFF:
+            raise GpuEvidenceFormatError(f"opaque field {f.field_type} out of range")
+        out += f.field_type.to_bytes(2, "little") + len(f.value).to_bytes(2, "little") + f.value
+    return bytes(out)
+
+
+def encode_attestation_report(
+    *,
+    nonce: bytes,
+    responder_nonce: bytes,
+    blocks: Sequence[MeasurementBlock],
+    opaque_fields: Sequence[OpaqueField],
+    sign: Callable[[bytes], bytes],
+    slot_id: int = 0,
+) -> bytes:
+    """Build an attestation report the way a GPU answers GET_MEASUREMENTS(all, signed).
+
+    For simulated GPUs: ``sign`` receives the SPDM 1.1 transcript (request || response
+    without signature) and returns the 96-byte raw P-384 signature ``r || s``. The result
+    parses back with :func:`parse_attestation_report` to the same values.
+    """
+    if len(nonce) != NONCE_SIZE or len(responder_nonce) != NONCE_SIZE:
+        raise GpuEvidenceFormatError(f"nonces must be {NONCE_SIZE} bytes")
+    if not 0 <= slot_id <= 7:
+        raise GpuEvidenceFormatError("slot id must be 0-7")
+    request = (
+        bytes([SPDM_VERSION_1_1, GET_MEASUREMENTS, _SIGNATURE_REQUESTED, 0xFF])
+        + nonce
+        + bytes([slot_id])
+    )
+    record = bytearray()
+    for b in blocks:
+        measurement = bytes([b.value_type]) + len(b.value).to_bytes(2, "little") + b.value
+        record += bytes([b.index, _DMTF_MEASUREMENT_SPEC])
+        record += len(measurement).to_bytes(2, "little") + measurement
+    opaque = encode_nvidia_opaque_data(opaque_fields)
+    response = (
+        bytes([SPDM_VERSION_1_1, MEASUREMENTS, 0, slot_id, len(blocks)])
+        + len(record).to_bytes(3, "little")
+        + bytes(record)
+        + responder_nonce
+        + len(opaque).to_bytes(2, "little")
+        + opaque
+    )
+    signature = sign(request + response)
+    if len(signature) != MEASUREMENT_SIGNATURE_SIZE:
+        raise GpuEvidenceFormatError(f"signature must be {MEASUREMENT_SIGNATURE_SIZE} bytes")
+    report = request + response + signature
+    parse_attestation_report(report)  # refuse to emit what the verifier would not read
+    return report
