@@ -57,15 +57,21 @@ from attestation.spdm import (
 )
 
 __all__ = [
+    "ENROLLMENT_BINDING",
     "MAX_CHAIN_LENGTH",
+    "REATTESTATION_BINDING",
     "GpuEvidence",
     "GpuEvidenceClaims",
     "GpuRoot",
+    "bind_spdm_nonce",
     "load_gpu_root",
     "split_pem_chain",
     "verify_gpu_evidence",
 ]
 
+# Domain-separation strings of the SPDM nonce binding (docs/PROTOCOL.md, "GPU evidence").
+ENROLLMENT_BINDING = b"chipreg/gpu-attestation/enrollment/v1\x00"
+REATTESTATION_BINDING = b"chipreg/gpu-attestation/reattestation/v1\x00"
 # NVIDIA's chains have five certificates with the root; leave room, refuse absurd inputs.
 MAX_CHAIN_LENGTH = 8
 _PEM_END = b"-----END CERTIFICATE-----"
@@ -127,6 +133,21 @@ class GpuEvidenceClaims:
     driver_version: str | None
     vbios_version: str | None
     fwid: bytes | None
+
+
+def bind_spdm_nonce(binding: bytes, chip_public_key: bytes, registry_nonce: bytes) -> bytes:
+    """The 32-byte SPDM nonce a GPU must sign: SHA-256(binding || chip key || registry nonce).
+
+    ``binding`` is :data:`ENROLLMENT_BINDING` or :data:`REATTESTATION_BINDING`,
+    ``chip_public_key`` the chip's raw 32-byte Ed25519 key, ``registry_nonce`` the 32 bytes the
+    registry issued. The GPU's signature over this nonce thus commits to the chip key and to a
+    fresh registry challenge, and cannot be replayed for another chip or another purpose.
+    """
+    if binding not in (ENROLLMENT_BINDING, REATTESTATION_BINDING):
+        raise FormatError("unknown nonce binding")
+    if len(chip_public_key) != 32 or len(registry_nonce) != NONCE_SIZE:
+        raise FormatError("chip key and registry nonce must be 32 bytes each")
+    return hashlib.sha256(binding + chip_public_key + registry_nonce).digest()
 
 
 def _parse_der(der: bytes, what: str) -> x509.Certificate:

@@ -59,6 +59,7 @@ METER = "meter"
 REJECTED_REPORT = "rejected_report"
 LANDMARK_MEASUREMENT = "landmark_measurement"
 METER_READING = "meter_reading"
+GPU_ATTESTATION = "gpu_attestation"
 
 RECORD_KINDS = {
     VENDOR: "chipreg.dev/record/vendor/v1",
@@ -76,6 +77,9 @@ RECORD_KINDS = {
     # A chip-signed report the registry turned away, embedding the exact envelope received,
     # with the outcome, the delivering operator and the receipt time.
     REJECTED_REPORT: "chipreg.dev/record/rejected-report/v1",
+    # GPU device evidence the registry verified (at enrollment or on re-attestation), with
+    # the exact report, chain and root, so a partner re-verifies it from the log alone.
+    GPU_ATTESTATION: "chipreg.dev/record/gpu-attestation/v1",
 }
 DECLARATION_KINDS = {
     INSTALLATION: "chipreg.dev/declaration/installation/v1",

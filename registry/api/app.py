@@ -12,12 +12,14 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from attestation.cosignature import CosignatureVerifier
+from attestation.gpu import load_gpu_root
 from registry.api.context import AppContext, utc_now
 from registry.api.problems import install_problem_handlers
 from registry.api.routes import (
     accounts,
     channels,
     declarations,
+    gpu,
     health,
     lifecycle,
     log,
@@ -70,6 +72,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         sessions=sessions,
         log_signer=log_signer,
         publisher=publisher,
+        gpu_roots=tuple(load_gpu_root(path.read_bytes()) for path in settings.gpu_root_files),
     )
 
     @asynccontextmanager
@@ -98,6 +101,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         obligations,
         reports,
         channels,
+        gpu,
         queries,
         lifecycle,
         verifier,

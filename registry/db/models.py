@@ -133,6 +133,10 @@ class Chip(Base):
     last_digest: Mapped[str] = mapped_column(String(64), default=GENESIS)
     last_window_end: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_log_index: Mapped[int | None] = mapped_column(BigInteger)
+    # GPU device identity (attestation.gpu: SHA-256 of the device identity key), set when the
+    # chip enrolled with verified GPU evidence. Unique: one GPU, one chip.
+    hardware_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    hardware_attested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     vendor: Mapped[Vendor] = relationship(lazy="joined")
 
@@ -505,3 +509,17 @@ class VerifierProgress(Base):
     policy_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     judged_until: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class GpuChallenge(Base):
+    """A fresh nonce the registry issued for GPU evidence over one chip key; used at most once."""
+
+    __tablename__ = "gpu_challenges"
+
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)  # hex
+    purpose: Mapped[str] = mapped_column(String(16))  # "enrollment" | "reattestation"
+    chip_public_key: Mapped[bytes] = mapped_column(LargeBinary(32))
+    chip_id: Mapped[str | None] = mapped_column(String(64))
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

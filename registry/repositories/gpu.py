@@ -1,0 +1,36 @@
+"""GPU challenges and the chips' GPU hardware identities."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from registry.db.models import Chip, GpuChallenge
+
+__all__ = ["GpuRepository"]
+
+
+class GpuRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, challenge: GpuChallenge) -> None:
+        self.session.add(challenge)
+        self.session.flush()
+
+    def challenge(self, nonce: str) -> GpuChallenge | None:
+        return self.session.get(GpuChallenge, nonce)
+
+    def mark_answered(self, nonce: str, at: datetime) -> bool:
+        """Consume a challenge; False if it was answered already (the row is the guard)."""
+        result = self.session.execute(
+            update(GpuChallenge)
+            .where(GpuChallenge.nonce == nonce, GpuChallenge.answered_at.is_(None))
+            .values(answered_at=at)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def chip_by_hardware_id(self, hardware_id: str) -> Chip | None:
+        return self.session.scalar(select(Chip).where(Chip.hardware_id == hardware_id))
