@@ -26,7 +26,15 @@ from attestation.errors import (
     GpuWrongRootError,
     SignatureError,
 )
-from attestation.gpu import GpuRoot, load_gpu_root, split_pem_chain, verify_gpu_evidence
+from attestation.gpu import (
+    ENROLLMENT_BINDING,
+    REATTESTATION_BINDING,
+    GpuRoot,
+    bind_spdm_nonce,
+    load_gpu_root,
+    split_pem_chain,
+    verify_gpu_evidence,
+)
 from attestation.spdm import format_vbios_version, parse_attestation_report
 
 from .nvidia_reference import Case, HopperSample, load_hopper_sample, nvidia_verdicts
@@ -431,3 +439,14 @@ def test_chain_root_copy_is_checked_where_nvidia_ignores_it(
         verify_gpu_evidence(
             hopper.report, chain, root=nvidia_root, expected_nonce=hopper.nonce, at=AT
         )
+
+
+def test_nonce_binding_matches_the_protocol_example() -> None:
+    # docs/PROTOCOL.md 11.3
+    spdm = bind_spdm_nonce(ENROLLMENT_BINDING, b"\x00" * 32, b"\x01" * 32)
+    assert spdm.hex() == "ba9746b66d443c1b787bc1885c93258373768e77ee744809e88d2275b5f7007c"
+    assert bind_spdm_nonce(REATTESTATION_BINDING, b"\x00" * 32, b"\x01" * 32) != spdm
+    with pytest.raises(FormatError):
+        bind_spdm_nonce(b"other\x00", b"\x00" * 32, b"\x01" * 32)
+    with pytest.raises(FormatError):
+        bind_spdm_nonce(ENROLLMENT_BINDING, b"\x00" * 31, b"\x01" * 32)

@@ -12,7 +12,7 @@ import pytest
 from agents.backends.gpu_simulated import SimulatedGpu, SimulatedGpuVendor
 from attestation.gpu import ENROLLMENT_BINDING, bind_spdm_nonce
 from attestation.keys import PrivateKey
-from attestation.logentries import GPU_ATTESTATION, parse_record
+from attestation.logentries import GPU_ATTESTATION, parse_record, record_body
 from audit.replay import Replay
 from registry.cli.audit import fetch_entries
 from registry.settings import Settings
@@ -115,6 +115,24 @@ def test_hardware_attested_enrollment_clone_refused_and_audited(
     assert replay.counts[GPU_ATTESTATION] == 2
     assert set(replay.gpu_hardware.values()) == {"NV-HW-0001", "NV-HW-0003"}
     assert replay.gpu_hardware.get(chip["hardware_id"]) == "NV-HW-0001"
+
+    # From the log alone: a logged report altered after the fact fails the partner's replay,
+    # and so does evidence re-labelled as another chip's.
+    with live_registry.client(live_registry.admin_token) as http:
+        entries = list(fetch_entries(http, 1_000_000))
+    first_gpu = next(e for e in entries if e.kind == GPU_ATTESTATION)
+    rec = parse_record(GPU_ATTESTATION, first_gpu.body)
+    report = bytearray(base64.b64decode(rec["report"]))
+    report[-1] ^= 1
+    for tampered in (
+        {**rec, "report": base64.b64encode(bytes(report)).decode()},
+        {**rec, "chip_id": "NV-HW-0003"},
+    ):
+        replay = Replay()
+        for e in entries:
+            body = record_body(GPU_ATTESTATION, tampered) if e is first_gpu else e.body
+            replay.feed(e.index, e.kind, body)
+        assert [p.check for p in replay.problems] == [GPU_ATTESTATION]
 
 
 def test_evidence_for_another_key_nonce_or_root_is_refused(
