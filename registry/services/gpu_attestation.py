@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from attestation.errors import FormatError, GpuEvidenceError
 from attestation.gpu import (
     ENROLLMENT_BINDING,
+    REATTESTATION_BINDING,
     GpuEvidence,
     GpuEvidenceClaims,
     GpuRoot,
@@ -29,14 +30,23 @@ from attestation.gpu import (
 from attestation.keys import PublicKey
 from attestation.logentries import GPU_ATTESTATION, timestamp
 from registry.auth import Principal, Role
-from registry.db.models import GpuChallenge
-from registry.errors import AlreadyExists, Conflict, InvalidRequest, NotFound
+from registry.db.models import Chip, GpuChallenge
+from registry.errors import AlreadyExists, Conflict, Forbidden, InvalidRequest, NotFound
+from registry.repositories.chips import ChipRepository
+from registry.repositories.facilities import FacilityRepository
 from registry.repositories.gpu import GpuRepository
 from registry.services.log import LogAppender
 
-__all__ = ["PURPOSE_ENROLLMENT", "GpuAttestationService", "SubmittedEvidence"]
+__all__ = [
+    "PURPOSE_ENROLLMENT",
+    "PURPOSE_REATTESTATION",
+    "GpuAttestationService",
+    "SubmittedEvidence",
+]
 
 PURPOSE_ENROLLMENT = "enrollment"
+PURPOSE_REATTESTATION = "reattestation"
+_BINDINGS = {PURPOSE_ENROLLMENT: ENROLLMENT_BINDING, PURPOSE_REATTESTATION: REATTESTATION_BINDING}
 
 
 @dataclass(frozen=True)
@@ -73,6 +83,8 @@ class GpuAttestationService:
         challenge_ttl: timedelta = timedelta(minutes=5),
     ) -> None:
         self.repo = GpuRepository(session)
+        self.chips = ChipRepository(session)
+        self.facilities = FacilityRepository(session)
         self.log = LogAppender(session)
         self.clock = clock
         self.roots = roots
@@ -123,18 +135,16 @@ class GpuAttestationService:
             code="gpu_wrong_root",
         )
 
-    def verify_for_enrollment(
-        self, evidence: SubmittedEvidence, chip_key: PublicKey
+    def _consume_and_verify(
+        self, evidence: SubmittedEvidence, purpose: str, chip_key: PublicKey, chip_id: str | None
     ) -> tuple[GpuEvidenceClaims, GpuRoot, datetime]:
-        """Consume the challenge and verify the evidence for enrolling ``chip_key``."""
+        """Consume the challenge and verify the evidence for ``chip_key`` and ``purpose``."""
         self._require_enabled()
         challenge = self.repo.challenge(evidence.nonce)
-        if challenge is None or challenge.purpose != PURPOSE_ENROLLMENT:
+        if challenge is None or challenge.purpose != purpose:
             raise NotFound("the registry never issued this GPU nonce", code="unknown_nonce")
-        if bytes(challenge.chip_public_key) != chip_key.raw:
-            raise InvalidRequest(
-                "the GPU nonce was issued for another chip key", code="nonce_mismatch"
-            )
+        if bytes(challenge.chip_public_key) != chip_key.raw or challenge.chip_id != chip_id:
+            raise InvalidRequest("the GPU nonce was issued for another chip", code="nonce_mismatch")
         now = self.clock()
         if now > challenge.expires_at:
             raise Conflict(
@@ -143,13 +153,20 @@ class GpuAttestationService:
         if not self.repo.mark_answered(evidence.nonce, now):
             raise Conflict("this GPU nonce was answered already", code="replayed_nonce")
         root = self._root_for(evidence)
-        expected = bind_spdm_nonce(ENROLLMENT_BINDING, chip_key.raw, bytes.fromhex(evidence.nonce))
+        expected = bind_spdm_nonce(_BINDINGS[purpose], chip_key.raw, bytes.fromhex(evidence.nonce))
         try:
             claims = verify_gpu_evidence(
                 evidence.report, evidence.certificates, root=root, expected_nonce=expected, at=now
             )
         except GpuEvidenceError as exc:
             raise InvalidRequest(str(exc), code=exc.code) from exc
+        return claims, root, now
+
+    def verify_for_enrollment(
+        self, evidence: SubmittedEvidence, chip_key: PublicKey
+    ) -> tuple[GpuEvidenceClaims, GpuRoot, datetime]:
+        """Consume the challenge and verify the evidence for enrolling ``chip_key``."""
+        claims, root, now = self._consume_and_verify(evidence, PURPOSE_ENROLLMENT, chip_key, None)
         holder = self.repo.chip_by_hardware_id(claims.hardware_id)
         if holder is not None:
             # One GPU, two chip identities is what a cloned or relayed identity looks like.
@@ -158,6 +175,59 @@ class GpuAttestationService:
                 code="duplicate_hardware_identity",
             )
         return claims, root, now
+
+    # -- re-attestation --------------------------------------------------------------------
+    def _attested_chip(self, chip_id: str) -> Chip:
+        chip = self.chips.get(chip_id)
+        if chip is None:
+            raise NotFound(f"chip {chip_id!r} is not enrolled", code="unknown_chip")
+        if chip.hardware_id is None:
+            raise Conflict(
+                f"chip {chip_id!r} did not enroll with GPU evidence", code="not_hardware_attested"
+            )
+        return chip
+
+    def issue_reattestation_challenge(self, caller: Principal, *, chip_id: str) -> GpuChallenge:
+        """A fresh nonce the chip's agent must answer with evidence from the same GPU."""
+        caller.require(Role.ADMIN, Role.INSPECTOR)
+        self._require_enabled()
+        chip = self._attested_chip(chip_id)
+        now = self.clock()
+        challenge = GpuChallenge(
+            nonce=secrets.token_hex(32),
+            purpose=PURPOSE_REATTESTATION,
+            chip_public_key=bytes(chip.public_key),
+            chip_id=chip_id,
+            issued_at=now,
+            expires_at=now + self.challenge_ttl,
+        )
+        self.repo.add(challenge)
+        return challenge
+
+    def reattest(
+        self, caller: Principal, *, chip_id: str, evidence: SubmittedEvidence
+    ) -> tuple[int, GpuEvidenceClaims, bool]:
+        """Verify and log the answer to a re-attestation challenge: (log index, claims, same
+        GPU as at enrollment?). Valid evidence from another GPU is logged, not refused: the
+        verifier's ``gpu.reattestation`` rule makes it a finding a partner can re-derive."""
+        chip = self._attested_chip(chip_id)
+        if caller.role is not Role.ADMIN:
+            installation = self.facilities.current_installation(chip_id)
+            if installation is None:
+                raise Forbidden(f"chip {chip_id!r} is installed nowhere", code="chip_not_yours")
+            caller.require_operator(installation.facility.operator_id)
+        key = PublicKey(bytes(chip.public_key))
+        claims, root, now = self._consume_and_verify(evidence, PURPOSE_REATTESTATION, key, chip_id)
+        index = self.log_evidence(
+            chip_id=chip_id,
+            purpose=PURPOSE_REATTESTATION,
+            chip_key=key,
+            evidence=evidence,
+            claims=claims,
+            root=root,
+            verified_at=now,
+        )
+        return index, claims, claims.hardware_id == chip.hardware_id
 
     def log_evidence(
         self,

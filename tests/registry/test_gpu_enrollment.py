@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from agents.backends.gpu_simulated import SimulatedGpu, SimulatedGpuVendor
+from agents.gpu_attest import answer_gpu_challenge
 from attestation.gpu import ENROLLMENT_BINDING, bind_spdm_nonce
 from attestation.keys import PrivateKey
 from attestation.logentries import GPU_ATTESTATION, parse_record, record_body
@@ -17,7 +18,7 @@ from audit.replay import Replay
 from registry.cli.audit import fetch_entries
 from registry.settings import Settings
 from tests.conftest import LiveRegistry
-from tests.registry.factories import World, key, make_world, ok
+from tests.registry.factories import World, key, make_world, ok, signed
 
 GPU_VENDOR = SimulatedGpuVendor("SimGPU", seed=b"registry tests")
 
@@ -206,3 +207,68 @@ def test_gpu_challenges_need_configured_roots(database_url: str, tmp_path: Path)
             r = h.post("/v1/gpu/challenges", json={"chip_public_key": key("x").public_key.to_b64()})
             assert (r.status_code, r.json()["code"]) == (409, "gpu_attestation_disabled")
     app.state.context.engine.dispose()
+
+
+def _install(world: World, chip_id: str) -> None:
+    with world.registry.client(world.operator_token) as http:
+        ok(
+            http.post(
+                "/v1/installations",
+                json=signed(
+                    "installation",
+                    {
+                        "chip_id": chip_id,
+                        "facility_id": world.facility_id,
+                        "installed_at": "2026-02-01T00:00:00Z",
+                    },
+                    world.operator_key,
+                ),
+            ),
+            201,
+        )
+
+
+def test_reattestation_through_the_agent(live_registry: LiveRegistry, world: World) -> None:
+    gpu = GPU_VENDOR.manufacture("GPU-SN-0300")
+    chip_key = key("chip:NV-RE-1")
+    with live_registry.client(world.vendor_token) as http:
+        ch = _challenge(http, chip_key)
+        body = answer_gpu_challenge(gpu, chip_key.public_key, ch["nonce"], "enrollment")
+        enrolled = ok(_enroll(world, http, "NV-RE-1", body), 201)
+        ok(_enroll(world, http, "NV-RE-PLAIN", None), 201)
+    _install(world, "NV-RE-1")
+
+    admin = live_registry.client(live_registry.admin_token)
+    operator = live_registry.client(world.operator_token)
+    with admin, operator:
+        # The same GPU answers: logged, same device.
+        ch = ok(admin.post("/v1/chips/NV-RE-1/gpu-challenges"), 201)
+        assert ch["purpose"] == "reattestation"
+        body = answer_gpu_challenge(gpu, chip_key.public_key, ch["nonce"], "reattestation")
+        first = ok(operator.post("/v1/chips/NV-RE-1/gpu-evidence", json=body), 201)
+        assert first["same_device"] is True
+        assert first["hardware_id"] == enrolled["hardware_id"]
+        again = operator.post("/v1/chips/NV-RE-1/gpu-evidence", json=body)
+        assert (again.status_code, again.json()["code"]) == (409, "replayed_nonce")
+
+        # Enrollment evidence cannot answer a re-attestation (the binding differs).
+        ch = ok(admin.post("/v1/chips/NV-RE-1/gpu-challenges"), 201)
+        wrong = answer_gpu_challenge(gpu, chip_key.public_key, ch["nonce"], "enrollment")
+        r = operator.post("/v1/chips/NV-RE-1/gpu-evidence", json=wrong)
+        assert (r.status_code, r.json()["code"]) == (422, "gpu_nonce_mismatch")
+
+        # Another GPU answers: valid evidence, logged, but not the enrolled device.
+        ch = ok(admin.post("/v1/chips/NV-RE-1/gpu-challenges"), 201)
+        swapped = GPU_VENDOR.manufacture("GPU-SN-0301")
+        body = answer_gpu_challenge(swapped, chip_key.public_key, ch["nonce"], "reattestation")
+        second = ok(operator.post("/v1/chips/NV-RE-1/gpu-evidence", json=body), 201)
+        assert second["same_device"] is False
+
+        r = admin.post("/v1/chips/NV-RE-PLAIN/gpu-challenges")
+        assert (r.status_code, r.json()["code"]) == (409, "not_hardware_attested")
+        r = operator.post("/v1/chips/NV-RE-1/gpu-challenges")
+        assert r.status_code == 403
+
+    replay = _replay(live_registry)
+    assert replay.problems == []
+    assert replay.counts[GPU_ATTESTATION] == 3

@@ -7,12 +7,18 @@ from datetime import timedelta
 from fastapi import APIRouter
 from sqlalchemy.orm import Session
 
-from attestation.gpu import ENROLLMENT_BINDING, bind_spdm_nonce
+from attestation.gpu import ENROLLMENT_BINDING, REATTESTATION_BINDING, bind_spdm_nonce
 from attestation.keys import PublicKey
 from registry.api.context import AppContext
 from registry.api.deps import CallerDep, ContextDep, SessionDep
-from registry.api.schemas.gpu import GpuChallengeCreate, GpuChallengePublic
-from registry.services.gpu_attestation import GpuAttestationService
+from registry.api.schemas.declarations import GpuEvidenceIn
+from registry.api.schemas.gpu import GpuChallengeCreate, GpuChallengePublic, ReattestationPublic
+from registry.db.models import GpuChallenge
+from registry.services.gpu_attestation import (
+    PURPOSE_ENROLLMENT,
+    GpuAttestationService,
+    SubmittedEvidence,
+)
 
 router = APIRouter(prefix="/v1", tags=["gpu"])
 
@@ -26,16 +32,12 @@ def gpu_service(session: Session, ctx: AppContext) -> GpuAttestationService:
     )
 
 
-@router.post("/gpu/challenges", status_code=201, response_model=GpuChallengePublic)
-def issue_gpu_challenge(
-    body: GpuChallengeCreate, caller: CallerDep, session: SessionDep, ctx: ContextDep
-) -> object:
-    """A fresh nonce for enrolling ``chip_public_key`` with GPU evidence (vendors, admins)."""
-    challenge = gpu_service(session, ctx).issue_enrollment_challenge(
-        caller, chip_public_key=body.chip_public_key
-    )
+def _public(challenge: GpuChallenge) -> GpuChallengePublic:
     key = PublicKey(bytes(challenge.chip_public_key))
-    spdm = bind_spdm_nonce(ENROLLMENT_BINDING, key.raw, bytes.fromhex(challenge.nonce))
+    binding = (
+        ENROLLMENT_BINDING if challenge.purpose == PURPOSE_ENROLLMENT else REATTESTATION_BINDING
+    )
+    spdm = bind_spdm_nonce(binding, key.raw, bytes.fromhex(challenge.nonce))
     return GpuChallengePublic(
         nonce=challenge.nonce,
         purpose=challenge.purpose,
@@ -44,3 +46,35 @@ def issue_gpu_challenge(
         issued_at=challenge.issued_at,
         expires_at=challenge.expires_at,
     )
+
+
+@router.post("/gpu/challenges", status_code=201, response_model=GpuChallengePublic)
+def issue_gpu_challenge(
+    body: GpuChallengeCreate, caller: CallerDep, session: SessionDep, ctx: ContextDep
+) -> object:
+    """A fresh nonce for enrolling ``chip_public_key`` with GPU evidence (vendors, admins)."""
+    return _public(
+        gpu_service(session, ctx).issue_enrollment_challenge(
+            caller, chip_public_key=body.chip_public_key
+        )
+    )
+
+
+@router.post("/chips/{chip_id}/gpu-challenges", status_code=201, response_model=GpuChallengePublic)
+def issue_reattestation_challenge(
+    chip_id: str, caller: CallerDep, session: SessionDep, ctx: ContextDep
+) -> object:
+    """A fresh nonce the chip's agent must answer with evidence from its GPU (admin, inspector)."""
+    return _public(gpu_service(session, ctx).issue_reattestation_challenge(caller, chip_id=chip_id))
+
+
+@router.post("/chips/{chip_id}/gpu-evidence", status_code=201, response_model=ReattestationPublic)
+def submit_reattestation(
+    chip_id: str, body: GpuEvidenceIn, caller: CallerDep, session: SessionDep, ctx: ContextDep
+) -> object:
+    """The agent's answer to a re-attestation challenge (the custodian operator, admins)."""
+    evidence = SubmittedEvidence.from_wire(body.nonce, body.report, body.certificates)
+    index, claims, same = gpu_service(session, ctx).reattest(
+        caller, chip_id=chip_id, evidence=evidence
+    )
+    return ReattestationPublic(log_index=index, hardware_id=claims.hardware_id, same_device=same)

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["GpuChallengeCreate", "GpuChallengePublic"]
+__all__ = ["GpuChallengeCreate", "GpuChallengePublic", "ReattestationPublic"]
 
 
 class GpuChallengeCreate(BaseModel):
@@ -25,3 +25,9 @@ class GpuChallengePublic(BaseModel):
     )
     issued_at: datetime
     expires_at: datetime
+
+
+class ReattestationPublic(BaseModel):
+    log_index: int = Field(description="index of the gpu_attestation record")
+    hardware_id: str = Field(description="the GPU that answered")
+    same_device: bool = Field(description="whether it is the GPU the chip enrolled with")
