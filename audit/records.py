@@ -19,6 +19,7 @@ __all__ = [
     "ClusterDecl",
     "ConditionRec",
     "FacilityRec",
+    "GpuAttestationRec",
     "InstallationDecl",
     "LandmarkRec",
     "LoggedMeasurement",
@@ -181,3 +182,14 @@ class VerifierRun:
     policy_version: str
     log_size: int
     findings: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class GpuAttestationRec:
+    """A re-verified ``gpu_attestation`` record."""
+
+    index: int
+    chip_id: str
+    purpose: str
+    hardware_id: str
+    verified_at: datetime

@@ -38,6 +38,7 @@ from audit.records import (
     ClusterDecl,
     ConditionRec,
     FacilityRec,
+    GpuAttestationRec,
     InstallationDecl,
     LandmarkRec,
     LoggedMeasurement,
@@ -103,6 +104,7 @@ class Replay:
     rejected: list[RejectedRec] = field(default_factory=list)
     gpu_hardware: dict[str, str] = field(default_factory=dict)  # hardware id -> chip id
     gpu_nonces: set[bytes] = field(default_factory=set)
+    gpu_attestations: list[GpuAttestationRec] = field(default_factory=list)
     signatures_checked: int = 0
     next_index: int = 0
 
@@ -481,14 +483,18 @@ class Replay:
         ):
             self.problem(index, "gpu_attestation", f"GPU root {root.fingerprint} not trusted")
         registry_nonce = bytes.fromhex(str(rec["registry_nonce"]))
+        verified_at = le.parse_timestamp(str(rec["verified_at"]))
         claims = verify_gpu_evidence(
             b64decode(str(rec["report"])),
             tuple(b64decode(str(c)) for c in rec["certificates"]),
             root=root,
             expected_nonce=bind_spdm_nonce(binding, key.raw, registry_nonce),
-            at=le.parse_timestamp(str(rec["verified_at"])),
+            at=verified_at,
         )
         self.signatures_checked += 1
+        self.gpu_attestations.append(
+            GpuAttestationRec(index, chip_id, str(rec["purpose"]), claims.hardware_id, verified_at)
+        )
         if claims.hardware_id != rec["hardware_id"]:
             self.problem(index, "gpu_attestation", f"hardware id of {chip_id} differs")
         holder = self.gpu_hardware.setdefault(claims.hardware_id, chip_id)

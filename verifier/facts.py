@@ -26,6 +26,7 @@ __all__ = [
     "ClusterNotificationFact",
     "DeclaredClusterFact",
     "FacilityFact",
+    "GpuAttestationFact",
     "InstallationFact",
     "LandmarkFact",
     "LinkFact",
@@ -353,6 +354,24 @@ class DeclaredClusterFact:
 
 
 @dataclass(frozen=True, slots=True)
+class GpuAttestationFact:
+    """Verified GPU device evidence of a chip (a ``gpu_attestation`` log record).
+
+    ``purpose`` is ``enrollment`` (the GPU the chip enrolled with) or ``reattestation`` (an
+    answer to a registry challenge); ``hardware_id`` names the GPU that signed.
+    """
+
+    chip_id: str
+    purpose: str
+    hardware_id: str
+    verified_at: datetime
+    log_index: int
+
+    def __post_init__(self) -> None:
+        _require_aware(self.verified_at, "GPU attestation verified_at")
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     """Everything the rules may look at.
 
@@ -376,6 +395,7 @@ class Snapshot:
     meter_readings: Sequence[MeterReadingFact] = ()
     period_start: datetime | None = None
     period_end: datetime | None = None
+    gpu_attestations: Sequence[GpuAttestationFact] = ()
 
     def __post_init__(self) -> None:
         _require_aware(self.period_start, "snapshot period_start")

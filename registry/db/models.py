@@ -523,3 +523,16 @@ class GpuChallenge(Base):
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class GpuAttestation(Base):
+    """Verified GPU evidence of a chip (enrollment or re-attestation), as logged."""
+
+    __tablename__ = "gpu_attestations"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    chip_id: Mapped[str] = mapped_column(ForeignKey("chips.chip_id"), index=True)
+    purpose: Mapped[str] = mapped_column(String(16))
+    hardware_id: Mapped[str] = mapped_column(String(64))
+    verified_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    log_index: Mapped[int] = mapped_column(BigInteger, unique=True)

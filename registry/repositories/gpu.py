@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from registry.db.models import Chip, GpuChallenge
+from registry.db.models import Chip, GpuAttestation, GpuChallenge
 
 __all__ = ["GpuRepository"]
 
@@ -34,3 +34,17 @@ class GpuRepository:
 
     def chip_by_hardware_id(self, hardware_id: str) -> Chip | None:
         return self.session.scalar(select(Chip).where(Chip.hardware_id == hardware_id))
+
+    def add_attestation(self, attestation: GpuAttestation) -> None:
+        self.session.add(attestation)
+        self.session.flush()
+
+    def attestations(self, before: datetime) -> list[GpuAttestation]:
+        """Verified GPU evidence of every chip up to ``before``, in log order."""
+        return list(
+            self.session.scalars(
+                select(GpuAttestation)
+                .where(GpuAttestation.verified_at < before)
+                .order_by(GpuAttestation.log_index)
+            )
+        )

@@ -30,7 +30,7 @@ from attestation.gpu import (
 from attestation.keys import PublicKey
 from attestation.logentries import GPU_ATTESTATION, timestamp
 from registry.auth import Principal, Role
-from registry.db.models import Chip, GpuChallenge
+from registry.db.models import Chip, GpuAttestation, GpuChallenge
 from registry.errors import AlreadyExists, Conflict, Forbidden, InvalidRequest, NotFound
 from registry.repositories.chips import ChipRepository
 from registry.repositories.facilities import FacilityRepository
@@ -241,7 +241,7 @@ class GpuAttestationService:
         verified_at: datetime,
     ) -> int:
         """Append the verified evidence, exactly as received, to the log; its index."""
-        return self.log.append_record(
+        index = self.log.append_record(
             GPU_ATTESTATION,
             {
                 "chip_id": chip_id,
@@ -260,6 +260,16 @@ class GpuAttestationService:
             },
             verified_at,
         )
+        self.repo.add_attestation(
+            GpuAttestation(
+                chip_id=chip_id,
+                purpose=purpose,
+                hardware_id=claims.hardware_id,
+                verified_at=verified_at,
+                log_index=index,
+            )
+        )
+        return index
 
 
 def evidence_of(evidence: GpuEvidence, nonce: str) -> SubmittedEvidence:

@@ -4,6 +4,7 @@ chip key, the clone refused, the evidence logged and re-verified by the partner'
 from __future__ import annotations
 
 import base64
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -14,6 +15,7 @@ from agents.gpu_attest import answer_gpu_challenge
 from attestation.gpu import ENROLLMENT_BINDING, bind_spdm_nonce
 from attestation.keys import PrivateKey
 from attestation.logentries import GPU_ATTESTATION, parse_record, record_body
+from audit.facts import check_run
 from audit.replay import Replay
 from registry.cli.audit import fetch_entries
 from registry.settings import Settings
@@ -269,6 +271,22 @@ def test_reattestation_through_the_agent(live_registry: LiveRegistry, world: Wor
         r = operator.post("/v1/chips/NV-RE-1/gpu-challenges")
         assert r.status_code == 403
 
+        # The verifier makes the swapped GPU a finding, and the chip that stops answering
+        # another once the policy's interval (demo: 6 h) has passed.
+        ok(admin.post("/v1/verifier/runs", json={"policy": "demo"}))
+        later = (datetime.now(UTC) + timedelta(hours=7)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        ok(admin.post("/v1/verifier/runs", json={"policy": "demo", "as_of": later}))
+        findings = ok(admin.get("/v1/findings", params={"limit": 500}))["findings"]
+        mine = sorted(
+            f["kind"]
+            for f in findings
+            if f["subject_id"] == "NV-RE-1" and f["rule_id"].startswith("gpu.")
+        )
+        assert mine == ["gpu_attestation_lapsed", "gpu_device_changed"]
+
+    # The partner re-derives both from the log alone.
     replay = _replay(live_registry)
     assert replay.problems == []
     assert replay.counts[GPU_ATTESTATION] == 3
+    checks = [check_run(replay, run) for run in replay.runs]
+    assert len(checks) == 2 and all(c.ok for c in checks)
