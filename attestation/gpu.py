@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
@@ -157,7 +157,7 @@ def _parse_der(der: bytes, what: str) -> x509.Certificate:
         # than a surprise later.
         _ = cert.extensions
         _ = cert.public_key()
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError, UnsupportedAlgorithm) as e:
         raise GpuEvidenceFormatError(f"{what} is not a readable X.509 certificate: {e}") from None
     return cert
 
@@ -225,7 +225,7 @@ def _check_issued_by(cert: x509.Certificate, issuer: x509.Certificate, what: str
         raise GpuChainError(f"{what} is not issued by {issuer.subject.rfc4514_string()}")
     try:
         cert.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature):
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
         raise GpuChainError(f"{what} signature does not verify under its issuer") from None
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -450,3 +451,63 @@ def test_nonce_binding_matches_the_protocol_example() -> None:
         bind_spdm_nonce(b"other\x00", b"\x00" * 32, b"\x01" * 32)
     with pytest.raises(FormatError):
         bind_spdm_nonce(ENROLLMENT_BINDING, b"\x00" * 31, b"\x01" * 32)
+
+
+def test_random_mutations_only_ever_raise_gpu_evidence_errors(
+    hopper: HopperSample, nvidia_root: GpuRoot
+) -> None:
+    # Several flips, cuts and insertions at once, in the report and in the certificates: the
+    # verifier must refuse each with one of its own errors, never crash with another exception.
+    rng = random.Random(13)
+    for _ in range(300):
+        report = bytearray(hopper.report)
+        chain = [bytearray(c) for c in hopper.chain]
+        for _ in range(rng.randint(1, 4)):
+            target = report if rng.random() < 0.6 else rng.choice(chain)
+            pos = rng.randrange(len(target))
+            op = rng.random()
+            if op < 0.6:
+                target[pos] ^= 1 << rng.randrange(8)
+            elif op < 0.8:
+                del target[pos : pos + rng.randint(1, 40)]
+            else:
+                target[pos:pos] = rng.randbytes(rng.randint(1, 8))
+        with pytest.raises(GpuEvidenceError):
+            verify_gpu_evidence(
+                bytes(report),
+                [bytes(c) for c in chain],
+                root=nvidia_root,
+                expected_nonce=hopper.nonce,
+                at=AT,
+            )
+
+
+def test_certificates_of_other_key_types_are_refused(
+    hopper: HopperSample, nvidia_root: GpuRoot
+) -> None:
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    key = ed25519.Ed25519PrivateKey.generate()
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "not a GPU")])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(datetime(2021, 1, 1, tzinfo=UTC))
+        .not_valid_after(datetime(2099, 1, 1, tzinfo=UTC))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, None)
+    )
+    der = cert.public_bytes(serialization.Encoding.DER)
+    with pytest.raises(GpuChainError):
+        load_gpu_root(der)
+    with pytest.raises(GpuEvidenceError):
+        verify_gpu_evidence(
+            hopper.report,
+            (der, *hopper.chain[1:]),
+            root=nvidia_root,
+            expected_nonce=hopper.nonce,
+            at=AT,
+        )
