@@ -146,3 +146,33 @@ def test_real_pynvml_without_driver_says_no_nvml(tmp_path: Path) -> None:
         NvmlBackend(tmp_path).attestation_evidence("any", os.urandom(32))
     assert info.value.reason == "no_nvml"
     assert "no NVIDIA driver/NVML found on this host" in str(info.value)
+
+
+def test_cli_prints_verified_evidence_or_the_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from registry.cli import agent as agent_cli
+    from registry.cli.main import main
+
+    # This host has no driver: the reason, as JSON, exit 1.
+    assert main(["agent", "gpu-evidence", "--chip-id", "GPU-0001"]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert out["available"] is False and out["reason"] == "no_nvml"
+
+    # With a (fake) CC-mode GPU: the evidence, verified against the root given.
+    nvml = FakeCcPynvml([FakeCcGpu("GPU-0001", VENDOR.manufacture("GPU-0001"))])
+    monkeypatch.setattr(agent_cli, "NvmlBackend", lambda d: NvmlBackend(d, nvml=nvml))
+    root = tmp_path / "root.pem"
+    root.write_bytes(VENDOR.root_pem)
+    nonce = "11" * 32
+    argv = ["agent", "gpu-evidence", "--chip-id", "GPU-0001", "--nonce", nonce, "--root", str(root)]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["nonce"] == nonce and len(out["certificates"]) == 5
+    assert out["verified"]["device_serial"] == "GPU-0001"
+    other = tmp_path / "other.pem"
+    other.write_bytes(SimulatedGpuVendor(seed=b"other").root_pem)
+    assert main([*argv[:-1], str(other)]) == 0
+    assert json.loads(capsys.readouterr().out)["verified"]["error"] == "gpu_wrong_root"
