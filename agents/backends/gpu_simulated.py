@@ -24,7 +24,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 
+from agents.backends.base import Accelerator, WindowTelemetry
+from agents.errors import GpuEvidenceUnavailable
 from attestation.gpu import GpuEvidence
+from attestation.keys import PublicKey
 from attestation.spdm import (
     OPAQUE_DRIVER_VERSION,
     OPAQUE_FWID,
@@ -34,7 +37,7 @@ from attestation.spdm import (
     encode_attestation_report,
 )
 
-__all__ = ["SimulatedGpu", "SimulatedGpuVendor"]
+__all__ = ["SimulatedGpu", "SimulatedGpuAccelerator", "SimulatedGpuVendor"]
 
 _NOT_BEFORE = datetime(2020, 1, 1, tzinfo=UTC)
 _NOT_AFTER = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)  # as NVIDIA's device certificates
@@ -254,3 +257,44 @@ class SimulatedGpu:
             sign=sign,
         )
         return GpuEvidence(report=report, cert_chain=self.cert_chain)
+
+
+class SimulatedGpuAccelerator:
+    """An accelerator (its chip key and telemetry) sitting on a simulated GPU that attests.
+
+    ``gpu`` may be swapped (a moved chip key) or set to ``None`` (a GPU that stops answering:
+    confidential-computing mode switched off), to play the re-attestation findings.
+    """
+
+    def __init__(self, chip: Accelerator, gpu: SimulatedGpu | None) -> None:
+        self.chip = chip
+        self.gpu = gpu
+
+    @property
+    def chip_id(self) -> str:
+        """The chip's id."""
+        return self.chip.chip_id
+
+    @property
+    def model(self) -> str:
+        """The chip's model."""
+        return self.chip.model
+
+    @property
+    def public_key(self) -> PublicKey:
+        """The chip's Ed25519 key."""
+        return self.chip.public_key
+
+    def read_window(self, start: datetime, end: datetime) -> WindowTelemetry:
+        """The chip's telemetry."""
+        return self.chip.read_window(start, end)
+
+    def sign(self, message: bytes) -> bytes:
+        """Sign with the chip key."""
+        return self.chip.sign(message)
+
+    def attestation_evidence(self, nonce: bytes) -> GpuEvidence:
+        """The GPU's evidence over ``nonce``; unavailable once the GPU is gone."""
+        if self.gpu is None:
+            raise GpuEvidenceUnavailable("cc_off", "the simulated GPU no longer attests")
+        return self.gpu.attestation_evidence(nonce)

@@ -32,6 +32,20 @@ class GpuRepository:
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
+    def open_challenges(self, chip_id: str, now: datetime) -> list[GpuChallenge]:
+        """Unanswered, unexpired challenges of one chip, oldest first."""
+        return list(
+            self.session.scalars(
+                select(GpuChallenge)
+                .where(
+                    GpuChallenge.chip_id == chip_id,
+                    GpuChallenge.answered_at.is_(None),
+                    GpuChallenge.expires_at >= now,
+                )
+                .order_by(GpuChallenge.issued_at, GpuChallenge.nonce)
+            )
+        )
+
     def chip_by_hardware_id(self, hardware_id: str) -> Chip | None:
         return self.session.scalar(select(Chip).where(Chip.hardware_id == hardware_id))
 

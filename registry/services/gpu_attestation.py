@@ -204,6 +204,20 @@ class GpuAttestationService:
         self.repo.add(challenge)
         return challenge
 
+    def _require_custodian(self, caller: Principal, chip_id: str) -> None:
+        if caller.role is Role.ADMIN:
+            return
+        installation = self.facilities.current_installation(chip_id)
+        if installation is None:
+            raise Forbidden(f"chip {chip_id!r} is installed nowhere", code="chip_not_yours")
+        caller.require_operator(installation.facility.operator_id)
+
+    def open_challenges(self, caller: Principal, *, chip_id: str) -> list[GpuChallenge]:
+        """The re-attestation challenges the chip's agent has still to answer."""
+        self._attested_chip(chip_id)
+        self._require_custodian(caller, chip_id)
+        return self.repo.open_challenges(chip_id, self.clock())
+
     def reattest(
         self, caller: Principal, *, chip_id: str, evidence: SubmittedEvidence
     ) -> tuple[int, GpuEvidenceClaims, bool]:
@@ -211,11 +225,7 @@ class GpuAttestationService:
         GPU as at enrollment?). Valid evidence from another GPU is logged, not refused: the
         verifier's ``gpu.reattestation`` rule makes it a finding a partner can re-derive."""
         chip = self._attested_chip(chip_id)
-        if caller.role is not Role.ADMIN:
-            installation = self.facilities.current_installation(chip_id)
-            if installation is None:
-                raise Forbidden(f"chip {chip_id!r} is installed nowhere", code="chip_not_yours")
-            caller.require_operator(installation.facility.operator_id)
+        self._require_custodian(caller, chip_id)
         key = PublicKey(bytes(chip.public_key))
         claims, root, now = self._consume_and_verify(evidence, PURPOSE_REATTESTATION, key, chip_id)
         index = self.log_evidence(

@@ -68,6 +68,14 @@ def issue_reattestation_challenge(
     return _public(gpu_service(session, ctx).issue_reattestation_challenge(caller, chip_id=chip_id))
 
 
+@router.get("/chips/{chip_id}/gpu-challenges", response_model=list[GpuChallengePublic])
+def open_reattestation_challenges(
+    chip_id: str, caller: CallerDep, session: SessionDep, ctx: ContextDep
+) -> object:
+    """Open re-attestation challenges of the chip, for its agent (the custodian, admins)."""
+    return [_public(c) for c in gpu_service(session, ctx).open_challenges(caller, chip_id=chip_id)]
+
+
 @router.post("/chips/{chip_id}/gpu-evidence", status_code=201, response_model=ReattestationPublic)
 def submit_reattestation(
     chip_id: str, body: GpuEvidenceIn, caller: CallerDep, session: SessionDep, ctx: ContextDep
