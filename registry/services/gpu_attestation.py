@@ -21,7 +21,6 @@ from attestation.errors import FormatError, GpuEvidenceError
 from attestation.gpu import (
     ENROLLMENT_BINDING,
     REATTESTATION_BINDING,
-    GpuEvidence,
     GpuEvidenceClaims,
     GpuRoot,
     bind_spdm_nonce,
@@ -280,8 +279,3 @@ class GpuAttestationService:
             )
         )
         return index
-
-
-def evidence_of(evidence: GpuEvidence, nonce: str) -> SubmittedEvidence:
-    """Evidence collected from a GPU, as submitted for ``nonce``."""
-    return SubmittedEvidence(nonce=nonce, report=evidence.report, certificates=evidence.cert_chain)

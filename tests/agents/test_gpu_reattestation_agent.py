@@ -19,7 +19,7 @@ from agents.gpu_attest import answer_gpu_challenge
 from agents.spool import Spool
 from registry.settings import Settings
 from tests.conftest import LiveRegistry
-from tests.registry.factories import key, make_world, ok, signed
+from tests.registry.factories import key, make_world, ok
 
 VENDOR = SimulatedGpuVendor("SimGPU", seed=b"agent reattestation")
 T = datetime.now(UTC).replace(microsecond=0)
@@ -80,22 +80,7 @@ def test_agent_answers_open_challenges_and_a_silent_gpu_lapses(
                 ),
                 201,
             )
-        with live_registry.client(world.operator_token) as http:
-            ok(
-                http.post(
-                    "/v1/installations",
-                    json=signed(
-                        "installation",
-                        {
-                            "chip_id": chip_id,
-                            "facility_id": world.facility_id,
-                            "installed_at": "2026-02-01T00:00:00Z",
-                        },
-                        world.operator_key,
-                    ),
-                ),
-                201,
-            )
+        world.install(chip_id)
         accs[chip_id] = acc
     accs["HW-B"].gpu = None  # its GPU stops attesting (CC mode off, GPU pulled, ...)
 

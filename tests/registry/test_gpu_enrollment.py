@@ -20,7 +20,7 @@ from audit.replay import Replay
 from registry.cli.audit import fetch_entries
 from registry.settings import Settings
 from tests.conftest import LiveRegistry
-from tests.registry.factories import World, key, make_world, ok, signed
+from tests.registry.factories import World, key, make_world, ok
 
 GPU_VENDOR = SimulatedGpuVendor("SimGPU", seed=b"registry tests")
 
@@ -211,25 +211,6 @@ def test_gpu_challenges_need_configured_roots(database_url: str, tmp_path: Path)
     app.state.context.engine.dispose()
 
 
-def _install(world: World, chip_id: str) -> None:
-    with world.registry.client(world.operator_token) as http:
-        ok(
-            http.post(
-                "/v1/installations",
-                json=signed(
-                    "installation",
-                    {
-                        "chip_id": chip_id,
-                        "facility_id": world.facility_id,
-                        "installed_at": "2026-02-01T00:00:00Z",
-                    },
-                    world.operator_key,
-                ),
-            ),
-            201,
-        )
-
-
 def test_reattestation_through_the_agent(live_registry: LiveRegistry, world: World) -> None:
     gpu = GPU_VENDOR.manufacture("GPU-SN-0300")
     chip_key = key("chip:NV-RE-1")
@@ -238,7 +219,7 @@ def test_reattestation_through_the_agent(live_registry: LiveRegistry, world: Wor
         body = answer_gpu_challenge(gpu, chip_key.public_key, ch["nonce"], "enrollment")
         enrolled = ok(_enroll(world, http, "NV-RE-1", body), 201)
         ok(_enroll(world, http, "NV-RE-PLAIN", None), 201)
-    _install(world, "NV-RE-1")
+    world.install("NV-RE-1")
 
     admin = live_registry.client(live_registry.admin_token)
     operator = live_registry.client(world.operator_token)
