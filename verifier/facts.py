@@ -380,7 +380,8 @@ class Snapshot:
     accepted reports, ``submissions`` the signed-but-rejected ones. ``period_start`` /
     ``period_end`` bound the judged period when the caller loaded only part of the history
     (``None``: from the beginning / up to ``as_of``); rules that count missing data (silence,
-    meters) do not look before ``period_start``.
+    meters) do not look before ``period_start``. ``gpu_attestations`` is the whole history of
+    verified GPU evidence up to ``as_of`` (a lapse is judged from the last proof, however old).
     """
 
     chips: Mapping[str, ChipFact]
