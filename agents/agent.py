@@ -16,10 +16,22 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from agents.backends.base import Accelerator, AcceleratorBackend, SupportsSampling
+from agents.backends.base import (
+    Accelerator,
+    AcceleratorBackend,
+    SupportsGpuEvidence,
+    SupportsSampling,
+)
 from agents.chain import ChainHead, ChainState
 from agents.client import RegistryClient
-from agents.errors import AgentError, Overloaded, TransportError
+from agents.errors import (
+    AgentError,
+    GpuEvidenceUnavailable,
+    Overloaded,
+    RegistryRejected,
+    TransportError,
+)
+from agents.gpu_attest import answer_gpu_challenge
 from agents.spool import Spool, SpoolItem
 from attestation.dsse import INTOTO_PAYLOAD_TYPE, Envelope, Signature, pae
 from attestation.report import MAX_FACILITY_ID, UsageReport, encode_statement, report_digest
@@ -189,6 +201,39 @@ class Agent:
                 return FlushStats(sent, acked, rejected, interrupted_by=partial)
         return FlushStats(sent, acked, rejected)
 
+    def answer_gpu_challenges(self) -> int:
+        """Answer the registry's open GPU re-attestation challenges for every accelerator that
+        can attest (PROTOCOL.md 11.4); returns how many were answered.
+
+        A GPU that cannot attest is logged with the reason and left unanswered: the verifier's
+        ``gpu.attestation_lapsed`` rule then reports the chip, which is the point.
+        """
+        if self.client is None:
+            raise AgentError("no registry client configured (dry-run or offline agent)")
+        answered = 0
+        for acc in self.backend.discover():
+            if not isinstance(acc, SupportsGpuEvidence):
+                continue
+            try:
+                challenges = self.client.open_gpu_challenges(acc.chip_id)
+            except RegistryRejected as exc:
+                if exc.code != "not_hardware_attested":
+                    _log.warning("GPU challenges of %s: %s", acc.chip_id, exc)
+                continue
+            for challenge in challenges:
+                try:
+                    body = answer_gpu_challenge(
+                        acc, acc.public_key, str(challenge["nonce"]), str(challenge["purpose"])
+                    )
+                    self.client.post_gpu_evidence(acc.chip_id, body)
+                    answered += 1
+                except GpuEvidenceUnavailable as exc:
+                    _log.error("%s cannot answer its GPU challenge: %s", acc.chip_id, exc)
+                    break
+                except RegistryRejected as exc:
+                    _log.error("registry refused %s's GPU evidence: %s", acc.chip_id, exc)
+        return answered
+
     def run(
         self,
         interval: timedelta,
@@ -225,6 +270,10 @@ class Agent:
             window_start = window_end
             if self.client is not None:
                 backoff, next_send = self._flush_with_backoff(0.0, max_backoff)
+                try:
+                    self.answer_gpu_challenges()
+                except TransportError as exc:
+                    _log.warning("GPU challenges not fetched this window: %s", exc)
 
     def _flush_with_backoff(self, backoff: float, max_backoff: float) -> tuple[float, float]:
         """Flush once; return the next backoff (0 when done) and when to try again."""

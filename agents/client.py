@@ -13,7 +13,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
+from urllib.parse import quote
 
 import httpx
 
@@ -164,6 +165,31 @@ class RegistryClient:
             raise TransportError(f"cannot reach registry: {exc!r}") from exc
         raise_for_problem(response)
         return _parse_batch(response, len(envelopes))
+
+    def _json(self, method: str, path: str, body: object | None = None) -> Any:
+        try:
+            response = self._http.request(method, path, json=body)
+        except httpx.TransportError as exc:
+            raise TransportError(f"cannot reach registry: {exc!r}") from exc
+        raise_for_problem(response)
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise TransportError(f"{method} {path}: response is not JSON") from exc
+
+    def open_gpu_challenges(self, chip_id: str) -> list[dict[str, Any]]:
+        """The chip's unanswered GPU re-attestation challenges (PROTOCOL.md 11.4)."""
+        doc = self._json("GET", f"/v1/chips/{quote(chip_id, safe='')}/gpu-challenges")
+        if not isinstance(doc, list):
+            raise TransportError("GPU challenges: response is not a JSON list")
+        return [c for c in doc if isinstance(c, dict)]
+
+    def post_gpu_evidence(self, chip_id: str, evidence: dict[str, object]) -> dict[str, Any]:
+        """Answer a re-attestation challenge with GPU evidence."""
+        doc = self._json("POST", f"/v1/chips/{quote(chip_id, safe='')}/gpu-evidence", evidence)
+        if not isinstance(doc, dict):
+            raise TransportError("GPU evidence: response is not a JSON object")
+        return doc
 
     def close(self) -> None:
         """Close the underlying connection pool."""

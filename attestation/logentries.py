@@ -62,6 +62,7 @@ METER_READING = "meter_reading"
 CHIP_STATUS = "chip_status"
 OPERATOR_KEY = "operator_key"
 TRANSFER = "transfer"
+GPU_ATTESTATION = "gpu_attestation"
 
 RECORD_KINDS = {
     VENDOR: "chipreg.dev/record/vendor/v1",
@@ -84,6 +85,9 @@ RECORD_KINDS = {
     # An operator's new declaration key, registered by an admin (the old key's declarations
     # stay verifiable under the key in force at their log position).
     OPERATOR_KEY: "chipreg.dev/record/operator-key/v1",
+    # GPU device evidence the registry verified (at enrollment or on re-attestation), with
+    # the exact report, chain and root, so a partner re-verifies it from the log alone.
+    GPU_ATTESTATION: "chipreg.dev/record/gpu-attestation/v1",
 }
 DECLARATION_KINDS = {
     INSTALLATION: "chipreg.dev/declaration/installation/v1",

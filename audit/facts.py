@@ -22,6 +22,7 @@ from verifier.facts import (
     ClusterNotificationFact,
     DeclaredClusterFact,
     FacilityFact,
+    GpuAttestationFact,
     InstallationFact,
     LandmarkFact,
     LinkFact,
@@ -198,6 +199,11 @@ def snapshot_at(replay: Replay, run: VerifierRun) -> Snapshot:
             and r.window_start < as_of
             and r.window_end <= as_of
             and (since is None or r.window_end > since)
+        ],
+        gpu_attestations=[
+            GpuAttestationFact(a.chip_id, a.purpose, a.hardware_id, a.verified_at, a.index)
+            for a in replay.gpu_attestations
+            if a.index < cut and a.verified_at < as_of
         ],
         period_start=since,
         period_end=as_of,

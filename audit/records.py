@@ -20,6 +20,7 @@ __all__ = [
     "ClusterDecl",
     "ConditionRec",
     "FacilityRec",
+    "GpuAttestationRec",
     "InstallationDecl",
     "LandmarkRec",
     "LoggedMeasurement",
@@ -195,3 +196,14 @@ class ChipStatusRec:
     chip_id: str
     status: str
     effective_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class GpuAttestationRec:
+    """A re-verified ``gpu_attestation`` record."""
+
+    index: int
+    chip_id: str
+    purpose: str
+    hardware_id: str
+    verified_at: datetime

@@ -21,6 +21,13 @@ from attestation import logentries as le
 from attestation.certs import load_vendor_root, verify_chip_certificate
 from attestation.dsse import Envelope, verify_envelope
 from attestation.errors import AttestationError
+from attestation.gpu import (
+    ENROLLMENT_BINDING,
+    REATTESTATION_BINDING,
+    bind_spdm_nonce,
+    load_gpu_root,
+    verify_gpu_evidence,
+)
 from attestation.keys import PublicKey
 from attestation.landmark import open_measurement, verify_challenge_answer, verify_measurement
 from attestation.meter import open_reading, verify_reading
@@ -34,6 +41,7 @@ from audit.records import (
     ClusterDecl,
     ConditionRec,
     FacilityRec,
+    GpuAttestationRec,
     InstallationDecl,
     LandmarkRec,
     LoggedMeasurement,
@@ -59,6 +67,8 @@ class Replay:
     """The state rebuilt from the log so far, and the problems found on the way."""
 
     trusted_vendor_fingerprints: Collection[str] | None = None
+    # GPU device roots the partner trusts (SHA-256 of the DER root); None: report, not judge.
+    trusted_gpu_root_fingerprints: Collection[str] | None = None
     # A bundle holds a selection of entries: no contiguity, chains start where the bundle does.
     partial: bool = False
     problems: list[Problem] = field(default_factory=list)
@@ -94,6 +104,9 @@ class Replay:
     readings: list[LoggedReading] = field(default_factory=list)
     rejected: list[RejectedRec] = field(default_factory=list)
     statuses: list[ChipStatusRec] = field(default_factory=list)
+    gpu_hardware: dict[str, str] = field(default_factory=dict)  # hardware id -> chip id
+    gpu_nonces: set[bytes] = field(default_factory=set)
+    gpu_attestations: list[GpuAttestationRec] = field(default_factory=list)
     signatures_checked: int = 0
     next_index: int = 0
 
@@ -537,6 +550,53 @@ class Replay:
             )
         )
 
+    def _gpu_attestation(self, index: int, body: bytes) -> None:
+        """Re-verify logged GPU evidence: chain, nonce binding and signature, from the log."""
+        rec = le.parse_record(le.GPU_ATTESTATION, body)
+        chip_id = str(rec["chip_id"])
+        chip = self.chips.get(chip_id)
+        if chip is None:
+            self.problem(index, "gpu_attestation", f"chip {chip_id} is not in the log before")
+            return
+        key = PublicKey.from_b64(str(rec["chip_public_key"]))
+        if key != chip.public_key:
+            self.problem(index, "gpu_attestation", f"evidence of {chip_id} binds another key")
+            return
+        bindings = {"enrollment": ENROLLMENT_BINDING, "reattestation": REATTESTATION_BINDING}
+        binding = bindings.get(str(rec["purpose"]))
+        if binding is None:
+            self.problem(index, "gpu_attestation", f"unknown purpose {rec['purpose']!r}")
+            return
+        root = load_gpu_root(b64decode(str(rec["root_certificate"])))
+        trusted = self.trusted_gpu_root_fingerprints
+        if root.fingerprint != rec["root_fingerprint"] or (
+            trusted is not None and root.fingerprint not in trusted
+        ):
+            self.problem(index, "gpu_attestation", f"GPU root {root.fingerprint} not trusted")
+        registry_nonce = bytes.fromhex(str(rec["registry_nonce"]))
+        verified_at = le.parse_timestamp(str(rec["verified_at"]))
+        claims = verify_gpu_evidence(
+            b64decode(str(rec["report"])),
+            tuple(b64decode(str(c)) for c in rec["certificates"]),
+            root=root,
+            expected_nonce=bind_spdm_nonce(binding, key.raw, registry_nonce),
+            at=verified_at,
+        )
+        self.signatures_checked += 1
+        self.gpu_attestations.append(
+            GpuAttestationRec(index, chip_id, str(rec["purpose"]), claims.hardware_id, verified_at)
+        )
+        if claims.hardware_id != rec["hardware_id"]:
+            self.problem(index, "gpu_attestation", f"hardware id of {chip_id} differs")
+        holder = self.gpu_hardware.setdefault(claims.hardware_id, chip_id)
+        if holder != chip_id:
+            self.problem(
+                index, "gpu_attestation", f"GPU {claims.hardware_id} backs {holder} and {chip_id}"
+            )
+        if registry_nonce in self.gpu_nonces:
+            self.problem(index, "gpu_attestation", "registry nonce answered twice")
+        self.gpu_nonces.add(registry_nonce)
+
 
 _HANDLERS = {
     le.VENDOR: Replay._vendor,
@@ -558,6 +618,7 @@ _HANDLERS = {
     le.CHIP_STATUS: Replay._chip_status,
     le.TRANSFER: Replay._transfer,
     le.OPERATOR_KEY: Replay._operator_key,
+    le.GPU_ATTESTATION: Replay._gpu_attestation,
 }
 
 

@@ -83,6 +83,15 @@ class Settings(BaseSettings):
     verifier_interval_s: float = Field(
         default=30.0, gt=0, description="How often the continuous verifier wakes up."
     )
+    gpu_root_files: list[Path] = Field(
+        default_factory=list,
+        description="PEM files of the GPU device roots trusted for hardware-attested "
+        'enrollment, as JSON: ["/etc/chipreg/nvidia_device_root.pem"]. Empty: GPU evidence '
+        "is refused (code gpu_attestation_disabled).",
+    )
+    gpu_challenge_ttl_s: int = Field(
+        default=300, ge=1, le=3600, description="How long a GPU challenge nonce stays valid."
+    )
 
     @model_validator(mode="after")
     def _refuse_dev_defaults_in_production(self) -> Settings:

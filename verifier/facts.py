@@ -26,6 +26,7 @@ __all__ = [
     "ClusterNotificationFact",
     "DeclaredClusterFact",
     "FacilityFact",
+    "GpuAttestationFact",
     "InstallationFact",
     "LandmarkFact",
     "LinkFact",
@@ -358,6 +359,24 @@ class DeclaredClusterFact:
 
 
 @dataclass(frozen=True, slots=True)
+class GpuAttestationFact:
+    """Verified GPU device evidence of a chip (a ``gpu_attestation`` log record).
+
+    ``purpose`` is ``enrollment`` (the GPU the chip enrolled with) or ``reattestation`` (an
+    answer to a registry challenge); ``hardware_id`` names the GPU that signed.
+    """
+
+    chip_id: str
+    purpose: str
+    hardware_id: str
+    verified_at: datetime
+    log_index: int
+
+    def __post_init__(self) -> None:
+        _require_aware(self.verified_at, "GPU attestation verified_at")
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     """Everything the rules may look at.
 
@@ -366,7 +385,8 @@ class Snapshot:
     accepted reports, ``submissions`` the signed-but-rejected ones. ``period_start`` /
     ``period_end`` bound the judged period when the caller loaded only part of the history
     (``None``: from the beginning / up to ``as_of``); rules that count missing data (silence,
-    meters) do not look before ``period_start``.
+    meters) do not look before ``period_start``. ``gpu_attestations`` is the whole history of
+    verified GPU evidence up to ``as_of`` (a lapse is judged from the last proof, however old).
     """
 
     chips: Mapping[str, ChipFact]
@@ -381,6 +401,7 @@ class Snapshot:
     meter_readings: Sequence[MeterReadingFact] = ()
     period_start: datetime | None = None
     period_end: datetime | None = None
+    gpu_attestations: Sequence[GpuAttestationFact] = ()
 
     def __post_init__(self) -> None:
         _require_aware(self.period_start, "snapshot period_start")

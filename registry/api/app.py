@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from attestation.cosignature import CosignatureVerifier
+from attestation.gpu import load_gpu_root
 from registry.api.context import AppContext, utc_now
 from registry.api.problems import install_problem_handlers
 from registry.api.routes import (
@@ -19,6 +20,7 @@ from registry.api.routes import (
     channels,
     custody,
     declarations,
+    gpu,
     health,
     lifecycle,
     log,
@@ -71,6 +73,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         sessions=sessions,
         log_signer=log_signer,
         publisher=publisher,
+        gpu_roots=tuple(load_gpu_root(path.read_bytes()) for path in settings.gpu_root_files),
     )
 
     @asynccontextmanager
@@ -100,6 +103,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         obligations,
         reports,
         channels,
+        gpu,
         queries,
         lifecycle,
         verifier,

@@ -8,9 +8,11 @@ in batches, deleting each only after the registry acknowledged it.
 from __future__ import annotations
 
 import argparse
+import base64
 import hashlib
 import json
 import os
+import secrets
 import signal
 import threading
 from datetime import UTC, datetime, timedelta
@@ -22,8 +24,10 @@ from agents.backends.nvml import NvmlBackend
 from agents.backends.simulated import SimulatedAccelerator, SimulatedBackend, Workload
 from agents.chain import ChainState
 from agents.client import RegistryClient
-from agents.errors import AgentError
+from agents.errors import AgentError, GpuEvidenceUnavailable
 from agents.spool import Spool
+from attestation.errors import GpuEvidenceError
+from attestation.gpu import load_gpu_root, verify_gpu_evidence
 from attestation.keys import PrivateKey
 from registry.settings import Settings
 
@@ -78,6 +82,22 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     q = cmds.add_parser("keygen", help="create missing per-chip keys (nvml backend)")
     common(q)
     q.set_defaults(func=_keygen)
+
+    q = cmds.add_parser(
+        "gpu-evidence",
+        help="ask one NVIDIA GPU for SPDM device evidence over a nonce (nvml), print it",
+        description=(
+            "Calls NVML's confidential-computing attestation (report and certificate chain) "
+            "for one GPU and prints the evidence as JSON, or the reason it cannot be had "
+            "(no_nvml, old_bindings, old_driver, cc_off, not_supported). With --root, also "
+            "verifies it as the registry would (docs/PROTOCOL.md section 11). Needs no chip key."
+        ),
+    )
+    q.add_argument("--chip-id", required=True, help="the GPU, as `agent discover` names it")
+    q.add_argument("--nonce", default=None, help="32-byte SPDM nonce, hex (default: random)")
+    q.add_argument("--root", type=Path, default=None, help="PEM of the GPU root to verify against")
+    q.add_argument("--state-dir", type=Path, default=Path("var/agent"))
+    q.set_defaults(func=_gpu_evidence)
 
     q = cmds.add_parser("dry-run", help="print the statements the next window would send")
     common(q)
@@ -169,6 +189,57 @@ def _keygen(args: argparse.Namespace, _settings: Settings) -> int:
         return 1
     for chip_id, key in sorted(keys.items()):
         print(json.dumps({"chip_id": chip_id, "public_key": key.to_b64(), "key_id": key.key_id}))
+    return 0
+
+
+def _gpu_evidence(args: argparse.Namespace, _settings: Settings) -> int:
+    try:
+        nonce = secrets.token_bytes(32) if args.nonce is None else bytes.fromhex(args.nonce)
+    except ValueError:
+        nonce = b""
+    if len(nonce) != 32:
+        print("chipreg agent gpu-evidence: --nonce must be 64 hex digits")
+        return 2
+    try:
+        evidence = NvmlBackend(args.state_dir / "keys").attestation_evidence(args.chip_id, nonce)
+    except GpuEvidenceUnavailable as exc:
+        print(
+            json.dumps(
+                {
+                    "chip_id": args.chip_id,
+                    "available": False,
+                    "reason": exc.reason,
+                    "detail": str(exc),
+                }
+            )
+        )
+        return 1
+    out: dict[str, object] = {
+        "chip_id": args.chip_id,
+        "available": True,
+        "nonce": nonce.hex(),
+        "report": base64.b64encode(evidence.report).decode(),
+        "certificates": [base64.b64encode(c).decode() for c in evidence.cert_chain],
+    }
+    if args.root is not None:
+        try:
+            claims = verify_gpu_evidence(
+                evidence.report,
+                evidence.cert_chain,
+                root=load_gpu_root(args.root.read_bytes()),
+                expected_nonce=nonce,
+                at=datetime.now(UTC),
+            )
+            out["verified"] = {
+                "hardware_id": claims.hardware_id,
+                "device_serial": claims.device_serial,
+                "hardware_model": claims.hardware_model,
+                "driver_version": claims.driver_version,
+                "vbios_version": claims.vbios_version,
+            }
+        except GpuEvidenceError as exc:
+            out["verified"] = {"error": exc.code, "detail": str(exc)}
+    print(json.dumps(out))
     return 0
 
 

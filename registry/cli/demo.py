@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 
 from agents.simulator.fleet import Fleet, FleetSpec, build_fleet
+from agents.simulator.gpu_attestation import gpu_vendor, run_gpu_episode
 from agents.simulator.provision import provision
 from agents.simulator.run import run_windows
 from attestation.checkpoint import Checkpoint
@@ -74,10 +75,13 @@ def _demo(args: argparse.Namespace, _settings: Settings) -> int:
 
 def _run(args: argparse.Namespace, data: Path) -> int:
     began = time.perf_counter()
+    gpu_root = data / "gpu-root.pem"
+    gpu_root.write_bytes(gpu_vendor().root_pem)
     settings = Settings(
         database_url=f"sqlite:///{data / 'chipreg.sqlite3'}",
         log_key_file=data / "log-key",
         log_origin="demo.chipreg.local/log",
+        gpu_root_files=[gpu_root],
     )
     app = create_app(settings)
     context = app.state.context
@@ -101,6 +105,16 @@ def _run(args: argparse.Namespace, data: Path) -> int:
         _step(
             f"agents posted {stats.acknowledged} signed reports over {args.windows} windows "
             f"({stats.rejected} rejected, {stats.pending} pending) in {stats.elapsed_s:.1f}s"
+        )
+        episode = run_gpu_episode(server.url, admin, utc_now())
+        _step(
+            f"hardware attestation: {len(episode.attested)} chips enrolled with simulated GPU "
+            f"evidence bound to their keys; a third key on the same GPU refused "
+            f"({episode.clone_refused_with}); re-attestation: "
+            + ", ".join(
+                f"{c} {'same GPU' if s else 'ANOTHER GPU (logged; rule gpu.device_changed)'}"
+                for c, s in sorted(episode.same_device.items())
+            )
         )
         as_of = start + args.windows * WINDOW
         with httpx.Client(

@@ -142,6 +142,10 @@ class Chip(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revocation_reason: Mapped[str | None] = mapped_column(Text)
     revocation_log_index: Mapped[int | None] = mapped_column(BigInteger)
+    # GPU device identity (attestation.gpu: SHA-256 of the device identity key), set when the
+    # chip enrolled with verified GPU evidence. Unique: one GPU, one chip.
+    hardware_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    hardware_attested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     vendor: Mapped[Vendor] = relationship(lazy="joined")
 
@@ -529,3 +533,30 @@ class OperatorKey(Base):
     reason: Mapped[str] = mapped_column(Text)
     valid_from: Mapped[datetime] = mapped_column(UTCDateTime)
     log_index: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class GpuChallenge(Base):
+    """A fresh nonce the registry issued for GPU evidence over one chip key; used at most once."""
+
+    __tablename__ = "gpu_challenges"
+
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)  # hex
+    purpose: Mapped[str] = mapped_column(String(16))  # "enrollment" | "reattestation"
+    chip_public_key: Mapped[bytes] = mapped_column(LargeBinary(32))
+    chip_id: Mapped[str | None] = mapped_column(String(64))
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class GpuAttestation(Base):
+    """Verified GPU evidence of a chip (enrollment or re-attestation), as logged."""
+
+    __tablename__ = "gpu_attestations"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    chip_id: Mapped[str] = mapped_column(ForeignKey("chips.chip_id"), index=True)
+    purpose: Mapped[str] = mapped_column(String(16))
+    hardware_id: Mapped[str] = mapped_column(String(64))
+    verified_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    log_index: Mapped[int] = mapped_column(BigInteger, unique=True)

@@ -24,13 +24,25 @@ from registry.repositories.accounts import AccountRepository
 from registry.repositories.chips import ChipRepository
 from registry.repositories.facilities import FacilityRepository
 from registry.services.chipstatus import refuse_retired
+from registry.services.gpu_attestation import (
+    PURPOSE_ENROLLMENT,
+    GpuAttestationService,
+    SubmittedEvidence,
+)
 from registry.services.log import LogAppender
 
 __all__ = ["EnrollmentService"]
 
 
 class EnrollmentService:
-    def __init__(self, session: Session, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        session: Session,
+        clock: Callable[[], datetime],
+        gpu: GpuAttestationService | None = None,
+    ) -> None:
+        # Without a GPU attestation service (no GPU roots configured) evidence is refused.
+        self.gpu = gpu or GpuAttestationService(session, clock, ())
         self.accounts = AccountRepository(session)
         self.chips = ChipRepository(session)
         self.facilities = FacilityRepository(session)
@@ -112,7 +124,9 @@ class EnrollmentService:
         certificate_pem: str,
         peak_tflops_bf16: float,
         tdp_watts: float,
+        gpu_evidence: SubmittedEvidence | None = None,
     ) -> Chip:
+        """Enroll a vendor-endorsed chip key; with ``gpu_evidence``, hardware-attested."""
         caller.require_vendor(vendor_id)
         vendor = self.accounts.vendor(vendor_id)
         if vendor is None:
@@ -131,6 +145,9 @@ class EnrollmentService:
             raise AlreadyExists(
                 "another chip is enrolled with this public key", code="duplicate_key"
             )
+        gpu = None
+        if gpu_evidence is not None:
+            gpu = self.gpu.verify_for_enrollment(gpu_evidence, endorsement.public_key)
         chip = Chip(
             chip_id=endorsement.chip_id,
             vendor_id=vendor_id,
@@ -144,6 +161,8 @@ class EnrollmentService:
             enrolled_at=now,
             last_seq=0,
             last_digest="0" * 64,
+            hardware_id=None if gpu is None else gpu[0].hardware_id,
+            hardware_attested_at=None if gpu is None else now,
         )
         self.chips.add(chip)
         self.log.append_record(
@@ -163,6 +182,17 @@ class EnrollmentService:
             },
             now,
         )
+        if gpu_evidence is not None and gpu is not None:
+            claims, root, verified_at = gpu
+            self.gpu.log_evidence(
+                chip_id=chip.chip_id,
+                purpose=PURPOSE_ENROLLMENT,
+                chip_key=endorsement.public_key,
+                evidence=gpu_evidence,
+                claims=claims,
+                root=root,
+                verified_at=verified_at,
+            )
         return chip
 
     def chip(self, chip_id: str) -> Chip:

@@ -19,6 +19,7 @@ from registry.repositories.channels import ChannelRepository
 from registry.repositories.chips import ChipRepository
 from registry.repositories.facilities import FacilityRepository
 from registry.repositories.findings import FindingRepository
+from registry.repositories.gpu import GpuRepository
 from registry.repositories.obligations import ObligationRepository
 from registry.repositories.reports import ReportRepository
 from registry.repositories.submissions import SubmissionRepository
@@ -31,6 +32,7 @@ from verifier.facts import (
     ClusterNotificationFact,
     DeclaredClusterFact,
     FacilityFact,
+    GpuAttestationFact,
     InstallationFact,
     LandmarkFact,
     LinkFact,
@@ -67,6 +69,7 @@ class VerificationService:
         self.channels = ChannelRepository(session)
         self.obligations = ObligationRepository(session)
         self.submissions = SubmissionRepository(session)
+        self.gpu = GpuRepository(session)
         self.webhooks = WebhookService(session, clock)
         self.log = LogAppender(session)
         self.session = session
@@ -233,6 +236,12 @@ class VerificationService:
                 )
                 for r in self.channels.readings(since, as_of)
                 if r.window_end <= as_of and logged(r.log_index)
+            ],
+            # The whole history (not just since ``since``): a lapse is judged from the last proof.
+            gpu_attestations=[
+                GpuAttestationFact(a.chip_id, a.purpose, a.hardware_id, a.verified_at, a.log_index)
+                for a in self.gpu.attestations(as_of)
+                if logged(a.log_index)
             ],
             period_start=since,
             period_end=as_of,

@@ -16,6 +16,7 @@ from attestation.dsse import Envelope
 from attestation.errors import FormatError
 from attestation.logentries import CLUSTER, INSTALLATION, open_declaration
 from registry.api.deps import CallerDep, ContextDep, SessionDep
+from registry.api.routes.gpu import gpu_service
 from registry.api.schemas.declarations import (
     ChipCreate,
     ChipPublic,
@@ -29,6 +30,7 @@ from registry.api.schemas.declarations import (
 )
 from registry.errors import BadRequest
 from registry.services.enrollment import EnrollmentService
+from registry.services.gpu_attestation import SubmittedEvidence
 
 router = APIRouter(prefix="/v1", tags=["declarations"])
 
@@ -60,7 +62,15 @@ def create_facility(
 def enroll_chip(
     body: ChipCreate, caller: CallerDep, session: SessionDep, ctx: ContextDep
 ) -> object:
-    return EnrollmentService(session, ctx.clock).enroll_chip(caller, **body.model_dump())
+    """Enroll a chip key endorsed by its vendor; with ``gpu_evidence``, hardware-attested."""
+    fields = body.model_dump(exclude={"gpu_evidence"})
+    evidence = None
+    if body.gpu_evidence is not None:
+        e = body.gpu_evidence
+        evidence = SubmittedEvidence.from_wire(e.nonce, e.report, e.certificates)
+    return EnrollmentService(session, ctx.clock, gpu_service(session, ctx)).enroll_chip(
+        caller, **fields, gpu_evidence=evidence
+    )
 
 
 @router.post("/installations", status_code=201, response_model=InstallationPublic)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -15,6 +16,7 @@ __all__ = [
     "ClusterPublic",
     "FacilityCreate",
     "FacilityPublic",
+    "GpuEvidenceIn",
     "InstallationCreate",
     "InstallationPublic",
     "SignedDeclaration",
@@ -49,12 +51,30 @@ class FacilityPublic(BaseModel):
     created_at: datetime
 
 
+class GpuEvidenceIn(BaseModel):
+    """GPU device evidence answering a registry GPU challenge (docs/PROTOCOL.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+    nonce: str = Field(pattern=r"^[0-9a-f]{64}$", description="the registry nonce answered")
+    report: str = Field(
+        max_length=65_536, description="base64 SPDM attestation report (request || response)"
+    )
+    certificates: list[Annotated[str, Field(max_length=16_384)]] = Field(
+        min_length=1,
+        max_length=8,
+        description="base64 DER certificates, attestation leaf first (the root may end it)",
+    )
+
+
 class ChipCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     vendor_id: int
     certificate_pem: str = Field(max_length=20_000, description="endorsement certificate, PEM")
     peak_tflops_bf16: float = Field(gt=0, le=100_000, description="dense BF16 peak, TFLOP/s")
     tdp_watts: float = Field(gt=0, le=10_000)
+    gpu_evidence: GpuEvidenceIn | None = Field(
+        default=None, description="GPU evidence binding the chip key to a genuine GPU"
+    )
 
 
 class ChipPublic(BaseModel):
@@ -73,6 +93,8 @@ class ChipPublic(BaseModel):
     decommission_reason: str | None = None
     revoked_at: datetime | None = None
     revocation_reason: str | None = None
+    hardware_id: str | None = None
+    hardware_attested_at: datetime | None = None
 
 
 class InstallationCreate(BaseModel):
