@@ -28,8 +28,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # A command may read its settings with a subclass (``admin init`` creates the log key
+    # that production settings otherwise require).
+    settings_class: type[Settings] = getattr(args, "settings_class", Settings)
     try:
-        settings = Settings()
+        settings = settings_class()
     except ValidationError as exc:
         print(f"chipreg: invalid CHIPREG_* settings:\n{exc}", file=sys.stderr)
         return 2

@@ -505,3 +505,19 @@ class VerifierProgress(Base):
     policy_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     judged_until: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class TokenEvent(Base):
+    """The audit trail of API tokens: who issued or revoked which token, when, and why."""
+
+    __tablename__ = "token_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_id: Mapped[int] = mapped_column(ForeignKey("api_tokens.id"), index=True)
+    action: Mapped[str] = mapped_column(String(16))  # "created" | "revoked"
+    reason: Mapped[str] = mapped_column(Text)
+    # None when done on the database directly (``chipreg admin``), not through the API.
+    actor_token_id: Mapped[int | None] = mapped_column(Integer)
+    actor_name: Mapped[str] = mapped_column(String(200))
+    actor_role: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
