@@ -10,20 +10,23 @@ from __future__ import annotations
 
 import email.utils
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
+from urllib.parse import urlsplit
 
 import httpx
 
-from agents.errors import Overloaded, RegistryRejected, TransportError
+from agents.errors import AgentError, Overloaded, RegistryRejected, TransportError
 
 __all__ = [
     "ACKNOWLEDGED_CODES",
     "BatchResult",
+    "JsonApi",
     "RegistryClient",
     "ReportResult",
+    "check_registry_url",
     "raise_for_problem",
 ]
 
@@ -89,11 +92,58 @@ def raise_for_problem(response: httpx.Response) -> None:
     if isinstance(problem, dict):
         code = str(problem.get("code") or code)
         detail = str(problem.get("detail") or problem.get("title") or detail)
+    else:
+        problem = None
     if status == 429:
         raise Overloaded(_retry_after(response.headers.get("retry-after")), detail)
     if status >= 500:
         raise TransportError(f"registry failed with {status} {code}: {detail}")
-    raise RegistryRejected(status, code, detail)
+    raise RegistryRejected(status, code, detail, problem)
+
+
+def check_registry_url(url: str) -> str:
+    """``url`` if it is an absolute http(s) URL with a host; :class:`AgentError` otherwise.
+
+    Caught at start-up: a URL without a scheme would otherwise fail only at the first flush.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        msg = (
+            f"registry URL {url!r} must be absolute with an http:// or https:// scheme, "
+            "e.g. https://registry.example.org"
+        )
+        raise AgentError(msg)
+    return url
+
+
+class JsonApi:
+    """JSON calls to the registry with a bearer token; problems raise
+    :class:`agents.errors.RegistryRejected`, unreachable registries :class:`TransportError`."""
+
+    def __init__(self, http: httpx.Client) -> None:
+        self._http = http
+
+    def get(self, path: str, token: str) -> Any:
+        return self.request("GET", path, token, None)
+
+    def post(self, path: str, token: str, body: Mapping[str, object]) -> dict[str, Any]:
+        doc = self.request("POST", path, token, body)
+        if not isinstance(doc, dict):
+            raise TransportError(f"POST {path}: response is not a JSON object")
+        return doc
+
+    def request(self, method: str, path: str, token: str, body: Mapping[str, object] | None) -> Any:
+        try:
+            response = self._http.request(
+                method, path, json=body, headers={"Authorization": f"Bearer {token}"}
+            )
+        except httpx.TransportError as exc:
+            raise TransportError(f"cannot reach registry for {method} {path}: {exc!r}") from exc
+        raise_for_problem(response)
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise TransportError(f"{method} {path}: response is not JSON") from exc
 
 
 def _opt_int(value: object) -> int | None:

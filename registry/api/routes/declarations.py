@@ -17,6 +17,8 @@ from attestation.errors import FormatError
 from attestation.logentries import CLUSTER, INSTALLATION, open_declaration
 from registry.api.deps import CallerDep, ContextDep, SessionDep
 from registry.api.schemas.declarations import (
+    ChipBatchCreate,
+    ChipBatchEnrolled,
     ChipCreate,
     ChipPublic,
     ClusterCreate,
@@ -28,7 +30,7 @@ from registry.api.schemas.declarations import (
     SignedDeclaration,
 )
 from registry.errors import BadRequest
-from registry.services.enrollment import EnrollmentService
+from registry.services.enrollment import ChipEnrollment, EnrollmentService
 
 router = APIRouter(prefix="/v1", tags=["declarations"])
 
@@ -61,6 +63,23 @@ def enroll_chip(
     body: ChipCreate, caller: CallerDep, session: SessionDep, ctx: ContextDep
 ) -> object:
     return EnrollmentService(session, ctx.clock).enroll_chip(caller, **body.model_dump())
+
+
+@router.post("/chips/batch", status_code=201, response_model=ChipBatchEnrolled)
+def enroll_chips(
+    body: ChipBatchCreate, caller: CallerDep, session: SessionDep, ctx: ContextDep
+) -> ChipBatchEnrolled:
+    """Enroll up to 10,000 chips of one vendor in one transaction, all or nothing.
+
+    Each item is checked as ``POST /v1/chips`` checks one. If any fails, the answer is 422
+    ``batch_rejected`` with ``errors``: one ``{index, chip_id, status, code, detail}`` per
+    failing item, and nothing is enrolled. Enrollment records are logged in request order.
+    """
+    items = [ChipEnrollment(**item.model_dump()) for item in body.chips]
+    chip_ids, first = EnrollmentService(session, ctx.clock).enroll_chips(
+        caller, vendor_id=body.vendor_id, items=items
+    )
+    return ChipBatchEnrolled(enrolled=len(chip_ids), chip_ids=chip_ids, first_log_index=first)
 
 
 @router.post("/installations", status_code=201, response_model=InstallationPublic)
