@@ -215,6 +215,38 @@ class RegistryClient:
         raise_for_problem(response)
         return _parse_batch(response, len(envelopes))
 
+    def check_token(self) -> None:
+        """Check, before the first window, that the token is a live operator token.
+
+        One cheap authenticated call (``GET /v1/tokens/self``). A refused token raises
+        :class:`RegistryRejected` (never worth retrying: fix the setting); an unreachable
+        registry raises :class:`TransportError`.
+        """
+        me = self._get("/v1/tokens/self")
+        role = me.get("role") if isinstance(me, dict) else None
+        if role != "operator":
+            raise RegistryRejected(
+                403,
+                "not_an_operator_token",
+                f"the token is a {role} token; agents post reports with an operator token",
+            )
+
+    def check_facility(self, facility_id: int) -> None:
+        """Check that the facility exists and is this token's operator's (only its operator
+        may read it): :class:`RegistryRejected` with 404 ``unknown_facility`` or 403."""
+        self._get(f"/v1/facilities/{facility_id}")
+
+    def _get(self, path: str) -> Any:
+        try:
+            response = self._http.get(path)
+        except httpx.TransportError as exc:
+            raise TransportError(f"cannot reach registry: {exc!r}") from exc
+        raise_for_problem(response)
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise TransportError(f"GET {path}: response is not JSON") from exc
+
     def close(self) -> None:
         """Close the underlying connection pool."""
         self._http.close()

@@ -115,6 +115,7 @@ def _init(args: argparse.Namespace, settings: Settings) -> int:
             issued = AccountService(session, utc_now).create_token(args.admin_name, Role.ADMIN)
             # The key last, just before the commit: a failure before it leaves nothing behind.
             signer = create_log_key(key_file, settings.log_origin)
+            token_id = issued.record.id
             session.commit()
         except FileExistsError:
             session.rollback()
@@ -127,8 +128,8 @@ def _init(args: argparse.Namespace, settings: Settings) -> int:
             {
                 "log_key_file": str(key_file),
                 "log_origin": settings.log_origin,
-                "log_verifier_key": signer.verifier_key,
-                "admin_token_id": issued.record.id,
+                "log_verifier_key": signer.verifier_key(),
+                "admin_token_id": token_id,
                 "admin_token": issued.secret,
             },
             indent=2,

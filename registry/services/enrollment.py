@@ -219,65 +219,60 @@ class EnrollmentService:
             raise InvalidRequest("chips must not be empty", code="empty_batch")
         vendor = self._vendor_for_enrollment(caller, vendor_id)
         now = self.clock()
-        errors: list[dict[str, Any]] = []
+        # One error per item, the first found: certificate, then within the batch, then
+        # against what is enrolled already.
+        errors: dict[int, dict[str, Any]] = {}
         endorsed: list[tuple[int, ChipEndorsement]] = []
         for index, item in enumerate(items):
             try:
                 endorsed.append((index, self._endorse(vendor, item.certificate_pem, now)))
             except InvalidRequest as exc:
-                errors.append(_item_error(index, None, exc))
+                errors[index] = _item_error(index, None, exc)
         seen_ids: dict[str, int] = {}
         seen_keys: dict[str, int] = {}
         for index, e in endorsed:
+            key_id = e.public_key.key_id
             if e.chip_id in seen_ids:
-                errors.append(
-                    _item_error(
-                        index,
-                        e.chip_id,
-                        AlreadyExists(
-                            f"chip {e.chip_id!r} is also item {seen_ids[e.chip_id]}",
-                            code="duplicate_in_batch",
-                        ),
-                    )
+                errors[index] = _item_error(
+                    index,
+                    e.chip_id,
+                    AlreadyExists(
+                        f"chip {e.chip_id!r} is also item {seen_ids[e.chip_id]}",
+                        code="duplicate_in_batch",
+                    ),
                 )
-            elif e.public_key.key_id in seen_keys:
-                errors.append(
-                    _item_error(
-                        index,
-                        e.chip_id,
-                        AlreadyExists(
-                            f"this public key is also item {seen_keys[e.public_key.key_id]}'s",
-                            code="duplicate_key",
-                        ),
-                    )
+            elif key_id in seen_keys:
+                errors[index] = _item_error(
+                    index,
+                    e.chip_id,
+                    AlreadyExists(
+                        f"item {seen_keys[key_id]} has this public key too", code="duplicate_key"
+                    ),
                 )
             seen_ids.setdefault(e.chip_id, index)
-            seen_keys.setdefault(e.public_key.key_id, index)
+            seen_keys.setdefault(key_id, index)
         enrolled_ids = self.chips.existing_ids([e.chip_id for _, e in endorsed])
         enrolled_keys = self.chips.existing_key_ids([e.public_key.key_id for _, e in endorsed])
         for index, e in endorsed:
+            if index in errors:
+                continue
             if e.chip_id in enrolled_ids:
-                errors.append(
-                    _item_error(
-                        index, e.chip_id, AlreadyExists(f"chip {e.chip_id!r} is already enrolled")
-                    )
+                errors[index] = _item_error(
+                    index, e.chip_id, AlreadyExists(f"chip {e.chip_id!r} is already enrolled")
                 )
             elif e.public_key.key_id in enrolled_keys:
-                errors.append(
-                    _item_error(
-                        index,
-                        e.chip_id,
-                        AlreadyExists(
-                            "another chip is enrolled with this public key", code="duplicate_key"
-                        ),
-                    )
+                errors[index] = _item_error(
+                    index,
+                    e.chip_id,
+                    AlreadyExists(
+                        "another chip is enrolled with this public key", code="duplicate_key"
+                    ),
                 )
         if errors:
-            errors.sort(key=lambda err: int(err["index"]))
             raise InvalidRequest(
                 f"{len(errors)} of {len(items)} chips refused; nothing was enrolled",
                 code="batch_rejected",
-                errors=errors,
+                errors=[errors[i] for i in sorted(errors)],
             )
         rows, records = [], []
         for index, e in endorsed:
