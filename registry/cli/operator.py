@@ -44,7 +44,7 @@ TOKEN_ENV = "CHIPREG_OPERATOR_TOKEN"  # noqa: S105 (the name of a variable, not 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "operator",
-        help="operator tools: signing key, signed declarations of facilities, chips, clusters",
+        help="operator tools: signing key; declarations of facilities, installations, clusters",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from attestation.certs import ChipEndorsement, verify_chip_certificate
+from attestation.certs import ChipEndorsement, verify_chip_certificate, verify_chip_certificates
 from attestation.dsse import Envelope, verify_envelope
 from attestation.errors import CertificateError, FormatError, SignatureError
 from attestation.keys import PublicKey
@@ -223,11 +223,22 @@ class EnrollmentService:
         # against what is enrolled already.
         errors: dict[int, dict[str, Any]] = {}
         endorsed: list[tuple[int, ChipEndorsement]] = []
-        for index, item in enumerate(items):
-            try:
-                endorsed.append((index, self._endorse(vendor, item.certificate_pem, now)))
-            except InvalidRequest as exc:
-                errors[index] = _item_error(index, None, exc)
+        try:
+            # The vendor's root is parsed and self-verified once for the whole batch.
+            results = verify_chip_certificates(
+                [item.certificate_pem.encode() for item in items],
+                vendor.root_certificate_pem.encode(),
+                at=now,
+            )
+        except CertificateError as exc:
+            raise InvalidRequest(f"vendor root: {exc}", code="bad_certificate") from exc
+        for index, result in enumerate(results):
+            if isinstance(result, CertificateError):
+                errors[index] = _item_error(
+                    index, None, InvalidRequest(str(result), code="bad_certificate")
+                )
+            else:
+                endorsed.append((index, result))
         seen_ids: dict[str, int] = {}
         seen_keys: dict[str, int] = {}
         for index, e in endorsed:
