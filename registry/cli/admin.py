@@ -21,6 +21,7 @@ from registry.db.migrate import upgrade
 from registry.db.models import ApiToken
 from registry.errors import RegistryError
 from registry.logkey import create_log_key
+from registry.repositories.log import LogRepository
 from registry.services.accounts import AccountService
 from registry.settings import BootstrapSettings, Settings
 
@@ -111,8 +112,17 @@ def _init(args: argparse.Namespace, settings: Settings) -> int:
         return _fail(f"cannot migrate the database: {type(exc).__name__}: {exc.args[0]}")
     sessions = make_session_factory(engine)
     with sessions() as session:
+        accounts = AccountService(session, utc_now)
+        state = LogRepository(session).state()
+        if accounts.tokens() or (state is not None and state.size > 0):
+            # A new key for a log that has entries would fork its identity for partners.
+            return _fail(
+                "the database is initialised already (it has tokens or log entries); "
+                "`admin init` is for a fresh registry. For more tokens use "
+                "`chipreg admin tokens create`"
+            )
         try:
-            issued = AccountService(session, utc_now).create_token(args.admin_name, Role.ADMIN)
+            issued = accounts.create_token(args.admin_name, Role.ADMIN)
             # The key last, just before the commit: a failure before it leaves nothing behind.
             signer = create_log_key(key_file, settings.log_origin)
             token_id = issued.record.id

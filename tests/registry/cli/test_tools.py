@@ -46,6 +46,11 @@ def test_admin_init_then_tokens_create_list_revoke(tmp_path: Path) -> None:
     assert again.returncode == 2
     assert "refusing to overwrite" in again.stderr and again.stdout == ""
     assert (tmp_path / "keys" / "log-key").read_bytes() == key_before
+    # Nor does a new key path make an initialised database a fresh one.
+    elsewhere = {**env, "CHIPREG_LOG_KEY_FILE": str(tmp_path / "other-key")}
+    forked = chipreg("admin", "init", env=elsewhere)
+    assert forked.returncode == 2 and "initialised already" in forked.stderr
+    assert not (tmp_path / "other-key").exists()
 
     made = chipreg("admin", "tokens", "create", "--name", "audit", "--role", "inspector", env=env)
     assert made.returncode == 0, made.stderr
