@@ -55,11 +55,15 @@ class Overloaded(TransportError):
 class RegistryRejected(AgentError):
     """The registry refused the whole request with a 4xx problem response (not 429)."""
 
-    def __init__(self, status: int, code: str, detail: str) -> None:
+    def __init__(
+        self, status: int, code: str, detail: str, problem: dict[str, object] | None = None
+    ) -> None:
         super().__init__(f"registry rejected the request: {status} {code}: {detail}")
         self.status = status
         self.code = code
         self.detail = detail
+        #: The whole problem document (e.g. the per-item ``errors`` of a refused batch).
+        self.problem = problem or {}
 
 
 class SpoolError(AgentError):

@@ -18,7 +18,7 @@ Two shapes:
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,6 +26,7 @@ from attestation._json import loads_strict
 from attestation.dsse import Envelope, sign_envelope
 from attestation.errors import FormatError
 from attestation.keys import PrivateKey
+from attestation.timefmt import format_time
 
 __all__ = [
     "DECLARATION_KINDS",
@@ -39,7 +40,9 @@ __all__ = [
     "parse_record",
     "parse_timestamp",
     "record_body",
+    "sign_cluster_declaration",
     "sign_declaration",
+    "sign_installation_declaration",
     "timestamp",
 ]
 
@@ -162,6 +165,50 @@ def sign_declaration(kind: str, fields: Mapping[str, Any], key: PrivateKey) -> E
         raise FormatError("declaration fields must not contain 'type'")
     payload = canonical_json({"type": DECLARATION_KINDS[kind], **fields})
     return sign_envelope(payload, DECLARATION_PAYLOAD_TYPE, key)
+
+
+def sign_installation_declaration(
+    *, chip_id: str, facility_id: int, installed_at: datetime, key: PrivateKey
+) -> Envelope:
+    """The operator's declaration that ``chip_id`` is (from ``installed_at``) at the facility.
+
+    The one builder of installation declarations: the CLI, the simulator and the load tests
+    all sign through it, so every client puts the same fields in the same format.
+    """
+    return sign_declaration(
+        INSTALLATION,
+        {
+            "chip_id": chip_id,
+            "facility_id": facility_id,
+            "installed_at": format_time(installed_at),
+        },
+        key,
+    )
+
+
+def sign_cluster_declaration(
+    *,
+    name: str,
+    purpose: str,
+    facility_id: int,
+    chip_ids: Sequence[str],
+    start: datetime,
+    end: datetime,
+    key: PrivateKey,
+) -> Envelope:
+    """The operator's declaration of a cluster of chips working together over [start, end)."""
+    return sign_declaration(
+        CLUSTER,
+        {
+            "name": name,
+            "purpose": purpose,
+            "facility_id": facility_id,
+            "chip_ids": list(chip_ids),
+            "start": format_time(start),
+            "end": format_time(end),
+        },
+        key,
+    )
 
 
 def open_declaration(envelope: Envelope, kind: str) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Environment", "Settings", "WitnessSetting"]
+__all__ = ["BootstrapSettings", "Environment", "Settings", "WitnessSetting"]
 
 
 class Environment(StrEnum):
@@ -101,7 +101,21 @@ class Settings(BaseSettings):
             if self.database_url.startswith("sqlite"):
                 msg = "CHIPREG_DATABASE_URL must name a PostgreSQL database in production"
                 raise ValueError(msg)
-            if not self.log_key_file.is_file():
-                msg = f"CHIPREG_LOG_KEY_FILE {self.log_key_file} does not exist"
-                raise ValueError(msg)
+            self._require_log_key()
         return self
+
+    def _require_log_key(self) -> None:
+        if not self.log_key_file.is_file():
+            msg = (
+                f"CHIPREG_LOG_KEY_FILE {self.log_key_file} does not exist "
+                "(create it once with `chipreg admin init`)"
+            )
+            raise ValueError(msg)
+
+
+class BootstrapSettings(Settings):
+    """The settings of ``chipreg admin init``: the one command that creates the log key
+    production otherwise requires to exist."""
+
+    def _require_log_key(self) -> None:
+        return None

@@ -52,10 +52,8 @@ def get_caller(request: Request, session: SessionDep, context: ContextDep) -> Pr
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("send an API token as 'Authorization: Bearer <token>'")
-    principal = AccountService(session, context.clock).authenticate(token.strip())
-    if principal is None:
-        raise Unauthenticated("unknown or revoked API token", code="invalid_token")
-    return principal
+    # Read on every request, never cached: a revoked token is refused on its next request.
+    return AccountService(session, context.clock).authenticate(token.strip())
 
 
 CallerDep = Annotated[Principal, Depends(get_caller)]

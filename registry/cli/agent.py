@@ -14,6 +14,7 @@ import json
 import os
 import secrets
 import signal
+import sys
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,8 +24,8 @@ from agents.backends.base import AcceleratorBackend
 from agents.backends.nvml import NvmlBackend
 from agents.backends.simulated import SimulatedAccelerator, SimulatedBackend, Workload
 from agents.chain import ChainState
-from agents.client import RegistryClient
-from agents.errors import AgentError, GpuEvidenceUnavailable
+from agents.client import RegistryClient, check_registry_url
+from agents.errors import AgentError, GpuEvidenceUnavailable, RegistryRejected, TransportError
 from agents.spool import Spool
 from attestation.errors import GpuEvidenceError
 from attestation.gpu import load_gpu_root, verify_gpu_evidence
@@ -160,7 +161,32 @@ def _client(args: argparse.Namespace) -> RegistryClient:
     if not token:
         msg = f"set the operator API token in ${args.token_env}"
         raise AgentError(msg)
-    return RegistryClient(args.registry, token)
+    return RegistryClient(check_registry_url(args.registry), token)
+
+
+def _preflight(client: RegistryClient, args: argparse.Namespace, facility_id: int | None) -> None:
+    """Fail at start, not at the first window close, on a token or facility the registry
+    refuses. An unreachable registry is only a warning: reports spool until it is back."""
+    checks = [(f"the token in ${args.token_env}", client.check_token)]
+    if facility_id is not None:
+        checks.append((f"facility {facility_id}", lambda: client.check_facility(facility_id)))
+    for what, check in checks:
+        try:
+            check()
+        except RegistryRejected as exc:
+            msg = (
+                f"the registry at {args.registry} refused {what}: "
+                f"{exc.status} {exc.code}: {exc.detail}"
+            )
+            raise AgentError(msg) from exc
+        except TransportError as exc:
+            print(
+                f"chipreg agent: warning: cannot check {what} now ({exc}); reports spool "
+                "until the registry answers",
+                file=sys.stderr,
+                flush=True,
+            )
+            return
 
 
 def _discover(args: argparse.Namespace, _settings: Settings) -> int:
@@ -289,6 +315,7 @@ def _run(args: argparse.Namespace, _settings: Settings) -> int:
         if not 1 <= args.window_minutes <= 1440:
             raise AgentError("--window-minutes must be between 1 and 1440")
         with _client(args) as client:
+            _preflight(client, args, _facility_id(args))
             agent = _agent(args, client)
             print(
                 f"chipreg agent: reporting {len(agent.backend.discover())} accelerators every "
@@ -297,6 +324,6 @@ def _run(args: argparse.Namespace, _settings: Settings) -> int:
             )
             agent.run(timedelta(minutes=args.window_minutes), stop)
     except AgentError as exc:
-        print(f"chipreg agent: {exc}")
+        print(f"chipreg agent: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -8,7 +8,18 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
-from registry.cli import admin, agent, audit, demo, scenarios, serve, verify, witness
+from registry.cli import (
+    admin,
+    agent,
+    audit,
+    demo,
+    operator,
+    scenarios,
+    serve,
+    vendor,
+    verify,
+    witness,
+)
 from registry.settings import Settings
 
 __all__ = ["main"]
@@ -21,15 +32,18 @@ def build_parser() -> argparse.ArgumentParser:
         "CHIPREG_* environment variables (see README).",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (demo, serve, agent, verify, scenarios, admin, witness, audit):
+    for module in (demo, serve, agent, verify, scenarios, admin, vendor, operator, witness, audit):
         module.add_parser(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # A command may read its settings with a subclass (``admin init`` creates the log key
+    # that production settings otherwise require).
+    settings_class: type[Settings] = getattr(args, "settings_class", Settings)
     try:
-        settings = Settings()
+        settings = settings_class()
     except ValidationError as exc:
         print(f"chipreg: invalid CHIPREG_* settings:\n{exc}", file=sys.stderr)
         return 2

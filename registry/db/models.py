@@ -560,3 +560,19 @@ class GpuAttestation(Base):
     hardware_id: Mapped[str] = mapped_column(String(64))
     verified_at: Mapped[datetime] = mapped_column(UTCDateTime)
     log_index: Mapped[int] = mapped_column(BigInteger, unique=True)
+
+
+class TokenEvent(Base):
+    """The audit trail of API tokens: who issued or revoked which token, when, and why."""
+
+    __tablename__ = "token_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_id: Mapped[int] = mapped_column(ForeignKey("api_tokens.id"), index=True)
+    action: Mapped[str] = mapped_column(String(16))  # "created" | "revoked"
+    reason: Mapped[str] = mapped_column(Text)
+    # None when done on the database directly (``chipreg admin``), not through the API.
+    actor_token_id: Mapped[int | None] = mapped_column(Integer)
+    actor_name: Mapped[str] = mapped_column(String(200))
+    actor_role: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)

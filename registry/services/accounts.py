@@ -8,6 +8,7 @@ would not help when rotating matters most, when that key is lost or compromised.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import datetime
 
@@ -18,12 +19,17 @@ from attestation.errors import CertificateError, FormatError
 from attestation.keys import PublicKey
 from attestation.logentries import OPERATOR, OPERATOR_KEY, VENDOR, timestamp
 from registry.auth import Principal, Role, generate_token, hash_token
-from registry.db.models import ApiToken, Operator, OperatorKey, Vendor
-from registry.errors import AlreadyExists, Conflict, InvalidRequest, NotFound
+from registry.db.models import ApiToken, Operator, OperatorKey, TokenEvent, Vendor
+from registry.errors import AlreadyExists, Conflict, InvalidRequest, NotFound, Unauthenticated
 from registry.repositories.accounts import AccountRepository
 from registry.services.log import LogAppender
 
-__all__ = ["AccountService", "IssuedToken"]
+__all__ = ["DIRECT_ACTOR", "AccountService", "IssuedToken"]
+
+logger = logging.getLogger("chipreg.tokens")
+
+#: Who acts when a command works on the database directly (``chipreg admin``), not via the API.
+DIRECT_ACTOR = "chipreg admin (database)"
 
 
 class IssuedToken:
@@ -189,7 +195,12 @@ class AccountService:
         *,
         vendor_id: int | None = None,
         operator_id: int | None = None,
+        actor: Principal | None = None,
     ) -> IssuedToken:
+        """Issue a token; ``actor`` is the API caller (None: a direct ``chipreg admin`` call).
+
+        The secret is returned once and never stored, logged or shown again.
+        """
         if role is Role.VENDOR:
             if vendor_id is None or operator_id is not None:
                 raise InvalidRequest("a vendor token needs vendor_id (only)", code="bad_binding")
@@ -214,12 +225,75 @@ class AccountService:
             created_at=self.clock(),
         )
         self.repo.add(record)
+        self._audit(record, "created", "", actor, record.created_at)
         return IssuedToken(record, secret)
 
-    def authenticate(self, secret: str) -> Principal | None:
+    def tokens(self) -> list[ApiToken]:
+        """Every token ever issued, revoked ones included (never their secrets)."""
+        return self.repo.tokens()
+
+    def token_events(self, token_id: int | None = None) -> list[TokenEvent]:
+        return self.repo.token_events(token_id)
+
+    def revoke_token(
+        self, token_id: int, *, reason: str, actor: Principal | None = None
+    ) -> ApiToken:
+        """Revoke a token: every later request with it gets 401 ``token_revoked``.
+
+        Authentication reads the token row on every request (there is no per-process token
+        cache), so revocation takes effect on the next request in every worker process.
+        """
+        record = self.repo.token(token_id)
+        if record is None:
+            raise NotFound(f"no token {token_id}", code="unknown_token")
+        if record.revoked_at is not None:
+            raise Conflict(f"token {token_id} is already revoked", code="token_already_revoked")
+        if actor is not None and actor.token_id == token_id:
+            # Revoking the token you are using is how the last admin locks everyone out.
+            raise Conflict("a token cannot revoke itself", code="cannot_revoke_self")
+        record.revoked_at = self.clock()
+        self._audit(record, "revoked", reason, actor, record.revoked_at)
+        return record
+
+    def _audit(
+        self,
+        record: ApiToken,
+        action: str,
+        reason: str,
+        actor: Principal | None,
+        at: datetime,
+    ) -> None:
+        event = TokenEvent(
+            token_id=record.id,
+            action=action,
+            reason=reason,
+            actor_token_id=None if actor is None else actor.token_id,
+            actor_name=DIRECT_ACTOR if actor is None else actor.name,
+            actor_role=Role.ADMIN.value if actor is None else actor.role.value,
+            at=at,
+        )
+        self.repo.add(event)
+        # Names, ids and roles only: the secret is never logged.
+        logger.info(
+            "token %s: id=%d name=%r role=%s by %s%s",
+            action,
+            record.id,
+            record.name,
+            record.role,
+            event.actor_name,
+            f" reason={reason!r}" if reason else "",
+        )
+
+    def authenticate(self, secret: str) -> Principal:
+        """The caller behind ``secret``; :class:`Unauthenticated` (distinct codes) otherwise."""
         record = self.repo.token_by_hash(hash_token(secret))
         if record is None:
-            return None
+            raise Unauthenticated("unknown API token", code="invalid_token")
+        if record.revoked_at is not None:
+            raise Unauthenticated(
+                f"API token {record.id} was revoked at {record.revoked_at.isoformat()}",
+                code="token_revoked",
+            )
         return Principal(
             token_id=record.id,
             name=record.name,

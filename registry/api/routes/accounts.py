@@ -11,11 +11,15 @@ from registry.api.schemas.accounts import (
     OperatorKeyPublic,
     OperatorPublic,
     TokenCreate,
+    TokenEventPublic,
     TokenIssued,
+    TokenPublic,
+    TokenRevoke,
     VendorCreate,
     VendorPublic,
 )
 from registry.auth import Role
+from registry.errors import NotFound
 from registry.services.accounts import AccountService
 
 router = APIRouter(prefix="/v1", tags=["accounts"])
@@ -57,7 +61,11 @@ def create_token(
 ) -> TokenIssued:
     caller.require(Role.ADMIN)
     issued = AccountService(session, ctx.clock).create_token(
-        body.name, body.role, vendor_id=body.vendor_id, operator_id=body.operator_id
+        body.name,
+        body.role,
+        vendor_id=body.vendor_id,
+        operator_id=body.operator_id,
+        actor=caller,
     )
     r = issued.record
     return TokenIssued(
@@ -92,3 +100,37 @@ def operator_keys(
 ) -> object:
     """The operator's key history, oldest first, with the log position each took effect."""
     return AccountService(session, ctx.clock).operator_keys(caller, operator_id)
+
+
+@router.get("/tokens", response_model=list[TokenPublic])
+def list_tokens(caller: CallerDep, session: SessionDep, ctx: ContextDep) -> object:
+    """Every token ever issued, revoked ones included; never a secret."""
+    caller.require(Role.ADMIN)
+    return AccountService(session, ctx.clock).tokens()
+
+
+@router.get("/tokens/self", response_model=TokenPublic)
+def who_am_i(caller: CallerDep, session: SessionDep, ctx: ContextDep) -> object:
+    """The calling token (any role): a cheap authenticated call to check a token works."""
+    return AccountService(session, ctx.clock).repo.token(caller.token_id)
+
+
+@router.post("/tokens/{token_id}/revoke", response_model=TokenPublic)
+def revoke_token(
+    token_id: int, body: TokenRevoke, caller: CallerDep, session: SessionDep, ctx: ContextDep
+) -> object:
+    """Revoke a token: its next request, in any worker, gets 401 ``token_revoked``."""
+    caller.require(Role.ADMIN)
+    return AccountService(session, ctx.clock).revoke_token(
+        token_id, reason=body.reason, actor=caller
+    )
+
+
+@router.get("/tokens/{token_id}/events", response_model=list[TokenEventPublic])
+def token_events(token_id: int, caller: CallerDep, session: SessionDep, ctx: ContextDep) -> object:
+    """The token's audit trail: who issued and who revoked it, when and why."""
+    caller.require(Role.ADMIN)
+    service = AccountService(session, ctx.clock)
+    if service.repo.token(token_id) is None:
+        raise NotFound(f"no token {token_id}", code="unknown_token")
+    return service.token_events(token_id)

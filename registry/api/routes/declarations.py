@@ -18,6 +18,8 @@ from attestation.logentries import CLUSTER, INSTALLATION, open_declaration
 from registry.api.deps import CallerDep, ContextDep, SessionDep
 from registry.api.routes.gpu import gpu_service
 from registry.api.schemas.declarations import (
+    ChipBatchCreate,
+    ChipBatchEnrolled,
     ChipCreate,
     ChipPublic,
     ClusterCreate,
@@ -29,7 +31,7 @@ from registry.api.schemas.declarations import (
     SignedDeclaration,
 )
 from registry.errors import BadRequest
-from registry.services.enrollment import EnrollmentService
+from registry.services.enrollment import ChipEnrollment, EnrollmentService
 from registry.services.gpu_attestation import SubmittedEvidence
 
 router = APIRouter(prefix="/v1", tags=["declarations"])
@@ -71,6 +73,23 @@ def enroll_chip(
     return EnrollmentService(session, ctx.clock, gpu_service(session, ctx)).enroll_chip(
         caller, **fields, gpu_evidence=evidence
     )
+
+
+@router.post("/chips/batch", status_code=201, response_model=ChipBatchEnrolled)
+def enroll_chips(
+    body: ChipBatchCreate, caller: CallerDep, session: SessionDep, ctx: ContextDep
+) -> ChipBatchEnrolled:
+    """Enroll up to 10,000 chips of one vendor in one transaction, all or nothing.
+
+    Each item is checked as ``POST /v1/chips`` checks one. If any fails, the answer is 422
+    ``batch_rejected`` with ``errors``: one ``{index, chip_id, status, code, detail}`` per
+    failing item, and nothing is enrolled. Enrollment records are logged in request order.
+    """
+    items = [ChipEnrollment(**item.model_dump()) for item in body.chips]
+    chip_ids, first = EnrollmentService(session, ctx.clock).enroll_chips(
+        caller, vendor_id=body.vendor_id, items=items
+    )
+    return ChipBatchEnrolled(enrolled=len(chip_ids), chip_ids=chip_ids, first_log_index=first)
 
 
 @router.post("/installations", status_code=201, response_model=InstallationPublic)

@@ -15,7 +15,10 @@ __all__ = [
     "OperatorKeyPublic",
     "OperatorPublic",
     "TokenCreate",
+    "TokenEventPublic",
     "TokenIssued",
+    "TokenPublic",
+    "TokenRevoke",
     "VendorCreate",
     "VendorPublic",
 ]
@@ -85,3 +88,35 @@ class OperatorKeyPublic(BaseModel):
     reason: str
     valid_from: datetime
     log_index: int | None
+
+
+class TokenPublic(BaseModel):
+    """A token as listed: never its secret (only its hash is stored)."""
+
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    name: str
+    role: Role
+    vendor_id: int | None
+    operator_id: int | None
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class TokenRevoke(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=1, max_length=2000, description="why, for the audit trail")
+
+
+class TokenEventPublic(BaseModel):
+    """One row of the token audit trail."""
+
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    token_id: int
+    action: str = Field(description="created | revoked")
+    reason: str
+    actor_token_id: int | None = Field(description="None: done on the database (chipreg admin)")
+    actor_name: str
+    actor_role: str
+    at: datetime

@@ -10,6 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from registry.api.schemas.common import ChipId, CountryCode, Name, UtcDatetime
 
 __all__ = [
+    "MAX_BATCH_CHIPS",
+    "ChipBatchCreate",
+    "ChipBatchEnrolled",
+    "ChipBatchItem",
     "ChipCreate",
     "ChipPublic",
     "ClusterCreate",
@@ -74,6 +78,32 @@ class ChipCreate(BaseModel):
     tdp_watts: float = Field(gt=0, le=10_000)
     gpu_evidence: GpuEvidenceIn | None = Field(
         default=None, description="GPU evidence binding the chip key to a genuine GPU"
+    )
+
+
+MAX_BATCH_CHIPS = 10_000
+
+
+class ChipBatchItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    certificate_pem: str = Field(max_length=20_000, description="endorsement certificate, PEM")
+    peak_tflops_bf16: float = Field(gt=0, le=100_000, description="dense BF16 peak, TFLOP/s")
+    tdp_watts: float = Field(gt=0, le=10_000)
+
+
+class ChipBatchCreate(BaseModel):
+    """Up to 10,000 chips of one vendor, enrolled all or nothing."""
+
+    model_config = ConfigDict(extra="forbid")
+    vendor_id: int
+    chips: list[ChipBatchItem] = Field(min_length=1, max_length=MAX_BATCH_CHIPS)
+
+
+class ChipBatchEnrolled(BaseModel):
+    enrolled: int
+    chip_ids: list[str] = Field(description="in request order")
+    first_log_index: int = Field(
+        description="log index of the first enrollment record; item i is at first_log_index + i"
     )
 
 
