@@ -1,0 +1,117 @@
+"""The inventory read API: chip and cluster pages with totals, time series, power balance,
+decoded log entries."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+from registry.api.schemas.declarations import ChipPublic
+
+__all__ = [
+    "BalanceWindowPublic",
+    "ChipListItem",
+    "ChipSeries",
+    "ChipsPage",
+    "ClusterListItem",
+    "ClustersPage",
+    "DecodedEntryPublic",
+    "PowerBalancePublic",
+    "SeriesPoint",
+    "SignerPublic",
+]
+
+
+class ChipListItem(ChipPublic):
+    vendor: str
+    facility_id: int | None
+    facility_name: str | None
+    country: str | None
+    operator_id: int | None
+    operator_name: str | None
+    installed_at: datetime | None
+
+
+class ChipsPage(BaseModel):
+    total: int
+    limit: int
+    offset: int
+    chips: list[ChipListItem]
+
+
+class ClusterListItem(BaseModel):
+    id: int
+    name: str
+    purpose: str
+    operator_id: int
+    operator_name: str
+    facility_id: int
+    facility_name: str
+    country: str
+    start: datetime
+    end: datetime
+    chip_count: int
+    chip_ids: list[str]
+
+
+class ClustersPage(BaseModel):
+    total: int
+    limit: int
+    offset: int
+    clusters: list[ClusterListItem]
+
+
+class SeriesPoint(BaseModel):
+    seq: int
+    window_start: datetime
+    window_end: datetime
+    utilization: float
+    energy_j: float
+    log_index: int
+
+
+class ChipSeries(BaseModel):
+    chip_id: str
+    points: list[SeriesPoint]
+
+
+class BalanceWindowPublic(BaseModel):
+    window_start: datetime
+    window_end: datetime
+    reports: int
+    reported_chip_energy_j: float
+    non_it_load_j: float
+    expected_j: float
+    metered_j: float | None
+    capacity_j: float
+
+
+class PowerBalancePublic(BaseModel):
+    facility_id: int
+    facility_name: str
+    operator_name: str
+    declared_power_kw: float
+    pue: float
+    non_it_load_kw: float
+    windows: list[BalanceWindowPublic]
+
+
+class SignerPublic(BaseModel):
+    keyid: str
+    holder_type: str | None
+    holder_id: str | None
+    holder_name: str | None
+    verified: bool
+
+
+class DecodedEntryPublic(BaseModel):
+    index: int
+    kind: str
+    leaf_hash: str
+    created_at: datetime
+    payload_type: str | None
+    fields: dict[str, Any]
+    signers: list[SignerPublic]
+    error: str | None
