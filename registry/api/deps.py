@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from registry.api.context import AppContext
 from registry.auth import Principal
 from registry.errors import Unauthenticated
+from registry.services.access import AccessLog
 from registry.services.accounts import AccountService
 from registry.services.log import TransparencyLog
 
@@ -55,6 +56,11 @@ def get_caller(request: Request, session: SessionDep, context: ContextDep) -> Pr
     principal = AccountService(session, context.clock).authenticate(token.strip())
     if principal is None:
         raise Unauthenticated("unknown or revoked API token", code="invalid_token")
+    if request.method == "GET":
+        # Who looked at what: an audited role's read is recorded in the request's transaction.
+        AccessLog(session, context.clock).record(
+            principal, channel="api", path=request.url.path, query=request.url.query
+        )
     return principal
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -36,10 +38,16 @@ class FindingRepository:
         severity: str | None = None,
         status: str | None = None,
         operator_id: int | None = None,
+        subject_id: str | None = None,
+        since: datetime | None = None,
         limit: int = 500,
         offset: int = 0,
     ) -> list[Finding]:
         stmt = select(Finding).order_by(Finding.id)
+        if subject_id is not None:
+            stmt = stmt.where(Finding.subject_id == subject_id)
+        if since is not None:
+            stmt = stmt.where(Finding.created_at >= since)
         if facility_id is not None:
             stmt = stmt.where(Finding.facility_id == facility_id)
         if country is not None:

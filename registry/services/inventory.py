@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from attestation.logentries import VERIFIER_RUN
 from registry.auth import Principal, Role
-from registry.db.models import Chip, DeclaredCluster, Facility, LogEntry, Report
+from registry.db.models import Chip, DeclaredCluster, Facility, Finding, LogEntry, Report
 from registry.errors import Forbidden, NotFound
 from registry.repositories.inventory import ChipRow, InventoryRepository, WindowSum
 from registry.repositories.log import LogRepository
@@ -134,6 +134,23 @@ class InventoryService:
         if caller.role not in READ_ALL:
             caller.require_operator(cluster.operator_id)
         return cluster, self.repo.operator_names([cluster.operator_id])[cluster.operator_id]
+
+    def finding(self, caller: Principal, finding_id: int) -> Finding:
+        """One finding, if the caller may read it (operators: about their own facilities)."""
+        finding = self.queries.finding_repo.get(finding_id)
+        if finding is None:
+            raise NotFound(f"no finding {finding_id}", code="unknown_finding")
+        if caller.role not in READ_ALL:
+            caller.require(Role.OPERATOR)
+            facility = (
+                self.queries.facilities.get(finding.facility_id) if finding.facility_id else None
+            )
+            if facility is None or facility.operator_id != caller.operator_id:
+                raise Forbidden(
+                    f"finding {finding_id} is not about one of your facilities",
+                    code="not_your_operator",
+                )
+        return finding
 
     def chip_series(
         self,
