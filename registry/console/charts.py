@@ -103,7 +103,7 @@ def line_chart(title: str, labels: Sequence[str], series: Sequence[Series], unit
                     f'<polyline fill="none" stroke="{colour}" stroke-width="2"{dash} '
                     f'points="{" ".join(run)}"/>'
                 )
-        lx = LEFT + 8 + 150 * k
+        lx = LEFT + 8 + 190 * k
         parts.append(f'<rect x="{lx}" y="{HEIGHT - 14}" width="10" height="4" fill="{colour}"/>')
         parts.append(f'<text x="{lx + 14}" y="{HEIGHT - 9}" class="legend">{escape(s.name)}</text>')
     parts.append("</svg>")
