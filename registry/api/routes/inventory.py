@@ -13,6 +13,8 @@ from registry.api.deps import CallerDep, ContextDep, LogDep, SessionDep
 from registry.api.schemas.common import UtcDatetime
 from registry.api.schemas.declarations import ChipPublic
 from registry.api.schemas.inventory import (
+    AccessPage,
+    AccessPublic,
     BalanceWindowPublic,
     ChipListItem,
     ChipSeries,
@@ -25,6 +27,7 @@ from registry.api.schemas.inventory import (
     SignerPublic,
 )
 from registry.errors import NotFound
+from registry.services.access import AccessLog
 from registry.services.entries import DecodedEntry, EntryDecoder
 from registry.services.inventory import ClustersPage as ClustersView
 from registry.services.inventory import InventoryService, PowerBalance
@@ -221,3 +224,26 @@ def decoded_entry(index: Annotated[int, Path(ge=0)], log: LogDep, session: Sessi
     if not found:
         raise NotFound(f"no log entry {index}", code="unknown_entry")
     return decoded_public(EntryDecoder(session).decode(found[0]))
+
+
+@router.get("/access-log", response_model=AccessPage, tags=["accounts"])
+def access_log(
+    *,
+    caller: CallerDep,
+    session: SessionDep,
+    ctx: ContextDep,
+    token_id: Annotated[int | None, Query(ge=1)] = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> AccessPage:
+    """Who looked at what (admins only): every inspector's and partner's read of non-public
+    data over the API or the console, newest first: who, when, which path and query."""
+    rows, total = AccessLog(session, ctx.clock).list(
+        caller, token_id=token_id, limit=limit, offset=offset
+    )
+    return AccessPage(
+        total=total,
+        limit=limit,
+        offset=offset,
+        accesses=[AccessPublic.model_validate(r) for r in rows],
+    )

@@ -6,11 +6,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from registry.api.schemas.declarations import ChipPublic
 
 __all__ = [
+    "AccessPage",
+    "AccessPublic",
     "BalanceWindowPublic",
     "ChipListItem",
     "ChipSeries",
@@ -115,3 +117,22 @@ class DecodedEntryPublic(BaseModel):
     fields: dict[str, Any]
     signers: list[SignerPublic]
     error: str | None
+
+
+class AccessPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    token_id: int
+    actor_name: str
+    actor_role: str
+    at: datetime
+    channel: str
+    path: str
+    query: str
+
+
+class AccessPage(BaseModel):
+    total: int
+    limit: int
+    offset: int
+    accesses: list[AccessPublic]
