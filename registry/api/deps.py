@@ -11,11 +11,11 @@ from sqlalchemy.orm import Session
 from registry.api.context import AppContext
 from registry.auth import Principal
 from registry.errors import Unauthenticated
-from registry.services.access import AccessLog
+from registry.services.access import AccessLog, require_detail
 from registry.services.accounts import AccountService
 from registry.services.log import TransparencyLog
 
-__all__ = ["CallerDep", "ContextDep", "LogDep", "SessionDep"]
+__all__ = ["CallerDep", "ContextDep", "DetailCallerDep", "LogDep", "SessionDep"]
 
 
 # Dependencies that do no I/O are ``async def``: FastAPI runs a plain ``def`` dependency on a
@@ -65,6 +65,15 @@ def get_caller(request: Request, session: SessionDep, context: ContextDep) -> Pr
 
 
 CallerDep = Annotated[Principal, Depends(get_caller)]
+
+
+async def get_detail_caller(caller: CallerDep, context: ContextDep) -> Principal:
+    """The caller of a per-chip detail read (refused to partners limited to aggregates)."""
+    require_detail(caller, partner_aggregates_only=context.settings.partner_aggregates_only)
+    return caller
+
+
+DetailCallerDep = Annotated[Principal, Depends(get_detail_caller)]
 
 
 async def get_log(session: SessionDep, context: ContextDep) -> TransparencyLog:

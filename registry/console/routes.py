@@ -28,14 +28,14 @@ from registry.api.deps import ContextDep, SessionDep
 from registry.auth import Role
 from registry.console.charts import Series, bar_chart, line_chart
 from registry.errors import BadRequest, Forbidden, NotFound, RegistryError
-from registry.services.access import AccessLog
+from registry.services.access import AccessLog, require_detail
 from registry.services.console import ConsoleSessions, LiveSession
 from registry.services.entries import DecodedEntry, EntryDecoder
 from registry.services.findings import FindingLifecycle
 from registry.services.inventory import InventoryService
 from registry.services.log import TransparencyLog
 from registry.services.obligations import ObligationService
-from registry.services.queries import QueryService
+from registry.services.queries import FacilityView, QueryService
 
 __all__ = ["install_console"]
 
@@ -134,6 +134,10 @@ def _check_csrf(form: dict[str, str], expected: str) -> None:
         raise Forbidden(
             "the form's CSRF token is missing or wrong; reload the page", code="bad_csrf"
         )
+
+
+def _detail(live: LiveSession, ctx: ContextDep) -> None:
+    require_detail(live.principal, partner_aggregates_only=ctx.settings.partner_aggregates_only)
 
 
 def _page(request: Request, live: LiveSession | None, name: str, **data: Any) -> HTMLResponse:
@@ -352,6 +356,7 @@ def chips(
     model: Annotated[str | None, Query(max_length=100)] = None,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Response:
+    _detail(live, ctx)
     page = InventoryService(session, ctx.clock).chips(
         live.principal, country=country or None, model=model or None, limit=PAGE, offset=offset
     )
@@ -370,6 +375,7 @@ def chips(
 def chip(
     request: Request, chip_id: str, live: LiveDep, session: SessionDep, ctx: ContextDep
 ) -> Response:
+    _detail(live, ctx)
     queries = QueryService(session)
     view = queries.chip(live.principal, chip_id, reports=10)
     _, series = InventoryService(session, ctx.clock).chip_series(live.principal, chip_id)
@@ -399,6 +405,7 @@ def chip(
 
 @router.get("/chips/{chip_id}/series.csv")
 def chip_csv(chip_id: str, live: LiveDep, session: SessionDep, ctx: ContextDep) -> Response:
+    _detail(live, ctx)
     _, series = InventoryService(session, ctx.clock).chip_series(live.principal, chip_id)
     return _csv(
         f"{chip_id}-series.csv",
@@ -421,16 +428,24 @@ def chip_csv(chip_id: str, live: LiveDep, session: SessionDep, ctx: ContextDep) 
 
 
 @router.get("/facilities")
-def facilities(request: Request, live: LiveDep, session: SessionDep) -> Response:
-    rows = QueryService(session).list_facilities(live.principal, country=None)
-    return _page(request, live, "facilities.html", facilities=rows)
+def facilities(request: Request, live: LiveDep, session: SessionDep, ctx: ContextDep) -> Response:
+    per_facility, per_country = InventoryService(session, ctx.clock).aggregates(live.principal)
+    return _page(request, live, "facilities.html", facilities=per_facility, countries=per_country)
 
 
 @router.get("/facilities/{facility_id}")
 def facility(
     request: Request, facility_id: int, live: LiveDep, session: SessionDep, ctx: ContextDep
 ) -> Response:
-    view = QueryService(session).facility(live.principal, facility_id)
+    queries = QueryService(session)
+    try:
+        _detail(live, ctx)
+    except Forbidden:
+        detail = False
+        view = FacilityView(queries.readable_facility(live.principal, facility_id), [])
+    else:
+        detail = True
+        view = queries.facility(live.principal, facility_id)
     inventory = InventoryService(session, ctx.clock)
     balance = inventory.power_balance(live.principal, facility_id)
     clusters = inventory.clusters(live.principal, facility_id=facility_id, limit=100)
@@ -446,7 +461,14 @@ def facility(
         "kW",
     )
     return _page(
-        request, live, "facility.html", view=view, balance=balance, chart=chart, clusters=clusters
+        request,
+        live,
+        "facility.html",
+        view=view,
+        balance=balance,
+        chart=chart,
+        clusters=clusters,
+        detail=detail,
     )
 
 

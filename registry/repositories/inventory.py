@@ -265,3 +265,27 @@ class InventoryRepository:
         return self.session.scalar(
             select(LogEntry).where(LogEntry.kind == kind).order_by(LogEntry.index.desc()).limit(1)
         )
+
+    def facility_aggregates(
+        self, *, operator_id: int | None, country: str | None
+    ) -> list[tuple[Facility, int, float]]:
+        """(facility, chips installed now, their total BF16 peak TFLOP/s) per facility."""
+        stmt = (
+            select(
+                Facility,
+                func.count(Installation.id),
+                func.coalesce(func.sum(Chip.peak_tflops_bf16), 0.0),
+            )
+            .outerjoin(
+                Installation,
+                and_(Installation.facility_id == Facility.id, Installation.removed_at.is_(None)),
+            )
+            .outerjoin(Chip, Chip.chip_id == Installation.chip_id)
+            .group_by(Facility.id)
+            .order_by(Facility.country, Facility.id)
+        )
+        if operator_id is not None:
+            stmt = stmt.where(Facility.operator_id == operator_id)
+        if country is not None:
+            stmt = stmt.where(Facility.country == country)
+        return [(f, int(n), float(p)) for f, n, p in self.session.execute(stmt)]

@@ -11,9 +11,10 @@ from sqlalchemy.orm import Session
 
 from registry.auth import Principal, Role
 from registry.db.models import ReadAccess
+from registry.errors import Forbidden
 from registry.repositories.console import ConsoleRepository
 
-__all__ = ["AUDITED_ROLES", "AccessLog"]
+__all__ = ["AUDITED_ROLES", "AccessLog", "require_detail"]
 
 AUDITED_ROLES = frozenset({Role.INSPECTOR, Role.PARTNER})
 
@@ -44,3 +45,13 @@ class AccessLog:
     ) -> tuple[list[ReadAccess], int]:
         caller.require(Role.ADMIN)
         return self.repo.accesses(token_id=token_id, limit=limit, offset=offset)
+
+
+def require_detail(caller: Principal, *, partner_aggregates_only: bool) -> None:
+    """Per-chip detail is refused to partners when the policy limits them to aggregates."""
+    if partner_aggregates_only and caller.role is Role.PARTNER:
+        raise Forbidden(
+            "partners read aggregates per facility and country here "
+            "(GET /v1/inventory/aggregates), not per-chip detail",
+            code="aggregates_only",
+        )

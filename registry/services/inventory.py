@@ -24,6 +24,8 @@ __all__ = [
     "BalanceWindow",
     "ChipsPage",
     "ClustersPage",
+    "CountryAggregate",
+    "FacilityAggregate",
     "InventoryService",
     "Overview",
     "PowerBalance",
@@ -66,6 +68,21 @@ class BalanceWindow:
 class PowerBalance:
     facility: Facility
     windows: list[BalanceWindow]
+
+
+@dataclass(frozen=True)
+class FacilityAggregate:
+    facility: Facility
+    chips: int
+    peak_tflops_bf16: float
+
+
+@dataclass(frozen=True)
+class CountryAggregate:
+    country: str
+    facilities: int
+    chips: int
+    peak_tflops_bf16: float
 
 
 @dataclass(frozen=True)
@@ -134,6 +151,33 @@ class InventoryService:
         if caller.role not in READ_ALL:
             caller.require_operator(cluster.operator_id)
         return cluster, self.repo.operator_names([cluster.operator_id])[cluster.operator_id]
+
+    def aggregates(
+        self, caller: Principal, *, country: str | None = None
+    ) -> tuple[list[FacilityAggregate], list[CountryAggregate]]:
+        """Chips and peak compute per facility and per country: what a partner limited to
+        aggregates reads instead of per-chip detail."""
+        if caller.role in READ_ALL:
+            operator_id = None
+        else:
+            caller.require(Role.OPERATOR)
+            operator_id = caller.operator_id
+        per_facility = [
+            FacilityAggregate(f, n, peak)
+            for f, n, peak in self.repo.facility_aggregates(
+                operator_id=operator_id, country=country
+            )
+        ]
+        countries: dict[str, CountryAggregate] = {}
+        for a in per_facility:
+            c = countries.get(a.facility.country) or CountryAggregate(a.facility.country, 0, 0, 0.0)
+            countries[a.facility.country] = CountryAggregate(
+                c.country,
+                c.facilities + 1,
+                c.chips + a.chips,
+                c.peak_tflops_bf16 + a.peak_tflops_bf16,
+            )
+        return per_facility, [countries[k] for k in sorted(countries)]
 
     def finding(self, caller: Principal, finding_id: int) -> Finding:
         """One finding, if the caller may read it (operators: about their own facilities)."""

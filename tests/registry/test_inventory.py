@@ -224,3 +224,32 @@ def test_decoded_entries_name_and_check_their_signers(world: World) -> None:
     assert install["signers"][0]["verified"] is True
     assert operator["signers"] == [] and operator["fields"]["name"] == "Abilene Compute"
     assert (missing.status_code, missing.json()["code"]) == (404, "unknown_entry")
+
+
+def test_partners_limited_to_aggregates_by_policy(world: World) -> None:
+    reg = world.registry
+    partner = reg.token(Role.PARTNER)
+    inspector = reg.token(Role.INSPECTOR)
+    assert get(reg, partner, "/v1/chips")["total"] == 5  # the default policy: full detail
+    ctx = reg.context
+    ctx.settings = ctx.settings.model_copy(update={"partner_aggregates_only": True})
+    for path in (
+        "/v1/chips",
+        "/v1/chips/NV-A0",
+        "/v1/chips/NV-A0/series",
+        f"/v1/facilities/{world.facility_id}",
+    ):
+        refused(reg, partner, "GET", path, (403, "aggregates_only"))
+        get(reg, inspector, path)  # inspectors keep the detail
+    totals = get(reg, partner, "/v1/inventory/aggregates")
+    by_facility = {f["facility_name"]: f for f in totals["facilities"]}
+    assert by_facility["Abilene Compute site 1"]["chips"] == 3
+    assert by_facility["Abilene Compute site 1"]["peak_tflops_bf16"] == pytest.approx(3 * 989.0)
+    assert by_facility["Espoo AI site 1"]["chips"] == 1
+    assert [(c["country"], c["facilities"], c["chips"]) for c in totals["countries"]] == [
+        ("FI", 1, 1),
+        ("US", 1, 3),
+    ]
+    get(reg, partner, f"/v1/facilities/{world.facility_id}/power-balance")  # an aggregate
+    mine = get(reg, world.operator_token, "/v1/inventory/aggregates")
+    assert [f["facility_name"] for f in mine["facilities"]] == ["Abilene Compute site 1"]

@@ -9,19 +9,22 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from registry.api.deps import CallerDep, ContextDep, LogDep, SessionDep
+from registry.api.deps import CallerDep, ContextDep, DetailCallerDep, LogDep, SessionDep
 from registry.api.schemas.common import UtcDatetime
 from registry.api.schemas.declarations import ChipPublic
 from registry.api.schemas.inventory import (
     AccessPage,
     AccessPublic,
+    AggregatesPublic,
     BalanceWindowPublic,
     ChipListItem,
     ChipSeries,
     ChipsPage,
     ClusterListItem,
     ClustersPage,
+    CountryAggregatePublic,
     DecodedEntryPublic,
+    FacilityAggregatePublic,
     PowerBalancePublic,
     SeriesPoint,
     SignerPublic,
@@ -43,7 +46,7 @@ ChipIdPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")]
 @router.get("/chips", response_model=ChipsPage)
 def list_chips(
     *,
-    caller: CallerDep,
+    caller: DetailCallerDep,
     session: SessionDep,
     ctx: ContextDep,
     country: Country = None,
@@ -132,7 +135,7 @@ def list_clusters(
 def chip_series(
     *,
     chip_id: ChipIdPath,
-    caller: CallerDep,
+    caller: DetailCallerDep,
     session: SessionDep,
     ctx: ContextDep,
     start: Annotated[UtcDatetime | None, Query()] = None,
@@ -246,4 +249,36 @@ def access_log(
         limit=limit,
         offset=offset,
         accesses=[AccessPublic.model_validate(r) for r in rows],
+    )
+
+
+@router.get("/inventory/aggregates", response_model=AggregatesPublic)
+def aggregates(
+    caller: CallerDep, session: SessionDep, ctx: ContextDep, country: Country = None
+) -> AggregatesPublic:
+    """Chips installed and their peak compute per facility and per country (what partners
+    limited to aggregates read; operators get their own facilities)."""
+    facilities, countries = InventoryService(session, ctx.clock).aggregates(caller, country=country)
+    return AggregatesPublic(
+        facilities=[
+            FacilityAggregatePublic(
+                facility_id=a.facility.id,
+                facility_name=a.facility.name,
+                operator_name=a.facility.operator.name,
+                country=a.facility.country,
+                declared_power_kw=a.facility.declared_power_kw,
+                chips=a.chips,
+                peak_tflops_bf16=a.peak_tflops_bf16,
+            )
+            for a in facilities
+        ],
+        countries=[
+            CountryAggregatePublic(
+                country=c.country,
+                facilities=c.facilities,
+                chips=c.chips,
+                peak_tflops_bf16=c.peak_tflops_bf16,
+            )
+            for c in countries
+        ],
     )

@@ -13,13 +13,16 @@ from registry.api.schemas.declarations import ChipPublic
 __all__ = [
     "AccessPage",
     "AccessPublic",
+    "AggregatesPublic",
     "BalanceWindowPublic",
     "ChipListItem",
     "ChipSeries",
     "ChipsPage",
     "ClusterListItem",
     "ClustersPage",
+    "CountryAggregatePublic",
     "DecodedEntryPublic",
+    "FacilityAggregatePublic",
     "PowerBalancePublic",
     "SeriesPoint",
     "SignerPublic",
@@ -136,3 +139,25 @@ class AccessPage(BaseModel):
     limit: int
     offset: int
     accesses: list[AccessPublic]
+
+
+class FacilityAggregatePublic(BaseModel):
+    facility_id: int
+    facility_name: str
+    operator_name: str
+    country: str
+    declared_power_kw: float
+    chips: int
+    peak_tflops_bf16: float
+
+
+class CountryAggregatePublic(BaseModel):
+    country: str
+    facilities: int
+    chips: int
+    peak_tflops_bf16: float
+
+
+class AggregatesPublic(BaseModel):
+    facilities: list[FacilityAggregatePublic]
+    countries: list[CountryAggregatePublic]

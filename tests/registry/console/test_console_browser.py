@@ -179,4 +179,20 @@ def test_partner_reads_but_cannot_act(browser: Any, world: SimWorld) -> None:
     assert page.inner_text("#finding-kind") == "undeclared_cluster"
     assert page.locator("#acknowledge, #resolve, #reopen").count() == 0
     shot(page, "10-partner-finding")
+    # With the policy limiting partners to aggregates: counts per facility and country only.
+    ctx = world.registry.context
+    default = ctx.settings
+    ctx.settings = default.model_copy(update={"partner_aggregates_only": True})
+    try:
+        page.click("a.chip-link >> nth=0")
+        assert "aggregates_only" in page.inner_text("h1")
+        page.goto(world.registry.url + f"/console/facilities/{world.hidden_facility_id}")
+        assert page.locator("#no-detail").count() == 1
+        assert page.locator("#facility-chips a").count() == 0
+        assert page.locator("#power-chart svg").count() == 1
+        page.goto(world.registry.url + "/console/facilities")
+        assert "FI" in page.inner_text("#countries")
+        shot(page, "11-partner-aggregates")
+    finally:
+        ctx.settings = default
     page.close()
