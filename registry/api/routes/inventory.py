@@ -24,14 +24,16 @@ from registry.api.schemas.inventory import (
     ClustersPage,
     CountryAggregatePublic,
     DecodedEntryPublic,
+    ExportPublic,
     FacilityAggregatePublic,
     PowerBalancePublic,
     SeriesPoint,
     SignerPublic,
 )
 from registry.errors import NotFound
-from registry.services.access import AccessLog
+from registry.services.access import AccessLog, require_detail
 from registry.services.entries import DecodedEntry, EntryDecoder
+from registry.services.exports import ExportService
 from registry.services.inventory import ClustersPage as ClustersView
 from registry.services.inventory import InventoryService, PowerBalance
 
@@ -281,4 +283,31 @@ def aggregates(
             )
             for c in countries
         ],
+    )
+
+
+@router.get("/exports/{kind}", response_model=ExportPublic, tags=["exports"])
+def export(
+    *,
+    kind: Annotated[str, Path(pattern=r"^(inventory|findings)$")],
+    caller: CallerDep,
+    session: SessionDep,
+    ctx: ContextDep,
+    log: LogDep,
+    format: Annotated[str, Query(pattern=r"^(csv|json)$")] = "csv",
+) -> ExportPublic:
+    """A signed report: ``content`` (the CSV or JSON file, exact text) and ``signature`` (its
+    detached signature by the log key, naming the checkpoint it was cut at). Save them as
+    FILE and FILE.sig; ``chipreg audit --export FILE --log-vkey ...`` verifies them."""
+    if kind == "inventory":
+        require_detail(caller, partner_aggregates_only=ctx.settings.partner_aggregates_only)
+    made = ExportService(session, log.signer, ctx.clock).export(caller, kind, format)
+    return ExportPublic(
+        kind=made.kind,
+        format=made.fmt,
+        filename=made.filename,
+        media_type=made.media_type,
+        checkpoint_size=made.checkpoint_size,
+        content=made.content.decode(),
+        signature=made.signature.decode(),
     )

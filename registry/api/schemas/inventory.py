@@ -22,6 +22,7 @@ __all__ = [
     "ClustersPage",
     "CountryAggregatePublic",
     "DecodedEntryPublic",
+    "ExportPublic",
     "FacilityAggregatePublic",
     "PowerBalancePublic",
     "SeriesPoint",
@@ -161,3 +162,13 @@ class CountryAggregatePublic(BaseModel):
 class AggregatesPublic(BaseModel):
     facilities: list[FacilityAggregatePublic]
     countries: list[CountryAggregatePublic]
+
+
+class ExportPublic(BaseModel):
+    kind: str
+    format: str
+    filename: str
+    media_type: str
+    checkpoint_size: int
+    content: str
+    signature: str
