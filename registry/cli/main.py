@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
-from registry.cli import admin, agent, audit, demo, scenarios, serve, verify, witness
+from registry.cli import admin, agent, audit, demo, query, scenarios, serve, verify, witness
 from registry.settings import Settings
 
 __all__ = ["main"]
@@ -21,7 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
         "CHIPREG_* environment variables (see README).",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (demo, serve, agent, verify, scenarios, admin, witness, audit):
+    for module in (demo, serve, agent, verify, scenarios, admin, witness, audit, query):
         module.add_parser(sub)
     return parser
 

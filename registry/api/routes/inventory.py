@@ -30,6 +30,7 @@ from registry.api.schemas.inventory import (
     SeriesPoint,
     SignerPublic,
 )
+from registry.api.schemas.queries import FindingPublic
 from registry.errors import NotFound
 from registry.services.access import AccessLog, require_detail
 from registry.services.entries import DecodedEntry, EntryDecoder
@@ -131,6 +132,14 @@ def list_clusters(
         offset=offset,
     )
     return ClustersPage(total=page.total, limit=limit, offset=offset, clusters=cluster_items(page))
+
+
+@router.get("/findings/{finding_id}", response_model=FindingPublic, tags=["queries"])
+def get_finding(
+    finding_id: Annotated[int, Path(ge=1)], caller: CallerDep, session: SessionDep, ctx: ContextDep
+) -> FindingPublic:
+    """One finding, as in ``GET /v1/findings`` (operators: about their own facilities)."""
+    return FindingPublic.from_row(InventoryService(session, ctx.clock).finding(caller, finding_id))
 
 
 @router.get("/chips/{chip_id}/series", response_model=ChipSeries)
