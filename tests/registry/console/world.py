@@ -8,14 +8,15 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-import httpx
-
 from agents.simulator.fleet import FleetSpec, build_fleet
 from agents.simulator.provision import ProvisionedFleet, provision
 from agents.simulator.run import run_windows
+from attestation.note import NoteVerifier
 from attestation.timefmt import format_time
 from registry.auth import Role
+from registry.services.log import TransparencyLog
 from tests.conftest import LiveRegistry
+from tests.registry.logtools import wait_checkpoint
 
 WINDOW = timedelta(minutes=15)
 WINDOWS = 5
@@ -74,18 +75,9 @@ def build(registry: LiveRegistry, spool: Path) -> SimWorld:
 
 
 def wait_published(registry: LiveRegistry) -> None:
-    """Until a checkpoint covers the whole log (the publisher runs every 50 ms in tests)."""
-    import time
-
-    for _ in range(200):
-        with httpx.Client(base_url=registry.url) as http:
-            note = http.get("/v1/log/checkpoint").text
-        size = int(note.splitlines()[1])
+    """Until the published checkpoint covers the whole log."""
+    with registry.client() as http:
+        vkey = http.get("/v1/log/key").json()["verifier_key"]
         with registry.context.sessions() as s:
-            from registry.services.log import TransparencyLog
-
-            head, _ = TransparencyLog(s, registry.context.log_signer).head()
-        if size >= head:
-            return
-        time.sleep(0.05)
-    raise AssertionError("no checkpoint covers the log")
+            size, _ = TransparencyLog(s, registry.context.log_signer).head()
+        wait_checkpoint(http, NoteVerifier.from_vkey(vkey), size)
