@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import secrets
+import zipfile
 from collections.abc import Callable, Coroutine
 from datetime import datetime, timedelta
 from importlib.resources import files
@@ -31,6 +32,7 @@ from registry.errors import BadRequest, Forbidden, NotFound, RegistryError
 from registry.services.access import AccessLog, require_detail
 from registry.services.console import ConsoleSessions, LiveSession
 from registry.services.entries import DecodedEntry, EntryDecoder
+from registry.services.exports import ExportService
 from registry.services.findings import FindingLifecycle
 from registry.services.inventory import InventoryService
 from registry.services.log import TransparencyLog
@@ -591,6 +593,51 @@ def log_entry(
             verified = False
     return _page(
         request, live, "entry.html", e=entry, published=published, proof=proof, verified=verified
+    )
+
+
+# -- reports -----------------------------------------------------------------------------
+
+
+@router.get("/reports")
+def reports(request: Request, live: LiveDep, session: SessionDep, ctx: ContextDep) -> Response:
+    """The inventory and findings reports, printable, with their signed downloads."""
+    live.principal.require(Role.ADMIN, Role.INSPECTOR, Role.PARTNER)
+    per_facility, per_country = InventoryService(session, ctx.clock).aggregates(live.principal)
+    try:
+        _detail(live, ctx)
+        detail = True
+    except Forbidden:
+        detail = False
+    return _page(
+        request,
+        live,
+        "reports.html",
+        facilities=per_facility,
+        countries=per_country,
+        findings=QueryService(session).findings(live.principal, limit=1000),
+        published=TransparencyLog(session, ctx.log_signer).published(),
+        detail=detail,
+        now=ctx.clock(),
+    )
+
+
+@router.get("/reports/{kind}.{fmt}.zip")
+def report_download(
+    kind: str, fmt: str, live: LiveDep, session: SessionDep, ctx: ContextDep
+) -> Response:
+    """A signed export and its detached signature, together (FILE and FILE.sig in a zip)."""
+    if kind == "inventory":
+        _detail(live, ctx)
+    made = ExportService(session, ctx.log_signer, ctx.clock).export(live.principal, kind, fmt)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr(made.filename, made.content)
+        z.writestr(made.filename + ".sig", made.signature)
+    return Response(
+        out.getvalue(),
+        media_type="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="{made.filename}.zip"'},
     )
 
 

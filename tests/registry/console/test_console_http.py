@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import zipfile
 from datetime import timedelta
 from typing import Any
 
@@ -14,11 +15,16 @@ import httpx
 import pytest
 from sqlalchemy import select, update
 
+from attestation.note import NoteVerifier
+from audit.core import TrustPolicy
+from audit.exports import cited_indexes, verify_export
 from registry.auth import Role
 from registry.db.models import ApiToken, ConsoleSession, Finding, FindingTransition
+from registry.services.log import TransparencyLog
 from tests.conftest import LiveRegistry
 from tests.registry.checks import row_counts
 from tests.registry.factories import T0, WINDOW, World, add_operator, make_world, ok
+from tests.registry.logtools import wait_checkpoint
 
 AS_OF = T0 + 4 * WINDOW + (WINDOW * 2) / 3
 
@@ -208,3 +214,29 @@ def test_reads_by_inspectors_and_partners_are_recorded(world: World) -> None:
     assert all(role in ("inspector", "partner") for role, *_ in rows)
     assert page["total"] == len(rows)
     assert refused.status_code == 403
+
+
+def test_printable_reports_with_signed_downloads(world: World) -> None:
+    reg = world.registry
+    with reg.client() as http:
+        vkey = ok(http.get("/v1/log/key"))["verifier_key"]
+        with reg.context.sessions() as s:
+            size, _ = TransparencyLog(s, reg.context.log_signer).head()
+        wait_checkpoint(http, NoteVerifier.from_vkey(vkey), size)
+    client, _ = login(reg, reg.token(Role.INSPECTOR))
+    page = client.get("/console/reports")
+    assert page.status_code == 200 and "NV-B" in page.text
+    policy = TrustPolicy(NoteVerifier.from_vkey(vkey))
+    for kind, fmt in (("findings", "csv"), ("inventory", "json")):
+        r = client.get(f"/console/reports/{kind}.{fmt}.zip")
+        assert r.status_code == 200, r.text
+        with zipfile.ZipFile(io.BytesIO(r.content)) as z:
+            names = sorted(z.namelist())
+            content, signature = z.read(names[0]), z.read(names[1])
+        assert names[1] == names[0] + ".sig"
+        cited = cited_indexes(content, kind, fmt)
+        assert verify_export(content, signature, policy, log_indexes=cited).ok
+        assert not verify_export(content + b" ", signature, policy).ok
+    assert client.get("/console/reports/chips.csv.zip").status_code == 422
+    operator, _ = login(reg, world.operator_token)
+    assert operator.get("/console/reports").status_code == 403
