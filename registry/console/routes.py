@@ -303,9 +303,9 @@ def findings(
     )
 
 
-def _decode(session: SessionDep, log: TransparencyLog, index: int) -> DecodedEntry | None:
+def _decode(decoder: EntryDecoder, log: TransparencyLog, index: int) -> DecodedEntry | None:
     found = log.entries(index, index + 1)
-    return EntryDecoder(session).decode(found[0]) if found else None
+    return decoder.decode(found[0]) if found else None
 
 
 @router.get("/findings/{finding_id}")
@@ -315,7 +315,8 @@ def finding(
     f = InventoryService(session, ctx.clock).finding(live.principal, finding_id)
     log = TransparencyLog(session, ctx.log_signer)
     evidence: list[int] = json.loads(f.evidence_json)
-    decoded = [d for d in (_decode(session, log, i) for i in evidence[:EVIDENCE_SHOWN]) if d]
+    decoder = EntryDecoder(session)
+    decoded = [d for d in (_decode(decoder, log, i) for i in evidence[:EVIDENCE_SHOWN]) if d]
     trail = FindingLifecycle(session, ctx.clock).history(live.principal, finding_id)
     return _page(
         request,
@@ -572,7 +573,7 @@ def log_entry(
     request: Request, index: int, live: LiveDep, session: SessionDep, ctx: ContextDep
 ) -> Response:
     log = TransparencyLog(session, ctx.log_signer)
-    entry = _decode(session, log, index) if index >= 0 else None
+    entry = _decode(EntryDecoder(session), log, index) if index >= 0 else None
     if entry is None:
         raise NotFound(f"no log entry {index}", code="unknown_entry")
     published = log.published()

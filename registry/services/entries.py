@@ -69,17 +69,21 @@ def _flatten_statement(payload: dict[str, Any]) -> dict[str, Any]:
 class EntryDecoder:
     def __init__(self, session: Session) -> None:
         self.repo = InventoryRepository(session)
+        self._operator_keys: dict[str, list[tuple[str, str, str, bytes]]] | None = None
 
     def _holders(self, keyid: str) -> list[tuple[str, str, str, bytes]]:
-        holders = self.repo.key_holders(keyid)
-        for op in self.repo.operators():
-            try:
-                key = PublicKey.from_b64(op.public_key)
-            except AttestationError:
-                continue
-            if key.key_id == keyid:
-                holders.append(("operator", str(op.id), op.name, key.raw))
-        return holders
+        if self._operator_keys is None:
+            # Operators' keys are stored as base64, not by key id: index them once per decoder.
+            self._operator_keys = {}
+            for op in self.repo.operators():
+                try:
+                    key = PublicKey.from_b64(op.public_key)
+                except AttestationError:
+                    continue
+                self._operator_keys.setdefault(key.key_id, []).append(
+                    ("operator", str(op.id), op.name, key.raw)
+                )
+        return self.repo.key_holders(keyid) + self._operator_keys.get(keyid, [])
 
     def _signers(self, envelope: Envelope) -> list[SignerView]:
         views = []
