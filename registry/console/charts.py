@@ -37,6 +37,8 @@ def _nice_max(value: float) -> float:
 
 
 def _fmt(value: float) -> str:
+    if abs(value) >= 1e6:
+        return f"{value:.3g}"
     if abs(value) >= 100:
         return f"{value:,.0f}"
     return f"{value:.3g}"

@@ -517,10 +517,24 @@ def cluster(
         )
     except Forbidden:
         budget, notes = None, []
+    compute = InventoryService(session, ctx.clock).cluster_compute(live.principal, cluster_id)
+    labels = [_hhmm(w.window_start) for w, _ in compute]
+    lines = [Series("used (FLOP)", [total for _, total in compute])]
+    if budget is not None:
+        lines.append(
+            Series("declared budget", [budget.compute_budget_flop] * len(compute), dashed=True)
+        )
+    lines += [
+        Series(f"threshold {n.threshold_flop:.2g}", [n.threshold_flop] * len(compute), dashed=True)
+        for n in notes
+    ]
+    chart = line_chart("Compute used, cumulative", labels, lines, "FLOP")
     return _page(
         request,
         live,
         "cluster.html",
+        compute=compute,
+        chart=chart,
         c=declared,
         operator=operator,
         budget=budget,

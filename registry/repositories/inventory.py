@@ -289,3 +289,21 @@ class InventoryRepository:
         if country is not None:
             stmt = stmt.where(Facility.country == country)
         return [(f, int(n), float(p)) for f, n, p in self.session.execute(stmt)]
+
+    def cluster_compute(self, cluster_id: int) -> list[WindowSum]:
+        """Per window, the members' reported compute: sum of utilisation x BF16 peak (TFLOP/s),
+        with the number of member reports."""
+        stmt = (
+            select(
+                Report.window_start,
+                Report.window_end,
+                func.sum(Report.utilization * Chip.peak_tflops_bf16),
+                func.count(Report.id),
+            )
+            .join(ClusterMember, ClusterMember.chip_id == Report.chip_id)
+            .join(Chip, Chip.chip_id == Report.chip_id)
+            .where(ClusterMember.cluster_id == cluster_id)
+            .group_by(Report.window_start, Report.window_end)
+            .order_by(Report.window_start)
+        )
+        return [WindowSum(a, b, float(t or 0), int(n)) for a, b, t, n in self.session.execute(stmt)]

@@ -144,6 +144,16 @@ class InventoryService:
             clusters, total, self.repo.operator_names([c.operator_id for c, _ in clusters])
         )
 
+    def cluster_compute(self, caller: Principal, cluster_id: int) -> list[tuple[WindowSum, float]]:
+        """Per window, the members' compute (reported utilisation x peak, TFLOP/s) and the
+        running total of dense operations (FLOP) since the first window."""
+        self.cluster(caller, cluster_id)
+        total, out = 0.0, []
+        for w in self.repo.cluster_compute(cluster_id):
+            total += w.total * 1e12 * (w.window_end - w.window_start).total_seconds()
+            out.append((w, total))
+        return out
+
     def cluster(self, caller: Principal, cluster_id: int) -> tuple[DeclaredCluster, str]:
         cluster = self.queries.facilities.cluster(cluster_id)
         if cluster is None:

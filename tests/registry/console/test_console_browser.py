@@ -145,9 +145,15 @@ def test_inspector_follows_a_finding_to_its_signed_evidence(browser: Any, world:
     assert "asking the operator" in trail and "inspector" in trail
     shot(page, "06-finding-acknowledged")
 
+    [cluster_id] = world.provisioned.cluster_ids.values()
+    page.goto(world.registry.url + f"/console/clusters/{cluster_id}")
+    assert page.locator("#cluster-chart svg").count() == 1
+    assert page.locator("#cluster-compute tr").count() > 1
+    shot(page, "07-cluster")
+
     page.goto(world.registry.url + "/console/log")
     assert "test.chipreg.local/log" in page.inner_text("#checkpoint")
-    shot(page, "07-log")
+    shot(page, "07b-log")
     page.click("text=Log out")
     page.wait_for_url("**/console/login")
     page.goto(world.registry.url + "/console")
