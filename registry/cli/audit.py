@@ -237,6 +237,16 @@ def _print_report(report: AuditReport, what: str) -> None:
     print(f"\nVERDICT: {verdict}")
 
 
+def _verdict(problems: list[str]) -> int:
+    """Print the discrepancies and the verdict of an offline check; its exit status."""
+    if problems:
+        print(f"\nDiscrepancies ({len(problems)}):")
+        for line in problems[:200]:
+            print(f"  - {line}")
+    print(f"\nVERDICT: {'FAIL: discrepancies found' if problems else 'PASS: consistent'}")
+    return 1 if problems else 0
+
+
 def _audit_bundle(args: argparse.Namespace, policy: TrustPolicy) -> int:
     try:
         data = args.bundle.read_bytes()
@@ -246,12 +256,7 @@ def _audit_bundle(args: argparse.Namespace, policy: TrustPolicy) -> int:
     result = verify_bundle(data, policy)
     print(f"chipreg audit of bundle {args.bundle} ({result.scope})")
     print(table(["check", "count", "result"], result.summary_rows(), max_width=70))
-    if result.problems:
-        print(f"\nDiscrepancies ({len(result.problems)}):")
-        for line in result.problems[:200]:
-            print(f"  - {line}")
-    print(f"\nVERDICT: {'PASS: consistent' if result.ok else 'FAIL: discrepancies found'}")
-    return 0 if result.ok else 1
+    return _verdict(result.problems)
 
 
 def _audit_export(args: argparse.Namespace, policy: TrustPolicy) -> int:
@@ -274,9 +279,4 @@ def _audit_export(args: argparse.Namespace, policy: TrustPolicy) -> int:
         f"  signed by the log key at {result.created_at}, cut at checkpoint "
         f"{result.checkpoint_size if result.checkpoint_size is not None else '?'}"
     )
-    if result.problems:
-        print(f"\nDiscrepancies ({len(result.problems)}):")
-        for line in result.problems[:200]:
-            print(f"  - {line}")
-    print(f"\nVERDICT: {'PASS: consistent' if result.ok else 'FAIL: discrepancies found'}")
-    return 0 if result.ok else 1
+    return _verdict(result.problems)

@@ -137,8 +137,11 @@ class AccountService:
 
     def authenticate(self, secret: str) -> Principal | None:
         record = self.repo.token_by_hash(hash_token(secret))
-        if record is None:
-            return None
+        return None if record is None else self.principal(record)
+
+    @staticmethod
+    def principal(record: ApiToken) -> Principal:
+        """The caller a (not revoked) token record stands for."""
         return Principal(
             token_id=record.id,
             name=record.name,

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from registry.auth import Principal, Role
+from registry.auth import Principal
 from registry.db.models import ConsoleSession
 from registry.repositories.console import ConsoleRepository
 from registry.services.accounts import AccountService
@@ -63,14 +63,7 @@ class ConsoleSessions:
         if found is None:
             return None
         record, token = found
-        principal = Principal(
-            token_id=token.id,
-            name=token.name,
-            role=Role(token.role),
-            vendor_id=token.vendor_id,
-            operator_id=token.operator_id,
-        )
-        return LiveSession(session_id, principal, record.csrf)
+        return LiveSession(session_id, AccountService.principal(token), record.csrf)
 
     def logout(self, session_id: str) -> None:
         self.repo.end(_hash(session_id))
