@@ -402,6 +402,7 @@ def chip(
         util_chart=util,
         energy_chart=energy,
         conditions=conditions,
+        locations=InventoryService(session, ctx.clock).locations(live.principal, chip_id),
         findings=queries.findings(live.principal, subject_id=chip_id, limit=50),
     )
 

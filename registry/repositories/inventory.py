@@ -19,6 +19,7 @@ from registry.db.models import (
     Finding,
     Installation,
     Landmark,
+    LandmarkMeasurement,
     LogEntry,
     Meter,
     MeterReading,
@@ -307,3 +308,14 @@ class InventoryRepository:
             .order_by(Report.window_start)
         )
         return [WindowSum(a, b, float(t or 0), int(n)) for a, b, t, n in self.session.execute(stmt)]
+
+    def measurements(self, chip_id: str, limit: int) -> list[tuple[LandmarkMeasurement, Landmark]]:
+        """The chip's newest landmark round trips, with their landmarks."""
+        rows = self.session.execute(
+            select(LandmarkMeasurement, Landmark)
+            .join(Landmark, Landmark.id == LandmarkMeasurement.landmark_id)
+            .where(LandmarkMeasurement.chip_id == chip_id)
+            .order_by(LandmarkMeasurement.measured_at.desc())
+            .limit(limit)
+        )
+        return [(m, lm) for m, lm in rows]

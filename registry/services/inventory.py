@@ -19,6 +19,7 @@ from registry.errors import Forbidden, NotFound
 from registry.repositories.inventory import ChipRow, InventoryRepository, WindowSum
 from registry.repositories.log import LogRepository
 from registry.services.queries import READ_ALL, QueryService
+from verifier._common import great_circle_km
 
 __all__ = [
     "BalanceWindow",
@@ -27,9 +28,15 @@ __all__ = [
     "CountryAggregate",
     "FacilityAggregate",
     "InventoryService",
+    "LocationCheck",
     "Overview",
     "PowerBalance",
 ]
+
+
+# The console's reading of a round trip; the verifier's location rule takes its own figure from
+# the policy (``km_per_ms_rtt``) and adds slack before it flags anything.
+KM_PER_MS_RTT = 100.0
 
 
 @dataclass(frozen=True)
@@ -83,6 +90,24 @@ class CountryAggregate:
     facilities: int
     chips: int
     peak_tflops_bf16: float
+
+
+@dataclass(frozen=True)
+class LocationCheck:
+    """One landmark round trip of a chip against its declared site: at the speed light
+    travels in fibre (about 100 km per millisecond of round trip), the RTT bounds how far from
+    the landmark the chip can be."""
+
+    landmark: str
+    measured_at: datetime
+    rtt_ms: float
+    log_index: int
+    reach_km: float  # the most the RTT allows
+    declared_km: float | None  # landmark to the declared facility; None: installed nowhere
+
+    @property
+    def consistent(self) -> bool | None:
+        return None if self.declared_km is None else self.declared_km <= self.reach_km
 
 
 @dataclass(frozen=True)
@@ -205,6 +230,23 @@ class InventoryService:
                     code="not_your_operator",
                 )
         return finding
+
+    def locations(self, caller: Principal, chip_id: str, *, limit: int = 20) -> list[LocationCheck]:
+        _, current = self.queries.readable_chip(caller, chip_id)
+        site = current.facility if current else None
+        return [
+            LocationCheck(
+                landmark=lm.name,
+                measured_at=m.measured_at,
+                rtt_ms=m.rtt_ms,
+                log_index=m.log_index,
+                reach_km=m.rtt_ms * KM_PER_MS_RTT,
+                declared_km=None
+                if site is None
+                else great_circle_km(lm.latitude, lm.longitude, site.latitude, site.longitude),
+            )
+            for m, lm in self.repo.measurements(chip_id, limit)
+        ]
 
     def chip_series(
         self,

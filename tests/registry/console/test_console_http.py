@@ -25,6 +25,7 @@ from tests.conftest import LiveRegistry
 from tests.registry.checks import row_counts
 from tests.registry.factories import T0, WINDOW, World, add_operator, make_world, ok
 from tests.registry.logtools import wait_checkpoint
+from tests.registry.test_channels import NOW, measure, post, register
 
 AS_OF = T0 + 4 * WINDOW + (WINDOW * 2) / 3
 
@@ -240,3 +241,20 @@ def test_printable_reports_with_signed_downloads(world: World) -> None:
     assert client.get("/console/reports/chips.csv.zip").status_code == 422
     operator, _ = login(reg, world.operator_token)
     assert operator.get("/console/reports").status_code == 403
+
+
+def test_chip_page_checks_location_measurements(live_registry: LiveRegistry) -> None:
+    live_registry.context.clock = lambda: NOW
+    w = make_world(live_registry)
+    w.enroll("NV-1")
+    landmark_id, _ = register(w)  # Frankfurt; the chip is declared in Abilene, Texas
+    token = live_registry.token(Role.LANDMARK)
+    done = ok(
+        post(w, "/v1/landmark-measurements", token, measure(w, landmark_id, "NV-1", token)), 201
+    )
+    client, _ = login(live_registry, live_registry.token(Role.INSPECTOR))
+    page = client.get("/console/chips/NV-1").text
+    table = page[page.index('id="locations"') :]
+    assert "Frankfurt landmark" in table and "4.20" in table and "too far for this RTT" in table
+    entry = client.get(f"/console/log/{done['log_index']}").text
+    assert "landmark" in entry and "signature verified" in entry
