@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -120,6 +120,7 @@ class Overview:
     cosignatures: int
     last_run: LogEntry | None
     reports_per_window: list[WindowSum]
+    received_last_hour: int
 
 
 class InventoryService:
@@ -317,4 +318,7 @@ class InventoryService:
             cosignatures=cosignatures,
             last_run=self.repo.latest_entry_of_kind(VERIFIER_RUN),
             reports_per_window=self.repo.reports_per_window(operator_id=operator_id, limit=windows),
+            received_last_hour=self.repo.received_since(
+                self.clock() - timedelta(hours=1), operator_id=operator_id
+            ),
         )

@@ -118,6 +118,7 @@ def test_inspector_pages_csv_and_the_lifecycle_form(world: World) -> None:
     ):
         r = client.get(path)
         assert r.status_code == 200, (path, r.text)
+    assert 'id="ingest">5 reports accepted in the last hour' in client.get("/console").text
     assert client.get("/console/chips/NOPE").status_code == 404
     assert client.get("/console/findings?since=yesterday").status_code == 400
     series = client.get("/console/chips/NV-A/series.csv")
