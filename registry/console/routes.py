@@ -403,7 +403,7 @@ def chip(
         energy_chart=energy,
         conditions=conditions,
         locations=InventoryService(session, ctx.clock).locations(live.principal, chip_id),
-        findings=queries.findings(live.principal, subject_id=chip_id, limit=50),
+        findings=queries.findings(live.principal, about_chip=chip_id, limit=50),
     )
 
 

@@ -128,6 +128,13 @@ def test_inspector_follows_a_finding_to_its_signed_evidence(browser: Any, world:
     page.wait_for_selector("#chip-charts")
     assert page.locator("#chip-charts svg").count() == 2
     assert page.locator("#reports tr").count() > 1
+    # The chip is a member of the undeclared cluster: the finding is listed on its page.
+    assert (
+        page.locator(
+            f"#chip-findings a[href='/console/findings/{world.undeclared_finding_id}']"
+        ).count()
+        == 1
+    )
     shot(page, "04-chip")
 
     page.goto(finding_url)
