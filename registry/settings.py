@@ -92,6 +92,17 @@ class Settings(BaseSettings):
     gpu_challenge_ttl_s: int = Field(
         default=300, ge=1, le=3600, description="How long a GPU challenge nonce stays valid."
     )
+    console_session_ttl_s: int = Field(
+        default=8 * 3600, ge=60, description="Lifetime of a web console login."
+    )
+    console_secure_cookie: bool = Field(
+        default=False,
+        description="Mark the console's session cookie Secure (set it behind HTTPS).",
+    )
+    partner_aggregates_only: bool = Field(
+        default=False,
+        description="Partners read counts per facility and country, not per-chip detail.",
+    )
 
     @model_validator(mode="after")
     def _refuse_dev_defaults_in_production(self) -> Settings:

@@ -22,6 +22,7 @@ from registry.api.routes import (
     declarations,
     gpu,
     health,
+    inventory,
     lifecycle,
     log,
     obligations,
@@ -29,6 +30,7 @@ from registry.api.routes import (
     reports,
     verifier,
 )
+from registry.console.routes import install_console
 from registry.db.engine import make_engine, make_session_factory
 from registry.db.migrate import upgrade
 from registry.logkey import load_log_signer
@@ -104,6 +106,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         reports,
         channels,
         gpu,
+        inventory,
         queries,
         lifecycle,
         verifier,
@@ -112,6 +115,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     ):
         app.include_router(module.router)
 
+    install_console(app)
     static = files("fastapi_offline") / "static"
     app.mount("/static/docs", StaticFiles(directory=str(static)), name="docs-static")
 

@@ -140,9 +140,13 @@ def _run(args: argparse.Namespace, data: Path) -> int:
         audited = _partner_audit(server.url, inspector, context.log_signer.verifier_key)
         _where_next(server.url, inspector, context.log_signer.verifier_key)
         print(f"demo finished in {time.perf_counter() - began:.1f}s")
+        print(f"\nConsole: {server.url}/console")
+        print(f"  log in as the inspector with the token {inspector}")
         if args.serve:
             print(f"\nregistry still running on {server.url}; press Ctrl-C to stop.")
             _wait_forever()
+        else:
+            print("  (run `make demo ARGS=--serve` to keep the registry and console up)")
         return 0 if verdict and audited else 1
     finally:
         server.stop()
@@ -262,6 +266,7 @@ def _where_next(url: str, token: str, vkey: str) -> None:
     print(f"  curl -H 'Authorization: Bearer {token}' '{url}/v1/findings?kind=undeclared_cluster'")
     print(f"  curl -H 'Authorization: Bearer {token}' '{url}/v1/facilities?country=FI'")
     print(f"  curl '{url}/v1/log/checkpoint'")
+    print(f"  CHIPREG_TOKEN={token} chipreg query --registry {url} findings")
     print(f"  chipreg audit --registry {url} --log-vkey '{vkey}'")
     print("  (run `make demo ARGS=--serve` to keep the registry up for these)")
 

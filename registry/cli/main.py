@@ -14,6 +14,7 @@ from registry.cli import (
     audit,
     demo,
     operator,
+    query,
     scenarios,
     serve,
     vendor,
@@ -32,7 +33,19 @@ def build_parser() -> argparse.ArgumentParser:
         "CHIPREG_* environment variables (see README).",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (demo, serve, agent, verify, scenarios, admin, vendor, operator, witness, audit):
+    for module in (
+        demo,
+        serve,
+        agent,
+        verify,
+        scenarios,
+        admin,
+        vendor,
+        operator,
+        witness,
+        audit,
+        query,
+    ):
         module.add_parser(sub)
     return parser
 

@@ -31,6 +31,7 @@ __all__ = [
     "ClusterBudget",
     "ClusterMember",
     "ClusterNotification",
+    "ConsoleSession",
     "DeclaredCluster",
     "Facility",
     "Finding",
@@ -48,6 +49,7 @@ __all__ = [
     "MeterReading",
     "Operator",
     "OperatorKey",
+    "ReadAccess",
     "RejectedSubmission",
     "RejectionCount",
     "Report",
@@ -114,6 +116,10 @@ class Facility(Base):
     non_it_load_kw: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
 
     operator: Mapped[Operator] = relationship(lazy="joined")
+
+    @property
+    def operator_name(self) -> str:
+        return self.operator.name
 
 
 class Chip(Base):
@@ -576,3 +582,32 @@ class TokenEvent(Base):
     actor_name: Mapped[str] = mapped_column(String(200))
     actor_role: Mapped[str] = mapped_column(String(16))
     at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ConsoleSession(Base):
+    """A web console login: the cookie holds an opaque id (only its SHA-256 is stored) and
+    acts with the rights of the API token it was opened with; each form carries ``csrf``."""
+
+    __tablename__ = "console_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token_id: Mapped[int] = mapped_column(ForeignKey("api_tokens.id"))
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ReadAccess(Base):
+    """Who looked at what: one inspector's or partner's read of non-public data (treaty
+    confidentiality), over the API or the console."""
+
+    __tablename__ = "read_accesses"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    token_id: Mapped[int] = mapped_column(Integer)
+    actor_name: Mapped[str] = mapped_column(String(200))
+    actor_role: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    channel: Mapped[str] = mapped_column(String(16))  # "api" or "console"
+    path: Mapped[str] = mapped_column(Text)
+    query: Mapped[str] = mapped_column(Text)

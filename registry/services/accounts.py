@@ -294,6 +294,11 @@ class AccountService:
                 f"API token {record.id} was revoked at {record.revoked_at.isoformat()}",
                 code="token_revoked",
             )
+        return self.principal(record)
+
+    @staticmethod
+    def principal(record: ApiToken) -> Principal:
+        """The caller a (not revoked) token record stands for."""
         return Principal(
             token_id=record.id,
             name=record.name,

@@ -53,6 +53,7 @@ class FacilityPublic(BaseModel):
     pue: float
     non_it_load_kw: float
     created_at: datetime
+    operator_name: str | None = None
 
 
 class GpuEvidenceIn(BaseModel):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -33,6 +34,11 @@ def test_demo_finds_the_planted_violations_and_nothing_else(tmp_path: Path) -> N
     assert out.count("chip_silent") == 5
     assert out.count("undeclared_cluster") >= 2  # the finding and its ground-truth row
     assert "/docs" in out and "/v1/findings" in out
+    assert re.search(
+        r"Console: http://127\.0\.0\.1:\d+/console\n  log in as the inspector "
+        r"with the token chipreg_",
+        out,
+    )
     # The partner's view: the whole log re-verified and the findings re-derived from it.
     assert "partner audit (chipreg audit, log key only): PASS" in out
     assert "1 verifier run(s) re-derived, 6 served findings all logged" in out
