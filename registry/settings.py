@@ -4,16 +4,24 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Environment", "Settings", "WitnessSetting"]
+__all__ = ["Environment", "LogFormat", "Settings", "WitnessSetting"]
 
 
 class Environment(StrEnum):
     DEVELOPMENT = "development"
     PRODUCTION = "production"
+
+
+class LogFormat(StrEnum):
+    """How every chipreg process writes its log lines (``CHIPREG_LOG_FORMAT``)."""
+
+    TEXT = "text"
+    JSON = "json"
 
 
 class WitnessSetting(BaseModel):
@@ -83,6 +91,24 @@ class Settings(BaseSettings):
     verifier_interval_s: float = Field(
         default=30.0, gt=0, description="How often the continuous verifier wakes up."
     )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        default="INFO",
+        description="Process log level (not the transparency log); case-insensitive.",
+    )
+    log_format: LogFormat = Field(
+        default=LogFormat.TEXT, description="text (one line per record) or json (one object)."
+    )
+    worker_healthcheck_timeout_s: int = Field(
+        default=60,
+        ge=1,
+        description="chipreg serve --workers N: how long a worker may take to answer the "
+        "supervisor's health ping before it is replaced (a busy host needs more than 5 s).",
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _refuse_dev_defaults_in_production(self) -> Settings:

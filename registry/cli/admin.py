@@ -13,6 +13,7 @@ from pathlib import Path
 
 from registry.api.context import utc_now
 from registry.auth import Role
+from registry.cli.errors import masked_url
 from registry.db.engine import make_engine, make_session_factory
 from registry.db.migrate import upgrade
 from registry.errors import RegistryError
@@ -66,7 +67,7 @@ def _run(settings: Settings, action: Callable[[AccountService], dict[str, object
 
 def _migrate(args: argparse.Namespace, settings: Settings) -> int:
     upgrade(make_engine(settings.database_url))
-    print(f"schema is up to date on {settings.database_url}")
+    print(f"schema is up to date on {masked_url(settings.database_url)}")
     return 0
 
 

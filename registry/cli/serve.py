@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shutil
+import sys
 import tempfile
 
 import uvicorn
@@ -46,7 +48,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     if args.workers < 1:
-        print("chipreg serve: --workers must be at least 1")
+        print("chipreg serve: --workers must be at least 1", file=sys.stderr)
         return 2
     print(f"chipreg registry on http://{args.host}:{args.port}  (API docs: /docs)", flush=True)
     app = create_app(settings)
@@ -54,18 +56,24 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         try:
             policy = load_builtin_policy(settings.verifier_policy)
         except PolicyError as exc:
-            print(f"chipreg serve: {exc}")
+            print(f"chipreg serve: {exc}", file=sys.stderr)
             return 2
         context = app.state.context
         VerifierWorker(context.sessions, settings, policy, context.clock).start_thread()
     if args.workers == 1:
-        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+        # log_config=None: uvicorn's error and access loggers go through registry.logconfig.
+        uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=True)
         return 0
     # Migrated (and the development log key created) once above, before the workers start.
     # Workers share metrics through files (prometheus_client multiprocess mode); the variable
     # must be set before they import prometheus_client.
     metrics_dir = tempfile.mkdtemp(prefix="chipreg-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    logging.getLogger(__name__).info(
+        "starting %d workers (health-check timeout %d s)",
+        args.workers,
+        settings.worker_healthcheck_timeout_s,
+    )
     try:
         uvicorn.run(
             "registry.api.app:create_worker_app",
@@ -73,7 +81,12 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             host=args.host,
             port=args.port,
             workers=args.workers,
-            log_level="warning",
+            log_config=None,
+            access_log=True,
+            # A worker imports FastAPI, SQLAlchemy and the routes before it can answer the
+            # supervisor's ping: seconds on a loaded host. uvicorn's 5 s default then kills
+            # and respawns workers in a loop and the registry never comes up.
+            timeout_worker_healthcheck=settings.worker_healthcheck_timeout_s,
         )
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
