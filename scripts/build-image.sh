@@ -6,7 +6,8 @@
 #
 # --debootstrap: make the base image from Debian's packages (no image registry needed):
 # debootstrap bookworm (minbase + python3) and `podman import` it as
-# localhost/debian-python3:bookworm. Environment: ENGINE (podman), PIP (.venv/bin/pip).
+# localhost/debian-python3:bookworm. Environment: ENGINE (podman), PIP (.venv/bin/pip),
+# BUILD_OPTS (e.g. "--isolation chroot" where the sandbox refuses OCI containers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 engine=${ENGINE:-podman}
@@ -31,5 +32,5 @@ tag=${1:-localhost/chipreg:$version}
 wheels=deploy/container/wheels
 rm -rf "$wheels" && mkdir -p "$wheels"
 "${pip[@]}" wheel --quiet -w "$wheels" . pip
-"$engine" build "${base_args[@]}" -t "$tag" -f deploy/container/Containerfile deploy/container
+"$engine" build ${BUILD_OPTS:-} --format docker "${base_args[@]}" -t "$tag" -f deploy/container/Containerfile deploy/container
 echo "$tag"

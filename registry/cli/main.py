@@ -12,8 +12,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
-from importlib.metadata import PackageNotFoundError, version
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
@@ -47,6 +46,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 def chipreg_version() -> str:
     """The installed distribution's version (``0+unknown`` when run from an uninstalled tree)."""
+    # importlib.metadata costs a fifth of a second on a busy host: only for --version.
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
         return version("chipreg")
     except PackageNotFoundError:
@@ -61,14 +63,25 @@ def _selected(argv: Sequence[str]) -> str | None:
     return None
 
 
-def _add_version(parser: argparse.ArgumentParser, text: str) -> None:
+class _VersionAction(argparse.Action):
+    """Like argparse's ``version`` action, but looks the version up only when asked."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="print the chipreg version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *_args: object) -> NoReturn:
+        print(f"chipreg {chipreg_version()}")
+        parser.exit()
+
+
+def _add_version(parser: argparse.ArgumentParser) -> None:
     """``--version`` on ``parser`` and on every subcommand parser below it."""
     if "--version" not in parser._option_string_actions:
-        parser.add_argument("--version", action="version", version=text)
+        parser.add_argument("--version", action=_VersionAction)
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             for child in action.choices.values():
-                _add_version(child, text)
+                _add_version(child)
 
 
 def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
@@ -86,7 +99,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
             importlib.import_module(module_name).add_parser(sub)
         else:
             sub.add_parser(name, help=help_text, add_help=False)
-    _add_version(parser, f"chipreg {chipreg_version()}")
+    _add_version(parser)
     return parser
 
 

@@ -1,4 +1,10 @@
-"""``chipreg serve``: run the registry API with uvicorn."""
+"""``chipreg serve``: run the registry API with uvicorn.
+
+With several workers, uvicorn *spawns* them (fresh interpreters that each import the app), so
+the parent only does what must happen once before they start (migrate, create a development
+log key) and does not import the web app itself: on a loaded host every import is on the path
+from a restart to the first acknowledged report (docs/benchmarks.md).
+"""
 
 from __future__ import annotations
 
@@ -11,11 +17,7 @@ import tempfile
 
 import uvicorn
 
-from registry.api.app import create_app
 from registry.settings import Settings
-from registry.worker import VerifierWorker
-from verifier.errors import PolicyError
-from verifier.policy import load_builtin_policy
 
 __all__ = ["add_parser"]
 
@@ -51,15 +53,23 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         print("chipreg serve: --workers must be at least 1", file=sys.stderr)
         return 2
     print(f"chipreg registry on http://{args.host}:{args.port}  (API docs: /docs)", flush=True)
-    app = create_app(settings)
-    if args.verifier:
-        try:
-            policy = load_builtin_policy(settings.verifier_policy)
-        except PolicyError as exc:
-            print(f"chipreg serve: {exc}", file=sys.stderr)
-            return 2
-        context = app.state.context
-        VerifierWorker(context.sessions, settings, policy, context.clock).start_thread()
+    if args.workers == 1 or args.verifier:
+        from registry.api.app import create_app
+        from registry.worker import VerifierWorker
+        from verifier.errors import PolicyError
+        from verifier.policy import load_builtin_policy
+
+        app = create_app(settings)
+        if args.verifier:
+            try:
+                policy = load_builtin_policy(settings.verifier_policy)
+            except PolicyError as exc:
+                print(f"chipreg serve: {exc}", file=sys.stderr)
+                return 2
+            context = app.state.context
+            VerifierWorker(context.sessions, settings, policy, context.clock).start_thread()
+    else:
+        _prepare(settings)
     if args.workers == 1:
         # log_config=None: uvicorn's error and access loggers go through registry.logconfig.
         uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=True)
@@ -91,3 +101,17 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
+
+
+def _prepare(settings: Settings) -> None:
+    """What must happen once before workers start: schema migrated, log key present."""
+    from registry.db.engine import make_engine
+    from registry.db.migrate import upgrade
+    from registry.logkey import load_log_signer
+
+    engine = make_engine(settings.database_url)
+    try:
+        upgrade(engine)
+    finally:
+        engine.dispose()
+    load_log_signer(settings)
