@@ -90,3 +90,5 @@ def configure_logging(level: str = "INFO", fmt: str = "text", stream: TextIO | N
     # httpx logs every request at INFO, with its URL: keep that for DEBUG.
     quiet = logging.DEBUG if root.level <= logging.DEBUG else logging.WARNING
     logging.getLogger("httpx").setLevel(quiet)
+    # Alembic announces each of its plugins at INFO on every start; the upgrades it runs stay.
+    logging.getLogger("alembic.runtime.plugins").setLevel(quiet)
