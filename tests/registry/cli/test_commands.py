@@ -57,7 +57,7 @@ def test_admin_token_then_verify_on_an_empty_registry(tmp_path: Path) -> None:
     assert "0 findings" in verified.stdout
 
     unknown = chipreg("verify", "--policy", "nope", env=env)
-    assert unknown.returncode == 2 and "nope" in unknown.stdout
+    assert unknown.returncode == 2 and "nope" in unknown.stderr
 
 
 def test_production_refuses_development_defaults(tmp_path: Path) -> None:
