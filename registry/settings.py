@@ -98,12 +98,6 @@ class Settings(BaseSettings):
     log_format: LogFormat = Field(
         default=LogFormat.TEXT, description="text (one line per record) or json (one object)."
     )
-    worker_healthcheck_timeout_s: int = Field(
-        default=60,
-        ge=1,
-        description="chipreg serve --workers N: how long a worker may take to answer the "
-        "supervisor's health ping before it is replaced (a busy host needs more than 5 s).",
-    )
 
     @field_validator("log_level", mode="before")
     @classmethod

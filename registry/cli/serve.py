@@ -1,9 +1,9 @@
 """``chipreg serve``: run the registry API with uvicorn.
 
-With several workers, uvicorn *spawns* them (fresh interpreters that each import the app), so
-the parent only does what must happen once before they start (migrate, create a development
-log key) and does not import the web app itself: on a loaded host every import is on the path
-from a restart to the first acknowledged report (docs/benchmarks.md).
+With several workers the parent migrates once, imports the app once and forks the workers
+(:mod:`registry.prefork`): a worker only builds its app, so start-up and the replacement of a
+dead worker cost no imports. On a loaded host every import is on the path from a restart to the
+first acknowledged report (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -14,10 +14,14 @@ import os
 import shutil
 import sys
 import tempfile
+from typing import TYPE_CHECKING
 
 import uvicorn
 
 from registry.settings import Settings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 __all__ = ["add_parser"]
 
@@ -48,58 +52,71 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.set_defaults(func=_serve)
 
 
+def create_app(settings: Settings) -> FastAPI:
+    from registry.api.app import create_app as create
+
+    return create(settings)
+
+
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     if args.workers < 1:
         print("chipreg serve: --workers must be at least 1", file=sys.stderr)
         return 2
     print(f"chipreg registry on http://{args.host}:{args.port}  (API docs: /docs)", flush=True)
-    if args.workers == 1 or args.verifier:
-        from registry.api.app import create_app
-        from registry.worker import VerifierWorker
-        from verifier.errors import PolicyError
-        from verifier.policy import load_builtin_policy
+    if args.workers > 1:
+        # Workers share metrics through files (prometheus_client multiprocess mode): the
+        # variable must be set before anything imports prometheus_client.
+        metrics_dir = tempfile.mkdtemp(prefix="chipreg-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        try:
+            return _serve_workers(args, settings)
+        finally:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+    app = create_app(settings)
+    if args.verifier and _start_verifier(app, settings) != 0:
+        return 2
+    # log_config=None: uvicorn's error and access loggers go through registry.logconfig.
+    uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=True)
+    return 0
 
-        app = create_app(settings)
-        if args.verifier:
-            try:
-                policy = load_builtin_policy(settings.verifier_policy)
-            except PolicyError as exc:
-                print(f"chipreg serve: {exc}", file=sys.stderr)
-                return 2
-            context = app.state.context
-            VerifierWorker(context.sessions, settings, policy, context.clock).start_thread()
+
+def _start_verifier(app: FastAPI, settings: Settings) -> int:
+    from registry.worker import VerifierWorker
+    from verifier.errors import PolicyError
+    from verifier.policy import load_builtin_policy
+
+    try:
+        policy = load_builtin_policy(settings.verifier_policy)
+    except PolicyError as exc:
+        print(f"chipreg serve: {exc}", file=sys.stderr)
+        return 2
+    context = app.state.context
+    VerifierWorker(context.sessions, settings, policy, context.clock).start_thread()
+    return 0
+
+
+def _serve_workers(args: argparse.Namespace, settings: Settings) -> int:
+    """Migrate once, import the app once, then fork the workers (registry.prefork)."""
+    from prometheus_client import multiprocess
+
+    from registry.api.app import create_worker_app
+    from registry.prefork import serve_prefork
+
+    if args.verifier:
+        # The verifier thread runs in the parent; the forked workers build their own engines
+        # and never touch the parent's.
+        if _start_verifier(create_app(settings), settings) != 0:
+            return 2
     else:
         _prepare(settings)
-    if args.workers == 1:
-        # log_config=None: uvicorn's error and access loggers go through registry.logconfig.
-        uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=True)
-        return 0
-    # Migrated (and the development log key created) once above, before the workers start.
-    # Workers share metrics through files (prometheus_client multiprocess mode); the variable
-    # must be set before they import prometheus_client.
-    metrics_dir = tempfile.mkdtemp(prefix="chipreg-metrics-")
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
-    logging.getLogger(__name__).info(
-        "starting %d workers (health-check timeout %d s)",
-        args.workers,
-        settings.worker_healthcheck_timeout_s,
+    logging.getLogger(__name__).info("starting %d forked workers", args.workers)
+    serve_prefork(
+        create_worker_app,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        on_exit=multiprocess.mark_process_dead,
     )
-    try:
-        uvicorn.run(
-            "registry.api.app:create_worker_app",
-            factory=True,
-            host=args.host,
-            port=args.port,
-            workers=args.workers,
-            log_config=None,
-            access_log=True,
-            # A worker imports FastAPI, SQLAlchemy and the routes before it can answer the
-            # supervisor's ping: seconds on a loaded host. uvicorn's 5 s default then kills
-            # and respawns workers in a loop and the registry never comes up.
-            timeout_worker_healthcheck=settings.worker_healthcheck_timeout_s,
-        )
-    finally:
-        shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
 
 
