@@ -25,7 +25,7 @@ from agents.client import RegistryClient
 from agents.errors import AgentError, Overloaded, TransportError
 from agents.metrics import AgentMetrics, ChipWindow
 from agents.spool import Spool, SpoolItem
-from agents.status import WindowStats, record_flush
+from agents.status import WindowStats, record_flush, record_window
 from attestation.dsse import INTOTO_PAYLOAD_TYPE, Envelope, Signature, pae
 from attestation.report import MAX_FACILITY_ID, UsageReport, encode_statement, report_digest
 from attestation.timefmt import format_time
@@ -236,16 +236,23 @@ class Agent:
         self._observe_flush(stats)
         return stats
 
-    def _observe_flush(self, stats: FlushStats, window: WindowStats | None = None) -> None:
-        ok = stats.interrupted_by is None
+    def _observe_flush(self, stats: FlushStats | None, window: WindowStats | None = None) -> None:
+        """Update metrics and the status file; ``stats`` None: nothing was sent (offline, or
+        stopped during the jitter), so neither success nor error is recorded."""
+        ok = stats is not None and stats.interrupted_by is None
         if self.metrics is not None:
-            spooled = len(self.spool.pending())
             self.metrics.observe_flush(
-                acknowledged=stats.acknowledged, rejected=stats.rejected, spooled=spooled, ok=ok
+                acknowledged=stats.acknowledged if stats else 0,
+                rejected=stats.rejected if stats else 0,
+                spooled=len(self.spool.pending()),
+                ok=ok,
             )
         if self.status_file is not None:
-            error = None if ok else str(stats.interrupted_by)
-            record_flush(self.status_file, error=error, window=window)
+            if stats is None:
+                record_window(self.status_file, window)
+            else:
+                error = None if ok else str(stats.interrupted_by)
+                record_flush(self.status_file, error=error, window=window)
 
     def close_window(
         self,
@@ -264,9 +271,10 @@ class Agent:
         self, window_start: datetime, window_end: datetime, wait: Callable[[float], bool]
     ) -> tuple[WindowStats, FlushStats]:
         items = self.collect(window_start, window_end)
-        stats = FlushStats()
+        flushed: FlushStats | None = None
         if self.client is not None and not wait(self.rng.uniform(0.0, self.jitter_s)):
-            stats = flush_spool(self.spool, self.client, self.batch_size)
+            flushed = flush_spool(self.spool, self.client, self.batch_size)
+        stats = flushed or FlushStats()
         window = WindowStats(
             window_start=format_time(_whole_seconds(window_start)),
             window_end=format_time(_whole_seconds(window_end)),
@@ -276,7 +284,7 @@ class Agent:
             rejected=stats.rejected,
             spooled=len(self.spool.pending()),
         )
-        self._observe_flush(stats, window)
+        self._observe_flush(flushed, window)
         _log.info(
             "window %s..%s: %d reports signed, %d posted, %d accepted, %d rejected, %d spooled%s",
             window.window_start,

@@ -18,7 +18,14 @@ from agents.errors import SpoolError
 from agents.spool import Spool, write_atomic
 from attestation.timefmt import format_time
 
-__all__ = ["STATUS_FILE", "AgentStatus", "WindowStats", "read_status", "record_flush"]
+__all__ = [
+    "STATUS_FILE",
+    "AgentStatus",
+    "WindowStats",
+    "read_status",
+    "record_flush",
+    "record_window",
+]
 
 STATUS_FILE = "status.json"
 
@@ -80,6 +87,15 @@ def record_flush(path: Path, *, error: str | None, window: WindowStats | None = 
         doc["last_error"] = f"{_now()} {error}"
     if window is not None:
         doc["last_window"] = asdict(window)
+    _save(path, doc)
+
+
+def record_window(path: Path, window: WindowStats | None) -> None:
+    """Note a window that was only spooled (offline, or stopped before its flush)."""
+    if window is None:
+        return
+    doc = _load(path)
+    doc["last_window"] = asdict(window)
     _save(path, doc)
 
 

@@ -192,6 +192,9 @@ def test_offline_directory_is_uploaded_later_and_a_second_upload_is_a_no_op(
         agent.close_window(start + i * WINDOW, start + (i + 1) * WINDOW).signed for i in range(2)
     )
     assert len(list(offline.glob("*.json"))) == signed and stored_reports(live_registry) == 0
+    offline_status = read_status(tmp_path / "state", offline)
+    assert offline_status.spool_depth == signed and offline_status.last_success is None
+    assert offline_status.last_window is not None and offline_status.last_window.posted == 0
     copy = tmp_path / "copy"
     shutil.copytree(offline, copy)
 
