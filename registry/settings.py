@@ -4,16 +4,24 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["BootstrapSettings", "Environment", "Settings", "WitnessSetting"]
+__all__ = ["BootstrapSettings", "Environment", "LogFormat", "Settings", "WitnessSetting"]
 
 
 class Environment(StrEnum):
     DEVELOPMENT = "development"
     PRODUCTION = "production"
+
+
+class LogFormat(StrEnum):
+    """How every chipreg process writes its log lines (``CHIPREG_LOG_FORMAT``)."""
+
+    TEXT = "text"
+    JSON = "json"
 
 
 class WitnessSetting(BaseModel):
@@ -103,6 +111,18 @@ class Settings(BaseSettings):
         default=False,
         description="Partners read counts per facility and country, not per-chip detail.",
     )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        default="INFO",
+        description="Process log level (not the transparency log); case-insensitive.",
+    )
+    log_format: LogFormat = Field(
+        default=LogFormat.TEXT, description="text (one line per record) or json (one object)."
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _refuse_dev_defaults_in_production(self) -> Settings:

@@ -33,6 +33,7 @@ from registry.api.routes import (
 from registry.console.routes import install_console
 from registry.db.engine import make_engine, make_session_factory
 from registry.db.migrate import upgrade
+from registry.logconfig import configure_logging
 from registry.logkey import load_log_signer
 from registry.services.publisher import CheckpointPublisher, WitnessEndpoint
 from registry.settings import Settings
@@ -133,5 +134,10 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
 
 
 def create_worker_app() -> FastAPI:
-    """Factory for uvicorn worker processes: ``chipreg serve`` migrated the schema already."""
-    return create_app(migrate=False)
+    """Factory for uvicorn worker processes: ``chipreg serve`` migrated the schema already.
+
+    Workers are separate (spawned) processes: they configure logging from the same settings.
+    """
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_format)
+    return create_app(settings, migrate=False)

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from registry.api.context import utc_now
 from registry.auth import Principal, Role
+from registry.cli.errors import masked_url
 from registry.db.engine import make_engine, make_session_factory
 from registry.db.migrate import upgrade
 from registry.db.models import ApiToken
@@ -238,7 +239,7 @@ def _rotate_operator_key(args: argparse.Namespace, settings: Settings) -> int:
 
 def _migrate(args: argparse.Namespace, settings: Settings) -> int:
     upgrade(make_engine(settings.database_url))
-    print(f"schema is up to date on {settings.database_url}")
+    print(f"schema is up to date on {masked_url(settings.database_url)}")
     return 0
 
 

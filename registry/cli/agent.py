@@ -2,7 +2,14 @@
 
 The agent discovers the accelerators (NVML on NVIDIA hosts; a simulated backend elsewhere),
 signs one usage report per accelerator and window, spools it durably, and posts spooled reports
-in batches, deleting each only after the registry acknowledged it.
+in batches, deleting each only after the registry acknowledged it. Each flush waits a random
+jitter first, so a fleet does not post at the same instant; each window ends with one log line
+(reports signed, posted, accepted, rejected, spooled).
+
+  chipreg agent run --registry https://registry.example --metrics-port 9400
+  chipreg agent status                      # spool depth, last success, chain heads
+  chipreg agent run --offline /media/usb    # air-gapped: signed reports to files only
+  chipreg agent upload /media/usb --registry https://registry.example   # later, elsewhere
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ import argparse
 import base64
 import hashlib
 import json
+import logging
 import os
 import secrets
 import signal
@@ -19,17 +27,20 @@ import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from agents.agent import Agent
+from agents.agent import Agent, FlushStats, default_jitter, flush_spool
 from agents.backends.base import AcceleratorBackend
 from agents.backends.nvml import NvmlBackend
 from agents.backends.simulated import SimulatedAccelerator, SimulatedBackend, Workload
 from agents.chain import ChainState
 from agents.client import RegistryClient, check_registry_url
 from agents.errors import AgentError, GpuEvidenceUnavailable, RegistryRejected, TransportError
+from agents.metrics import AgentMetrics
 from agents.spool import Spool
+from agents.status import STATUS_FILE, read_status
 from attestation.errors import GpuEvidenceError
 from attestation.gpu import load_gpu_root, verify_gpu_evidence
 from attestation.keys import PrivateKey
+from registry.cli.render import table
 from registry.settings import Settings
 
 __all__ = ["FACILITY_ENV", "add_parser"]
@@ -68,8 +79,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
             ),
         )
 
-    def remote(q: argparse.ArgumentParser) -> None:
-        q.add_argument("--registry", required=True, help="registry base URL")
+    def remote(q: argparse.ArgumentParser, *, required: bool = True) -> None:
+        q.add_argument("--registry", required=required, help="registry base URL")
         q.add_argument(
             "--token-env",
             default="CHIPREG_AGENT_TOKEN",
@@ -112,9 +123,44 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
     q = cmds.add_parser("run", help="report every window until stopped (SIGINT/SIGTERM)")
     common(q)
-    remote(q)
+    remote(q, required=False)
     q.add_argument("--window-minutes", type=int, default=15)
+    q.add_argument(
+        "--offline",
+        type=Path,
+        metavar="DIR",
+        help="air-gapped site: write the signed reports to DIR (spool format) and post "
+        "nothing; carry DIR out and run `chipreg agent upload DIR`. Instead of --registry",
+    )
+    q.add_argument(
+        "--jitter-seconds",
+        type=float,
+        default=None,
+        metavar="S",
+        help="wait a random 0..S seconds before each window's flush (default: a tenth of the "
+        "window, at most 60)",
+    )
+    q.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="serve Prometheus metrics on PORT (DCGM_FI_DEV_* names like dcgm-exporter, "
+        "plus chipreg_agent_*)",
+    )
+    q.add_argument("--metrics-address", default="127.0.0.1", help="address for --metrics-port")
     q.set_defaults(func=_run)
+
+    q = cmds.add_parser("upload", help="post the reports of an --offline directory (idempotent)")
+    q.add_argument("directory", type=Path, metavar="DIR", help="written by `agent run --offline`")
+    remote(q)
+    q.set_defaults(func=_upload)
+
+    q = cmds.add_parser("status", help="spool depth, last success and chain heads of an agent")
+    q.add_argument("--state-dir", type=Path, default=Path("var/agent"), help="the agent's")
+    q.add_argument("--offline", type=Path, metavar="DIR", help="the agent spools to DIR")
+    q.add_argument("-o", "--output", choices=["table", "json"], default="table")
+    q.set_defaults(func=_status)
 
 
 def _backend(args: argparse.Namespace) -> AcceleratorBackend:
@@ -149,11 +195,27 @@ def _facility_id(args: argparse.Namespace) -> int | None:
         raise AgentError(msg) from None
 
 
-def _agent(args: argparse.Namespace, client: RegistryClient | None) -> Agent:
+def _agent(
+    args: argparse.Namespace,
+    client: RegistryClient | None,
+    *,
+    jitter_s: float = 0.0,
+    metrics: AgentMetrics | None = None,
+) -> Agent:
     facility_id = _facility_id(args)
-    spool = Spool(args.state_dir / "spool")
+    offline: Path | None = getattr(args, "offline", None)
+    spool = Spool(offline or args.state_dir / "spool")
     chain = ChainState.load(args.state_dir / "chain.json", spool)
-    return Agent(_backend(args), spool, chain, client, facility_id=facility_id)
+    return Agent(
+        _backend(args),
+        spool,
+        chain,
+        client,
+        facility_id=facility_id,
+        jitter_s=jitter_s,
+        metrics=metrics,
+        status_file=args.state_dir / STATUS_FILE,
+    )
 
 
 def _client(args: argparse.Namespace) -> RegistryClient:
@@ -193,7 +255,7 @@ def _discover(args: argparse.Namespace, _settings: Settings) -> int:
     try:
         found = _backend(args).discover()
     except AgentError as exc:
-        print(f"chipreg agent: {exc}")
+        print(f"chipreg agent: {exc}", file=sys.stderr)
         return 1
     for acc in found:
         print(
@@ -206,12 +268,14 @@ def _discover(args: argparse.Namespace, _settings: Settings) -> int:
 
 def _keygen(args: argparse.Namespace, _settings: Settings) -> int:
     if args.backend != "nvml":
-        print("chipreg agent keygen: only the nvml backend keeps chip keys on disk")
+        print(
+            "chipreg agent keygen: only the nvml backend keeps chip keys on disk", file=sys.stderr
+        )
         return 2
     try:
         keys = NvmlBackend(args.state_dir / "keys").provision_keys()
     except AgentError as exc:
-        print(f"chipreg agent: {exc}")
+        print(f"chipreg agent: {exc}", file=sys.stderr)
         return 1
     for chip_id, key in sorted(keys.items()):
         print(json.dumps({"chip_id": chip_id, "public_key": key.to_b64(), "key_id": key.key_id}))
@@ -281,7 +345,7 @@ def _dry_run(args: argparse.Namespace, _settings: Settings) -> int:
         start, end = _window(args.window_minutes)
         statements = _agent(args, None).dry_run(start, end)
     except AgentError as exc:
-        print(f"chipreg agent: {exc}")
+        print(f"chipreg agent: {exc}", file=sys.stderr)
         return 1
     print(json.dumps(statements, indent=2, sort_keys=True))
     return 0
@@ -292,8 +356,12 @@ def _flush(args: argparse.Namespace, _settings: Settings) -> int:
         with _client(args) as client:
             stats = _agent(args, client).flush()
     except AgentError as exc:
-        print(f"chipreg agent: {exc}")
+        print(f"chipreg agent: {exc}", file=sys.stderr)
         return 1
+    return _print_flush(stats)
+
+
+def _print_flush(stats: FlushStats) -> int:
     print(
         json.dumps(
             {
@@ -307,23 +375,90 @@ def _flush(args: argparse.Namespace, _settings: Settings) -> int:
     return 0 if stats.interrupted_by is None else 1
 
 
+def _upload(args: argparse.Namespace, _settings: Settings) -> int:
+    if not args.directory.is_dir():
+        print(f"chipreg agent: {args.directory} is not a directory", file=sys.stderr)
+        return 2
+    try:
+        with _client(args) as client:
+            stats = flush_spool(Spool(args.directory), client)
+    except AgentError as exc:
+        print(f"chipreg agent: {exc}", file=sys.stderr)
+        return 1
+    return _print_flush(stats)
+
+
+def _status(args: argparse.Namespace, _settings: Settings) -> int:
+    if not (args.state_dir / "chain.json").exists() and not (args.state_dir / "spool").is_dir():
+        print(f"chipreg agent: no agent state in {args.state_dir}", file=sys.stderr)
+        return 2
+    try:
+        status = read_status(args.state_dir, args.offline)
+    except AgentError as exc:
+        print(f"chipreg agent: {exc}", file=sys.stderr)
+        return 1
+    if args.output == "json":
+        print(json.dumps(status.to_dict(), indent=2, sort_keys=True))
+        return 0
+    w = status.last_window
+    print(f"spool depth:      {status.spool_depth} report(s) waiting")
+    print(f"rejected:         {status.rejected_reports} report(s) in rejected/")
+    print(f"last success:     {status.last_success or 'never'}")
+    print(f"last error:       {status.last_error or '-'}")
+    if w is not None:
+        print(
+            f"last window:      {w.window_start}..{w.window_end}: {w.signed} signed, "
+            f"{w.posted} posted, {w.accepted} accepted, {w.rejected} rejected, "
+            f"{w.spooled} spooled"
+        )
+    rows = [[c, h["seq"], h["window_end"], str(h["digest"])[:16]] for c, h in status.chains.items()]
+    print("\n" + table(["chip", "seq", "last window end", "head digest"], rows))
+    return 0
+
+
 def _run(args: argparse.Namespace, _settings: Settings) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    metrics_server = None
     try:
         if not 1 <= args.window_minutes <= 1440:
             raise AgentError("--window-minutes must be between 1 and 1440")
-        with _client(args) as client:
+        if (args.registry is None) == (args.offline is None):
+            raise AgentError("give either --registry URL or --offline DIR")
+        interval = timedelta(minutes=args.window_minutes)
+        jitter = default_jitter(interval) if args.jitter_seconds is None else args.jitter_seconds
+        metrics = None
+        if args.metrics_port is not None:
+            metrics = AgentMetrics()
+            try:
+                metrics_server = metrics.serve(args.metrics_port, args.metrics_address)
+            except OSError as exc:
+                raise AgentError(
+                    f"cannot serve metrics on port {args.metrics_port}: {exc}"
+                ) from exc
+        client = None if args.offline else _client(args)
+        if client is not None:
             _preflight(client, args, _facility_id(args))
-            agent = _agent(args, client)
-            print(
-                f"chipreg agent: reporting {len(agent.backend.discover())} accelerators every "
-                f"{args.window_minutes} min to {args.registry}",
-                flush=True,
-            )
-            agent.run(timedelta(minutes=args.window_minutes), stop)
+        agent = _agent(args, client, jitter_s=jitter, metrics=metrics)
+        where = f"to {args.registry}" if client else f"to files in {args.offline} (offline)"
+        logging.getLogger("agents").info(
+            "reporting %d accelerators every %d min %s, flush jitter up to %g s%s",
+            len(agent.backend.discover()),
+            args.window_minutes,
+            where,
+            jitter,
+            f", metrics on :{metrics_server.port}" if metrics_server else "",
+        )
+        try:
+            agent.run(interval, stop)
+        finally:
+            if client is not None:
+                client.close()
     except AgentError as exc:
         print(f"chipreg agent: {exc}", file=sys.stderr)
         return 1
+    finally:
+        if metrics_server is not None:
+            metrics_server.close()
     return 0

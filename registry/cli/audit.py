@@ -141,7 +141,9 @@ def _audit(args: argparse.Namespace, _settings: Settings) -> int:
             try:
                 size = Checkpoint.from_text(note[: note.find("\n\n") + 1]).size
             except AttestationError as exc:
-                print(f"chipreg audit: the registry's checkpoint is malformed: {exc}")
+                print(
+                    f"chipreg audit: the registry's checkpoint is malformed: {exc}", file=sys.stderr
+                )
                 return 1
             seen = load_seen(args.state_file, policy.log.name)
             progress = _Progress(size, quiet=args.quiet)

@@ -63,7 +63,7 @@ def test_admin_token_then_verify_on_an_empty_registry(tmp_path: Path) -> None:
     assert "0 findings" in verified.stdout
 
     unknown = chipreg("verify", "--policy", "nope", env=env)
-    assert unknown.returncode == 2 and "nope" in unknown.stdout
+    assert unknown.returncode == 2 and "nope" in unknown.stderr
 
 
 def test_production_refuses_development_defaults(tmp_path: Path) -> None:
@@ -76,7 +76,7 @@ def test_production_refuses_development_defaults(tmp_path: Path) -> None:
 def test_agent_on_a_host_without_nvidia_driver_says_so(command: list[str], tmp_path: Path) -> None:
     run = chipreg("agent", *command, "--backend", "nvml", "--state-dir", str(tmp_path))
     assert run.returncode == 1
-    assert "no NVIDIA driver/NVML found on this host" in run.stdout
+    assert "no NVIDIA driver/NVML found on this host" in run.stderr
 
 
 def test_agent_dry_run_with_simulated_backend_changes_nothing(tmp_path: Path) -> None:
@@ -108,6 +108,6 @@ def test_agent_facility_claim_from_option_or_environment(tmp_path: Path) -> None
     both = chipreg(*base, "--state-dir", str(tmp_path / "c"), "--facility-id", "9", env=env)
     assert [s["predicate"]["facility_id"] for s in json.loads(both.stdout)] == [9, 9]
     bad = chipreg(*base, "--state-dir", str(tmp_path / "d"), env={"CHIPREG_AGENT_FACILITY_ID": "x"})
-    assert bad.returncode == 1 and "CHIPREG_AGENT_FACILITY_ID" in bad.stdout
+    assert bad.returncode == 1 and "CHIPREG_AGENT_FACILITY_ID" in bad.stderr
     zero = chipreg(*base, "--state-dir", str(tmp_path / "e"), "--facility-id", "0")
-    assert zero.returncode == 1 and "facility id" in zero.stdout
+    assert zero.returncode == 1 and "facility id" in zero.stderr
