@@ -314,6 +314,7 @@ class Replay:
                 cluster_id,
                 float(rec["threshold_flop"]),
                 le.parse_timestamp(str(rec["created_at"])),
+                le.parse_timestamp(str(rec["notified_at"])),
             )
         )
 

@@ -219,7 +219,7 @@ class EvidenceLog:
         for declared_at, decl in reg.clusters:
             if declared_at > as_of:
                 continue
-            notes = tuple(n for n in decl.notifications if n.notified_at <= as_of)
+            notes = tuple(n for n in decl.notifications if n.received_at <= as_of)
             clusters.append(
                 DeclaredClusterFact(
                     cluster_id=decl.cluster_id,

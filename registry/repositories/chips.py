@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from registry.db.models import Chip, Facility, Installation
@@ -27,6 +27,8 @@ class ChipIngestState:
     last_window_end: datetime | None
     last_log_index: int | None
     operator_id: int | None  # None: not installed anywhere
+    # When the chip's first declared installation began: no report window starts earlier.
+    in_service_from: datetime | None = None
 
 
 class ChipRepository:
@@ -71,6 +73,12 @@ class ChipRepository:
         if not ids:
             return {}
         current = and_(Installation.chip_id == Chip.chip_id, Installation.removed_at.is_(None))
+        first = (
+            select(func.min(Installation.installed_at))
+            .where(Installation.chip_id == Chip.chip_id)
+            .correlate(Chip)
+            .scalar_subquery()
+        )
         rows = self.session.execute(
             select(
                 Chip.chip_id,
@@ -80,6 +88,7 @@ class ChipRepository:
                 Chip.last_window_end,
                 Chip.last_log_index,
                 Facility.operator_id,
+                first,
             )
             .outerjoin(Installation, current)
             .outerjoin(Facility, Facility.id == Installation.facility_id)

@@ -243,7 +243,7 @@ def test_operator_files_threshold_notifications(world: World) -> None:
     # The verifier judges notices by receipt: a backdated one does not count before it was filed.
     assert snapshot(world, NOW - timedelta(minutes=1)).clusters[0].notifications == ()
     facts = snapshot(world, NOW + timedelta(minutes=1)).clusters[0].notifications
-    assert sorted((n.threshold_flop, n.notified_at) for n in facts) == [(1e25, NOW), (1e26, NOW)]
+    assert sorted((n.threshold_flop, n.received_at) for n in facts) == [(1e25, NOW), (1e26, NOW)]
 
 
 def test_budget_and_notification_refusals_write_nothing(world: World) -> None:
