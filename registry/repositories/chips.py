@@ -96,6 +96,20 @@ class ChipRepository:
         )
         return {row[0]: ChipIngestState(row[0], bytes(row[1]), *row[2:]) for row in rows}
 
+    def custodian_at(self, chip_id: str, at: datetime) -> int | None:
+        """The operator whose facility held the chip at ``at`` (by its declared installations)."""
+        return self.session.scalar(
+            select(Facility.operator_id)
+            .join(Installation, Installation.facility_id == Facility.id)
+            .where(
+                Installation.chip_id == chip_id,
+                Installation.installed_at <= at,
+                (Installation.removed_at.is_(None)) | (Installation.removed_at > at),
+            )
+            .order_by(Installation.installed_at.desc())
+            .limit(1)
+        )
+
     def all(self) -> list[Chip]:
         return list(self.session.scalars(select(Chip).order_by(Chip.chip_id)))
 

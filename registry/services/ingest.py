@@ -11,8 +11,10 @@ counter per (reason, chip); those whose chip signature verified (replays, reused
 numbers, reports off the chain) are also kept, bounded, as evidence for the clone and replay
 rules, and appended to the log as ``rejected_report`` records (byte-identical replays at most
 once per digest and delivering operator). A correctly signed report delivered by an operator
-that is not the chip's custodian is refused ``forbidden`` but kept and logged the same way: a
-chip key used through another account is a clone's or a replayer's trace.
+that is not the chip's custodian (now, nor when the report's window started: the previous
+custodian may still deliver the last reports of its stay) is refused ``forbidden`` but kept
+and logged the same way: a chip key used through another account is a clone's or a
+replayer's trace.
 
 Time bounds: a window may not end beyond the clock skew after receipt (``window_in_future``,
 checked in :meth:`IngestService.prepare`) nor start before the chip's first declared
@@ -412,7 +414,10 @@ class IngestService:
                 i, "chip_not_installed", f"chip {chip_id!r} is not installed anywhere", chip_id, seq
             )
         head = heads[chip_id]
-        if chip.operator_id != caller.operator_id:
+        if chip.operator_id != caller.operator_id and (
+            caller.operator_id is None
+            or self.chips.custodian_at(chip_id, report.window_start) != caller.operator_id
+        ):
             # Signed by the chip's key but delivered through another account: kept as evidence
             # (a clone, or a copy of the custodian's report), though the caller learns nothing.
             stored = None
