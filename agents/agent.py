@@ -35,13 +35,16 @@ class FlushStats:
     """What one :meth:`Agent.flush` did.
 
     ``interrupted_by`` is set when the registry was unreachable or overloaded; the reports not
-    yet acknowledged stay in the spool for the next flush.
+    yet acknowledged stay in the spool for the next flush. ``deferred`` counts reports the
+    registry refused for now only (a window ending after its clock: this host's clock runs
+    ahead) and the later reports of the same chips, kept in the spool for a later flush.
     """
 
     sent: int = 0
     acknowledged: int = 0
     rejected: int = 0
     interrupted_by: TransportError | None = None
+    deferred: int = 0
 
 
 def _whole_seconds(dt: datetime) -> datetime:
@@ -167,12 +170,26 @@ class Agent:
                 return FlushStats(sent, acked, rejected, interrupted_by=exc)
             sent += len(items)
             answered: set[int] = set()
-            for r in result.results:
+            # Chips with a report refused for now: their later reports stay spooled too, or
+            # moving them aside (they would not chain) would break the chain for good.
+            held: set[str] = set()
+            deferred = 0
+            for r in sorted(result.results, key=lambda r: r.index):
                 item = items[r.index]
                 answered.add(r.index)
                 if r.acknowledged:
                     self.spool.ack(item)
                     acked += 1
+                elif r.retry_later or item.chip_id in held:
+                    held.add(item.chip_id)
+                    deferred += 1
+                    _log.warning(
+                        "registry deferred %s seq %d: %s %s (is this host's clock ahead?)",
+                        item.chip_id,
+                        item.seq,
+                        r.code,
+                        r.detail or "",
+                    )
                 else:
                     code = r.code or "rejected"
                     detail = r.detail or ""
@@ -186,7 +203,9 @@ class Agent:
                 partial = TransportError(
                     f"registry answered {len(answered)} of {len(items)} reports in a batch"
                 )
-                return FlushStats(sent, acked, rejected, interrupted_by=partial)
+                return FlushStats(sent, acked, rejected, interrupted_by=partial, deferred=deferred)
+            if deferred:
+                return FlushStats(sent, acked, rejected, deferred=deferred)
         return FlushStats(sent, acked, rejected)
 
     def run(
@@ -230,6 +249,9 @@ class Agent:
         """Flush once; return the next backoff (0 when done) and when to try again."""
         stats = self.flush()
         err = stats.interrupted_by
+        if err is None and stats.deferred:
+            delay = min(max(backoff * 2, 1.0), max_backoff)
+            return delay, time.time() + delay
         if err is None:
             return 0.0, 0.0
         if isinstance(err, Overloaded):
