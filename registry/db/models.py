@@ -291,7 +291,8 @@ class Finding(Base):
     severity: Mapped[str] = mapped_column(String(16), index=True)
     status: Mapped[str] = mapped_column(String(16), index=True)
     subject_type: Mapped[str] = mapped_column(String(16))
-    subject_id: Mapped[str] = mapped_column(String(128), index=True)
+    # Two 64-character chip ids joined for a link (``a|b``), with room to spare.
+    subject_id: Mapped[str] = mapped_column(String(256), index=True)
     # No foreign key: a finding may name a facility a report claimed, which need not exist.
     facility_id: Mapped[int | None] = mapped_column(Integer, index=True)
     country: Mapped[str | None] = mapped_column(String(2), index=True)

@@ -31,6 +31,7 @@ from tests.registry.factories import (
     SimChip,
     World,
     add_operator,
+    link,
     make_world,
     ok,
     operator_key,
@@ -81,6 +82,14 @@ def rewind(chip: SimChip, state: tuple[int, str, datetime]) -> None:
 
 def now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
+
+
+def later(world: World) -> str:
+    """A judged instant after every receipt so far (the registry's clock has whole seconds and
+    evidence counts only when received before ``as_of``): the registry's clock moves there."""
+    at = now() + timedelta(seconds=2)
+    world.registry.context.clock = lambda: at
+    return at.isoformat()
 
 
 # --- 1. a report naming a facility that does not exist --------------------------------------
@@ -243,7 +252,7 @@ def test_a_cloned_key_through_another_account_is_kept_logged_and_found(world: Wo
     assert only(world, chip.report())["status"] == "accepted"
     [record] = rejected_records(world)
     assert (record["outcome"], record["original"]) == ("forbidden", None)
-    assert verifier_run(world, as_of=now().isoformat()).status_code == 200
+    assert verifier_run(world, as_of=later(world)).status_code == 200
     [clone_finding] = findings(world, "cloned_identity")
     assert clone_finding["subject_id"] == "NV-1"
     assert {c["why"] for c in clone_finding["details"]["conflicts"]} == {
@@ -263,7 +272,7 @@ def test_a_report_forwarded_through_another_account_is_a_replay(world: World) ->
     [record] = rejected_records(world)
     assert record["outcome"] == "forbidden" and record["operator_id"] == other_id
     assert record["original"]["log_index"] == accepted["log_index"]
-    assert verifier_run(world, as_of=now().isoformat()).status_code == 200
+    assert verifier_run(world, as_of=later(world)).status_code == 200
     [replay] = findings(world, "replayed_report")
     assert replay["subject_id"] == "NV-1"
     assert replay["details"]["replays"][0]["source"] == f"operator:{other_id}"
@@ -298,3 +307,17 @@ def test_the_previous_custodian_may_deliver_the_last_reports_of_its_stay(world: 
     # The giver cannot report a window of the receiver's stay.
     result = only(world, chip.report())
     assert (result["http_status"], result["code"]) == (403, "forbidden")
+
+
+def test_a_link_finding_between_two_longest_chip_ids_is_stored(world: World) -> None:
+    """Chip ids may be 64 characters; a link's subject joins two (129): storing it must not
+    fail (PostgreSQL enforces column lengths)."""
+    longest = "NV-" + "A" * 61
+    chip = world.enroll(longest)
+    peer = "NV-" + "B" * 61  # not registered: the registry alone hears of it
+    assert only(world, chip.report(peers=(link(peer, gbytes=200.0),)))["status"] == "accepted"
+    for _ in range(2):
+        response = verifier_run(world)
+        assert response.status_code == 200, response.text
+    [one_sided] = findings(world, "one_sided_link")
+    assert one_sided["subject_id"] == f"{longest}|{peer}"

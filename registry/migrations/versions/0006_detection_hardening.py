@@ -1,6 +1,7 @@
 """detection hardening: findings no longer reference facilities by foreign key (a finding
-names the facility a report claimed, which need not exist), and cluster budgets keep every
-revision (the verifier judges by the latest one logged before the audited log size)
+names the facility a report claimed, which need not exist) and take subjects as long as two
+chip ids joined (a link ``a|b`` is 129 characters), and cluster budgets keep every revision
+(the verifier judges by the latest one logged before the audited log size)
 
 Revision ID: 0006
 Revises: 0005
@@ -21,6 +22,12 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("findings", schema=None) as batch_op:
         batch_op.drop_constraint("fk_findings_facility_id_facilities", type_="foreignkey")
+        batch_op.alter_column(
+            "subject_id",
+            existing_type=sa.String(length=128),
+            type_=sa.String(length=256),
+            existing_nullable=False,
+        )
     op.create_table(
         "cluster_budget_revisions",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -54,6 +61,12 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_cluster_budget_revisions_cluster_id"))
     op.drop_table("cluster_budget_revisions")
     with op.batch_alter_table("findings", schema=None) as batch_op:
+        batch_op.alter_column(
+            "subject_id",
+            existing_type=sa.String(length=256),
+            type_=sa.String(length=128),
+            existing_nullable=False,
+        )
         batch_op.create_foreign_key(
             "fk_findings_facility_id_facilities", "facilities", ["facility_id"], ["id"]
         )
