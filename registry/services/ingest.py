@@ -332,8 +332,9 @@ class IngestService:
         """Keep signed-but-rejected reports for the clone and replay rules, and log each as a
         ``rejected_report`` record (the exact envelope, outcome, delivering operator, receipt
         time; for a replay also the original's log index and receipt time), so partners
-        re-derive those rules from the log. A byte-identical replay is kept and logged at most
-        once per (digest, delivering operator): repeats carry no new evidence.
+        re-derive those rules from the log. A byte-identical replay, or a ``forbidden`` report,
+        is kept and logged at most once per (digest, delivering operator): repeats carry no new
+        evidence. A ``forbidden`` copy of an accepted report names its original like a replay.
         """
         copies = [
             r.evidence
