@@ -53,13 +53,16 @@ class FlushStats:
     """What one :meth:`Agent.flush` did.
 
     ``interrupted_by`` is set when the registry was unreachable or overloaded; the reports not
-    yet acknowledged stay in the spool for the next flush.
+    yet acknowledged stay in the spool for the next flush. ``deferred`` counts reports the
+    registry refused for now only (a window ending after its clock: this host's clock runs
+    ahead) and the later reports of the same chips, kept in the spool for a later flush.
     """
 
     sent: int = 0
     acknowledged: int = 0
     rejected: int = 0
     interrupted_by: TransportError | None = None
+    deferred: int = 0
 
 
 def default_jitter(interval: timedelta) -> float:
@@ -90,12 +93,26 @@ def flush_spool(spool: Spool, client: RegistryClient, batch_size: int = 256) -> 
             return FlushStats(sent, acked, rejected, interrupted_by=exc)
         sent += len(items)
         answered: set[int] = set()
-        for r in result.results:
+        # Chips with a report refused for now: their later reports stay spooled too, or
+        # moving them aside (they would not chain) would break the chain for good.
+        held: set[str] = set()
+        deferred = 0
+        for r in sorted(result.results, key=lambda r: r.index):
             item = items[r.index]
             answered.add(r.index)
             if r.acknowledged:
                 spool.ack(item)
                 acked += 1
+            elif r.retry_later or item.chip_id in held:
+                held.add(item.chip_id)
+                deferred += 1
+                _log.warning(
+                    "registry deferred %s seq %d: %s %s (is this host's clock ahead?)",
+                    item.chip_id,
+                    item.seq,
+                    r.code,
+                    r.detail or "",
+                )
             else:
                 code = r.code or "rejected"
                 detail = r.detail or ""
@@ -109,7 +126,9 @@ def flush_spool(spool: Spool, client: RegistryClient, batch_size: int = 256) -> 
             partial = TransportError(
                 f"registry answered {len(answered)} of {len(items)} reports in a batch"
             )
-            return FlushStats(sent, acked, rejected, interrupted_by=partial)
+            return FlushStats(sent, acked, rejected, interrupted_by=partial, deferred=deferred)
+        if deferred:
+            return FlushStats(sent, acked, rejected, deferred=deferred)
     return FlushStats(sent, acked, rejected)
 
 
@@ -380,6 +399,9 @@ class Agent:
             if stats.interrupted_by is not None:
                 # Outage or overload: retry with backoff until it is all delivered.
                 backoff, next_send = _backoff(stats.interrupted_by, 0.0, max_backoff)
+            elif stats.deferred:
+                # Reports refused for now (this host's clock ahead): retry them soon.
+                backoff, next_send = 1.0, time.time() + 1.0
             if self.client is not None:
                 try:
                     self.answer_gpu_challenges()
@@ -389,9 +411,13 @@ class Agent:
     def _flush_with_backoff(self, backoff: float, max_backoff: float) -> tuple[float, float]:
         """Flush once; return the next backoff (0 when done) and when to try again."""
         stats = self.flush()
-        if stats.interrupted_by is None:
+        err = stats.interrupted_by
+        if err is None and stats.deferred:
+            delay = min(max(backoff * 2, 1.0), max_backoff)
+            return delay, time.time() + delay
+        if err is None:
             return 0.0, 0.0
-        return _backoff(stats.interrupted_by, backoff, max_backoff)
+        return _backoff(err, backoff, max_backoff)
 
 
 def _backoff(err: TransportError, backoff: float, max_backoff: float) -> tuple[float, float]:

@@ -22,6 +22,7 @@ from agents.errors import AgentError, Overloaded, RegistryRejected, TransportErr
 
 __all__ = [
     "ACKNOWLEDGED_CODES",
+    "RETRY_LATER_CODES",
     "BatchResult",
     "JsonApi",
     "RegistryClient",
@@ -32,6 +33,12 @@ __all__ = [
 
 #: Per-report rejection codes that mean "the registry already holds this exact report".
 ACKNOWLEDGED_CODES = frozenset({"replayed_report"})
+#: Per-report rejection codes that mean "not yet": the window ends after the registry's clock
+#: (plus its tolerated skew), so the host clock runs ahead. The report stays spooled and is sent
+#: again later; the registry's chain head did not move, so nothing after it is lost. Every other
+#: rejection code (``unknown_facility``, ``window_before_installation``, ``forbidden``, ...) is
+#: final: the report is moved aside to ``rejected/``.
+RETRY_LATER_CODES = frozenset({"window_in_future"})
 _DEFAULT_RETRY_AFTER = 1.0
 
 
@@ -53,6 +60,11 @@ class ReportResult:
     def acknowledged(self) -> bool:
         """Durably stored by the registry: accepted now, or the same report accepted before."""
         return self.status == "accepted" or self.code in ACKNOWLEDGED_CODES
+
+    @property
+    def retry_later(self) -> bool:
+        """Refused for now only (see :data:`RETRY_LATER_CODES`): keep it and send it again."""
+        return self.status == "rejected" and self.code in RETRY_LATER_CODES
 
 
 @dataclass(frozen=True)

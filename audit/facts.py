@@ -152,7 +152,7 @@ def snapshot_at(replay: Replay, run: VerifierRun) -> Snapshot:
     for n in replay.notifications:
         if n.index < cut and n.created_at < as_of:
             notices.setdefault(n.cluster_id, []).append(
-                ClusterNotificationFact(n.threshold_flop, n.created_at, n.index)
+                ClusterNotificationFact(n.threshold_flop, n.created_at, n.index, n.notified_at)
             )
     clusters = [
         DeclaredClusterFact(

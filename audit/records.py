@@ -123,6 +123,7 @@ class NotificationRec:
     cluster_id: int
     threshold_flop: float
     created_at: datetime
+    notified_at: datetime
 
 
 @dataclass(frozen=True, slots=True)

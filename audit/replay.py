@@ -418,6 +418,7 @@ class Replay:
                 cluster_id,
                 float(rec["threshold_flop"]),
                 le.parse_timestamp(str(rec["created_at"])),
+                le.parse_timestamp(str(rec["notified_at"])),
             )
         )
 
@@ -517,7 +518,8 @@ class Replay:
             self.problem(index, le.REJECTED_REPORT, f"operator {operator} is not in the log")
         accepted = self.accepted.get((report.chip_id, report.seq))
         original = rec["original"]
-        if outcome == "replayed_report":
+        # A forbidden delivery names its original when it copies an accepted report.
+        if outcome == "replayed_report" or (outcome == "forbidden" and original is not None):
             if accepted is None or accepted.digest != digest:
                 self.problem(
                     index,

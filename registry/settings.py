@@ -73,7 +73,9 @@ class Settings(BaseSettings):
         default=60, ge=1, le=3600, description="How long a landmark challenge nonce stays valid."
     )
     max_clock_skew_s: int = Field(
-        default=120, ge=0, description="Tolerated skew for signed times (measurements, readings)."
+        default=120,
+        ge=0,
+        description="Tolerated skew for signed times (report windows, measurements, readings).",
     )
     webhook_max_attempts: int = Field(default=8, ge=1, le=100)
     webhook_backoff_s: float = Field(

@@ -2,7 +2,8 @@
 
 Runs as ``chipreg verify --follow`` or inside ``chipreg serve --verifier`` (a background thread).
 Each step is its own transaction; progress lives in ``verifier_progress``, so a restarted worker
-resumes where it stopped.
+resumes where it stopped. A step that fails is logged and retried with a growing pause: no input
+and no database hiccup may stop continuous detection for good.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from verifier.policy import Policy
 __all__ = ["VerifierWorker"]
 
 logger = logging.getLogger(__name__)
+# The longest pause after repeated failing steps (the first waits one interval).
+MAX_BACKOFF_S = 300.0
 
 
 class VerifierWorker:
@@ -53,11 +56,23 @@ class VerifierWorker:
         return runs, self.deliverer.deliver_due()
 
     def run_forever(self, on_step: Callable[[list[VerificationRun]], None] | None = None) -> None:
+        interval = self.settings.verifier_interval_s
+        failures = 0
         while not self.stop_event.is_set():
-            runs, _ = self.step()
-            if on_step is not None:
-                on_step(runs)
-            self.stop_event.wait(self.settings.verifier_interval_s)
+            try:
+                runs, _ = self.step()
+                if on_step is not None:
+                    on_step(runs)
+            except Exception:  # a failing step must never kill continuous verification
+                failures += 1
+                pause = min(interval * 2 ** min(failures - 1, 16), max(interval, MAX_BACKOFF_S))
+                logger.exception(
+                    "verifier step failed (%d in a row); retrying in %.0f s", failures, pause
+                )
+                self.stop_event.wait(pause)
+                continue
+            failures = 0
+            self.stop_event.wait(interval)
 
     def start_thread(self) -> threading.Thread:
         thread = threading.Thread(target=self.run_forever, name="chipreg-verifier", daemon=True)

@@ -7,7 +7,8 @@
   budget by more than ``tolerance_fraction``.
 * ``cluster.threshold_unnotified``: that cumulative compute crossing a legal threshold
   (``thresholds_flop``: 1e25 EU AI Act, 1e26 US EO 14110) with no notification for that
-  threshold filed before the crossing window ended plus ``notification_grace_s``.
+  threshold received before the crossing window ended plus ``notification_grace_s``. Not
+  raised before that deadline has passed (``as_of``): until then the notice may still come.
 """
 
 from __future__ import annotations
@@ -206,7 +207,7 @@ def _cumulative(
 
 
 def find_budget_findings(
-    snapshot: Snapshot, policy: Policy, *, index: SnapshotIndex | None = None
+    snapshot: Snapshot, policy: Policy, as_of: datetime, *, index: SnapshotIndex | None = None
 ) -> tuple[list[Finding], list[Finding]]:
     """(budget-exceeded findings, threshold-unnotified findings) per declared cluster."""
     budget_rule = policy.rule(BUDGET_RULE_ID)
@@ -265,12 +266,14 @@ def find_budget_findings(
                 continue
             window, total, window_evidence = series[crossing]
             deadline: datetime = window[1] + grace
+            if as_of < deadline:
+                continue  # the grace has not ended: the notice may still arrive
             notified = [
                 n
                 for n in cluster.notifications
                 if n.threshold_flop <= threshold
                 and n.threshold_flop >= threshold * 0.999999
-                and n.notified_at <= deadline
+                and n.received_at <= deadline
             ]
             if notified:
                 continue
@@ -296,12 +299,19 @@ def find_budget_findings(
                         "flop_at_crossing": total,
                         "crossing_window": [rfc3339(window[0]), rfc3339(window[1])],
                         "notification_grace_s": grace.total_seconds(),
+                        "deadline": rfc3339(deadline),
                         "notifications": [
                             {
                                 "threshold_flop": n.threshold_flop,
-                                "notified_at": rfc3339(n.notified_at),
+                                "notified_at": (
+                                    None if n.notified_at is None else rfc3339(n.notified_at)
+                                ),
+                                "received_at": rfc3339(n.received_at),
                             }
-                            for n in sorted(cluster.notifications, key=lambda n: n.notified_at)
+                            for n in sorted(
+                                cluster.notifications,
+                                key=lambda n: (n.received_at, n.threshold_flop),
+                            )
                         ],
                     },
                     evidence=[cluster.log_index, *window_evidence],

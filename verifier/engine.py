@@ -92,7 +92,7 @@ def run(snapshot: Snapshot, policy: Policy, as_of: datetime) -> list[Finding]:
     findings.extend(ghosts)
     findings.extend(idle_by_meter)
     findings.extend(find_above_peak(snapshot, policy, index=index))
-    over, unnotified = find_budget_findings(snapshot, policy, index=index)
+    over, unnotified = find_budget_findings(snapshot, policy, as_of, index=index)
     findings.extend(over)
     findings.extend(unnotified)
     findings.extend(find_gpu_attestation_findings(snapshot, policy, as_of))

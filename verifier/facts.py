@@ -316,15 +316,21 @@ class MeterReadingFact:
 @dataclass(frozen=True, slots=True)
 class ClusterNotificationFact:
     """The operator notified the registry that a declared cluster's run crossed (or will cross)
-    ``threshold_flop`` total operations (for example 1e25 or 1e26), at ``notified_at``.
+    ``threshold_flop`` total operations (for example 1e25 or 1e26).
+
+    ``received_at`` is when the registry received the notice: what rules judge it by (an
+    operator cannot backdate). ``notified_at`` is the time the operator stated, shown in
+    findings for the reader, never judged; ``None`` when not known.
     """
 
     threshold_flop: float
-    notified_at: datetime
+    received_at: datetime
     log_index: int | None = None
+    notified_at: datetime | None = None
 
     def __post_init__(self) -> None:
         _require_finite(self.threshold_flop, "notification threshold_flop")
+        _require_aware(self.received_at, "notification received_at")
         _require_aware(self.notified_at, "notification notified_at")
 
 

@@ -6,6 +6,11 @@
 * ``report.replay``: a byte-identical copy of an accepted report, received more than
   ``max_retry_delay_s`` after the original or from another source than the original: not an
   agent's retry after a lost acknowledgement, but an old report sent again.
+
+A chip-signed report delivered through an operator that is not the chip's custodian (outcome
+``forbidden``) is the chip key's word all the same: a byte-identical copy of an accepted report
+is a replay (``other_source``); anything else was signed by a second holder of the key, a
+clone (``outside_custody``), even when it conflicts with no accepted report.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ __all__ = ["find_clones", "find_replays"]
 
 CLONE_RULE_ID = "identity.clone"
 REPLAY_RULE_ID = "report.replay"
+FORBIDDEN = "forbidden"
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +86,14 @@ def _order(x: _Signed) -> tuple[object, ...]:
     )
 
 
+def _copies_of_accepted(snapshot: Snapshot) -> set[tuple[str, int, str]]:
+    """``(chip, seq, digest)`` of forbidden submissions byte-identical to an accepted report."""
+    wanted = {(s.chip_id, s.seq, s.digest) for s in snapshot.submissions if s.outcome == FORBIDDEN}
+    if not wanted:
+        return set()
+    return {(r.chip_id, r.seq, r.digest or "") for r in snapshot.reports} & wanted
+
+
 def find_clones(
     snapshot: Snapshot, policy: Policy, *, index: SnapshotIndex | None = None
 ) -> list[Finding]:
@@ -88,6 +102,12 @@ def find_clones(
     if rule is None:
         return []
     min_conflicts = max(1, int(rule.number("min_conflicts")))
+    copies = _copies_of_accepted(snapshot)
+    foreign = [
+        s
+        for s in snapshot.submissions
+        if s.outcome == FORBIDDEN and (s.chip_id, s.seq, s.digest) not in copies
+    ]
     suspects = {s.chip_id for s in snapshot.submissions if s.outcome != "replayed_report"}
     per_chip: dict[str, list[_Signed]] = defaultdict(list)
     # Accepted reports alone conflict only when two of one chip share a window start (the
@@ -108,8 +128,12 @@ def find_clones(
             if r.chip_id in suspects:
                 per_chip[r.chip_id].append(_signed(r))
     for s in snapshot.submissions:
-        if s.outcome != "replayed_report":
+        # Copies of accepted reports (replays, forwarded or not) are find_replays' business.
+        if s.outcome != "replayed_report" and (s.chip_id, s.seq, s.digest) not in copies:
             per_chip[s.chip_id].append(_signed(s))
+    outside: dict[str, set[_Signed]] = defaultdict(set)
+    for s in foreign:
+        outside[s.chip_id].add(_signed(s))
 
     findings: list[Finding] = []
     for chip_id in sorted(per_chip):
@@ -127,6 +151,8 @@ def find_clones(
                     break
                 if x.digest != y.digest and x.seq != y.seq:
                     conflicts.append((x, y, "overlapping_windows"))
+        # Signed by the chip's key, delivered by a non-custodian, and no copy of its reports.
+        conflicts.extend((x, x, "outside_custody") for x in sorted(outside[chip_id], key=_order))
         if len(conflicts) < min_conflicts:
             continue
         facilities = sorted(
@@ -182,7 +208,13 @@ def find_replays(snapshot: Snapshot, policy: Policy) -> list[Finding]:
     rule = policy.rule(REPLAY_RULE_ID)
     if rule is None:
         return []
-    copies = [s for s in snapshot.submissions if s.outcome == "replayed_report"]
+    forwarded = _copies_of_accepted(snapshot)
+    copies = [
+        s
+        for s in snapshot.submissions
+        if s.outcome == "replayed_report"
+        or (s.outcome == FORBIDDEN and (s.chip_id, s.seq, s.digest) in forwarded)
+    ]
     if not copies:
         return []
     max_delay = rule.number("max_retry_delay_s")
@@ -214,7 +246,7 @@ def find_replays(snapshot: Snapshot, policy: Policy) -> list[Finding]:
         )
         if delay > max_delay:
             hits[s.chip_id].append((s, original, delay, "late"))
-        elif other_source:
+        elif other_source or s.outcome == FORBIDDEN:
             hits[s.chip_id].append((s, original, delay, "other_source"))
     findings: list[Finding] = []
     for chip_id in sorted(hits):

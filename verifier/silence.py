@@ -1,10 +1,13 @@
 """Silent-chip detection: continuity of knowledge lost for an installed chip.
 
 A chip that is installed must keep reporting. Once the time since it was last heard from (its
-latest report's window end, or its installation if that is later or it never reported) exceeds
-the policy's grace period, it is flagged. The finding is keyed on that last-heard instant, so
-re-running the verifier while the chip stays silent yields the same fingerprint; a chip that
-reports again and then falls silent again yields a new one.
+latest report's window end, or, if it never reported, the start of its first declared
+installation) exceeds the policy's grace period, it is flagged. Silence follows reports, never
+declarations: declaring the chip's installation again (a move, or the same facility re-declared)
+does not restart the clock, or re-declaring a dark chip every half hour would hide it forever.
+The finding is keyed on that last-heard instant, so re-running the verifier while the chip stays
+silent yields the same fingerprint; a chip that reports again and then falls silent again yields
+a new one.
 
 A chip that left service (decommissioned or revoked: ``ChipFact.retired_at``) is judged as of
 that instant: a silence that had already passed the grace period then is still found (leaving
@@ -95,7 +98,9 @@ def _silent(
         if installed_at is None or installed_at > as_of:
             continue
         last = latest.get(chip_id)
-        last_seen = installed_at if last is None else max(installed_at, last.window_end)
+        stays = index.stays_of(chip_id) or []
+        first = min([installed_at, *(s.start for s in stays)])
+        last_seen = first if last is None else last.window_end
         judged = as_of if chip.retired_at is None else min(as_of, chip.retired_at)
         if last_seen < judged - grace:
             findings.append(
@@ -135,7 +140,9 @@ def _finding(
     silent_for = as_of - last_seen
     where = f"facility {chip.facility_id}" if chip.facility_id is not None else "no facility"
     if last is None:
-        since = f"was installed at {where} on {rfc3339(last_seen)} and has never reported"
+        since = (
+            f"has been installed since {rfc3339(last_seen)} (now at {where}) and has never reported"
+        )
     else:
         since = f"at {where} has not reported since {rfc3339(last_seen)}"
     summary = (

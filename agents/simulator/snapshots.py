@@ -1,15 +1,19 @@
 """Verifier facts from the simulator's signed artifacts, as the registry would build them.
 
-:func:`ingest` plays the registry's part with real bytes: it opens and verifies every
-chip-signed usage report (:mod:`attestation.report`) in arrival order under the chip's
-registered key, applies the ingest rules (the next sequence number on the chip's hash chain is
-accepted and logged; a byte-identical copy of an accepted report is a ``replayed_report``, a
-different report for an accepted sequence number ``sequence_reused``, anything else off the
-chain ``sequence_gap`` / ``broken_hash_chain``, all kept as evidence), verifies every
-meter-signed reading and every landmark-signed round trip together with the chip's signed
-answer to the landmark's challenge. Artifacts that do not verify are dropped, as the registry
-drops them. :meth:`EvidenceLog.snapshot` then gives the :class:`verifier.facts.Snapshot` known
-at any instant: only what had arrived by then. Pure: no I/O, no clock.
+:func:`ingest` plays the registry's part with real bytes: it opens and verifies every chip-
+signed usage report (:mod:`attestation.report`) in arrival order under the chip's registered
+key, applies the ingest rules in the registry's order (a window ending beyond the clock skew
+after receipt is dropped; a report delivered by an operator that is not the chip's custodian at
+receipt nor when the window started is ``forbidden``, kept as evidence and logged once per
+digest and operator; a claim of an unknown facility or a window before the chip's first
+installation is dropped; then the next sequence number on the chip's hash chain is accepted and
+logged; a byte-identical copy of an accepted report is a ``replayed_report``, a different report
+for an accepted sequence number ``sequence_reused``, anything else off the chain
+``sequence_gap`` / ``broken_hash_chain``, all kept as evidence), verifies every meter-signed
+reading and every landmark-signed round trip together with the chip's signed answer to the
+landmark's challenge. Artifacts that do not verify are dropped, as the registry drops them.
+:meth:`EvidenceLog.snapshot` then gives the :class:`verifier.facts.Snapshot` known at any
+instant: only what had arrived by then. Pure: no I/O, no clock.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from agents.simulator.world import Artifacts, World
 from attestation.dsse import Envelope
@@ -43,6 +47,9 @@ from verifier.facts import (
 )
 
 __all__ = ["EvidenceLog", "Registered", "RegisteredChip", "ingest", "registered_from_world"]
+
+# The registry's default CHIPREG_MAX_CLOCK_SKEW_S.
+MAX_SKEW = timedelta(seconds=120)
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,7 +226,7 @@ class EvidenceLog:
         for declared_at, decl in reg.clusters:
             if declared_at > as_of:
                 continue
-            notes = tuple(n for n in decl.notifications if n.notified_at <= as_of)
+            notes = tuple(n for n in decl.notifications if n.received_at <= as_of)
             clusters.append(
                 DeclaredClusterFact(
                     cluster_id=decl.cluster_id,
@@ -247,6 +254,17 @@ class EvidenceLog:
         )
 
 
+def _custodian(
+    registered: Registered, stays: Sequence[InstallationFact], at: datetime
+) -> str | None:
+    """The source (``operator:<id>``) whose facility held the chip at ``at``, if any."""
+    for stay in stays:
+        if stay.start <= at and (stay.end is None or at < stay.end):
+            site = registered.facilities.get(stay.facility_id)
+            return None if site is None else f"operator:{site.operator_id}"
+    return None
+
+
 def ingest(registered: Registered, artifacts: Artifacts) -> EvidenceLog:
     """Verify every artifact and turn it into facts, in arrival order (see the module doc)."""
     log_index = len(registered.installations) + sum(
@@ -254,6 +272,10 @@ def ingest(registered: Registered, artifacts: Artifacts) -> EvidenceLog:
     )
     heads: dict[str, tuple[int, str]] = {}
     accepted: dict[tuple[str, int], str] = {}
+    stays: dict[str, list[InstallationFact]] = {}
+    for stay in sorted(registered.installations, key=lambda x: x.start):
+        stays.setdefault(stay.chip_id, []).append(stay)
+    forwarded: set[tuple[str, str]] = set()
     reports: list[tuple[datetime, object]] = []
     submissions: list[tuple[datetime, object]] = []
     rejected = 0
@@ -269,6 +291,38 @@ def ingest(registered: Registered, artifacts: Artifacts) -> EvidenceLog:
             rejected += 1
             continue
         r = verified.report
+        chip_stays = stays.get(r.chip_id, [])
+        custody = _custodian(registered, chip_stays, d.received_at)
+        if r.window_end > d.received_at + MAX_SKEW or custody is None:
+            rejected += 1  # window_in_future, chip_not_installed
+            continue
+        if d.source not in (custody, _custodian(registered, chip_stays, r.window_start)):
+            if (verified.digest, d.source) not in forwarded:  # kept once per operator
+                forwarded.add((verified.digest, d.source))
+                submissions.append(
+                    (
+                        d.received_at,
+                        SubmissionFact(
+                            chip_id=r.chip_id,
+                            seq=r.seq,
+                            digest=verified.digest,
+                            window_start=r.window_start,
+                            window_end=r.window_end,
+                            received_at=d.received_at,
+                            outcome="forbidden",
+                            facility_id=r.facility_id,
+                            source=d.source,
+                            log_index=log_index,
+                        ),
+                    )
+                )
+                log_index += 1
+            continue
+        if (r.facility_id is not None and r.facility_id not in registered.facilities) or (
+            r.window_start < chip_stays[0].start
+        ):
+            rejected += 1  # unknown_facility, window_before_installation
+            continue
         seq, head = heads.get(r.chip_id, (0, "0" * 64))
         known = accepted.get((r.chip_id, r.seq))
         if known is None and r.seq == seq + 1 and r.prev_digest == head:

@@ -13,6 +13,7 @@ from registry.api.context import utc_now
 from registry.cli.render import describe_finding, table
 from registry.db.engine import make_engine, make_session_factory
 from registry.db.migrate import upgrade
+from registry.errors import InvalidRequest
 from registry.services.verification import VerificationRun, VerificationService
 from registry.settings import Settings
 from registry.worker import VerifierWorker
@@ -33,7 +34,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument(
         "--policy", default="default", help=f"one of {', '.join(builtin_policy_names())}"
     )
-    p.add_argument("--as-of", help="RFC 3339 UTC time to judge at (default: now)")
+    p.add_argument(
+        "--as-of", help="RFC 3339 UTC time to judge at, not in the future (default: now)"
+    )
     p.add_argument("--since", help="judge only the period from this RFC 3339 UTC time")
     p.add_argument(
         "--follow",
@@ -64,7 +67,11 @@ def _verify(args: argparse.Namespace, settings: Settings) -> int:
             return 0
         return 0
     with make_session_factory(engine)() as session:
-        run = VerificationService(session, utc_now).run(policy, as_of=as_of, since=since)
+        try:
+            run = VerificationService(session, utc_now).run(policy, as_of=as_of, since=since)
+        except InvalidRequest as exc:
+            print(f"chipreg verify: {exc.code}: {exc}")
+            return 2
         session.commit()
     if args.json:
         for f in run.findings:

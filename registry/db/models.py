@@ -29,6 +29,7 @@ __all__ = [
     "ApiToken",
     "Chip",
     "ClusterBudget",
+    "ClusterBudgetRevision",
     "ClusterMember",
     "ClusterNotification",
     "ConsoleSession",
@@ -309,8 +310,10 @@ class Finding(Base):
     severity: Mapped[str] = mapped_column(String(16), index=True)
     status: Mapped[str] = mapped_column(String(16), index=True)
     subject_type: Mapped[str] = mapped_column(String(16))
-    subject_id: Mapped[str] = mapped_column(String(128), index=True)
-    facility_id: Mapped[int | None] = mapped_column(ForeignKey("facilities.id"), index=True)
+    # Two 64-character chip ids joined for a link (``a|b``), with room to spare.
+    subject_id: Mapped[str] = mapped_column(String(256), index=True)
+    # No foreign key: a finding may name a facility a report claimed, which need not exist.
+    facility_id: Mapped[int | None] = mapped_column(Integer, index=True)
     country: Mapped[str | None] = mapped_column(String(2), index=True)
     window_start: Mapped[datetime | None] = mapped_column(UTCDateTime)
     window_end: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -447,6 +450,20 @@ class ClusterBudget(Base):
     compute_budget_flop: Mapped[float] = mapped_column(Float)
     declared_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # Position of the logged record/declaration (audits cut the verifier input at a log size).
+    log_index: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class ClusterBudgetRevision(Base):
+    """Every budget a cluster's operator declared, in order: ``cluster_budgets`` holds the
+    latest; the verifier judges by the latest revision logged before the audited log size."""
+
+    __tablename__ = "cluster_budget_revisions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cluster_id: Mapped[int] = mapped_column(ForeignKey("declared_clusters.id"), index=True)
+    compute_budget_flop: Mapped[float] = mapped_column(Float)
+    declared_by: Mapped[str] = mapped_column(String(200))
+    declared_at: Mapped[datetime] = mapped_column(UTCDateTime)
     log_index: Mapped[int | None] = mapped_column(BigInteger)
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, insert, select
+from sqlalchemy import and_, func, insert, select
 from sqlalchemy.orm import Session
 
 from registry.db.models import Chip, Facility, Installation
@@ -29,6 +29,8 @@ class ChipIngestState:
     operator_id: int | None  # None: not installed anywhere
     decommissioned_at: datetime | None = None
     revoked_at: datetime | None = None
+    # When the chip's first declared installation began: no report window starts earlier.
+    in_service_from: datetime | None = None
 
 
 class ChipRepository:
@@ -92,6 +94,12 @@ class ChipRepository:
         if not ids:
             return {}
         current = and_(Installation.chip_id == Chip.chip_id, Installation.removed_at.is_(None))
+        first = (
+            select(func.min(Installation.installed_at))
+            .where(Installation.chip_id == Chip.chip_id)
+            .correlate(Chip)
+            .scalar_subquery()
+        )
         rows = self.session.execute(
             select(
                 Chip.chip_id,
@@ -103,12 +111,30 @@ class ChipRepository:
                 Facility.operator_id,
                 Chip.decommissioned_at,
                 Chip.revoked_at,
+                first,
             )
             .outerjoin(Installation, current)
             .outerjoin(Facility, Facility.id == Installation.facility_id)
             .where(Chip.chip_id.in_(ids))
         )
-        return {row[0]: ChipIngestState(row[0], bytes(row[1]), *row[2:]) for row in rows}
+        return {
+            row[0]: ChipIngestState(row[0], bytes(row[1]), *row[2:7], row[7], row[8], row[9])
+            for row in rows
+        }
+
+    def custodian_at(self, chip_id: str, at: datetime) -> int | None:
+        """The operator whose facility held the chip at ``at`` (by its declared installations)."""
+        return self.session.scalar(
+            select(Facility.operator_id)
+            .join(Installation, Installation.facility_id == Facility.id)
+            .where(
+                Installation.chip_id == chip_id,
+                Installation.installed_at <= at,
+                (Installation.removed_at.is_(None)) | (Installation.removed_at > at),
+            )
+            .order_by(Installation.installed_at.desc())
+            .limit(1)
+        )
 
     def all(self) -> list[Chip]:
         return list(self.session.scalars(select(Chip).order_by(Chip.chip_id)))

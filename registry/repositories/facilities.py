@@ -24,6 +24,13 @@ class FacilityRepository:
     def get(self, facility_id: int) -> Facility | None:
         return self.session.get(Facility, facility_id)
 
+    def existing_ids(self, facility_ids: Iterable[int]) -> set[int]:
+        """Those of these facility ids that exist, in one query."""
+        ids = sorted(set(facility_ids))
+        if not ids:
+            return set()
+        return set(self.session.scalars(select(Facility.id).where(Facility.id.in_(ids))))
+
     def by_name(self, operator_id: int, name: str) -> Facility | None:
         return self.session.scalar(
             select(Facility).where(Facility.operator_id == operator_id, Facility.name == name)

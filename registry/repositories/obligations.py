@@ -6,7 +6,12 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from registry.db.models import ClusterBudget, ClusterNotification, TransferCondition
+from registry.db.models import (
+    ClusterBudget,
+    ClusterBudgetRevision,
+    ClusterNotification,
+    TransferCondition,
+)
 
 __all__ = ["ObligationRepository"]
 
@@ -15,7 +20,10 @@ class ObligationRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def add(self, obj: TransferCondition | ClusterBudget | ClusterNotification) -> None:
+    def add(
+        self,
+        obj: TransferCondition | ClusterBudget | ClusterBudgetRevision | ClusterNotification,
+    ) -> None:
         self.session.add(obj)
         self.session.flush()
 
@@ -30,6 +38,13 @@ class ObligationRepository:
 
     def budgets(self) -> list[ClusterBudget]:
         return list(self.session.scalars(select(ClusterBudget)))
+
+    def budget_revisions(self, cluster_id: int | None = None) -> list[ClusterBudgetRevision]:
+        """Budget revisions in declaration order (oldest first)."""
+        stmt = select(ClusterBudgetRevision).order_by(ClusterBudgetRevision.id)
+        if cluster_id is not None:
+            stmt = stmt.where(ClusterBudgetRevision.cluster_id == cluster_id)
+        return list(self.session.scalars(stmt))
 
     def notifications(self, cluster_id: int | None = None) -> list[ClusterNotification]:
         stmt = select(ClusterNotification).order_by(ClusterNotification.id)

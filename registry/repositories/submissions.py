@@ -29,17 +29,24 @@ class SubmissionRepository:
                 delete(RejectedSubmission).where(RejectedSubmission.id <= newest - keep)
             )
 
-    def kept_replays(self, digests: Collection[str]) -> set[tuple[str, int | None]]:
-        """``(digest, delivering operator)`` of the replays already kept among ``digests``."""
+    def kept_once(
+        self, digests: Collection[str], outcomes: Collection[str]
+    ) -> set[tuple[str, int | None, str]]:
+        """``(digest, delivering operator, outcome)`` of the submissions already kept among
+        ``digests`` with one of ``outcomes`` (those kept at most once per operator)."""
         if not digests:
             return set()
         rows = self.session.execute(
-            select(RejectedSubmission.digest, RejectedSubmission.source_operator_id).where(
+            select(
+                RejectedSubmission.digest,
+                RejectedSubmission.source_operator_id,
+                RejectedSubmission.outcome,
+            ).where(
                 RejectedSubmission.digest.in_(sorted(set(digests))),
-                RejectedSubmission.outcome == "replayed_report",
+                RejectedSubmission.outcome.in_(sorted(outcomes)),
             )
         )
-        return {(d, o) for d, o in rows}
+        return {(d, o, c) for d, o, c in rows}
 
     def in_period(self, start: datetime | None, end: datetime | None) -> list[RejectedSubmission]:
         stmt = select(RejectedSubmission).order_by(RejectedSubmission.id)

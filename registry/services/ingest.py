@@ -10,7 +10,16 @@ commits; only after that commit is any report acknowledged. Rejected reports inc
 counter per (reason, chip); those whose chip signature verified (replays, reused sequence
 numbers, reports off the chain) are also kept, bounded, as evidence for the clone and replay
 rules, and appended to the log as ``rejected_report`` records (byte-identical replays at most
-once per digest and delivering operator).
+once per digest and delivering operator). A correctly signed report delivered by an operator
+that is not the chip's custodian (now, nor when the report's window started: the previous
+custodian may still deliver the last reports of its stay) is refused ``forbidden`` but kept
+and logged the same way: a chip key used through another account is a clone's or a
+replayer's trace.
+
+Time bounds: a window may not end beyond the clock skew after receipt (``window_in_future``,
+checked in :meth:`IngestService.prepare`) nor start before the chip's first declared
+installation (``window_before_installation``, under the lock, with custody). Neither is kept as
+evidence: an agent whose clock ran ahead may sign the same sequence number again.
 """
 
 from __future__ import annotations
@@ -21,7 +30,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -33,6 +42,7 @@ from attestation.logentries import REJECTED_REPORT, record_body, timestamp
 from attestation.report import OpenedReport, UsageReport, open_envelope
 from registry.auth import Principal, Role
 from registry.repositories.chips import ChipIngestState, ChipRepository
+from registry.repositories.facilities import FacilityRepository
 from registry.repositories.reports import ReportRepository
 from registry.repositories.submissions import SubmissionRepository
 from registry.services.log import TransparencyLog
@@ -53,6 +63,9 @@ _LINKS_ENCODER = json.JSONEncoder(separators=(",", ":"))
 LOG_KIND_REJECTED = REJECTED_REPORT
 # Signed-but-rejected submissions kept as evidence; the oldest beyond this are dropped.
 MAX_REJECTED_SUBMISSIONS = 100_000
+# Outcomes whose byte-identical repeats are kept and logged at most once per delivering operator.
+_ONCE_PER_OPERATOR = frozenset({"replayed_report", "forbidden"})
+DEFAULT_MAX_SKEW = timedelta(seconds=120)
 
 # Per-report rejection codes and the HTTP status each stands for (docs/PROTOCOL.md, section 4).
 REJECTION_STATUS: dict[str, int] = {
@@ -62,6 +75,7 @@ REJECTION_STATUS: dict[str, int] = {
     "chip_revoked": 403,
     "chip_decommissioned": 403,
     "unknown_chip": 404,
+    "unknown_facility": 404,
     "replayed_report": 409,
     "sequence_reused": 409,
     "sequence_gap": 409,
@@ -69,6 +83,8 @@ REJECTION_STATUS: dict[str, int] = {
     "window_out_of_order": 409,
     "bad_signature": 422,
     "key_mismatch": 422,
+    "window_in_future": 422,
+    "window_before_installation": 422,
 }
 
 
@@ -91,6 +107,8 @@ class Rejected:
     log_index: int | None = None
     # The verified report, when the rejection came after its chip signature verified.
     evidence: Verified | None = None
+    # For ``forbidden`` evidence: a byte-identical copy of the chip's accepted report.
+    copy_of_accepted: bool = False
 
     @property
     def status(self) -> int:
@@ -155,11 +173,20 @@ class _Head:
 
 
 class IngestService:
-    def __init__(self, session: Session, log: TransparencyLog, clock: Callable[[], datetime]):
+    def __init__(
+        self,
+        session: Session,
+        log: TransparencyLog,
+        clock: Callable[[], datetime],
+        *,
+        max_skew: timedelta = DEFAULT_MAX_SKEW,
+    ) -> None:
         self.session = session
         self.log = log
         self.clock = clock
+        self.max_skew = max_skew
         self.chips = ChipRepository(session)
+        self.facilities = FacilityRepository(session)
         self.reports = ReportRepository(session)
         self.submissions = SubmissionRepository(session)
 
@@ -182,6 +209,9 @@ class IngestService:
             for chip_id, raw in self.chips.public_keys(missing).items():
                 keys.put(chip_id, PublicKey(raw))
         started = time.perf_counter()
+        # A window may not end later than this: it has not happened yet (or the host clock is
+        # ahead). Accepted, it would block every honest later report of the chip.
+        latest_end = self.clock() + self.max_skew
         for i, opened in opened_at:
             chip_id, seq = opened.claimed.chip_id, opened.claimed.seq
             key = keys.get(chip_id)
@@ -197,6 +227,18 @@ class IngestService:
                 continue
             except KeyMismatchError as exc:
                 items.append(Rejected(i, "key_mismatch", str(exc), chip_id, seq))
+                continue
+            if verified.report.window_end > latest_end:
+                items.append(
+                    Rejected(
+                        i,
+                        "window_in_future",
+                        f"the window ends at {timestamp(verified.report.window_end)}, after "
+                        f"the registry's clock plus the tolerated skew ({timestamp(latest_end)})",
+                        chip_id,
+                        seq,
+                    )
+                )
                 continue
             items.append(Verified(i, verified.report, verified.digest, opened.envelope.to_json()))
         items.sort(key=lambda item: item.index)
@@ -217,6 +259,13 @@ class IngestService:
             for item in batch.items
             if isinstance(item, Verified)
         )
+        claimed = {
+            item.report.facility_id
+            for batch in batches
+            for item in batch.items
+            if isinstance(item, Verified) and item.report.facility_id is not None
+        }
+        facilities = self.facilities.existing_ids(claimed)
         heads = {
             c.chip_id: _Head(c.last_seq, c.last_digest, c.last_window_end, c.last_log_index)
             for c in chips.values()
@@ -232,7 +281,9 @@ class IngestService:
                 outcome = (
                     item
                     if isinstance(item, Rejected)
-                    else self._check(item, chips=chips, heads=heads, caller=batch.caller)
+                    else self._check(
+                        item, chips=chips, heads=heads, facilities=facilities, caller=batch.caller
+                    )
                 )
                 if isinstance(outcome, Rejected):
                     rejected[(outcome.code, outcome.chip_id or "")] += 1
@@ -283,12 +334,19 @@ class IngestService:
         """Keep signed-but-rejected reports for the clone and replay rules, and log each as a
         ``rejected_report`` record (the exact envelope, outcome, delivering operator, receipt
         time; for a replay also the original's log index and receipt time), so partners
-        re-derive those rules from the log. A byte-identical replay is kept and logged at most
-        once per (digest, delivering operator): repeats carry no new evidence.
+        re-derive those rules from the log. A byte-identical replay, or a ``forbidden`` report,
+        is kept and logged at most once per (digest, delivering operator): repeats carry no new
+        evidence. A ``forbidden`` copy of an accepted report names its original like a replay.
         """
-        replays = [r.evidence for r, _ in rejections if r.evidence and r.code == "replayed_report"]
-        kept = self.submissions.kept_replays([ev.digest for ev in replays])
-        originals = self.reports.receipts({(ev.report.chip_id, ev.report.seq) for ev in replays})
+        copies = [
+            r.evidence
+            for r, _ in rejections
+            if r.evidence and (r.code == "replayed_report" or r.copy_of_accepted)
+        ]
+        kept = self.submissions.kept_once(
+            [r.evidence.digest for r, _ in rejections if r.evidence], _ONCE_PER_OPERATOR
+        )
+        originals = self.reports.receipts({(ev.report.chip_id, ev.report.seq) for ev in copies})
         rows = []
         bodies = []
         for r, operator_id in rejections:
@@ -297,10 +355,11 @@ class IngestService:
                 continue
             rep = ev.report
             original = None
-            if r.code == "replayed_report":
-                if (ev.digest, operator_id) in kept:
+            if r.code in _ONCE_PER_OPERATOR:
+                if (ev.digest, operator_id, r.code) in kept:
                     continue
-                kept.add((ev.digest, operator_id))
+                kept.add((ev.digest, operator_id, r.code))
+            if r.code == "replayed_report" or r.copy_of_accepted:
                 receipt = originals.get((rep.chip_id, rep.seq))
                 if receipt is not None:
                     original = {"log_index": receipt[0], "received_at": timestamp(receipt[1])}
@@ -345,6 +404,7 @@ class IngestService:
         *,
         chips: dict[str, ChipIngestState],
         heads: dict[str, _Head],
+        facilities: set[int],
         caller: Principal,
     ) -> Verified | Rejected:
         i, report, digest = item.index, item.report, item.digest
@@ -368,11 +428,44 @@ class IngestService:
             return Rejected(
                 i, "chip_not_installed", f"chip {chip_id!r} is not installed anywhere", chip_id, seq
             )
-        if chip.operator_id != caller.operator_id:
-            return Rejected(
-                i, "forbidden", f"chip {chip_id!r} is not at one of your facilities", chip_id, seq
-            )
         head = heads[chip_id]
+        if chip.operator_id != caller.operator_id and (
+            caller.operator_id is None
+            or self.chips.custodian_at(chip_id, report.window_start) != caller.operator_id
+        ):
+            # Signed by the chip's key but delivered through another account: kept as evidence
+            # (a clone, or a copy of the custodian's report), though the caller learns nothing.
+            stored = None
+            if seq <= head.seq:
+                stored = head.digest if seq == head.seq else head.written.get(seq)
+                if stored is None:
+                    stored = self.reports.digest_at(chip_id, seq)
+            return Rejected(
+                i,
+                "forbidden",
+                f"chip {chip_id!r} is not at one of your facilities",
+                chip_id,
+                seq,
+                evidence=item,
+                copy_of_accepted=stored == digest,
+            )
+        if report.facility_id is not None and report.facility_id not in facilities:
+            return Rejected(
+                i,
+                "unknown_facility",
+                f"the report claims facility {report.facility_id}, which does not exist",
+                chip_id,
+                seq,
+            )
+        if chip.in_service_from is not None and report.window_start < chip.in_service_from:
+            return Rejected(
+                i,
+                "window_before_installation",
+                f"the window starts before the chip's first declared installation "
+                f"({timestamp(chip.in_service_from)})",
+                chip_id,
+                seq,
+            )
         if seq <= head.seq:
             stored = head.digest if seq == head.seq else head.written.get(seq)
             if stored is None:

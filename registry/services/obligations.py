@@ -18,6 +18,7 @@ from registry.auth import Principal, Role
 from registry.db.models import (
     Chip,
     ClusterBudget,
+    ClusterBudgetRevision,
     ClusterNotification,
     DeclaredCluster,
     TransferCondition,
@@ -135,6 +136,15 @@ class ObligationService:
                 "declared_at": timestamp(now),
             },
             now,
+        )
+        self.repo.add(
+            ClusterBudgetRevision(
+                cluster_id=cluster_id,
+                compute_budget_flop=compute_budget_flop,
+                declared_by=caller.name,
+                declared_at=now,
+                log_index=index,
+            )
         )
         budget = self.repo.budget(cluster_id)
         if budget is None:

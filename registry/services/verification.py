@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from attestation.logentries import VERIFIER_RUN, timestamp
 from registry.db.models import Chip, Finding, Installation, TransferCondition, VerifierProgress
+from registry.errors import InvalidRequest
 from registry.repositories.channels import ChannelRepository
 from registry.repositories.chips import ChipRepository
 from registry.repositories.facilities import FacilityRepository
@@ -167,9 +168,10 @@ class VerificationService:
             for s in self.submissions.in_period(since, as_of)
             if logged(s.log_index)
         ]
+        # The latest revision below the cut, as a partner replaying the log finds it.
         budgets = {
             b.cluster_id: b.compute_budget_flop
-            for b in self.obligations.budgets()
+            for b in self.obligations.budget_revisions()
             if logged(b.log_index)
         }
         notices: dict[int, list[ClusterNotificationFact]] = {}
@@ -177,7 +179,9 @@ class VerificationService:
             # Judged by receipt: a notice counts from when the registry got it, never earlier.
             if n.created_at < as_of and logged(n.log_index):
                 notices.setdefault(n.cluster_id, []).append(
-                    ClusterNotificationFact(n.threshold_flop, n.created_at, n.log_index)
+                    ClusterNotificationFact(
+                        n.threshold_flop, n.created_at, n.log_index, n.notified_at
+                    )
                 )
         clusters = [
             DeclaredClusterFact(
@@ -255,8 +259,18 @@ class VerificationService:
         since: datetime | None = None,
     ) -> VerificationRun:
         """Judge the period ``[since, as_of)`` (default: all history up to now), store findings
-        not seen before, and queue them for the webhooks in the same transaction."""
-        as_of = as_of or self.clock()
+        not seen before, and queue them for the webhooks in the same transaction.
+
+        ``as_of`` may not lie in the future (``as_of_in_future``): findings stored now must be
+        true now, and a later run at that instant would judge facts not yet received.
+        """
+        now = self.clock()
+        if as_of is not None and as_of > now:
+            raise InvalidRequest(
+                f"as_of {timestamp(as_of)} is after the registry's clock ({timestamp(now)})",
+                code="as_of_in_future",
+            )
+        as_of = as_of or now
         # Not the append lock: a long run must not stall ingest. Reports are cut at this size.
         state = self.log.repo.state()
         log_size = state.size if state is not None else 0

@@ -113,3 +113,26 @@ def test_lost_acknowledgement_is_recovered_as_a_replay(
     assert stats.acknowledged == len(items) and stats.rejected == 0
     assert agent.spool.pending() == []
     assert stored_reports(live_registry) == len(items)
+
+
+def test_a_clock_ahead_defers_reports_without_breaking_the_chain(
+    live_registry: LiveRegistry, small_fleet: Fleet, tmp_path: Path
+) -> None:
+    """Issue 9: a window ending after the registry's clock is refused ``window_in_future``; the
+    agent keeps it (and the chip's later reports) spooled and sends them once it is due."""
+    provisioned = provision(small_fleet, live_registry.url, live_registry.admin_token)
+    slug = next(iter(small_fleet.facilities))
+    agent = facility_agent(provisioned, slug, tmp_path / slug, live_registry.url)
+    start = small_fleet.installed_at + timedelta(hours=1)
+    registry_now = start + WINDOW / 2  # the host's clock is a window and a half ahead
+    live_registry.context.clock = lambda: registry_now
+    collected = len(agent.collect(start, start + WINDOW))
+    collected += len(agent.collect(start + WINDOW, start + 2 * WINDOW))
+    stats = agent.flush()
+    assert (stats.acknowledged, stats.rejected, stats.deferred) == (0, 0, collected)
+    assert len(agent.spool.pending(limit=10_000)) == collected and agent.spool.rejected() == []
+    # Once the registry's clock has passed the windows, every report goes through in order.
+    registry_now = start + 2 * WINDOW + timedelta(minutes=1)
+    stats = agent.flush()
+    assert (stats.acknowledged, stats.rejected, stats.deferred) == (collected, 0, 0)
+    assert stored_reports(live_registry) == collected

@@ -115,7 +115,8 @@ def test_snapshot_facts_come_from_verified_signed_bytes() -> None:
     signed = {Envelope.from_json(d.envelope).payload for d in artifacts.deliveries}
     assert len(snap.reports) == len(signed)  # honest retries are kept as replayed copies
     (copy,) = [s for s in snap.submissions if s.source == "operator:9"]
-    assert copy.outcome == "replayed_report" and copy.log_index is None
+    # Delivered through an account that never held the chip: refused, kept and logged.
+    assert copy.outcome == "forbidden" and copy.log_index is not None
     original = by_key[(copy.chip_id, copy.seq)]
     assert original.digest == copy.digest == report_digest(envelope.payload)
     assert fact.log_index is not None and fact.facility_id == world.chips[fact.chip_id].facility_id

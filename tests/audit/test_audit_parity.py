@@ -3,15 +3,17 @@
 A scenario world with the independent channels (landmarks, meters, transfer conditions, a
 budgeted cluster) is provisioned into a live registry over real HTTP, with planted violations:
 a smuggled chip (location), ghost chips (meter), a transfer into a forbidden country, a late
-replay, a cluster over its compute budget. The registry's verifier runs through the API; then
-``chipreg audit`` replays the log and must re-derive exactly the published findings, the new
-rules' included. Hiding an input from the verifier, or altering a logged input, fails the audit.
+replay, a cluster over its compute budget, a chip key used through another operator's account
+and another operator's report forwarded through it (both refused ``forbidden`` but kept). The
+registry's verifier runs through the API; then ``chipreg audit`` replays the log and must
+re-derive exactly the published findings, the new rules' included. Hiding an input from the
+verifier, or altering a logged input, fails the audit.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,7 @@ from agents.simulator.world_provision import (
     provision_world,
 )
 from attestation.note import NoteVerifier
+from attestation.report import sign_report
 from registry.auth import Role
 from registry.cli.main import main
 from registry.repositories.log import LogRepository
@@ -53,6 +56,8 @@ class Planted:
     replayed: str
     us: int
     de: int
+    cloned: str
+    forwarded: str
 
 
 def planted_world() -> Planted:
@@ -95,7 +100,28 @@ def planted_world() -> Planted:
         return [Delivery(REPLAY_AT, world.next_order(), history[w - 3], src)]
 
     world.deliver(4, replay)
-    return Planted(world, smuggled, forbidden, replayed, us, de)
+    # Through the Frankfurt operator's account: a second signer of an Ashburn chip's key, and
+    # a copy of another Ashburn chip's report. Both refused (forbidden), both evidence.
+    cloned, forwarded = us_chips[14], us_chips[15]
+    world.chips[forwarded].history = {}
+    foreign_source = world.chips[de_chips[0]].source
+
+    def foreign(w: int) -> Iterable[Delivery]:
+        chip = world.chips[cloned]
+        assert chip.last is not None
+        forged = replace(chip.last, utilization=0.05, energy_j=round(chip.last.energy_j / 4, 1))
+        history = world.chips[forwarded].history
+        assert history is not None
+        at = world.window_start(w + 1) + timedelta(seconds=150)
+        return [
+            Delivery(
+                at, world.next_order(), sign_report(forged, chip.key).to_json(), foreign_source
+            ),
+            Delivery(at, world.next_order(), history[w - 2], foreign_source),
+        ]
+
+    world.deliver(4, foreign)
+    return Planted(world, smuggled, forbidden, replayed, us, de, cloned, forwarded)
 
 
 @dataclass
@@ -124,6 +150,8 @@ class Setup:
         return code, capsys.readouterr().out
 
     def verify(self) -> list[dict[str, Any]]:
+        # The registry refuses to judge an instant after its own clock.
+        self.registry.context.clock = lambda: AS_OF
         with self.registry.client(self.registry.token(Role.INSPECTOR)) as http:
             ok(http.post("/v1/verifier/runs", json={"as_of": AS_OF.isoformat()}))
             found: list[dict[str, Any]] = ok(http.get("/v1/findings"))["findings"]
@@ -159,7 +187,8 @@ def setup(database_url: str, tmp_path: Path) -> Iterator[Setup]:
             artifacts = world.simulate()
             provisioned = provision_world(world, registry.url, admin, set_time=set_time)
             stats = deliver(provisioned, artifacts, set_time=set_time)
-            assert stats.rejected == {}  # a replay is acknowledged as a resent copy
+            # A replay is acknowledged as a resent copy; the foreign account is refused.
+            assert stats.rejected == {"forbidden": 2}
             set_time(END + timedelta(minutes=1))
             honest = [c for c in honest_chips(world) if c != planted.smuggled]
             measured = [planted.smuggled, *honest[:4], *honest[-4:]]
@@ -179,6 +208,8 @@ def test_audit_re_derives_every_rule_from_the_log(
     assert p.smuggled in by_kind["location_mismatch"]
     assert p.forbidden in by_kind["forbidden_country"]
     assert p.replayed in by_kind["replayed_report"]
+    assert p.cloned in by_kind["cloned_identity"]
+    assert p.forwarded in by_kind["replayed_report"]
     assert "ghost_chips" in by_kind
     assert any("budget" in k for k in by_kind), sorted(by_kind)
 

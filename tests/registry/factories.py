@@ -47,7 +47,13 @@ class SimChip:
     prev: str = GENESIS_DIGEST
     window_end: datetime = T0
 
-    def report(self, *, peers: tuple[LinkTraffic, ...] = (), utilization: float = 0.5) -> Envelope:
+    def report(
+        self,
+        *,
+        peers: tuple[LinkTraffic, ...] = (),
+        utilization: float = 0.5,
+        facility_id: int | None = None,
+    ) -> Envelope:
         """The next report in this chip's chain (the chain advances)."""
         report = UsageReport(
             chip_id=self.chip_id,
@@ -59,6 +65,7 @@ class SimChip:
             utilization=utilization,
             energy_j=utilization * 700 * WINDOW.total_seconds(),
             interconnect=peers,
+            facility_id=facility_id,
         )
         envelope = sign_report(report, self.key)
         self.seq, self.prev, self.window_end = (

@@ -14,6 +14,7 @@ import pytest
 from attestation.certs import create_vendor_root
 from attestation.logentries import CLUSTER
 from registry.auth import Role
+from registry.repositories.obligations import ObligationRepository
 from registry.services.verification import VerificationService
 from tests.registry.checks import refused
 from tests.registry.factories import (
@@ -210,9 +211,23 @@ def test_owning_operator_sets_and_revises_the_budget(world: World) -> None:
     ):
         with reg.client(token) as http:
             seen = ok(http.get(f"/v1/clusters/{cluster_id}/obligations"))
-        assert seen["budget"]["compute_budget_flop"] == 8e24  # one budget, revised in place
+        assert seen["budget"]["compute_budget_flop"] == 8e24  # the latest revision
     fact = next(c for c in snapshot(world, NOW + timedelta(days=1)).clusters)
     assert (fact.cluster_id, fact.compute_budget_flop) == (cluster_id, 8e24)
+    # Every revision is kept, and a run cut at a log size between them (an audit of an older
+    # run) judges by the revision logged by then, as a partner replaying the log does.
+    with reg.context.sessions() as s:
+        revisions = ObligationRepository(s).budget_revisions(cluster_id)
+        assert [(r.compute_budget_flop, r.declared_by) for r in revisions] == [
+            (5e24, "test operator"),
+            (8e24, "test admin"),
+        ]
+        first_logged = revisions[0].log_index
+        assert first_logged is not None
+        cut = VerificationService(s, reg.context.clock).snapshot(
+            NOW + timedelta(days=1), log_size=first_logged + 1
+        )
+    assert [c.compute_budget_flop for c in cut.clusters] == [5e24]
 
 
 def test_operator_files_threshold_notifications(world: World) -> None:
@@ -243,7 +258,7 @@ def test_operator_files_threshold_notifications(world: World) -> None:
     # The verifier judges notices by receipt: a backdated one does not count before it was filed.
     assert snapshot(world, NOW - timedelta(minutes=1)).clusters[0].notifications == ()
     facts = snapshot(world, NOW + timedelta(minutes=1)).clusters[0].notifications
-    assert sorted((n.threshold_flop, n.notified_at) for n in facts) == [(1e25, NOW), (1e26, NOW)]
+    assert sorted((n.threshold_flop, n.received_at) for n in facts) == [(1e25, NOW), (1e26, NOW)]
 
 
 def test_budget_and_notification_refusals_write_nothing(world: World) -> None:

@@ -4,11 +4,12 @@ miss it ignores, under the demo policy (thresholds in verifier/policies/demo.tom
 from __future__ import annotations
 
 import dataclasses
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
 from tests.verifier.factories import ABOVE, H100, T0, WINDOW, chip, chips, declared, h100_ids
+from verifier.compute import THRESHOLD_RULE_ID
 from verifier.engine import run
 from verifier.facts import (
     ChipFact,
@@ -23,7 +24,7 @@ from verifier.facts import (
     Snapshot,
     SubmissionFact,
 )
-from verifier.findings import Finding
+from verifier.findings import Finding, rfc3339
 from verifier.policy import Policy
 
 AS_OF = T0 + WINDOW
@@ -412,21 +413,62 @@ def test_within_budget_is_fine(demo_policy: Policy) -> None:
     )
 
 
+THRESHOLD_WINDOWS = int(2e21 // PER_WINDOW) + 2
+# The window in which the training run's cumulative compute passes 2e21 FLOP ends here.
+CROSSED = T0 + (int(2e21 // PER_WINDOW) + 1) * WINDOW
+DAY = timedelta(days=1)
+
+
+def _with_grace(policy: Policy, grace_s: float) -> Policy:
+    rule = policy.rules[THRESHOLD_RULE_ID]
+    params = {**rule.params, "notification_grace_s": grace_s}
+    rules = {**policy.rules, THRESHOLD_RULE_ID: dataclasses.replace(rule, params=params)}
+    return dataclasses.replace(policy, rules=rules)
+
+
+def _unnotified(policy: Policy, as_of: datetime, *notes: ClusterNotificationFact) -> list[Finding]:
+    s = _training(THRESHOLD_WINDOWS, notifications=notes)
+    return [f for f in run(s, policy, as_of) if f.rule_id == THRESHOLD_RULE_ID]
+
+
 def test_threshold_crossed_without_notification(demo_policy: Policy) -> None:
-    windows = int(2e21 // PER_WINDOW) + 2
-    [f] = found(demo_policy, _training(windows), "cluster.threshold_unnotified")
+    [f] = _unnotified(demo_policy, CROSSED)  # the demo policy's grace is 0
     assert f.details["threshold_flop"] == 2e21
+    assert f.details["crossing_window"][1] == rfc3339(CROSSED)
 
 
 def test_notified_threshold_is_fine(demo_policy: Policy) -> None:
-    windows = int(2e21 // PER_WINDOW) + 2
     note = ClusterNotificationFact(2e21, T0 + timedelta(hours=1), next(_log))
-    assert (
-        found(
-            demo_policy, _training(windows, notifications=(note,)), "cluster.threshold_unnotified"
-        )
-        == []
-    )
+    assert _unnotified(demo_policy, CROSSED + DAY, note) == []
+
+
+def test_threshold_unnotified_waits_for_the_grace_to_end(demo_policy: Policy) -> None:
+    """Issue 9: a crossing at 22:34 was flagged at 22:35 although the grace was a day."""
+    policy = _with_grace(demo_policy, 86400)
+    assert _unnotified(policy, CROSSED + timedelta(minutes=1)) == []
+    assert _unnotified(policy, CROSSED + DAY - timedelta(seconds=1)) == []
+    [f] = _unnotified(policy, CROSSED + DAY)
+    assert f.details["deadline"] == rfc3339(CROSSED + DAY)
+    # A notice received within the grace keeps it quiet for good.
+    timely = ClusterNotificationFact(2e21, CROSSED + timedelta(hours=5), next(_log))
+    assert _unnotified(policy, CROSSED + 3 * DAY, timely) == []
+
+
+def test_threshold_notice_after_the_grace_is_late_and_shows_both_times(
+    demo_policy: Policy,
+) -> None:
+    policy = _with_grace(demo_policy, 86400)
+    # Received two days after the crossing although the operator states it was sent in time.
+    stated = CROSSED + timedelta(hours=1)
+    late = ClusterNotificationFact(2e21, CROSSED + 2 * DAY, next(_log), stated)
+    [f] = _unnotified(policy, CROSSED + 3 * DAY, late)
+    assert f.details["notifications"] == [
+        {
+            "threshold_flop": 2e21,
+            "notified_at": rfc3339(stated),
+            "received_at": rfc3339(CROSSED + 2 * DAY),
+        }
+    ]
 
 
 # --- chip.unaccounted ----------------------------------------------------------------------

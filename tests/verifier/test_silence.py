@@ -9,8 +9,8 @@ import pytest
 
 from tests.verifier.factories import INSTALLED, T0, WINDOW, chip, chips, report
 from verifier.errors import FactError
-from verifier.facts import Snapshot
-from verifier.findings import Severity
+from verifier.facts import InstallationFact, Snapshot
+from verifier.findings import Severity, rfc3339
 from verifier.policy import Policy
 from verifier.silence import find_silent_chips
 
@@ -71,6 +71,25 @@ def test_never_reported_chip_counts_from_installation(demo_policy: Policy) -> No
     assert "never reported" in f.summary
 
 
+def test_redeclaring_a_dark_chip_does_not_restart_its_silence(demo_policy: Policy) -> None:
+    """Issue 9: a dark chip's installation re-declared every 30 minutes stayed unflagged."""
+    first = AS_OF - timedelta(hours=5)
+    redeclared = [first + k * timedelta(minutes=30) for k in range(10)]
+    stays = [
+        InstallationFact("dark", 1, start, end, 100 + k)
+        for k, (start, end) in enumerate(zip(redeclared, [*redeclared[1:], None], strict=True))
+    ]
+    dark = chip("dark", installed=redeclared[-1])
+    [f] = find_silent_chips(Snapshot(chips(dark), [], [], installations=stays), demo_policy, AS_OF)
+    assert f.details["last_seen"] == rfc3339(first)
+    assert f.details["silent_for_seconds"] == 5 * 3600
+    # It reported once, then went dark: silent from that report, not from the latest declaration.
+    heard = report("dark", start=AS_OF - timedelta(hours=2) - WINDOW, seq=3, log_index=7)
+    snap = Snapshot(chips(dark), [heard], [], installations=stays)
+    [f] = find_silent_chips(snap, demo_policy, AS_OF)
+    assert f.details["last_seen"] == rfc3339(AS_OF - timedelta(hours=2))
+
+
 def test_uninstalled_and_future_installations_are_not_expected_to_report(
     default_policy: Policy,
 ) -> None:
@@ -81,10 +100,13 @@ def test_uninstalled_and_future_installations_are_not_expected_to_report(
     assert find_silent_chips(Snapshot(fleet, [], []), default_policy, AS_OF) == []
 
 
-def test_reinstallation_restarts_the_clock(default_policy: Policy) -> None:
+def test_reinstallation_does_not_restart_the_clock(default_policy: Policy) -> None:
+    # A move (a new installation) is a declaration, not a sign of life: silence follows reports.
     moved = chip("moved", installed=AS_OF - timedelta(hours=1))
     old_report = report("moved", start=AS_OF - timedelta(hours=10))
-    assert find_silent_chips(Snapshot(chips(moved), [old_report], []), default_policy, AS_OF) == []
+    snapshot = Snapshot(chips(moved), [old_report], [])
+    [f] = find_silent_chips(snapshot, default_policy, AS_OF)
+    assert f.details["last_seen"] == rfc3339(old_report.window_end)
 
 
 def test_fingerprint_is_stable_while_silent_and_new_after_a_new_report(

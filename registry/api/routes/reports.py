@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -157,7 +158,10 @@ def _ingest(
 ) -> list[Accepted | Rejected]:
     started = time.perf_counter()
     with pipeline.writer.admitted(len(envelopes)):
-        prepared = IngestService(session, log, ctx.clock).prepare(envelopes, caller, pipeline.keys)
+        service = IngestService(
+            session, log, ctx.clock, max_skew=timedelta(seconds=ctx.settings.max_clock_skew_s)
+        )
+        prepared = service.prepare(envelopes, caller, pipeline.keys)
         # End the request's read transaction before waiting on the writer.
         session.commit()
         metrics.VERIFY_SECONDS.observe(prepared.verify_seconds)

@@ -65,6 +65,10 @@ def test_admin_token_then_verify_on_an_empty_registry(tmp_path: Path) -> None:
     unknown = chipreg("verify", "--policy", "nope", env=env)
     assert unknown.returncode == 2 and "nope" in unknown.stderr
 
+    # Findings stored now must be true now: no judging an instant still to come.
+    future = chipreg("verify", "--policy", "demo", "--as-of", "2099-01-01T00:00:00Z", env=env)
+    assert future.returncode == 2 and "as_of_in_future" in future.stdout, future.stderr
+
 
 def test_production_refuses_development_defaults(tmp_path: Path) -> None:
     run = chipreg("verify", env={"CHIPREG_ENVIRONMENT": "production"})
