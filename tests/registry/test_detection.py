@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 from attestation.dsse import Envelope
 from attestation.logentries import REJECTED_REPORT, parse_record
 from attestation.report import open_envelope
+from attestation.transfer import Transfer, sign_transfer
 from registry.db.models import Chip, LogEntry, RejectedSubmission, Report
 from registry.services.log import TransparencyLog
 from registry.services.verification import VerificationRun
@@ -35,7 +36,6 @@ from tests.registry.factories import (
     make_world,
     ok,
     operator_key,
-    signed,
 )
 from verifier.policy import load_builtin_policy
 
@@ -284,22 +284,13 @@ def test_the_previous_custodian_may_deliver_the_last_reports_of_its_stay(world: 
     _, other_token, other_facility = add_operator(world.registry, "Toronto", "CA")
     chip = world.chips["NV-2"]
     first = chip.report()  # window 2026-03-01T00:00-00:15, while at the world's facility
-    with world.registry.client(world.registry.admin_token) as http:
-        ok(
-            http.post(
-                "/v1/installations",
-                json=signed(
-                    "installation",
-                    {
-                        "chip_id": "NV-2",
-                        "facility_id": other_facility,
-                        "installed_at": "2026-03-01T00:15:00Z",
-                    },
-                    operator_key("Toronto"),
-                ),
-            ),
-            201,
-        )
+    # Custody passes by a transfer both operators sign (PROTOCOL.md 6.2).
+    deal = Transfer(
+        "NV-2", world.facility_id, other_facility, datetime(2026, 3, 1, 0, 15, tzinfo=UTC)
+    )
+    agreed = sign_transfer(deal, world.operator_key, operator_key("Toronto"))
+    with world.registry.client(other_token) as http:
+        ok(http.post("/v1/transfers", json=agreed.to_dict()), 201)
     assert only(world, first)["status"] == "accepted"
     assert only(world, chip.report(), other_token)["status"] == "accepted"
     assert rejected_records(world) == []
