@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from attestation.cosignature import CosignatureVerifier
+from registry.api.body import StrictJsonRoute
 from registry.api.context import AppContext, utc_now
 from registry.api.problems import install_problem_handlers
 from registry.api.routes import (
@@ -90,6 +91,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         redoc_url=None,
         lifespan=lifespan,
     )
+    app.router.route_class = StrictJsonRoute  # routes added here (/docs); routers set their own
     app.state.context = context
     install_problem_handlers(app)
     for module in (

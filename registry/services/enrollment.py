@@ -181,6 +181,7 @@ class EnrollmentService:
         installed_at: datetime,
     ) -> Installation:
         """Install (or move, or transfer) a chip, as declared in the operator-signed envelope."""
+        caller.require(Role.ADMIN, Role.OPERATOR)  # before any lookup: a 404 tells too
         facility = self.facility(facility_id)
         caller.require_operator(facility.operator_id)
         self._verify_declaration(envelope, facility)
@@ -232,6 +233,7 @@ class EnrollmentService:
         start: datetime,
         end: datetime,
     ) -> DeclaredCluster:
+        caller.require(Role.ADMIN, Role.OPERATOR)  # before any lookup: a 404 tells too
         facility = self.facility(facility_id)
         caller.require_operator(facility.operator_id)
         self._verify_declaration(envelope, facility)

@@ -42,6 +42,7 @@ class QueryService:
         self.finding_repo = FindingRepository(session)
 
     def chip(self, caller: Principal, chip_id: str, *, reports: int = 10) -> ChipView:
+        caller.require(*READ_ALL, Role.VENDOR, Role.OPERATOR)  # before the lookup: 404 tells
         chip = self.chips.get(chip_id)
         if chip is None:
             raise NotFound(f"chip {chip_id!r} is not enrolled", code="unknown_chip")
@@ -65,6 +66,7 @@ class QueryService:
         )
 
     def facility(self, caller: Principal, facility_id: int) -> FacilityView:
+        caller.require(*READ_ALL, Role.OPERATOR)  # before the lookup: 404 tells
         facility = self.facilities.get(facility_id)
         if facility is None:
             raise NotFound(f"no facility {facility_id}", code="unknown_facility")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from registry.api.body import StrictJsonRoute
 from registry.api.deps import CallerDep, ContextDep, SessionDep
 from registry.api.schemas.accounts import (
     OperatorCreate,
@@ -16,7 +17,7 @@ from registry.api.schemas.accounts import (
 from registry.auth import Role
 from registry.services.accounts import AccountService
 
-router = APIRouter(prefix="/v1", tags=["accounts"])
+router = APIRouter(route_class=StrictJsonRoute, prefix="/v1", tags=["accounts"])
 
 
 @router.post("/vendors", status_code=201, response_model=VendorPublic)

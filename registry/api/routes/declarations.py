@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 from attestation.dsse import Envelope
 from attestation.errors import FormatError
 from attestation.logentries import CLUSTER, INSTALLATION, open_declaration
+from registry.api.body import StrictJsonRoute
 from registry.api.deps import CallerDep, ContextDep, SessionDep
 from registry.api.schemas.declarations import (
     ChipCreate,
@@ -30,7 +31,7 @@ from registry.api.schemas.declarations import (
 from registry.errors import BadRequest
 from registry.services.enrollment import EnrollmentService
 
-router = APIRouter(prefix="/v1", tags=["declarations"])
+router = APIRouter(route_class=StrictJsonRoute, prefix="/v1", tags=["declarations"])
 
 M = TypeVar("M", bound=BaseModel)
 

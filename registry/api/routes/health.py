@@ -8,9 +8,10 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
 from registry import metrics
+from registry.api.body import StrictJsonRoute
 from registry.api.deps import ContextDep, LogDep, SessionDep
 
-router = APIRouter(tags=["health"])
+router = APIRouter(route_class=StrictJsonRoute, tags=["health"])
 
 
 @router.get("/healthz")

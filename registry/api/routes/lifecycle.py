@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from registry.api.body import StrictJsonRoute
 from registry.api.deps import CallerDep, ContextDep, SessionDep
+from registry.api.schemas.common import Id
 from registry.api.schemas.lifecycle import (
     DeliveryPublic,
     TransitionCreate,
@@ -16,12 +18,12 @@ from registry.api.schemas.queries import FindingPublic
 from registry.services.findings import FindingLifecycle
 from registry.services.webhooks import WebhookService
 
-router = APIRouter(prefix="/v1", tags=["findings"])
+router = APIRouter(route_class=StrictJsonRoute, prefix="/v1", tags=["findings"])
 
 
 @router.post("/findings/{finding_id}/transitions", response_model=FindingPublic)
 def transition_finding(
-    finding_id: int,
+    finding_id: Id,
     body: TransitionCreate,
     caller: CallerDep,
     session: SessionDep,
@@ -36,7 +38,7 @@ def transition_finding(
 
 @router.get("/findings/{finding_id}/transitions", response_model=list[TransitionPublic])
 def finding_history(
-    finding_id: int, caller: CallerDep, session: SessionDep, ctx: ContextDep
+    finding_id: Id, caller: CallerDep, session: SessionDep, ctx: ContextDep
 ) -> object:
     return FindingLifecycle(session, ctx.clock).history(caller, finding_id)
 
@@ -63,6 +65,6 @@ def list_webhooks(caller: CallerDep, session: SessionDep, ctx: ContextDep) -> ob
     "/webhooks/{webhook_id}/deliveries", response_model=list[DeliveryPublic], tags=["webhooks"]
 )
 def list_deliveries(
-    webhook_id: int, caller: CallerDep, session: SessionDep, ctx: ContextDep
+    webhook_id: Id, caller: CallerDep, session: SessionDep, ctx: ContextDep
 ) -> object:
     return WebhookService(session, ctx.clock).deliveries(caller, webhook_id)

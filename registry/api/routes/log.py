@@ -12,12 +12,13 @@ from pydantic import BaseModel
 from attestation import tiles
 from attestation.errors import FormatError
 from attestation.tlog_proof import TlogProof, format_proof
+from registry.api.body import StrictJsonRoute
 from registry.api.deps import ContextDep, LogDep, SessionDep
-from registry.api.schemas.common import UtcDatetime
+from registry.api.schemas.common import Count, Id, UtcDatetime
 from registry.errors import BadRequest, NotFound
 from registry.services.bundles import BundleService
 
-router = APIRouter(prefix="/v1/log", tags=["log"])
+router = APIRouter(route_class=StrictJsonRoute, prefix="/v1/log", tags=["log"])
 
 
 def _b64(data: bytes) -> str:
@@ -74,8 +75,8 @@ def key(log: LogDep) -> LogKey:
 @router.get("/entries", response_model=LogEntries)
 def entries(
     log: LogDep,
-    start: Annotated[int, Query(ge=0)],
-    end: Annotated[int, Query(ge=1)],
+    start: Annotated[Count, Query()],
+    end: Annotated[Count, Query(ge=1)],
 ) -> LogEntries:
     """Entries with index in [start, end), at most 1000: the exact bytes each leaf commits to."""
     return LogEntries(
@@ -95,8 +96,8 @@ def entries(
 @router.get("/proof/inclusion", response_model=InclusionProof)
 def inclusion(
     log: LogDep,
-    tree_size: Annotated[int, Query(ge=1)],
-    index: Annotated[int | None, Query(ge=0)] = None,
+    tree_size: Annotated[Count, Query(ge=1)],
+    index: Annotated[Count | None, Query()] = None,
     leaf_hash: Annotated[str | None, Query(description="base64 leaf hash")] = None,
 ) -> InclusionProof:
     """RFC 6962 inclusion proof for an entry, by index or by leaf hash."""
@@ -121,8 +122,8 @@ def inclusion(
 @router.get("/proof/consistency", response_model=ConsistencyProof)
 def consistency(
     log: LogDep,
-    first: Annotated[int, Query(ge=1)],
-    second: Annotated[int, Query(ge=1)],
+    first: Annotated[Count, Query(ge=1)],
+    second: Annotated[Count, Query(ge=1)],
 ) -> ConsistencyProof:
     """RFC 6962 consistency proof between two tree sizes."""
     proof = log.consistency_proof(first, second)
@@ -132,7 +133,7 @@ def consistency(
 @router.get("/proof/tlog-proof", response_class=PlainTextResponse)
 def tlog_proof(
     log: LogDep,
-    index: Annotated[int | None, Query(ge=0)] = None,
+    index: Annotated[Count | None, Query()] = None,
     leaf_hash: Annotated[str | None, Query(description="base64 leaf hash")] = None,
 ) -> PlainTextResponse:
     """A C2SP tlog-proof (``c2sp.org/tlog-proof@v1``) of one entry against the latest published,
@@ -185,7 +186,7 @@ def bundle(
     log: LogDep,
     session: SessionDep,
     ctx: ContextDep,
-    facility_id: Annotated[int | None, Query(ge=1)] = None,
+    facility_id: Annotated[Id | None, Query()] = None,
     country: Annotated[str | None, Query(pattern=r"^[A-Z]{2}$")] = None,
     start: Annotated[UtcDatetime | None, Query()] = None,
     end: Annotated[UtcDatetime | None, Query()] = None,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat
 
-from registry.api.schemas.common import ChipId, CountryCode, Name, UtcDatetime
+from registry.api.schemas.common import ChipId, CountryCode, Id, Name, UtcDatetime
 
 __all__ = [
     "ChipCreate",
@@ -23,14 +23,14 @@ __all__ = [
 
 class FacilityCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    operator_id: int
+    operator_id: Id
     name: Name
     country: CountryCode
-    latitude: float = Field(ge=-90, le=90)
-    longitude: float = Field(ge=-180, le=180)
-    declared_power_kw: float = Field(gt=0, description="declared facility power capacity, kW")
-    pue: float = Field(default=1.3, ge=1.0, le=3.0, description="power usage effectiveness")
-    non_it_load_kw: float = Field(
+    latitude: FiniteFloat = Field(ge=-90, le=90)
+    longitude: FiniteFloat = Field(ge=-180, le=180)
+    declared_power_kw: FiniteFloat = Field(gt=0, description="declared facility power capacity, kW")
+    pue: FiniteFloat = Field(default=1.3, ge=1.0, le=3.0, description="power usage effectiveness")
+    non_it_load_kw: FiniteFloat = Field(
         default=0.0, ge=0, description="declared constant non-IT load beyond PUE, kW"
     )
 
@@ -51,10 +51,10 @@ class FacilityPublic(BaseModel):
 
 class ChipCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    vendor_id: int
+    vendor_id: Id
     certificate_pem: str = Field(max_length=20_000, description="endorsement certificate, PEM")
-    peak_tflops_bf16: float = Field(gt=0, le=100_000, description="dense BF16 peak, TFLOP/s")
-    tdp_watts: float = Field(gt=0, le=10_000)
+    peak_tflops_bf16: FiniteFloat = Field(gt=0, le=100_000, description="dense BF16 peak, TFLOP/s")
+    tdp_watts: FiniteFloat = Field(gt=0, le=10_000)
 
 
 class ChipPublic(BaseModel):
@@ -73,7 +73,7 @@ class ChipPublic(BaseModel):
 class InstallationCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     chip_id: ChipId
-    facility_id: int
+    facility_id: Id
     installed_at: UtcDatetime
 
 
@@ -89,7 +89,7 @@ class InstallationPublic(BaseModel):
 
 class ClusterCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    facility_id: int
+    facility_id: Id
     name: Name
     purpose: str = Field(min_length=1, max_length=2000)
     chip_ids: list[ChipId] = Field(min_length=1, max_length=200_000)
