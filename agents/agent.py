@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from agents.backends.base import Accelerator, AcceleratorBackend, SupportsSampling
 from agents.chain import ChainHead, ChainState
 from agents.client import RegistryClient
-from agents.errors import AgentError, Overloaded, TransportError
+from agents.errors import AgentError, RetryLater, TransportError
 from agents.spool import Spool, SpoolItem
 from attestation.dsse import INTOTO_PAYLOAD_TYPE, Envelope, Signature, pae
 from attestation.report import MAX_FACILITY_ID, UsageReport, encode_statement, report_digest
@@ -232,8 +232,8 @@ class Agent:
         err = stats.interrupted_by
         if err is None:
             return 0.0, 0.0
-        if isinstance(err, Overloaded):
-            delay = max(err.retry_after, 1.0)
+        if isinstance(err, RetryLater):  # 429 overloaded, 503 database_unavailable
+            delay = min(max(err.retry_after, 1.0), max_backoff)
         else:
             delay = min(max(backoff * 2, 1.0), max_backoff)
         return delay, time.time() + delay

@@ -17,7 +17,7 @@ from typing import Self
 
 import httpx
 
-from agents.errors import Overloaded, RegistryRejected, TransportError
+from agents.errors import Overloaded, RegistryRejected, TransportError, Unavailable
 
 __all__ = [
     "ACKNOWLEDGED_CODES",
@@ -91,6 +91,9 @@ def raise_for_problem(response: httpx.Response) -> None:
         detail = str(problem.get("detail") or problem.get("title") or detail)
     if status == 429:
         raise Overloaded(_retry_after(response.headers.get("retry-after")), detail)
+    if status == 503:
+        # database_unavailable (the registry's database is down or restarting): retry later.
+        raise Unavailable(_retry_after(response.headers.get("retry-after")), f"{code}: {detail}")
     if status >= 500:
         raise TransportError(f"registry failed with {status} {code}: {detail}")
     raise RegistryRejected(status, code, detail)
