@@ -94,6 +94,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     app.router.route_class = StrictJsonRoute  # routes added here (/docs); routers set their own
     app.state.context = context
     install_problem_handlers(app)
+    app.add_middleware(log.CompressLog)
     for module in (
         accounts,
         declarations,

@@ -8,6 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from attestation import tiles
 from attestation.errors import FormatError
@@ -17,6 +19,24 @@ from registry.api.deps import ContextDep, LogDep, SessionDep
 from registry.api.schemas.common import Count, Id, UtcDatetime
 from registry.errors import BadRequest, NotFound
 from registry.services.bundles import BundleService
+
+
+class CompressLog:
+    """gzip for the log's responses when the client asks for it (C2SP tlog-tiles: tiles and
+    bundles compress well, and mirrors fetch them in bulk). Only under ``/v1/log/``: ingest
+    responses stay uncompressed, their clients ask for gzip by default and the CPU is better
+    spent verifying reports."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.gzip = GZipMiddleware(app, minimum_size=256)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(router.prefix + "/"):
+            await self.gzip(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
 
 router = APIRouter(route_class=StrictJsonRoute, prefix="/v1/log", tags=["log"])
 
@@ -146,6 +166,11 @@ def tlog_proof(
         except ValueError as exc:
             raise BadRequest("leaf_hash is not base64", code="bad_query") from exc
         index = log.index_of(wanted)
+    size, _ = log.head()
+    if index >= size:
+        raise NotFound(
+            f"the log has {size} entries; there is no entry {index}", code="unknown_entry"
+        )
     published = log.published()
     if published is None or index >= published.size:
         raise NotFound(
