@@ -18,10 +18,10 @@ from registry.api.schemas.queries import FindingPublic
 from registry.services.findings import FindingLifecycle
 from registry.services.webhooks import WebhookService
 
-router = APIRouter(route_class=StrictJsonRoute, prefix="/v1", tags=["findings"])
+router = APIRouter(route_class=StrictJsonRoute, prefix="/v1")
 
 
-@router.post("/findings/{finding_id}/transitions", response_model=FindingPublic)
+@router.post("/findings/{finding_id}/transitions", response_model=FindingPublic, tags=["findings"])
 def transition_finding(
     finding_id: Id,
     body: TransitionCreate,
@@ -36,7 +36,11 @@ def transition_finding(
     return FindingPublic.from_row(finding)
 
 
-@router.get("/findings/{finding_id}/transitions", response_model=list[TransitionPublic])
+@router.get(
+    "/findings/{finding_id}/transitions",
+    response_model=list[TransitionPublic],
+    tags=["findings"],
+)
 def finding_history(
     finding_id: Id, caller: CallerDep, session: SessionDep, ctx: ContextDep
 ) -> object:

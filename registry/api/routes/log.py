@@ -76,7 +76,7 @@ class ConsistencyProof(BaseModel):
 
 
 @router.get("/checkpoint", response_class=PlainTextResponse)
-def checkpoint(log: LogDep) -> PlainTextResponse:
+def get_checkpoint(log: LogDep) -> PlainTextResponse:
     """The latest published checkpoint (C2SP tlog-checkpoint, signed note) with the witnesses'
     C2SP tlog-cosignature lines. A new one is published within about a second of new entries."""
     return PlainTextResponse(
@@ -87,13 +87,13 @@ def checkpoint(log: LogDep) -> PlainTextResponse:
 
 
 @router.get("/key", response_model=LogKey)
-def key(log: LogDep) -> LogKey:
+def get_log_key(log: LogDep) -> LogKey:
     """The log's verifier key (``name+keyid+base64``), for pinning by partners."""
     return LogKey(origin=log.signer.origin, verifier_key=log.signer.verifier_key)
 
 
 @router.get("/entries", response_model=LogEntries)
-def entries(
+def list_log_entries(
     log: LogDep,
     start: Annotated[Count, Query()],
     end: Annotated[Count, Query(ge=1)],
@@ -114,7 +114,7 @@ def entries(
 
 
 @router.get("/proof/inclusion", response_model=InclusionProof)
-def inclusion(
+def get_inclusion_proof(
     log: LogDep,
     tree_size: Annotated[Count, Query(ge=1)],
     index: Annotated[Count | None, Query()] = None,
@@ -140,7 +140,7 @@ def inclusion(
 
 
 @router.get("/proof/consistency", response_model=ConsistencyProof)
-def consistency(
+def get_consistency_proof(
     log: LogDep,
     first: Annotated[Count, Query(ge=1)],
     second: Annotated[Count, Query(ge=1)],
@@ -151,7 +151,7 @@ def consistency(
 
 
 @router.get("/proof/tlog-proof", response_class=PlainTextResponse)
-def tlog_proof(
+def get_tlog_proof(
     log: LogDep,
     index: Annotated[Count | None, Query()] = None,
     leaf_hash: Annotated[str | None, Query(description="base64 leaf hash")] = None,
@@ -190,8 +190,17 @@ def _tile_response(data: bytes, partial: bool) -> Response:
     return Response(data, media_type="application/octet-stream", headers=headers)
 
 
-@router.get("/tile/{path:path}", response_class=Response)
-def tile(log: LogDep, path: str) -> Response:
+@router.get(
+    "/tile/{path:path}",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The tile (hashes) or entry bundle, bytes as C2SP tlog-tiles says",
+            "content": {"application/octet-stream": {"schema": {"type": "string"}}},
+        }
+    },
+)
+def get_tile(log: LogDep, path: str) -> Response:
     """C2SP tlog-tiles, read-only: ``tile/<L>/<N>[.p/<W>]`` and ``tile/entries/<N>[.p/<W>]``
     (this prefix, ``/v1/log``, is the tlog-tiles prefix; ``/v1/log/checkpoint`` its checkpoint).
     """
@@ -205,8 +214,17 @@ def tile(log: LogDep, path: str) -> Response:
     return _tile_response(log.tile(level, index, width), partial)
 
 
-@router.get("/bundle", response_class=Response)
-def bundle(
+@router.get(
+    "/bundle",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The signed audit bundle (docs/AUDIT.md)",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    },
+)
+def get_audit_bundle(
     *,
     log: LogDep,
     session: SessionDep,
