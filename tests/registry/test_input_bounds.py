@@ -227,3 +227,26 @@ def test_bundle_of_an_unknown_facility_is_not_found(world: World) -> None:
         (404, "unknown_facility"),
         params={"facility_id": 424242},
     )
+
+
+@pytest.mark.parametrize(
+    "when", ["0001-01-01T00:00:00Z", "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-12:00"]
+)
+def test_timestamps_near_the_ends_of_time_are_refused(world: World, when: str) -> None:
+    """Converting them to UTC or adding a window overflowed: 500 before."""
+    reg = world.registry
+    world.enroll("NV-1")
+    for method, path, body, params in (
+        ("POST", "/v1/verifier/runs", {"policy": "demo", "as_of": when}, None),
+        ("POST", "/v1/verifier/runs", {"since": when, "as_of": "2026-03-02T00:00:00Z"}, None),
+        (
+            "POST",
+            "/v1/chips/NV-1/transfer-conditions",
+            {"allowed_countries": [], "effective_from": when},
+            None,
+        ),
+        ("GET", "/v1/log/bundle", None, {"country": "US", "start": when}),
+    ):
+        refused(
+            reg, reg.admin_token, method, path, (422, "invalid_request"), json=body, params=params
+        )

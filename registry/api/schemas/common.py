@@ -8,7 +8,17 @@ from typing import Annotated
 from annotated_types import Ge, Le
 from pydantic import AfterValidator, Field, StringConstraints
 
-__all__ = ["INT64_MAX", "ChipId", "Count", "CountryCode", "Id", "Name", "UtcDatetime"]
+__all__ = [
+    "EARLIEST",
+    "INT64_MAX",
+    "LATEST",
+    "ChipId",
+    "Count",
+    "CountryCode",
+    "Id",
+    "Name",
+    "UtcDatetime",
+]
 
 # Every integer the API takes (path, query or body) is one of the two types below: both
 # databases store integers in 64 bits, so a larger one is refused as 422 before any query.
@@ -19,11 +29,24 @@ Count = Annotated[int, Ge(0), Le(INT64_MAX)]
 """An offset, log index or tree size: 0 .. 2**63-1."""
 
 
+# Every timestamp the API takes lies in this range: far enough from datetime's own limits
+# (years 1 and 9999) that converting to UTC and adding the verifier's windows cannot overflow.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
+
 def _aware_utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         msg = "timestamps must carry a timezone (use Z for UTC)"
         raise ValueError(msg)
-    return value.astimezone(UTC)
+    try:
+        utc: datetime | None = value.astimezone(UTC)
+    except OverflowError:  # within a day of year 1 or 9999
+        utc = None
+    if utc is None or not EARLIEST <= utc < LATEST:
+        msg = "timestamps must lie in [1970-01-01T00:00:00Z, 9000-01-01T00:00:00Z)"
+        raise ValueError(msg)
+    return utc
 
 
 UtcDatetime = Annotated[datetime, AfterValidator(_aware_utc)]
