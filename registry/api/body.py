@@ -16,7 +16,7 @@ from fastapi.routing import APIRoute
 
 from attestation._json import loads_strict
 from attestation.errors import DuplicateKeyError, FormatError
-from registry.errors import BadRequest, PayloadTooLarge
+from registry.errors import BadRequest, InvalidRequest, PayloadTooLarge
 
 __all__ = ["MAX_JSON_DEPTH", "StrictJsonRoute", "decode_json", "json_body"]
 
@@ -38,8 +38,21 @@ def _too_deep(value: dict[str, Any] | list[Any], limit: int) -> bool:
     return False
 
 
+def _has_nul(value: dict[str, Any] | list[Any]) -> bool:
+    stack: list[dict[str, Any] | list[Any]] = [value]
+    while stack:
+        item = stack.pop()
+        for child in (*item, *item.values()) if isinstance(item, dict) else item:
+            if isinstance(child, str) and "\x00" in child:
+                return True
+            if isinstance(child, (dict, list)):
+                stack.append(child)
+    return False
+
+
 def decode_json(body: bytes) -> Any:
-    """``body`` as JSON, or BadRequest ``duplicate_json_key`` or ``malformed_json``."""
+    """``body`` as JSON; BadRequest ``duplicate_json_key`` or ``malformed_json``, or
+    InvalidRequest for a string holding U+0000."""
     try:
         value = loads_strict(body, "body")
     except DuplicateKeyError as exc:
@@ -48,6 +61,10 @@ def decode_json(body: bytes) -> Any:
         raise BadRequest(str(exc), code="malformed_json") from None
     if isinstance(value, (dict, list)) and _too_deep(value, MAX_JSON_DEPTH):
         raise BadRequest(f"body nests deeper than {MAX_JSON_DEPTH} levels", code="malformed_json")
+    # PostgreSQL cannot store U+0000 in text, SQLite truncates at it in places: refuse it in
+    # any string (keys too). In JSON it can only be spelled as an escape, so look only then.
+    if b"\\u0000" in body and _has_nul([value]):
+        raise InvalidRequest("strings must not contain U+0000", code="invalid_request")
     return value
 
 

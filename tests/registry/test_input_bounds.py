@@ -250,3 +250,30 @@ def test_timestamps_near_the_ends_of_time_are_refused(world: World, when: str) -
         refused(
             reg, reg.admin_token, method, path, (422, "invalid_request"), json=body, params=params
         )
+
+
+def test_nul_characters_are_refused_in_bodies_and_queries(world: World) -> None:
+    """PostgreSQL cannot store U+0000 in text: a 500 there before, on any free-text field."""
+    reg = world.registry
+    for body in (
+        b'{"name": "Lab\\u0000", "country": "US", "public_key": "x"}',
+        b'{"name": "Lab", "country": "US", "public_key": "x", "x\\u0000": 1}',
+    ):
+        problem = post_bytes(world, reg.admin_token, "/v1/operators", body)
+        assert (problem["status"], problem["code"]) == (422, "invalid_request"), body
+    refused(
+        reg,
+        reg.admin_token,
+        "GET",
+        "/v1/findings",
+        (422, "invalid_request"),
+        params={"kind": "chip_silent\x00"},
+    )
+    # The near miss: an escaped backslash followed by "u0000" is just text.
+    with reg.client(reg.admin_token) as http:
+        r = http.post(
+            "/v1/operators",
+            content=b'{"name": "Lab \\\\u0000", "country": "US", "public_key": "x"}',
+            headers={"Content-Type": "application/json"},
+        )
+    assert (r.status_code, r.json()["code"]) == (422, "bad_public_key"), r.text

@@ -85,7 +85,7 @@ def list_findings(
     session: SessionDep,
     facility_id: Id | None = None,
     country: Annotated[str | None, Query(pattern=r"^[A-Z]{2}$")] = None,
-    kind: Annotated[str | None, Query(max_length=64)] = None,
+    kind: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")] = None,
     severity: Annotated[str | None, Query(pattern=r"^(low|medium|high|critical)$")] = None,
     status: Annotated[str | None, Query(pattern=r"^(open|acknowledged|resolved)$")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
