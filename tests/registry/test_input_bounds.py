@@ -18,7 +18,8 @@ from tests.conftest import LiveRegistry
 from tests.registry.checks import PROBLEM_JSON, refused, row_counts
 from tests.registry.factories import World, make_world, ok, signed
 
-TOO_BIG = 2**63  # one past the largest 64-bit integer
+TOO_BIG = 2**63  # one past the largest 64-bit integer: offsets, log indexes, tree sizes
+ID_TOO_BIG = 2**31  # one past the largest id (INTEGER columns: 32 bits on PostgreSQL)
 FACILITY = {
     "name": "Dup site",
     "country": "US",
@@ -125,18 +126,19 @@ def test_non_finite_numbers_are_refused(world: World) -> None:
 @pytest.mark.parametrize(
     ("method", "path", "params"),
     [
+        ("GET", f"/v1/facilities/{ID_TOO_BIG}", None),
         ("GET", f"/v1/facilities/{TOO_BIG}", None),
         ("GET", "/v1/facilities/99999999999999999999", None),
         ("GET", "/v1/findings", {"offset": TOO_BIG}),
-        ("GET", "/v1/findings", {"facility_id": TOO_BIG}),
-        ("GET", f"/v1/findings/{TOO_BIG}/transitions", None),
-        ("GET", f"/v1/clusters/{TOO_BIG}/obligations", None),
-        ("GET", f"/v1/webhooks/{TOO_BIG}/deliveries", None),
+        ("GET", "/v1/findings", {"facility_id": ID_TOO_BIG}),
+        ("GET", f"/v1/findings/{ID_TOO_BIG}/transitions", None),
+        ("GET", f"/v1/clusters/{ID_TOO_BIG}/obligations", None),
+        ("GET", f"/v1/webhooks/{ID_TOO_BIG}/deliveries", None),
         ("GET", "/v1/log/entries", {"start": TOO_BIG, "end": TOO_BIG + 1}),
         ("GET", "/v1/log/proof/inclusion", {"tree_size": TOO_BIG, "index": 0}),
         ("GET", "/v1/log/proof/consistency", {"first": 1, "second": TOO_BIG}),
         ("GET", "/v1/log/proof/tlog-proof", {"index": TOO_BIG}),
-        ("GET", "/v1/log/bundle", {"facility_id": TOO_BIG}),
+        ("GET", "/v1/log/bundle", {"facility_id": ID_TOO_BIG}),
     ],
 )
 def test_integers_beyond_64_bits_in_paths_and_queries(
@@ -177,7 +179,7 @@ def test_integers_beyond_64_bits_in_bodies_and_for_any_role(world: World) -> Non
         "POST",
         "/v1/tokens",
         (422, "invalid_request"),
-        json={"name": "t", "role": "operator", "operator_id": TOO_BIG},
+        json={"name": "t", "role": "operator", "operator_id": ID_TOO_BIG},
     )
     refused(
         reg,
@@ -187,12 +189,14 @@ def test_integers_beyond_64_bits_in_bodies_and_for_any_role(world: World) -> Non
         (422, "invalid_request"),
         json=signed(
             "installation",
-            {"chip_id": "NV-1", "facility_id": TOO_BIG, "installed_at": "2026-02-01T00:00:00Z"},
+            {"chip_id": "NV-1", "facility_id": ID_TOO_BIG, "installed_at": "2026-02-01T00:00:00Z"},
             world.operator_key,
         ),
     )
-    # The largest 64-bit id is an ordinary unknown id.
-    refused(reg, reg.admin_token, "GET", f"/v1/facilities/{TOO_BIG - 1}", (404, "unknown_facility"))
+    # The largest id is an ordinary unknown id.
+    refused(
+        reg, reg.admin_token, "GET", f"/v1/facilities/{ID_TOO_BIG - 1}", (404, "unknown_facility")
+    )
     with reg.client(reg.admin_token) as http:
         assert ok(http.get("/v1/findings", params={"offset": TOO_BIG - 1}))["findings"] == []
 

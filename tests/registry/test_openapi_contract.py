@@ -3,20 +3,18 @@ for every operation (data that fits the schema and data that does not), sends ea
 token of every role and with none, to a real uvicorn server over a world with data, and fails
 on any 5xx and on any status, content type, header or body the document does not declare.
 
-Bounded: ``CHIPREG_CONTRACT_EXAMPLES`` examples per operation and generation mode (default 6),
-derandomised so that a run is reproducible; ``CHIPREG_CONTRACT_OPERATIONS=get_tile,...`` limits
-the run to some operations while working on them. SQLite only: what is checked is the HTTP contract;
-the database-specific paths are covered by the other registry tests on both databases.
+On SQLite and PostgreSQL (ids overflowing PostgreSQL's 32-bit INTEGER columns were 500s there
+only). Bounded: ``CHIPREG_CONTRACT_EXAMPLES`` examples per operation and generation mode
+(default 5), derandomised so that a run is reproducible; ``CHIPREG_CONTRACT_OPERATIONS=a,b``
+(operation ids) limits the run to some operations while working on them.
 """
 
 from __future__ import annotations
 
 import os
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-import pytest
 import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
@@ -32,11 +30,10 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from registry.auth import Role
-from registry.settings import Settings
 from tests.conftest import LiveRegistry
 from tests.registry.factories import link, make_world, ok
 
-EXAMPLES = int(os.environ.get("CHIPREG_CONTRACT_EXAMPLES", "6"))
+EXAMPLES = int(os.environ.get("CHIPREG_CONTRACT_EXAMPLES", "5"))
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -44,21 +41,6 @@ CHECKS = [
     response_headers_conformance,
     response_schema_conformance,
 ]
-
-
-@pytest.fixture
-def database_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'registry.sqlite3'}"
-
-
-@pytest.fixture
-def registry_settings(database_url: str, tmp_path: Path) -> Settings:
-    return Settings(
-        database_url=database_url,
-        log_key_file=tmp_path / "log-key",
-        log_origin="test.chipreg.local/log",
-        checkpoint_interval_s=0.2,
-    )
 
 
 def role_tokens(registry: LiveRegistry) -> dict[str, str | None]:

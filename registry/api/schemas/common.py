@@ -10,6 +10,7 @@ from pydantic import AfterValidator, Field, StringConstraints
 
 __all__ = [
     "EARLIEST",
+    "INT32_MAX",
     "INT64_MAX",
     "LATEST",
     "ChipId",
@@ -20,11 +21,13 @@ __all__ = [
     "UtcDatetime",
 ]
 
-# Every integer the API takes (path, query or body) is one of the two types below: both
-# databases store integers in 64 bits, so a larger one is refused as 422 before any query.
+# Every integer the API takes (path, query or body) is one of the two types below, bounded by
+# the database column it ends up compared with (ids are INTEGER, 32 bits on PostgreSQL; log
+# indexes and sizes BIGINT), so a larger one is refused as 422 before any query.
+INT32_MAX = 2**31 - 1
 INT64_MAX = 2**63 - 1
-Id = Annotated[int, Ge(1), Le(INT64_MAX)]
-"""A database id (vendor, operator, facility, finding, ...): 1 .. 2**63-1."""
+Id = Annotated[int, Ge(1), Le(INT32_MAX)]
+"""A database id (vendor, operator, facility, finding, cluster, ...): 1 .. 2**31-1."""
 Count = Annotated[int, Ge(0), Le(INT64_MAX)]
 """An offset, log index or tree size: 0 .. 2**63-1."""
 
