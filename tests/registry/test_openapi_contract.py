@@ -115,3 +115,32 @@ def test_every_operation_keeps_its_documented_contract(live_registry: LiveRegist
                 failures.append(f"{operation.label} ({mode.value}):\n{exc}")
     session.close()
     assert not failures, "\n\n".join(failures)
+
+
+def test_the_document_declares_auth_errors_and_readable_ids(live_registry: LiveRegistry) -> None:
+    with live_registry.client() as http:
+        spec = ok(http.get("/openapi.json"))
+    assert spec["components"]["securitySchemes"]["bearerAuth"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": spec["components"]["securitySchemes"]["bearerAuth"]["description"],
+    }
+    problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    assert "HTTPValidationError" not in spec["components"]["schemas"]
+    ids = []
+    for path, item in spec["paths"].items():
+        for method, op in item.items():
+            ids.append(op["operationId"])
+            assert "_v1_" not in op["operationId"], op["operationId"]
+            assert len(op["tags"]) == 1, (method, path, op["tags"])
+            public = path.startswith("/v1/log/") or path in ("/healthz", "/metrics")
+            assert (op.get("security") is None) == public, (method, path)
+            errors = {s: r for s, r in op["responses"].items() if not s.startswith("2")}
+            assert {"500", "503"} <= set(errors), (method, path)
+            if not public:
+                assert {"401", "403"} <= set(errors), (method, path)
+            for status, response in errors.items():
+                assert response["content"] == problem, (method, path, status)
+            assert "Retry-After" in errors["503"]["headers"]
+    assert len(ids) == len(set(ids))
+    assert {"list_findings", "ingest_batch", "get_tile", "transition_finding"} <= set(ids)
