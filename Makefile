@@ -5,6 +5,11 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
+# NVIDIA's reference verifier and its genuine Hopper evidence, for the GPU attestation tests.
+# Installed beside the venv, not into it: its top-level package is named ``verifier`` and
+# would shadow chipreg's own; its pins (cryptography==43.0.1, ...) would downgrade ours.
+NVREF   = $(VENV)/nv-local-gpu-verifier
+NVREF_PKGS = nv-local-gpu-verifier==2.7.3 pyopenssl==26.4.0 ecdsa==0.19.2 six==1.17.0 asn1==3.3.0
 ARGS   ?=
 
 .PHONY: demo test lint typecheck check serve clean
@@ -13,6 +18,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev,load]'
+	$(BIN)/pip install --quiet --no-deps --upgrade --target $(NVREF) $(NVREF_PKGS)
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -24,6 +30,7 @@ serve: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -10,20 +10,23 @@ from __future__ import annotations
 
 import email.utils
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
+from urllib.parse import quote, urlsplit
 
 import httpx
 
-from agents.errors import Overloaded, RegistryRejected, TransportError, Unavailable
+from agents.errors import AgentError, Overloaded, RegistryRejected, TransportError, Unavailable
 
 __all__ = [
     "ACKNOWLEDGED_CODES",
     "BatchResult",
+    "JsonApi",
     "RegistryClient",
     "ReportResult",
+    "check_registry_url",
     "raise_for_problem",
 ]
 
@@ -89,6 +92,8 @@ def raise_for_problem(response: httpx.Response) -> None:
     if isinstance(problem, dict):
         code = str(problem.get("code") or code)
         detail = str(problem.get("detail") or problem.get("title") or detail)
+    else:
+        problem = None
     if status == 429:
         raise Overloaded(_retry_after(response.headers.get("retry-after")), detail)
     if status == 503:
@@ -96,7 +101,52 @@ def raise_for_problem(response: httpx.Response) -> None:
         raise Unavailable(_retry_after(response.headers.get("retry-after")), f"{code}: {detail}")
     if status >= 500:
         raise TransportError(f"registry failed with {status} {code}: {detail}")
-    raise RegistryRejected(status, code, detail)
+    raise RegistryRejected(status, code, detail, problem)
+
+
+def check_registry_url(url: str) -> str:
+    """``url`` if it is an absolute http(s) URL with a host; :class:`AgentError` otherwise.
+
+    Caught at start-up: a URL without a scheme would otherwise fail only at the first flush.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        msg = (
+            f"registry URL {url!r} must be absolute with an http:// or https:// scheme, "
+            "e.g. https://registry.example.org"
+        )
+        raise AgentError(msg)
+    return url
+
+
+class JsonApi:
+    """JSON calls to the registry with a bearer token; problems raise
+    :class:`agents.errors.RegistryRejected`, unreachable registries :class:`TransportError`."""
+
+    def __init__(self, http: httpx.Client) -> None:
+        self._http = http
+
+    def get(self, path: str, token: str) -> Any:
+        return self.request("GET", path, token, None)
+
+    def post(self, path: str, token: str, body: Mapping[str, object]) -> dict[str, Any]:
+        doc = self.request("POST", path, token, body)
+        if not isinstance(doc, dict):
+            raise TransportError(f"POST {path}: response is not a JSON object")
+        return doc
+
+    def request(self, method: str, path: str, token: str, body: Mapping[str, object] | None) -> Any:
+        try:
+            response = self._http.request(
+                method, path, json=body, headers={"Authorization": f"Bearer {token}"}
+            )
+        except httpx.TransportError as exc:
+            raise TransportError(f"cannot reach registry for {method} {path}: {exc!r}") from exc
+        raise_for_problem(response)
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise TransportError(f"{method} {path}: response is not JSON") from exc
 
 
 def _opt_int(value: object) -> int | None:
@@ -167,6 +217,52 @@ class RegistryClient:
             raise TransportError(f"cannot reach registry: {exc!r}") from exc
         raise_for_problem(response)
         return _parse_batch(response, len(envelopes))
+
+    def check_token(self) -> None:
+        """Check, before the first window, that the token is a live operator token.
+
+        One cheap authenticated call (``GET /v1/tokens/self``). A refused token raises
+        :class:`RegistryRejected` (never worth retrying: fix the setting); an unreachable
+        registry raises :class:`TransportError`.
+        """
+        me = self._json("GET", "/v1/tokens/self")
+        role = me.get("role") if isinstance(me, dict) else None
+        if role != "operator":
+            raise RegistryRejected(
+                403,
+                "not_an_operator_token",
+                f"the token is a {role} token; agents post reports with an operator token",
+            )
+
+    def check_facility(self, facility_id: int) -> None:
+        """Check that the facility exists and is this token's operator's (only its operator
+        may read it): :class:`RegistryRejected` with 404 ``unknown_facility`` or 403."""
+        self._json("GET", f"/v1/facilities/{facility_id}")
+
+    def _json(self, method: str, path: str, body: object | None = None) -> Any:
+        try:
+            response = self._http.request(method, path, json=body)
+        except httpx.TransportError as exc:
+            raise TransportError(f"cannot reach registry: {exc!r}") from exc
+        raise_for_problem(response)
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise TransportError(f"{method} {path}: response is not JSON") from exc
+
+    def open_gpu_challenges(self, chip_id: str) -> list[dict[str, Any]]:
+        """The chip's unanswered GPU re-attestation challenges (PROTOCOL.md 11.4)."""
+        doc = self._json("GET", f"/v1/chips/{quote(chip_id, safe='')}/gpu-challenges")
+        if not isinstance(doc, list):
+            raise TransportError("GPU challenges: response is not a JSON list")
+        return [c for c in doc if isinstance(c, dict)]
+
+    def post_gpu_evidence(self, chip_id: str, evidence: dict[str, object]) -> dict[str, Any]:
+        """Answer a re-attestation challenge with GPU evidence."""
+        doc = self._json("POST", f"/v1/chips/{quote(chip_id, safe='')}/gpu-evidence", evidence)
+        if not isinstance(doc, dict):
+            raise TransportError("GPU evidence: response is not a JSON object")
+        return doc
 
     def close(self) -> None:
         """Close the underlying connection pool."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = [
     "AgentError",
     "BackendUnavailable",
+    "GpuEvidenceUnavailable",
     "Overloaded",
     "RegistryRejected",
     "RetryLater",
@@ -25,6 +26,20 @@ class AgentError(Exception):
 
 class BackendUnavailable(AgentError):
     """The accelerator backend cannot be used on this host (no driver, no device, no key)."""
+
+
+class GpuEvidenceUnavailable(BackendUnavailable):
+    """This GPU cannot produce device evidence here; ``reason`` says why, machine-readably.
+
+    Reasons: ``no_nvml`` (no driver or NVML library), ``old_bindings`` (pynvml lacks the
+    confidential-computing calls), ``old_driver`` (the driver lacks them: R535 or later is
+    needed), ``cc_off`` (confidential-computing mode is off), ``not_supported`` (the GPU cannot
+    attest, e.g. before Hopper), ``nvml_error`` (any other NVML failure).
+    """
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"no GPU evidence ({reason}): {detail}")
+        self.reason = reason
 
 
 class TransportError(AgentError):
@@ -57,11 +72,15 @@ class Unavailable(RetryLater):
 class RegistryRejected(AgentError):
     """The registry refused the whole request with a 4xx problem response (not 429)."""
 
-    def __init__(self, status: int, code: str, detail: str) -> None:
+    def __init__(
+        self, status: int, code: str, detail: str, problem: dict[str, object] | None = None
+    ) -> None:
         super().__init__(f"registry rejected the request: {status} {code}: {detail}")
         self.status = status
         self.code = code
         self.detail = detail
+        #: The whole problem document (e.g. the per-item ``errors`` of a refused batch).
+        self.problem = problem or {}
 
 
 class SpoolError(AgentError):

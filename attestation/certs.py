@@ -8,6 +8,7 @@ check and the trust decision stays in this small module rather than in a generic
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -28,6 +29,7 @@ __all__ = [
     "issue_chip_certificate",
     "load_vendor_root",
     "verify_chip_certificate",
+    "verify_chip_certificates",
 ]
 
 
@@ -253,6 +255,31 @@ def verify_chip_certificate(cert_pem: bytes, root_pem: bytes, *, at: datetime) -
     """
     _require_aware(at, "at")
     root_cert, root = _load_root(root_pem)
+    return _verify_chip(cert_pem, root_cert, root, at)
+
+
+def verify_chip_certificates(
+    cert_pems: Sequence[bytes], root_pem: bytes, *, at: datetime
+) -> list[ChipEndorsement | CertificateError]:
+    """:func:`verify_chip_certificate` for many certificates of one root, item by item.
+
+    The root is parsed and self-verified once (a bad root raises :class:`CertificateError`);
+    each item's result is its endorsement or the :class:`CertificateError` it would raise.
+    """
+    _require_aware(at, "at")
+    root_cert, root = _load_root(root_pem)
+    results: list[ChipEndorsement | CertificateError] = []
+    for cert_pem in cert_pems:
+        try:
+            results.append(_verify_chip(cert_pem, root_cert, root, at))
+        except CertificateError as exc:
+            results.append(exc)
+    return results
+
+
+def _verify_chip(
+    cert_pem: bytes, root_cert: x509.Certificate, root: VendorRoot, at: datetime
+) -> ChipEndorsement:
     cert = _load(cert_pem, "chip certificate")
     public_key = _ed25519_key(cert, "chip certificate")
     if cert.issuer != root_cert.subject:

@@ -18,7 +18,7 @@ Two shapes:
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,6 +26,7 @@ from attestation._json import loads_strict
 from attestation.dsse import Envelope, sign_envelope
 from attestation.errors import FormatError
 from attestation.keys import PrivateKey
+from attestation.timefmt import format_time
 
 __all__ = [
     "DECLARATION_KINDS",
@@ -39,7 +40,9 @@ __all__ = [
     "parse_record",
     "parse_timestamp",
     "record_body",
+    "sign_cluster_declaration",
     "sign_declaration",
+    "sign_installation_declaration",
     "timestamp",
 ]
 
@@ -59,6 +62,10 @@ METER = "meter"
 REJECTED_REPORT = "rejected_report"
 LANDMARK_MEASUREMENT = "landmark_measurement"
 METER_READING = "meter_reading"
+CHIP_STATUS = "chip_status"
+OPERATOR_KEY = "operator_key"
+TRANSFER = "transfer"
+GPU_ATTESTATION = "gpu_attestation"
 
 RECORD_KINDS = {
     VENDOR: "chipreg.dev/record/vendor/v1",
@@ -76,10 +83,20 @@ RECORD_KINDS = {
     # A chip-signed report the registry turned away, embedding the exact envelope received,
     # with the outcome, the delivering operator and the receipt time.
     REJECTED_REPORT: "chipreg.dev/record/rejected-report/v1",
+    # A chip taken out of service (decommissioned) or whose key is no longer trusted (revoked).
+    CHIP_STATUS: "chipreg.dev/record/chip-status/v1",
+    # An operator's new declaration key, registered by an admin (the old key's declarations
+    # stay verifiable under the key in force at their log position).
+    OPERATOR_KEY: "chipreg.dev/record/operator-key/v1",
+    # GPU device evidence the registry verified (at enrollment or on re-attestation), with
+    # the exact report, chain and root, so a partner re-verifies it from the log alone.
+    GPU_ATTESTATION: "chipreg.dev/record/gpu-attestation/v1",
 }
 DECLARATION_KINDS = {
     INSTALLATION: "chipreg.dev/declaration/installation/v1",
     CLUSTER: "chipreg.dev/declaration/cluster/v1",
+    # Custody passing between operators: signed by both (attestation.transfer).
+    TRANSFER: "chipreg.dev/declaration/transfer/v1",
 }
 # Sensor evidence: DSSE envelopes signed by the landmark's or meter's registered key
 # (attestation.landmark, attestation.meter), logged as received.
@@ -148,6 +165,50 @@ def sign_declaration(kind: str, fields: Mapping[str, Any], key: PrivateKey) -> E
         raise FormatError("declaration fields must not contain 'type'")
     payload = canonical_json({"type": DECLARATION_KINDS[kind], **fields})
     return sign_envelope(payload, DECLARATION_PAYLOAD_TYPE, key)
+
+
+def sign_installation_declaration(
+    *, chip_id: str, facility_id: int, installed_at: datetime, key: PrivateKey
+) -> Envelope:
+    """The operator's declaration that ``chip_id`` is (from ``installed_at``) at the facility.
+
+    The one builder of installation declarations: the CLI, the simulator and the load tests
+    all sign through it, so every client puts the same fields in the same format.
+    """
+    return sign_declaration(
+        INSTALLATION,
+        {
+            "chip_id": chip_id,
+            "facility_id": facility_id,
+            "installed_at": format_time(installed_at),
+        },
+        key,
+    )
+
+
+def sign_cluster_declaration(
+    *,
+    name: str,
+    purpose: str,
+    facility_id: int,
+    chip_ids: Sequence[str],
+    start: datetime,
+    end: datetime,
+    key: PrivateKey,
+) -> Envelope:
+    """The operator's declaration of a cluster of chips working together over [start, end)."""
+    return sign_declaration(
+        CLUSTER,
+        {
+            "name": name,
+            "purpose": purpose,
+            "facility_id": facility_id,
+            "chip_ids": list(chip_ids),
+            "start": format_time(start),
+            "end": format_time(end),
+        },
+        key,
+    )
 
 
 def open_declaration(envelope: Envelope, kind: str) -> dict[str, Any]:

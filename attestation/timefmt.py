@@ -7,13 +7,19 @@ from datetime import UTC, datetime, timedelta
 
 from attestation.errors import FormatError
 
-__all__ = ["format_time", "parse_time", "require_utc_seconds"]
+__all__ = ["format_time", "parse_declared_time", "parse_time", "require_utc_seconds"]
 
 # One exact shape only: lenient parsers (fromisoformat, dateutil) accept offsets, fractions and
 # spaces, and two verifiers must never disagree about which window a signed report covers.
 # [0-9], not \d: \d also matches non-ASCII digits such as U+FF12, which int() then accepts.
 _TIME_RE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})Z")
 _ZERO = timedelta(0)
+# What an operator may write in a declaration it signs (installations, clusters, notices): RFC 3339
+# with an explicit zone, optional fraction. A JSON string only: a number is not a time.
+_DECLARED_RE = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(\.[0-9]{1,6})?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
 # Parsed times by their text: reports of one window share its two timestamps, so ingest parses
 # each once. Bounded; datetimes are immutable, so sharing them is safe.
 _PARSED: dict[str, datetime] = {}
@@ -62,3 +68,26 @@ def parse_time(s: str) -> datetime:
         _PARSED.clear()
     _PARSED[s] = parsed
     return parsed
+
+
+def parse_declared_time(value: object, what: str = "time") -> datetime:
+    """Parse a timestamp an operator wrote in a declaration; return it as aware UTC.
+
+    The one rule shared by the registry (its request schemas) and the partner's audit (replaying
+    the signed declarations from the log), so both accept exactly the same declarations: an
+    RFC 3339 string with ``Z`` or a numeric offset and at most microseconds. Numbers, naive times,
+    week dates, spaces and other ISO 8601 variants raise :class:`FormatError`.
+    """
+    if not isinstance(value, str) or _DECLARED_RE.fullmatch(value) is None:
+        raise FormatError(
+            f"invalid {what} {value!r}: want an RFC 3339 string with a zone, "
+            "like 2026-11-22T17:00:00Z"
+        )
+    try:
+        parsed = datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
+    except ValueError as e:  # e.g. month 13, Feb 30, offset +25:00
+        raise FormatError(f"invalid {what} {value!r}: {e}") from None
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # within a day of year 1 or 9999, e.g. 0001-01-01T00:00:00+01:00
+        raise FormatError(f"invalid {what} {value!r}: out of the representable range") from None

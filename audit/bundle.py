@@ -47,7 +47,8 @@ __all__ = [
 
 BUNDLE_PAYLOAD_TYPE = "application/vnd.chipreg.audit-bundle+json"
 BUNDLE_TYPE = "chipreg.dev/audit-bundle/v1"
-_ALWAYS = (le.VENDOR, le.OPERATOR, le.FACILITY)
+# Operator keys too: a later declaration in the bundle may be signed by a rotated key.
+_ALWAYS = (le.VENDOR, le.OPERATOR, le.OPERATOR_KEY, le.FACILITY)
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,12 @@ def select_records(
             declarations[index] = (kind, fields)
             if kind == le.INSTALLATION and int(fields["facility_id"]) in facilities:
                 chips.add(str(fields["chip_id"]))
+        elif kind == le.TRANSFER:
+            fields = le.open_declaration(Envelope.from_json(body), kind)
+            declarations[index] = (kind, fields)
+            ends = {int(fields["from_facility_id"]), int(fields["to_facility_id"])}
+            if ends & facilities:
+                chips.add(str(fields["chip_id"]))
     for index, kind, body in items:
         if kind in _ALWAYS:
             chosen.append(index)
@@ -118,9 +125,12 @@ def select_records(
                 chosen.append(index)
         elif index in declarations:
             dkind, fields = declarations[index]
-            if (dkind == le.INSTALLATION and str(fields["chip_id"]) in chips) or (
+            if (dkind in (le.INSTALLATION, le.TRANSFER) and str(fields["chip_id"]) in chips) or (
                 dkind == le.CLUSTER and int(fields["facility_id"]) in facilities
             ):
+                chosen.append(index)
+        elif kind == le.CHIP_STATUS:
+            if str(le.parse_record(kind, body)["chip_id"]) in chips:
                 chosen.append(index)
         elif kind == le.VERIFIER_RUN:
             as_of = le.parse_timestamp(str(le.parse_record(kind, body)["as_of"]))

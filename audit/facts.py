@@ -10,6 +10,7 @@ identical, byte for byte in canonical JSON.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from attestation.logentries import canonical_json
 from audit.records import InstallationDecl, VerifierRun
@@ -21,6 +22,7 @@ from verifier.facts import (
     ClusterNotificationFact,
     DeclaredClusterFact,
     FacilityFact,
+    GpuAttestationFact,
     InstallationFact,
     LandmarkFact,
     LinkFact,
@@ -81,6 +83,10 @@ def snapshot_at(replay: Replay, run: VerifierRun) -> Snapshot:
             allowed[c.chip_id] = (
                 allowed[c.chip_id] & c.allowed if c.chip_id in allowed else c.allowed
             )
+    retired: dict[str, datetime] = {}
+    for st in replay.statuses:
+        if st.index < cut and st.effective_at <= as_of:
+            retired[st.chip_id] = min(retired.get(st.chip_id, st.effective_at), st.effective_at)
     chips = {}
     for chip in replay.chips.values():
         if chip.index >= cut:
@@ -98,6 +104,7 @@ def snapshot_at(replay: Replay, run: VerifierRun) -> Snapshot:
             vendor=chip.vendor,
             allowed_countries=allowed.get(chip.chip_id),
             operator_id=facility.operator_id if facility else None,
+            retired_at=retired.get(chip.chip_id),
         )
     reports = [
         ReportFact(
@@ -192,6 +199,11 @@ def snapshot_at(replay: Replay, run: VerifierRun) -> Snapshot:
             and r.window_start < as_of
             and r.window_end <= as_of
             and (since is None or r.window_end > since)
+        ],
+        gpu_attestations=[
+            GpuAttestationFact(a.chip_id, a.purpose, a.hardware_id, a.verified_at, a.index)
+            for a in replay.gpu_attestations
+            if a.index < cut and a.verified_at < as_of
         ],
         period_start=since,
         period_end=as_of,

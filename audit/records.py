@@ -16,9 +16,11 @@ from attestation.report import GENESIS_DIGEST, UsageReport
 __all__ = [
     "BudgetRec",
     "ChipState",
+    "ChipStatusRec",
     "ClusterDecl",
     "ConditionRec",
     "FacilityRec",
+    "GpuAttestationRec",
     "InstallationDecl",
     "LandmarkRec",
     "LoggedMeasurement",
@@ -67,6 +69,8 @@ class ChipState:
     seq: int = 0
     digest: str = GENESIS_DIGEST
     window_end: datetime | None = None
+    decommissioned_at: datetime | None = None
+    revoked_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,3 +185,25 @@ class VerifierRun:
     policy_version: str
     log_size: int
     findings: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class ChipStatusRec:
+    """A logged ``chip_status`` record: the chip left service (``decommissioned`` or
+    ``revoked``) at ``effective_at``."""
+
+    index: int
+    chip_id: str
+    status: str
+    effective_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class GpuAttestationRec:
+    """A re-verified ``gpu_attestation`` record."""
+
+    index: int
+    chip_id: str
+    purpose: str
+    hardware_id: str
+    verified_at: datetime

@@ -14,23 +14,34 @@ import base64
 from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from attestation import logentries as le
 from attestation.certs import load_vendor_root, verify_chip_certificate
 from attestation.dsse import Envelope, verify_envelope
 from attestation.errors import AttestationError
+from attestation.gpu import (
+    ENROLLMENT_BINDING,
+    REATTESTATION_BINDING,
+    bind_spdm_nonce,
+    load_gpu_root,
+    verify_gpu_evidence,
+)
 from attestation.keys import PublicKey
 from attestation.landmark import open_measurement, verify_challenge_answer, verify_measurement
 from attestation.meter import open_reading, verify_reading
 from attestation.report import open_envelope
+from attestation.timefmt import parse_declared_time
+from attestation.transfer import open_transfer, verify_transfer
 from audit.records import (
     BudgetRec,
     ChipState,
+    ChipStatusRec,
     ClusterDecl,
     ConditionRec,
     FacilityRec,
+    GpuAttestationRec,
     InstallationDecl,
     LandmarkRec,
     LoggedMeasurement,
@@ -47,13 +58,8 @@ __all__ = ["Replay"]
 
 
 def _time(value: object) -> datetime:
-    """A declaration timestamp as the registry's schema accepts it (RFC 3339 with a zone)."""
-    if not isinstance(value, str):
-        raise ValueError(f"timestamp must be a string, got {value!r}")
-    parsed = datetime.fromisoformat(value)
-    if parsed.tzinfo is None:
-        raise ValueError(f"timestamp {value!r} has no timezone")
-    return parsed.astimezone(UTC)
+    """A declaration timestamp, by the rule the registry's request schemas use."""
+    return parse_declared_time(value, "timestamp")
 
 
 @dataclass
@@ -61,12 +67,16 @@ class Replay:
     """The state rebuilt from the log so far, and the problems found on the way."""
 
     trusted_vendor_fingerprints: Collection[str] | None = None
+    # GPU device roots the partner trusts (SHA-256 of the DER root); None: report, not judge.
+    trusted_gpu_root_fingerprints: Collection[str] | None = None
     # A bundle holds a selection of entries: no contiguity, chains start where the bundle does.
     partial: bool = False
     problems: list[Problem] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
     vendors: dict[int, str] = field(default_factory=dict)  # id -> root PEM
-    operators: dict[int, PublicKey] = field(default_factory=dict)
+    operators: dict[int, PublicKey] = field(default_factory=dict)  # the key in force now
+    # Each operator's keys with the log index from which each signs, in log order.
+    operator_keys: dict[int, list[tuple[int, PublicKey]]] = field(default_factory=dict)
     facilities: dict[int, FacilityRec] = field(default_factory=dict)
     chips: dict[str, ChipState] = field(default_factory=dict)
     chip_keys: set[bytes] = field(default_factory=set)
@@ -78,6 +88,7 @@ class Replay:
     runs: list[VerifierRun] = field(default_factory=list)
     vendor_names: dict[int, str] = field(default_factory=dict)
     custodian: dict[str, int] = field(default_factory=dict)  # chip -> operator, in log order
+    location: dict[str, int] = field(default_factory=dict)  # chip -> facility, in log order
     accepted: dict[tuple[str, int], LoggedReport] = field(default_factory=dict)
     receipts: dict[int, datetime] = field(default_factory=dict)  # report index -> received_at
     conditions: list[ConditionRec] = field(default_factory=list)
@@ -92,6 +103,10 @@ class Replay:
     measurements: list[LoggedMeasurement] = field(default_factory=list)
     readings: list[LoggedReading] = field(default_factory=list)
     rejected: list[RejectedRec] = field(default_factory=list)
+    statuses: list[ChipStatusRec] = field(default_factory=list)
+    gpu_hardware: dict[str, str] = field(default_factory=dict)  # hardware id -> chip id
+    gpu_nonces: set[bytes] = field(default_factory=set)
+    gpu_attestations: list[GpuAttestationRec] = field(default_factory=list)
     signatures_checked: int = 0
     next_index: int = 0
 
@@ -130,7 +145,37 @@ class Replay:
 
     def _operator(self, index: int, body: bytes) -> None:
         rec = le.parse_record(le.OPERATOR, body)
-        self.operators[int(rec["operator_id"])] = PublicKey.from_b64(str(rec["public_key"]))
+        operator_id = int(rec["operator_id"])
+        if operator_id in self.operators:
+            self.problem(index, le.OPERATOR, f"operator {operator_id} registered twice")
+        self._set_operator_key(index, operator_id, PublicKey.from_b64(str(rec["public_key"])))
+
+    def _operator_key(self, index: int, body: bytes) -> None:
+        rec = le.parse_record(le.OPERATOR_KEY, body)
+        operator_id = int(rec["operator_id"])
+        current = self.operators.get(operator_id)
+        if current is None:
+            raise ValueError(f"operator {operator_id} is not in the log before")
+        if current.to_b64() != rec["previous_public_key"] and not self.partial:
+            self.problem(index, le.OPERATOR_KEY, "previous_public_key is not the key in force")
+        key = PublicKey.from_b64(str(rec["public_key"]))
+        if any(k.raw == key.raw for _, k in self.operator_keys[operator_id]):
+            self.problem(index, le.OPERATOR_KEY, f"operator {operator_id} reuses a former key")
+        self._set_operator_key(index, operator_id, key)
+
+    def _set_operator_key(self, index: int, operator_id: int, key: PublicKey) -> None:
+        # Declarations after ``index`` are checked against this key (the replay runs in log
+        # order); those before stay checked against the one in force at their position.
+        self.operators[operator_id] = key
+        self.operator_keys.setdefault(operator_id, []).append((index, key))
+
+    def operator_key_at(self, operator_id: int, index: int) -> PublicKey | None:
+        """The operator's key in force for an entry at log position ``index``."""
+        found = None
+        for since, key in self.operator_keys.get(operator_id, ()):
+            if since < index:
+                found = key
+        return found
 
     def _facility(self, index: int, body: bytes) -> None:
         rec = le.parse_record(le.FACILITY, body)
@@ -219,11 +264,46 @@ class Replay:
         chip_id = str(fields["chip_id"])
         if chip_id not in self.chips:
             self.problem(index, "installation", f"chip {chip_id} is not enrolled before")
+        operator_id = self.facilities[facility_id].operator_id
+        held_by = self.custodian.get(chip_id)
+        if held_by is not None and held_by != operator_id and not self.partial:
+            # Custody passes between operators only by a transfer both of them sign.
+            self.problem(
+                index,
+                "installation",
+                f"{chip_id} passes from operator {held_by} to {operator_id} without a transfer",
+            )
+        self._install(index, chip_id, facility_id, _time(fields["installed_at"]))
+
+    def _install(self, index: int, chip_id: str, facility_id: int, at: datetime) -> None:
         self.installed.add(chip_id)
         self.custodian[chip_id] = self.facilities[facility_id].operator_id
-        self.installations.append(
-            InstallationDecl(index, chip_id, facility_id, _time(fields["installed_at"]))
+        self.location[chip_id] = facility_id
+        self.installations.append(InstallationDecl(index, chip_id, facility_id, at))
+
+    def _transfer(self, index: int, body: bytes) -> None:
+        envelope = _canonical_envelope(body)
+        claimed = open_transfer(envelope)
+        giving = self.facilities.get(claimed.from_facility_id)
+        receiving = self.facilities.get(claimed.to_facility_id)
+        if giving is None or receiving is None:
+            raise ValueError("a facility of the transfer is not in the log before")
+        if giving.operator_id == receiving.operator_id:
+            self.problem(index, le.TRANSFER, "a transfer within one operator")
+        transfer = verify_transfer(
+            envelope, self.operators[giving.operator_id], self.operators[receiving.operator_id]
         )
+        self.signatures_checked += 2
+        chip_id = transfer.chip_id
+        if chip_id not in self.chips:
+            raise ValueError(f"chip {chip_id} is not enrolled before")
+        if not self.partial and self.location.get(chip_id) != giving.facility_id:
+            self.problem(
+                index,
+                le.TRANSFER,
+                f"{chip_id} is not at the giving facility {giving.facility_id}",
+            )
+        self._install(index, chip_id, receiving.facility_id, transfer.transferred_at)
 
     def _cluster(self, index: int, body: bytes) -> None:
         fields, facility_id = self._declaration(index, le.CLUSTER, body)
@@ -271,10 +351,34 @@ class Replay:
             self.problem(index, "hash_chain", f"{chip.chip_id} seq {report.seq}: broken chain")
         elif chip.window_end is not None and report.window_start < chip.window_end:
             self.problem(index, "window", f"{chip.chip_id} seq {report.seq}: window overlaps")
+        if chip.revoked_at is not None:
+            self.problem(index, "usage_report", f"{chip.chip_id} was revoked before this report")
+        elif chip.decommissioned_at is not None and report.window_end > chip.decommissioned_at:
+            self.problem(
+                index, "usage_report", f"{chip.chip_id} was decommissioned before this window ended"
+            )
         chip.seq, chip.digest, chip.window_end = report.seq, verified.digest, report.window_end
         logged = LoggedReport(index, report, verified.digest, self.custodian.get(chip.chip_id))
         self.accepted.setdefault((chip.chip_id, report.seq), logged)
         self.reports.append(logged)
+
+    def _chip_status(self, index: int, body: bytes) -> None:
+        rec = le.parse_record(le.CHIP_STATUS, body)
+        chip = self.chips.get(str(rec["chip_id"]))
+        if chip is None:
+            raise ValueError(f"chip {rec['chip_id']} is not enrolled before")
+        status, at = str(rec["status"]), le.parse_timestamp(str(rec["effective_at"]))
+        if chip.revoked_at is not None:
+            self.problem(index, le.CHIP_STATUS, f"{chip.chip_id} was already revoked")
+        if status == "decommissioned":
+            if chip.decommissioned_at is not None:
+                self.problem(index, le.CHIP_STATUS, f"{chip.chip_id} decommissioned twice")
+            chip.decommissioned_at = chip.decommissioned_at or at
+        elif status == "revoked":
+            chip.revoked_at = chip.revoked_at or at
+        else:
+            raise ValueError(f"unknown chip status {status!r}")
+        self.statuses.append(ChipStatusRec(index, chip.chip_id, status, at))
 
     # -- verifier inputs the registry records ------------------------------------------------
     def _transfer_condition(self, index: int, body: bytes) -> None:
@@ -446,6 +550,53 @@ class Replay:
             )
         )
 
+    def _gpu_attestation(self, index: int, body: bytes) -> None:
+        """Re-verify logged GPU evidence: chain, nonce binding and signature, from the log."""
+        rec = le.parse_record(le.GPU_ATTESTATION, body)
+        chip_id = str(rec["chip_id"])
+        chip = self.chips.get(chip_id)
+        if chip is None:
+            self.problem(index, "gpu_attestation", f"chip {chip_id} is not in the log before")
+            return
+        key = PublicKey.from_b64(str(rec["chip_public_key"]))
+        if key != chip.public_key:
+            self.problem(index, "gpu_attestation", f"evidence of {chip_id} binds another key")
+            return
+        bindings = {"enrollment": ENROLLMENT_BINDING, "reattestation": REATTESTATION_BINDING}
+        binding = bindings.get(str(rec["purpose"]))
+        if binding is None:
+            self.problem(index, "gpu_attestation", f"unknown purpose {rec['purpose']!r}")
+            return
+        root = load_gpu_root(b64decode(str(rec["root_certificate"])))
+        trusted = self.trusted_gpu_root_fingerprints
+        if root.fingerprint != rec["root_fingerprint"] or (
+            trusted is not None and root.fingerprint not in trusted
+        ):
+            self.problem(index, "gpu_attestation", f"GPU root {root.fingerprint} not trusted")
+        registry_nonce = bytes.fromhex(str(rec["registry_nonce"]))
+        verified_at = le.parse_timestamp(str(rec["verified_at"]))
+        claims = verify_gpu_evidence(
+            b64decode(str(rec["report"])),
+            tuple(b64decode(str(c)) for c in rec["certificates"]),
+            root=root,
+            expected_nonce=bind_spdm_nonce(binding, key.raw, registry_nonce),
+            at=verified_at,
+        )
+        self.signatures_checked += 1
+        self.gpu_attestations.append(
+            GpuAttestationRec(index, chip_id, str(rec["purpose"]), claims.hardware_id, verified_at)
+        )
+        if claims.hardware_id != rec["hardware_id"]:
+            self.problem(index, "gpu_attestation", f"hardware id of {chip_id} differs")
+        holder = self.gpu_hardware.setdefault(claims.hardware_id, chip_id)
+        if holder != chip_id:
+            self.problem(
+                index, "gpu_attestation", f"GPU {claims.hardware_id} backs {holder} and {chip_id}"
+            )
+        if registry_nonce in self.gpu_nonces:
+            self.problem(index, "gpu_attestation", "registry nonce answered twice")
+        self.gpu_nonces.add(registry_nonce)
+
 
 _HANDLERS = {
     le.VENDOR: Replay._vendor,
@@ -464,6 +615,10 @@ _HANDLERS = {
     le.LANDMARK_MEASUREMENT: Replay._landmark_measurement,
     le.METER_READING: Replay._meter_reading,
     le.REJECTED_REPORT: Replay._rejected_report,
+    le.CHIP_STATUS: Replay._chip_status,
+    le.TRANSFER: Replay._transfer,
+    le.OPERATOR_KEY: Replay._operator_key,
+    le.GPU_ATTESTATION: Replay._gpu_attestation,
 }
 
 

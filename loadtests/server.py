@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -15,7 +16,14 @@ from sqlalchemy import create_engine, text
 
 from registry.server import free_port
 
-__all__ = ["RegistryProcess", "chipreg_command", "reset_postgres", "start_registry"]
+__all__ = [
+    "RegistryProcess",
+    "chipreg_command",
+    "registry_env",
+    "reset_postgres",
+    "spawn_serve",
+    "start_registry",
+]
 
 HOST = "127.0.0.1"
 
@@ -37,6 +45,12 @@ class RegistryProcess:
     def pid(self) -> int:
         return self.process.pid
 
+    def kill_hard(self) -> None:
+        """SIGKILL the server and all its workers at once (its own process group)."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()
@@ -56,18 +70,40 @@ def reset_postgres(database_url: str) -> None:
     engine.dispose()
 
 
-def start_registry(
-    database_url: str, workdir: Path, *, workers: int = 1, timeout: float = 30.0
-) -> RegistryProcess:
-    """Migrate, create an admin token, then serve; returns once /healthz answers."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    env = {
+def registry_env(database_url: str, workdir: Path) -> dict[str, str]:
+    """The environment of a load-test registry process."""
+    return {
         **os.environ,
         "CHIPREG_DATABASE_URL": database_url,
         "CHIPREG_LOG_KEY_FILE": str(workdir / "log-key"),
         "CHIPREG_LOG_ORIGIN": "loadtest.chipreg.local/log",
         "CHIPREG_ENVIRONMENT": "development",
     }
+
+
+def spawn_serve(
+    env: dict[str, str], port: int, workers: int, log_path: Path
+) -> subprocess.Popen[bytes]:
+    """``chipreg serve`` in its own process group (so a hard kill takes every worker)."""
+    with log_path.open("ab") as log:
+        return subprocess.Popen(  # noqa: S603
+            [
+                *chipreg_command(),
+                *("serve", "--host", HOST, "--port", str(port), "--workers", str(workers)),
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def start_registry(
+    database_url: str, workdir: Path, *, workers: int = 1, timeout: float = 30.0
+) -> RegistryProcess:
+    """Migrate, create an admin token, then serve; returns once /healthz answers."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    env = registry_env(database_url, workdir)
     # Fixed argv: this interpreter running the chipreg CLI.
     done = subprocess.run(  # noqa: S603
         [*chipreg_command(), "admin", "create-token", "--role", "admin", "--name", "loadtest"],
@@ -78,16 +114,8 @@ def start_registry(
     admin_token = str(json.loads(done.stdout)["token"])
     port = free_port(HOST)
     log_path = workdir / "registry.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(  # noqa: S603
-            [
-                *chipreg_command(),
-                *("serve", "--host", HOST, "--port", str(port), "--workers", str(workers)),
-            ],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    log_path.unlink(missing_ok=True)
+    process = spawn_serve(env, port, workers, log_path)
     url = f"http://{HOST}:{port}"
     server = RegistryProcess(process, url, admin_token, database_url, log_path)
     deadline = time.monotonic() + timeout

@@ -11,7 +11,7 @@ from attestation.note import NoteSigner, signer_from_skey
 from registry.services.log import LogSigner
 from registry.settings import Environment, Settings
 
-__all__ = ["load_log_signer"]
+__all__ = ["create_log_key", "load_log_signer"]
 
 
 def load_log_signer(settings: Settings) -> LogSigner:
@@ -20,7 +20,7 @@ def load_log_signer(settings: Settings) -> LogSigner:
         if settings.environment is not Environment.DEVELOPMENT:
             msg = f"log key {path} does not exist"
             raise FileNotFoundError(msg)
-        _create(path, settings.log_origin)
+        create_log_key(path, settings.log_origin)
     signer = signer_from_skey(path.read_text().strip())
     if signer.name != settings.log_origin:
         msg = f"log key {path} is for origin {signer.name!r}, not {settings.log_origin!r}"
@@ -28,7 +28,12 @@ def load_log_signer(settings: Settings) -> LogSigner:
     return LogSigner(origin=settings.log_origin, signer=signer)
 
 
-def _create(path: Path, origin: str) -> None:
+def create_log_key(path: Path, origin: str) -> NoteSigner:
+    """Write a new log key to ``path`` (mode 0600); :class:`FileExistsError` if one is there.
+
+    Never overwrites: a second key for the same log would fork its identity for every partner
+    that pinned the first one.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     key = PrivateKey.generate()
     signer = NoteSigner(origin, key)
@@ -38,3 +43,4 @@ def _create(path: Path, origin: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(skey + "\n")
+    return signer

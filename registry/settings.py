@@ -4,16 +4,24 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Environment", "Settings", "WitnessSetting"]
+__all__ = ["BootstrapSettings", "Environment", "LogFormat", "Settings", "WitnessSetting"]
 
 
 class Environment(StrEnum):
     DEVELOPMENT = "development"
     PRODUCTION = "production"
+
+
+class LogFormat(StrEnum):
+    """How every chipreg process writes its log lines (``CHIPREG_LOG_FORMAT``)."""
+
+    TEXT = "text"
+    JSON = "json"
 
 
 class WitnessSetting(BaseModel):
@@ -86,6 +94,38 @@ class Settings(BaseSettings):
     verifier_interval_s: float = Field(
         default=30.0, gt=0, description="How often the continuous verifier wakes up."
     )
+    gpu_root_files: list[Path] = Field(
+        default_factory=list,
+        description="PEM files of the GPU device roots trusted for hardware-attested "
+        'enrollment, as JSON: ["/etc/chipreg/nvidia_device_root.pem"]. Empty: GPU evidence '
+        "is refused (code gpu_attestation_disabled).",
+    )
+    gpu_challenge_ttl_s: int = Field(
+        default=300, ge=1, le=3600, description="How long a GPU challenge nonce stays valid."
+    )
+    console_session_ttl_s: int = Field(
+        default=8 * 3600, ge=60, description="Lifetime of a web console login."
+    )
+    console_secure_cookie: bool = Field(
+        default=False,
+        description="Mark the console's session cookie Secure (set it behind HTTPS).",
+    )
+    partner_aggregates_only: bool = Field(
+        default=False,
+        description="Partners read counts per facility and country, not per-chip detail.",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        default="INFO",
+        description="Process log level (not the transparency log); case-insensitive.",
+    )
+    log_format: LogFormat = Field(
+        default=LogFormat.TEXT, description="text (one line per record) or json (one object)."
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _refuse_dev_defaults_in_production(self) -> Settings:
@@ -95,7 +135,21 @@ class Settings(BaseSettings):
             if self.database_url.startswith("sqlite"):
                 msg = "CHIPREG_DATABASE_URL must name a PostgreSQL database in production"
                 raise ValueError(msg)
-            if not self.log_key_file.is_file():
-                msg = f"CHIPREG_LOG_KEY_FILE {self.log_key_file} does not exist"
-                raise ValueError(msg)
+            self._require_log_key()
         return self
+
+    def _require_log_key(self) -> None:
+        if not self.log_key_file.is_file():
+            msg = (
+                f"CHIPREG_LOG_KEY_FILE {self.log_key_file} does not exist "
+                "(create it once with `chipreg admin init`)"
+            )
+            raise ValueError(msg)
+
+
+class BootstrapSettings(Settings):
+    """The settings of ``chipreg admin init``: the one command that creates the log key
+    production otherwise requires to exist."""
+
+    def _require_log_key(self) -> None:
+        return None

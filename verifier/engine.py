@@ -11,6 +11,7 @@ from verifier.compute import find_above_peak, find_budget_findings
 from verifier.errors import FactError
 from verifier.facts import Snapshot
 from verifier.findings import Finding
+from verifier.gpu import find_gpu_attestation_findings
 from verifier.identity import find_clones, find_replays
 from verifier.links import (
     ONE_SIDED_RULE_ID,
@@ -94,6 +95,7 @@ def run(snapshot: Snapshot, policy: Policy, as_of: datetime) -> list[Finding]:
     over, unnotified = find_budget_findings(snapshot, policy, index=index)
     findings.extend(over)
     findings.extend(unnotified)
+    findings.extend(find_gpu_attestation_findings(snapshot, policy, as_of))
     findings.sort(
         key=lambda f: (
             f.kind,

@@ -26,6 +26,7 @@ __all__ = [
     "ClusterNotificationFact",
     "DeclaredClusterFact",
     "FacilityFact",
+    "GpuAttestationFact",
     "InstallationFact",
     "LandmarkFact",
     "LinkFact",
@@ -76,6 +77,9 @@ class ChipFact:
       for the chip. ``None`` means no condition restricts it (the rule then ignores the chip);
       an empty set means it may be nowhere.
     * ``operator_id``: the operator whose facility currently holds the chip, ``None`` if none.
+    * ``retired_at``: when the chip left service (decommissioned or revoked, the earlier; only
+      if at or before the judged instant), ``None`` while in service. From then on it is no
+      longer expected to report.
     """
 
     chip_id: str
@@ -88,10 +92,12 @@ class ChipFact:
     vendor: str | None = None
     allowed_countries: frozenset[str] | None = None
     operator_id: int | None = None
+    retired_at: datetime | None = None
 
     def __post_init__(self) -> None:
         if not self.chip_id:
             raise FactError("chip_id must not be empty")
+        _require_aware(self.retired_at, f"chip {self.chip_id}: retired_at")
         if not self.peak_ops >= 0:  # also rejects NaN
             raise FactError(f"chip {self.chip_id}: peak_ops must be >= 0, got {self.peak_ops}")
         if self.peak_power_w is not None:
@@ -353,6 +359,24 @@ class DeclaredClusterFact:
 
 
 @dataclass(frozen=True, slots=True)
+class GpuAttestationFact:
+    """Verified GPU device evidence of a chip (a ``gpu_attestation`` log record).
+
+    ``purpose`` is ``enrollment`` (the GPU the chip enrolled with) or ``reattestation`` (an
+    answer to a registry challenge); ``hardware_id`` names the GPU that signed.
+    """
+
+    chip_id: str
+    purpose: str
+    hardware_id: str
+    verified_at: datetime
+    log_index: int
+
+    def __post_init__(self) -> None:
+        _require_aware(self.verified_at, "GPU attestation verified_at")
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     """Everything the rules may look at.
 
@@ -361,7 +385,8 @@ class Snapshot:
     accepted reports, ``submissions`` the signed-but-rejected ones. ``period_start`` /
     ``period_end`` bound the judged period when the caller loaded only part of the history
     (``None``: from the beginning / up to ``as_of``); rules that count missing data (silence,
-    meters) do not look before ``period_start``.
+    meters) do not look before ``period_start``. ``gpu_attestations`` is the whole history of
+    verified GPU evidence up to ``as_of`` (a lapse is judged from the last proof, however old).
     """
 
     chips: Mapping[str, ChipFact]
@@ -376,6 +401,7 @@ class Snapshot:
     meter_readings: Sequence[MeterReadingFact] = ()
     period_start: datetime | None = None
     period_end: datetime | None = None
+    gpu_attestations: Sequence[GpuAttestationFact] = ()
 
     def __post_init__(self) -> None:
         _require_aware(self.period_start, "snapshot period_start")

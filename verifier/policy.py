@@ -88,6 +88,10 @@ RULE_PARAMS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
         frozenset({"notification_grace_s"}),
         frozenset({"thresholds_flop"}),
     ),
+    # GPU hardware attestation (issue 13): how often a hardware-attested chip must prove again,
+    # over a fresh registry nonce, that its enrolled GPU is still behind it.
+    "gpu.attestation_lapsed": (frozenset({"max_interval_s"}), frozenset()),
+    "gpu.device_changed": (frozenset(), frozenset()),
 }
 
 _VERSION_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")

@@ -5,6 +5,10 @@ latest report's window end, or its installation if that is later or it never rep
 the policy's grace period, it is flagged. The finding is keyed on that last-heard instant, so
 re-running the verifier while the chip stays silent yields the same fingerprint; a chip that
 reports again and then falls silent again yields a new one.
+
+A chip that left service (decommissioned or revoked: ``ChipFact.retired_at``) is judged as of
+that instant: a silence that had already passed the grace period then is still found (leaving
+service does not hide it), none that would begin later.
 """
 
 from __future__ import annotations
@@ -92,9 +96,10 @@ def _silent(
             continue
         last = latest.get(chip_id)
         last_seen = installed_at if last is None else max(installed_at, last.window_end)
-        if last_seen < cutoff:
+        judged = as_of if chip.retired_at is None else min(as_of, chip.retired_at)
+        if last_seen < judged - grace:
             findings.append(
-                _finding(chip, last, last_seen, as_of, policy, rule=rule, kind=kind, grace=grace)
+                _finding(chip, last, last_seen, judged, policy, rule=rule, kind=kind, grace=grace)
             )
     return findings
 

@@ -11,10 +11,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
+from attestation.gpu import GpuEvidence
 from attestation.keys import PublicKey
 from attestation.report import LinkTraffic
 
-__all__ = ["Accelerator", "AcceleratorBackend", "SupportsSampling", "WindowTelemetry"]
+__all__ = [
+    "Accelerator",
+    "AcceleratorBackend",
+    "SupportsGpuEvidence",
+    "SupportsSampling",
+    "WindowTelemetry",
+]
 
 
 @dataclass(frozen=True)
@@ -76,4 +83,16 @@ class SupportsSampling(Protocol):
 
     def sample(self) -> None:
         """Take one utilization sample of every accelerator."""
+        ...
+
+
+@runtime_checkable
+class SupportsGpuEvidence(Protocol):
+    """A GPU that can sign SPDM measurements over a nonce (docs/PROTOCOL.md section 11)."""
+
+    def attestation_evidence(self, nonce: bytes) -> GpuEvidence:
+        """The attestation report over the 32-byte SPDM ``nonce`` and the certificate chain.
+
+        Raises :class:`agents.errors.GpuEvidenceUnavailable` saying why when it cannot.
+        """
         ...

@@ -29,12 +29,13 @@ from typing import Any
 from urllib.parse import quote
 
 from agents.backends.base import Accelerator, WindowTelemetry
-from agents.errors import BackendUnavailable
-from attestation.errors import FormatError
+from agents.errors import BackendUnavailable, GpuEvidenceUnavailable
+from attestation.errors import FormatError, GpuEvidenceFormatError
+from attestation.gpu import GpuEvidence, split_pem_chain
 from attestation.keys import PrivateKey, PublicKey
 from attestation.report import LinkKind, LinkTraffic
 
-__all__ = ["NvmlAccelerator", "NvmlBackend", "sanitize_chip_id"]
+__all__ = ["NvmlAccelerator", "NvmlBackend", "collect_gpu_evidence", "sanitize_chip_id"]
 
 _NO_DRIVER = (
     "no NVIDIA driver/NVML found on this host; use --backend simulated for a demo, or install "
@@ -65,6 +66,72 @@ def _bus_key(bus_id: object) -> str:
         return f"{int(domain, 16):08x}:{rest}"
     except ValueError:
         return text
+
+
+# NVML return codes (nvml.h) used to explain why evidence cannot be had.
+_NVML_ERROR_NOT_SUPPORTED = 3
+_NVML_ERROR_LIBRARY_NOT_FOUND = 12
+_NVML_ERROR_FUNCTION_NOT_FOUND = 13
+_CC_FEATURE_ENABLED = 1  # NVML_CC_SYSTEM_FEATURE_ENABLED
+
+
+def _evidence_failure(exc: BaseException, what: str) -> GpuEvidenceUnavailable:
+    value = getattr(exc, "value", None)
+    if value == _NVML_ERROR_FUNCTION_NOT_FOUND:
+        return GpuEvidenceUnavailable(
+            "old_driver", f"the driver has no {what}: confidential computing needs R535 or later"
+        )
+    if value == _NVML_ERROR_NOT_SUPPORTED:
+        return GpuEvidenceUnavailable(
+            "not_supported", f"{what} is not supported by this GPU (Hopper or later needed)"
+        )
+    if value == _NVML_ERROR_LIBRARY_NOT_FOUND:
+        return GpuEvidenceUnavailable("no_nvml", _NO_DRIVER)
+    return GpuEvidenceUnavailable("nvml_error", f"{what} failed: {exc}")
+
+
+def collect_gpu_evidence(nvml: Any, handle: object, nonce: bytes) -> GpuEvidence:
+    """Ask one GPU, through NVML, to sign its measurements over the 32-byte SPDM ``nonce``.
+
+    Uses ``nvmlSystemGetConfComputeState`` (is confidential-computing mode on?),
+    ``nvmlDeviceGetConfComputeGpuAttestationReport`` and
+    ``nvmlDeviceGetConfComputeGpuCertificate``; raises :class:`GpuEvidenceUnavailable` with a
+    reason a person can act on when any of them cannot answer.
+    """
+    if len(nonce) != 32:
+        raise ValueError("the SPDM nonce is 32 bytes")
+    calls = (
+        "nvmlSystemGetConfComputeState",
+        "nvmlDeviceGetConfComputeGpuAttestationReport",
+        "nvmlDeviceGetConfComputeGpuCertificate",
+    )
+    missing = [c for c in calls if not hasattr(nvml, c)]
+    if missing:
+        raise GpuEvidenceUnavailable(
+            "old_bindings", f"pynvml lacks {', '.join(missing)}: upgrade nvidia-ml-py"
+        )
+    try:
+        state = nvml.nvmlSystemGetConfComputeState()
+    except nvml.NVMLError as exc:
+        raise _evidence_failure(exc, "confidential-computing state query") from exc
+    if int(state.ccFeature) != _CC_FEATURE_ENABLED:
+        raise GpuEvidenceUnavailable(
+            "cc_off",
+            "confidential-computing mode is off on this system; GPU attestation needs it on "
+            "(nvidia-smi conf-compute -srs / the CC-mode tools, with a CC-capable CPU TEE)",
+        )
+    try:
+        report = nvml.nvmlDeviceGetConfComputeGpuAttestationReport(handle, nonce)
+        certs = nvml.nvmlDeviceGetConfComputeGpuCertificate(handle)
+    except nvml.NVMLError as exc:
+        raise _evidence_failure(exc, "GPU attestation report or certificate call") from exc
+    report_bytes = bytes(report.attestationReport[: int(report.attestationReportSize)])
+    chain_pem = bytes(certs.attestationCertChain[: int(certs.attestationCertChainSize)])
+    try:
+        chain = split_pem_chain(chain_pem)
+    except GpuEvidenceFormatError as exc:
+        raise GpuEvidenceUnavailable("nvml_error", f"unreadable certificate chain: {exc}") from exc
+    return GpuEvidence(report=report_bytes, cert_chain=chain)
 
 
 @dataclass
@@ -114,6 +181,10 @@ class NvmlAccelerator:
     def sign(self, message: bytes) -> bytes:
         """Sign with the per-chip key."""
         return self._key.sign(message)
+
+    def attestation_evidence(self, nonce: bytes) -> GpuEvidence:
+        """This GPU's SPDM evidence over ``nonce`` (see :func:`collect_gpu_evidence`)."""
+        return collect_gpu_evidence(self._nvml, self._handle, nonce)
 
     def _not_supported(self, exc: BaseException) -> bool:
         return bool(getattr(exc, "value", None) == self._nvml.NVML_ERROR_NOT_SUPPORTED)
@@ -327,6 +398,21 @@ class NvmlBackend:
             devices.append(device)
         self._devices = devices
         return list(devices)
+
+    def attestation_evidence(self, chip_id: str, nonce: bytes) -> GpuEvidence:
+        """GPU ``chip_id``'s SPDM evidence over ``nonce``, or why it cannot be had.
+
+        Needs no chip key: usable before keygen, to check a host can attest at all.
+        """
+        try:
+            nvml = self._init()
+            found = self._enumerate()
+        except BackendUnavailable as exc:
+            raise GpuEvidenceUnavailable("no_nvml", str(exc)) from exc
+        for handle, found_id, _, _ in found:
+            if found_id == chip_id:
+                return collect_gpu_evidence(nvml, handle, nonce)
+        raise GpuEvidenceUnavailable("nvml_error", f"no GPU {chip_id!r} on this host")
 
     def sample(self) -> None:
         """Take one utilization sample of every discovered GPU."""

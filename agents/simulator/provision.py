@@ -15,15 +15,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import httpx
 
-from agents.client import raise_for_problem
-from agents.errors import TransportError
+from agents.client import JsonApi
 from agents.simulator.fleet import Fleet
-from attestation.logentries import CLUSTER, INSTALLATION, sign_declaration
-from attestation.timefmt import format_time
+from attestation.logentries import sign_cluster_declaration, sign_installation_declaration
 
 __all__ = ["AdminApi", "ProvisionedFleet", "SetTime", "provision"]
 
@@ -45,32 +42,8 @@ class ProvisionedFleet:
     cluster_ids: Mapping[str, int]
 
 
-class AdminApi:
-    """JSON calls with a bearer token; problems raise :class:`agents.errors.RegistryRejected`."""
-
-    def __init__(self, http: httpx.Client) -> None:
-        self._http = http
-
-    def post(self, path: str, token: str, body: Mapping[str, object]) -> dict[str, Any]:
-        return self.request("POST", path, token, body)
-
-    def request(
-        self, method: str, path: str, token: str, body: Mapping[str, object]
-    ) -> dict[str, Any]:
-        try:
-            response = self._http.request(
-                method, path, json=body, headers={"Authorization": f"Bearer {token}"}
-            )
-        except httpx.TransportError as exc:
-            raise TransportError(f"cannot reach registry for {method} {path}: {exc!r}") from exc
-        raise_for_problem(response)
-        try:
-            doc = response.json()
-        except ValueError as exc:
-            raise TransportError(f"{method} {path}: response is not JSON") from exc
-        if not isinstance(doc, dict):
-            raise TransportError(f"{method} {path}: response is not a JSON object")
-        return doc
+#: The simulator's JSON calls are the CLI's: one client (:class:`agents.client.JsonApi`).
+AdminApi = JsonApi
 
 
 def provision(
@@ -142,7 +115,6 @@ def provision(
             )
             facility_ids[slug] = int(doc["id"])
 
-        installed_at = format_time(fleet.installed_at)
         for chip in fleet.chips:
             vendor_name = chip.model.vendor
             api.post(
@@ -159,14 +131,11 @@ def provision(
             api.post(
                 "/v1/installations",
                 operator_tokens[owner],
-                sign_declaration(
-                    INSTALLATION,
-                    {
-                        "chip_id": chip.chip_id,
-                        "facility_id": facility_ids[chip.facility],
-                        "installed_at": installed_at,
-                    },
-                    fleet.operators[owner].key,
+                sign_installation_declaration(
+                    chip_id=chip.chip_id,
+                    facility_id=facility_ids[chip.facility],
+                    installed_at=fleet.installed_at,
+                    key=fleet.operators[owner].key,
                 ).to_dict(),
             )
 
@@ -176,17 +145,14 @@ def provision(
             doc = api.post(
                 "/v1/clusters",
                 operator_tokens[owner],
-                sign_declaration(
-                    CLUSTER,
-                    {
-                        "name": cluster.name,
-                        "purpose": cluster.purpose,
-                        "facility_id": facility_ids[cluster.facility],
-                        "chip_ids": list(cluster.chip_ids),
-                        "start": format_time(cluster.start),
-                        "end": format_time(cluster.end),
-                    },
-                    fleet.operators[owner].key,
+                sign_cluster_declaration(
+                    name=cluster.name,
+                    purpose=cluster.purpose,
+                    facility_id=facility_ids[cluster.facility],
+                    chip_ids=cluster.chip_ids,
+                    start=cluster.start,
+                    end=cluster.end,
+                    key=fleet.operators[owner].key,
                 ).to_dict(),
             )
             cluster_ids[cluster.name] = int(doc["id"])

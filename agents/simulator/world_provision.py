@@ -32,7 +32,7 @@ from attestation.certs import create_vendor_root, issue_chip_certificate
 from attestation.dsse import Envelope
 from attestation.keys import PrivateKey
 from attestation.landmark import LandmarkMeasurement, sign_measurement
-from attestation.logentries import CLUSTER, INSTALLATION, sign_declaration
+from attestation.logentries import sign_cluster_declaration, sign_installation_declaration
 from attestation.meter import open_reading, sign_reading
 from attestation.timefmt import format_time
 
@@ -206,14 +206,11 @@ def provision_world(
             api.post(
                 "/v1/installations",
                 operator_tokens[owner],
-                sign_declaration(
-                    INSTALLATION,
-                    {
-                        "chip_id": stay.chip_id,
-                        "facility_id": stay.facility_id,
-                        "installed_at": format_time(stay.start),
-                    },
-                    operator_keys[owner],
+                sign_installation_declaration(
+                    chip_id=stay.chip_id,
+                    facility_id=stay.facility_id,
+                    installed_at=stay.start,
+                    key=operator_keys[owner],
                 ).to_dict(),
             )
         for chip in world.chips.values():
@@ -234,17 +231,14 @@ def provision_world(
             doc = api.post(
                 "/v1/clusters",
                 owner_token,
-                sign_declaration(
-                    CLUSTER,
-                    {
-                        "name": decl.name,
-                        "purpose": "training",
-                        "facility_id": decl.facility_id,
-                        "chip_ids": sorted(decl.chip_ids),
-                        "start": format_time(decl.start),
-                        "end": format_time(decl.end),
-                    },
-                    operator_keys[owner],
+                sign_cluster_declaration(
+                    name=decl.name,
+                    purpose="training",
+                    facility_id=decl.facility_id,
+                    chip_ids=sorted(decl.chip_ids),
+                    start=decl.start,
+                    end=decl.end,
+                    key=operator_keys[owner],
                 ).to_dict(),
             )
             cluster_ids[cid] = int(doc["id"])

@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from attestation.cosignature import CosignatureVerifier
+from attestation.gpu import load_gpu_root
 from registry.api.body import StrictJsonRoute
 from registry.api.context import AppContext, utc_now
 from registry.api.openapi import install_openapi, operation_id
@@ -19,8 +20,11 @@ from registry.api.problems import install_problem_handlers
 from registry.api.routes import (
     accounts,
     channels,
+    custody,
     declarations,
+    gpu,
     health,
+    inventory,
     lifecycle,
     log,
     obligations,
@@ -28,8 +32,10 @@ from registry.api.routes import (
     reports,
     verifier,
 )
+from registry.console.routes import install_console
 from registry.db.engine import make_engine, make_session_factory
 from registry.db.migrate import upgrade
+from registry.logconfig import configure_logging
 from registry.logkey import load_log_signer
 from registry.services.publisher import CheckpointPublisher, WitnessEndpoint
 from registry.settings import Settings
@@ -72,6 +78,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         sessions=sessions,
         log_signer=log_signer,
         publisher=publisher,
+        gpu_roots=tuple(load_gpu_root(path.read_bytes()) for path in settings.gpu_root_files),
     )
 
     @asynccontextmanager
@@ -100,9 +107,12 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     for module in (
         accounts,
         declarations,
+        custody,
         obligations,
         reports,
         channels,
+        gpu,
+        inventory,
         queries,
         lifecycle,
         verifier,
@@ -111,6 +121,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     ):
         app.include_router(module.router)
 
+    install_console(app)
     install_openapi(app)
 
     static = files("fastapi_offline") / "static"
@@ -130,5 +141,10 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
 
 
 def create_worker_app() -> FastAPI:
-    """Factory for uvicorn worker processes: ``chipreg serve`` migrated the schema already."""
-    return create_app(migrate=False)
+    """Factory for uvicorn worker processes: ``chipreg serve`` migrated the schema already.
+
+    Workers are separate (spawned) processes: they configure logging from the same settings.
+    """
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_format)
+    return create_app(settings, migrate=False)

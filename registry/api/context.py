@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from attestation.gpu import GpuRoot
 from registry.services.log import LogSigner
 from registry.services.publisher import CheckpointPublisher
 from registry.settings import Settings
@@ -28,3 +29,4 @@ class AppContext:
     log_signer: LogSigner
     clock: Callable[[], datetime] = utc_now
     publisher: CheckpointPublisher | None = None
+    gpu_roots: tuple[GpuRoot, ...] = ()  # read once from settings.gpu_root_files

@@ -12,10 +12,11 @@ from sqlalchemy.orm import Session
 from registry.api.context import AppContext
 from registry.auth import Principal
 from registry.errors import Unauthenticated
+from registry.services.access import AccessLog, require_detail
 from registry.services.accounts import AccountService
 from registry.services.log import TransparencyLog
 
-__all__ = ["CallerDep", "ContextDep", "LogDep", "SessionDep"]
+__all__ = ["CallerDep", "ContextDep", "DetailCallerDep", "LogDep", "SessionDep"]
 
 
 # Dependencies that do no I/O are ``async def``: FastAPI runs a plain ``def`` dependency on a
@@ -58,17 +59,32 @@ _bearer = HTTPBearer(
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-def get_caller(session: SessionDep, context: ContextDep, bearer: BearerDep) -> Principal:
+def get_caller(
+    request: Request, session: SessionDep, context: ContextDep, bearer: BearerDep
+) -> Principal:
     token = bearer.credentials.strip() if bearer is not None else ""
     if not token:
         raise Unauthenticated("send an API token as 'Authorization: Bearer <token>'")
+    # Read on every request, never cached: a revoked token is refused on its next request.
     principal = AccountService(session, context.clock).authenticate(token)
-    if principal is None:
-        raise Unauthenticated("unknown or revoked API token", code="invalid_token")
+    if request.method == "GET":
+        # Who looked at what: an audited role's read is recorded in the request's transaction.
+        AccessLog(session, context.clock).record(
+            principal, channel="api", path=request.url.path, query=request.url.query
+        )
     return principal
 
 
 CallerDep = Annotated[Principal, Depends(get_caller)]
+
+
+async def get_detail_caller(caller: CallerDep, context: ContextDep) -> Principal:
+    """The caller of a per-chip detail read (refused to partners limited to aggregates)."""
+    require_detail(caller, partner_aggregates_only=context.settings.partner_aggregates_only)
+    return caller
+
+
+DetailCallerDep = Annotated[Principal, Depends(get_detail_caller)]
 
 
 async def get_log(session: SessionDep, context: ContextDep) -> TransparencyLog:

@@ -32,6 +32,7 @@ from audit.core import (
     load_seen,
     save_seen,
 )
+from audit.exports import cited_indexes, verify_export
 from registry.cli.render import table
 from registry.settings import Settings
 
@@ -52,7 +53,10 @@ every chip's sequence numbers and hash chain, re-derives every verifier run's fi
 log alone and compares them with the published ones. Exit status: 0 all consistent, 1 any
 discrepancy, 2 bad usage or unreachable registry.
 
-With --bundle FILE it verifies an exported audit bundle (GET /v1/log/bundle) with no network.
+With --bundle FILE it verifies an exported audit bundle (GET /v1/log/bundle) with no network;
+with --export FILE a signed inventory or findings export (GET /v1/exports/..., `chipreg query
+export`) against its detached signature FILE.sig: the log key's signature, the file's digest, the
+checkpoint it was cut at (and its cosignatures), and that every log index it cites is inside it.
 See docs/AUDIT.md.
 """
 
@@ -69,6 +73,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--registry", help="registry base URL")
     src.add_argument("--bundle", type=Path, help="an exported audit bundle (offline)")
+    src.add_argument(
+        "--export",
+        type=Path,
+        help="a signed inventory or findings export (offline; its signature in FILE.sig)",
+    )
+    p.add_argument(
+        "--signature", type=Path, help="the export's detached signature (default: EXPORT.sig)"
+    )
     p.add_argument("--log-vkey", required=True, help="the log's verifier key (pin it)")
     p.add_argument(
         "--witness-vkey", action="append", default=[], help="a trusted witness key; repeatable"
@@ -118,6 +130,8 @@ def _audit(args: argparse.Namespace, _settings: Settings) -> int:
         return 2
     if args.bundle is not None:
         return _audit_bundle(args, policy)
+    if args.export is not None:
+        return _audit_export(args, policy)
     base = args.registry.rstrip("/")
     try:
         with httpx.Client(base_url=base, timeout=args.timeout) as http:
@@ -127,7 +141,9 @@ def _audit(args: argparse.Namespace, _settings: Settings) -> int:
             try:
                 size = Checkpoint.from_text(note[: note.find("\n\n") + 1]).size
             except AttestationError as exc:
-                print(f"chipreg audit: the registry's checkpoint is malformed: {exc}")
+                print(
+                    f"chipreg audit: the registry's checkpoint is malformed: {exc}", file=sys.stderr
+                )
                 return 1
             seen = load_seen(args.state_file, policy.log.name)
             progress = _Progress(size, quiet=args.quiet)
@@ -223,6 +239,16 @@ def _print_report(report: AuditReport, what: str) -> None:
     print(f"\nVERDICT: {verdict}")
 
 
+def _verdict(problems: list[str]) -> int:
+    """Print the discrepancies and the verdict of an offline check; its exit status."""
+    if problems:
+        print(f"\nDiscrepancies ({len(problems)}):")
+        for line in problems[:200]:
+            print(f"  - {line}")
+    print(f"\nVERDICT: {'FAIL: discrepancies found' if problems else 'PASS: consistent'}")
+    return 1 if problems else 0
+
+
 def _audit_bundle(args: argparse.Namespace, policy: TrustPolicy) -> int:
     try:
         data = args.bundle.read_bytes()
@@ -232,9 +258,27 @@ def _audit_bundle(args: argparse.Namespace, policy: TrustPolicy) -> int:
     result = verify_bundle(data, policy)
     print(f"chipreg audit of bundle {args.bundle} ({result.scope})")
     print(table(["check", "count", "result"], result.summary_rows(), max_width=70))
-    if result.problems:
-        print(f"\nDiscrepancies ({len(result.problems)}):")
-        for line in result.problems[:200]:
-            print(f"  - {line}")
-    print(f"\nVERDICT: {'PASS: consistent' if result.ok else 'FAIL: discrepancies found'}")
-    return 0 if result.ok else 1
+    return _verdict(result.problems)
+
+
+def _audit_export(args: argparse.Namespace, policy: TrustPolicy) -> int:
+    sig_path = args.signature or args.export.with_name(args.export.name + ".sig")
+    try:
+        content, signature = args.export.read_bytes(), sig_path.read_bytes()
+    except OSError as exc:
+        print(f"chipreg audit: {exc}", file=sys.stderr)
+        return 2
+    result = verify_export(content, signature, policy)
+    if result.ok:
+        try:
+            cited = cited_indexes(content, result.kind, result.fmt)
+        except AttestationError as exc:
+            result.problems.append(f"[content] {exc}")
+        else:
+            result = verify_export(content, signature, policy, log_indexes=cited)
+    print(f"chipreg audit of {result.kind} export {args.export} ({result.fmt})")
+    print(
+        f"  signed by the log key at {result.created_at}, cut at checkpoint "
+        f"{result.checkpoint_size if result.checkpoint_size is not None else '?'}"
+    )
+    return _verdict(result.problems)

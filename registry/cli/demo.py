@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 
 from agents.simulator.fleet import Fleet, FleetSpec, build_fleet
+from agents.simulator.gpu_attestation import gpu_vendor, run_gpu_episode
 from agents.simulator.provision import provision
 from agents.simulator.run import run_windows
 from attestation.checkpoint import Checkpoint
@@ -74,10 +75,13 @@ def _demo(args: argparse.Namespace, _settings: Settings) -> int:
 
 def _run(args: argparse.Namespace, data: Path) -> int:
     began = time.perf_counter()
+    gpu_root = data / "gpu-root.pem"
+    gpu_root.write_bytes(gpu_vendor().root_pem)
     settings = Settings(
         database_url=f"sqlite:///{data / 'chipreg.sqlite3'}",
         log_key_file=data / "log-key",
         log_origin="demo.chipreg.local/log",
+        gpu_root_files=[gpu_root],
     )
     app = create_app(settings)
     context = app.state.context
@@ -101,6 +105,16 @@ def _run(args: argparse.Namespace, data: Path) -> int:
         _step(
             f"agents posted {stats.acknowledged} signed reports over {args.windows} windows "
             f"({stats.rejected} rejected, {stats.pending} pending) in {stats.elapsed_s:.1f}s"
+        )
+        episode = run_gpu_episode(server.url, admin, utc_now())
+        _step(
+            f"hardware attestation: {len(episode.attested)} chips enrolled with simulated GPU "
+            f"evidence bound to their keys; a third key on the same GPU refused "
+            f"({episode.clone_refused_with}); re-attestation: "
+            + ", ".join(
+                f"{c} {'same GPU' if s else 'ANOTHER GPU (logged; rule gpu.device_changed)'}"
+                for c, s in sorted(episode.same_device.items())
+            )
         )
         as_of = start + args.windows * WINDOW
         with httpx.Client(
@@ -126,9 +140,13 @@ def _run(args: argparse.Namespace, data: Path) -> int:
         audited = _partner_audit(server.url, inspector, context.log_signer.verifier_key)
         _where_next(server.url, inspector, context.log_signer.verifier_key)
         print(f"demo finished in {time.perf_counter() - began:.1f}s")
+        print(f"\nConsole: {server.url}/console")
+        print(f"  log in as the inspector with the token {inspector}")
         if args.serve:
             print(f"\nregistry still running on {server.url}; press Ctrl-C to stop.")
             _wait_forever()
+        else:
+            print("  (run `make demo ARGS=--serve` to keep the registry and console up)")
         return 0 if verdict and audited else 1
     finally:
         server.stop()
@@ -248,6 +266,7 @@ def _where_next(url: str, token: str, vkey: str) -> None:
     print(f"  curl -H 'Authorization: Bearer {token}' '{url}/v1/findings?kind=undeclared_cluster'")
     print(f"  curl -H 'Authorization: Bearer {token}' '{url}/v1/facilities?country=FI'")
     print(f"  curl '{url}/v1/log/checkpoint'")
+    print(f"  CHIPREG_TOKEN={token} chipreg query --registry {url} findings")
     print(f"  chipreg audit --registry {url} --log-vkey '{vkey}'")
     print("  (run `make demo ARGS=--serve` to keep the registry up for these)")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 from agents.simulator.scenarios import (
@@ -59,15 +60,15 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def _scenarios(args: argparse.Namespace, _settings: Settings) -> int:
     unknown = [n for n in args.names if n not in SCENARIOS]
     if unknown:
-        print(f"chipreg scenarios: unknown scenario(s) {', '.join(unknown)}")
+        print(f"chipreg scenarios: unknown scenario(s) {', '.join(unknown)}", file=sys.stderr)
         return 2
     if args.chips < 1 or args.windows < 1 or args.every < 1:
-        print("chipreg scenarios: --chips, --windows and --every must be positive")
+        print("chipreg scenarios: --chips, --windows and --every must be positive", file=sys.stderr)
         return 2
     try:
         policy = load_builtin_policy(args.policy)
     except PolicyError as exc:
-        print(f"chipreg scenarios: {exc}")
+        print(f"chipreg scenarios: {exc}", file=sys.stderr)
         return 2
     params = ScenarioParams(chips=args.chips, seed=args.seed, windows=args.windows)
     began = time.perf_counter()
@@ -76,7 +77,7 @@ def _scenarios(args: argparse.Namespace, _settings: Settings) -> int:
         try:
             results.append(run_scenario(SCENARIOS[name], params, policy, every=args.every))
         except ScenarioError as exc:
-            print(f"chipreg scenarios: {name}: {exc}")
+            print(f"chipreg scenarios: {name}: {exc}", file=sys.stderr)
             return 2
     print(
         f"scenario suite: policy {policy.policy_id} v{policy.version}, about {args.chips} "

@@ -1,19 +1,27 @@
-"""``chipreg serve``: run the registry API with uvicorn."""
+"""``chipreg serve``: run the registry API with uvicorn.
+
+With several workers the parent migrates once, imports the app once and forks the workers
+(:mod:`registry.prefork`): a worker only builds its app, so start-up and the replacement of a
+dead worker cost no imports. On a loaded host every import is on the path from a restart to the
+first acknowledged report (docs/benchmarks.md).
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shutil
+import sys
 import tempfile
+from typing import TYPE_CHECKING
 
 import uvicorn
 
-from registry.api.app import create_app
 from registry.settings import Settings
-from registry.worker import VerifierWorker
-from verifier.errors import PolicyError
-from verifier.policy import load_builtin_policy
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 __all__ = ["add_parser"]
 
@@ -44,37 +52,83 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.set_defaults(func=_serve)
 
 
+def create_app(settings: Settings) -> FastAPI:
+    from registry.api.app import create_app as create
+
+    return create(settings)
+
+
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     if args.workers < 1:
-        print("chipreg serve: --workers must be at least 1")
+        print("chipreg serve: --workers must be at least 1", file=sys.stderr)
         return 2
     print(f"chipreg registry on http://{args.host}:{args.port}  (API docs: /docs)", flush=True)
-    app = create_app(settings)
-    if args.verifier:
+    if args.workers > 1:
+        # Workers share metrics through files (prometheus_client multiprocess mode): the
+        # variable must be set before anything imports prometheus_client.
+        metrics_dir = tempfile.mkdtemp(prefix="chipreg-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
         try:
-            policy = load_builtin_policy(settings.verifier_policy)
-        except PolicyError as exc:
-            print(f"chipreg serve: {exc}")
-            return 2
-        context = app.state.context
-        VerifierWorker(context.sessions, settings, policy, context.clock).start_thread()
-    if args.workers == 1:
-        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
-        return 0
-    # Migrated (and the development log key created) once above, before the workers start.
-    # Workers share metrics through files (prometheus_client multiprocess mode); the variable
-    # must be set before they import prometheus_client.
-    metrics_dir = tempfile.mkdtemp(prefix="chipreg-metrics-")
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
-    try:
-        uvicorn.run(
-            "registry.api.app:create_worker_app",
-            factory=True,
-            host=args.host,
-            port=args.port,
-            workers=args.workers,
-            log_level="warning",
-        )
-    finally:
-        shutil.rmtree(metrics_dir, ignore_errors=True)
+            return _serve_workers(args, settings)
+        finally:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+    app = create_app(settings)
+    if args.verifier and _start_verifier(app, settings) != 0:
+        return 2
+    # log_config=None: uvicorn's error and access loggers go through registry.logconfig.
+    uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=True)
     return 0
+
+
+def _start_verifier(app: FastAPI, settings: Settings) -> int:
+    from registry.worker import VerifierWorker
+    from verifier.errors import PolicyError
+    from verifier.policy import load_builtin_policy
+
+    try:
+        policy = load_builtin_policy(settings.verifier_policy)
+    except PolicyError as exc:
+        print(f"chipreg serve: {exc}", file=sys.stderr)
+        return 2
+    context = app.state.context
+    VerifierWorker(context.sessions, settings, policy, context.clock).start_thread()
+    return 0
+
+
+def _serve_workers(args: argparse.Namespace, settings: Settings) -> int:
+    """Migrate once, import the app once, then fork the workers (registry.prefork)."""
+    from prometheus_client import multiprocess
+
+    from registry.api.app import create_worker_app
+    from registry.prefork import serve_prefork
+
+    if args.verifier:
+        # The verifier thread runs in the parent; the forked workers build their own engines
+        # and never touch the parent's.
+        if _start_verifier(create_app(settings), settings) != 0:
+            return 2
+    else:
+        _prepare(settings)
+    logging.getLogger(__name__).info("starting %d forked workers", args.workers)
+    serve_prefork(
+        create_worker_app,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        on_exit=multiprocess.mark_process_dead,
+    )
+    return 0
+
+
+def _prepare(settings: Settings) -> None:
+    """What must happen once before workers start: schema migrated, log key present."""
+    from registry.db.engine import make_engine
+    from registry.db.migrate import upgrade
+    from registry.logkey import load_log_signer
+
+    engine = make_engine(settings.database_url)
+    try:
+        upgrade(engine)
+    finally:
+        engine.dispose()
+    load_log_signer(settings)

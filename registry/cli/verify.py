@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from datetime import datetime
 
 from attestation.errors import FormatError
@@ -50,7 +51,7 @@ def _verify(args: argparse.Namespace, settings: Settings) -> int:
         as_of: datetime | None = parse_time(args.as_of) if args.as_of else None
         since: datetime | None = parse_time(args.since) if args.since else None
     except (PolicyError, FormatError) as exc:
-        print(f"chipreg verify: {exc}")
+        print(f"chipreg verify: {exc}", file=sys.stderr)
         return 2
     engine = make_engine(settings.database_url)
     upgrade(engine)

@@ -86,5 +86,11 @@ def _serve(args: argparse.Namespace, _settings: Settings) -> int:
     witness = Witness(signer, logs, args.state_file)
     print(f"chipreg witness {signer.verifier_key()}", flush=True)
     print(f"witnessing {', '.join(sorted(logs))} on http://{args.host}:{args.port}", flush=True)
-    uvicorn.run(create_witness_app(witness), host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(
+        create_witness_app(witness),
+        host=args.host,
+        port=args.port,
+        log_config=None,  # through registry.logconfig, like every chipreg process
+        access_log=True,
+    )
     return 0

@@ -1,12 +1,17 @@
-"""Apply the Alembic migrations shipped inside the package (``registry/migrations``)."""
+"""Apply the Alembic migrations shipped inside the package (``registry/migrations``).
+
+Alembic is imported when a migration runs, not with this module: API worker processes import
+the app (and this module) but never migrate, and every import delays a worker's start.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import Engine
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from sqlalchemy import Engine
 
 __all__ = ["alembic_config", "upgrade"]
 
@@ -14,6 +19,8 @@ MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
 def alembic_config() -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     return config
@@ -21,6 +28,8 @@ def alembic_config() -> Config:
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the database schema to ``revision``; safe to call on every start."""
+    from alembic import command
+
     config = alembic_config()
     with engine.begin() as connection:
         config.attributes["connection"] = connection

@@ -31,6 +31,7 @@ __all__ = [
     "ClusterBudget",
     "ClusterMember",
     "ClusterNotification",
+    "ConsoleSession",
     "DeclaredCluster",
     "Facility",
     "Finding",
@@ -47,6 +48,8 @@ __all__ = [
     "Meter",
     "MeterReading",
     "Operator",
+    "OperatorKey",
+    "ReadAccess",
     "RejectedSubmission",
     "RejectionCount",
     "Report",
@@ -114,6 +117,10 @@ class Facility(Base):
 
     operator: Mapped[Operator] = relationship(lazy="joined")
 
+    @property
+    def operator_name(self) -> str:
+        return self.operator.name
+
 
 class Chip(Base):
     __tablename__ = "chips"
@@ -133,6 +140,18 @@ class Chip(Base):
     last_digest: Mapped[str] = mapped_column(String(64), default=GENESIS)
     last_window_end: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_log_index: Mapped[int | None] = mapped_column(BigInteger)
+    # End of service (docs/PROTOCOL.md 6.1): a decommissioned chip is no longer expected to
+    # report; a revoked chip's key is no longer trusted. Each is logged as a chip_status record.
+    decommissioned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    decommission_reason: Mapped[str | None] = mapped_column(Text)
+    decommission_log_index: Mapped[int | None] = mapped_column(BigInteger)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revocation_reason: Mapped[str | None] = mapped_column(Text)
+    revocation_log_index: Mapped[int | None] = mapped_column(BigInteger)
+    # GPU device identity (attestation.gpu: SHA-256 of the device identity key), set when the
+    # chip enrolled with verified GPU evidence. Unique: one GPU, one chip.
+    hardware_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    hardware_attested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     vendor: Mapped[Vendor] = relationship(lazy="joined")
 
@@ -505,3 +524,90 @@ class VerifierProgress(Base):
     policy_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     judged_until: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class OperatorKey(Base):
+    """One key of an operator's key history: it signs the operator's declarations logged after
+    ``log_index`` (its ``operator`` or ``operator_key`` record) until the next key's record.
+    ``operators.public_key`` is the current one."""
+
+    __tablename__ = "operator_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    operator_id: Mapped[int] = mapped_column(ForeignKey("operators.id"), index=True)
+    public_key: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
+    valid_from: Mapped[datetime] = mapped_column(UTCDateTime)
+    log_index: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class GpuChallenge(Base):
+    """A fresh nonce the registry issued for GPU evidence over one chip key; used at most once."""
+
+    __tablename__ = "gpu_challenges"
+
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)  # hex
+    purpose: Mapped[str] = mapped_column(String(16))  # "enrollment" | "reattestation"
+    chip_public_key: Mapped[bytes] = mapped_column(LargeBinary(32))
+    chip_id: Mapped[str | None] = mapped_column(String(64))
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class GpuAttestation(Base):
+    """Verified GPU evidence of a chip (enrollment or re-attestation), as logged."""
+
+    __tablename__ = "gpu_attestations"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    chip_id: Mapped[str] = mapped_column(ForeignKey("chips.chip_id"), index=True)
+    purpose: Mapped[str] = mapped_column(String(16))
+    hardware_id: Mapped[str] = mapped_column(String(64))
+    verified_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    log_index: Mapped[int] = mapped_column(BigInteger, unique=True)
+
+
+class TokenEvent(Base):
+    """The audit trail of API tokens: who issued or revoked which token, when, and why."""
+
+    __tablename__ = "token_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_id: Mapped[int] = mapped_column(ForeignKey("api_tokens.id"), index=True)
+    action: Mapped[str] = mapped_column(String(16))  # "created" | "revoked"
+    reason: Mapped[str] = mapped_column(Text)
+    # None when done on the database directly (``chipreg admin``), not through the API.
+    actor_token_id: Mapped[int | None] = mapped_column(Integer)
+    actor_name: Mapped[str] = mapped_column(String(200))
+    actor_role: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ConsoleSession(Base):
+    """A web console login: the cookie holds an opaque id (only its SHA-256 is stored) and
+    acts with the rights of the API token it was opened with; each form carries ``csrf``."""
+
+    __tablename__ = "console_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token_id: Mapped[int] = mapped_column(ForeignKey("api_tokens.id"))
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ReadAccess(Base):
+    """Who looked at what: one inspector's or partner's read of non-public data (treaty
+    confidentiality), over the API or the console."""
+
+    __tablename__ = "read_accesses"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    token_id: Mapped[int] = mapped_column(Integer)
+    actor_name: Mapped[str] = mapped_column(String(200))
+    actor_role: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    channel: Mapped[str] = mapped_column(String(16))  # "api" or "console"
+    path: Mapped[str] = mapped_column(Text)
+    query: Mapped[str] = mapped_column(Text)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from registry.db.models import ApiToken, Operator, Vendor
+from registry.db.models import ApiToken, Operator, OperatorKey, TokenEvent, Vendor
 
 __all__ = ["AccountRepository"]
 
@@ -14,7 +14,7 @@ class AccountRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def add(self, obj: Vendor | Operator | ApiToken) -> None:
+    def add(self, obj: Vendor | Operator | ApiToken | OperatorKey | TokenEvent) -> None:
         self.session.add(obj)
         self.session.flush()
 
@@ -39,7 +39,28 @@ class AccountRepository:
     def operators(self) -> list[Operator]:
         return list(self.session.scalars(select(Operator).order_by(Operator.id)))
 
-    def token_by_hash(self, token_hash: str) -> ApiToken | None:
-        return self.session.scalar(
-            select(ApiToken).where(ApiToken.token_hash == token_hash, ApiToken.revoked_at.is_(None))
+    def operator_keys(self, operator_id: int) -> list[OperatorKey]:
+        """The operator's keys in the order they were registered."""
+        return list(
+            self.session.scalars(
+                select(OperatorKey)
+                .where(OperatorKey.operator_id == operator_id)
+                .order_by(OperatorKey.id)
+            )
         )
+
+    def token_by_hash(self, token_hash: str) -> ApiToken | None:
+        """The token with this hash, revoked or not (the caller tells the two apart)."""
+        return self.session.scalar(select(ApiToken).where(ApiToken.token_hash == token_hash))
+
+    def token(self, token_id: int) -> ApiToken | None:
+        return self.session.get(ApiToken, token_id)
+
+    def tokens(self) -> list[ApiToken]:
+        return list(self.session.scalars(select(ApiToken).order_by(ApiToken.id)))
+
+    def token_events(self, token_id: int | None = None) -> list[TokenEvent]:
+        query = select(TokenEvent).order_by(TokenEvent.id)
+        if token_id is not None:
+            query = query.where(TokenEvent.token_id == token_id)
+        return list(self.session.scalars(query))

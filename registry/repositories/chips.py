@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, insert, select
 from sqlalchemy.orm import Session
 
 from registry.db.models import Chip, Facility, Installation
@@ -27,6 +27,8 @@ class ChipIngestState:
     last_window_end: datetime | None
     last_log_index: int | None
     operator_id: int | None  # None: not installed anywhere
+    decommissioned_at: datetime | None = None
+    revoked_at: datetime | None = None
 
 
 class ChipRepository:
@@ -36,6 +38,25 @@ class ChipRepository:
     def add(self, chip: Chip) -> None:
         self.session.add(chip)
         self.session.flush()
+
+    def insert_many(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Insert chips (column dicts) with multi-row INSERTs; defaults apply to omitted columns."""
+        self.session.execute(insert(Chip), list(rows))
+
+    def existing_ids(self, chip_ids: Iterable[str]) -> set[str]:
+        """Those of ``chip_ids`` already enrolled (queried in chunks of bind parameters)."""
+        return self._existing(Chip.chip_id, chip_ids)
+
+    def existing_key_ids(self, key_ids: Iterable[str]) -> set[str]:
+        return self._existing(Chip.key_id, key_ids)
+
+    def _existing(self, column: Any, values: Iterable[str]) -> set[str]:
+        wanted = list(set(values))
+        found: set[str] = set()
+        for start in range(0, len(wanted), 1000):
+            chunk = wanted[start : start + 1000]
+            found.update(self.session.scalars(select(column).where(column.in_(chunk))))
+        return found
 
     def get(self, chip_id: str) -> Chip | None:
         return self.session.get(Chip, chip_id)
@@ -80,6 +101,8 @@ class ChipRepository:
                 Chip.last_window_end,
                 Chip.last_log_index,
                 Facility.operator_id,
+                Chip.decommissioned_at,
+                Chip.revoked_at,
             )
             .outerjoin(Installation, current)
             .outerjoin(Facility, Facility.id == Installation.facility_id)

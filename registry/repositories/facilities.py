@@ -57,6 +57,18 @@ class FacilityRepository:
         )
         return {row.chip_id: row for row in rows}
 
+    def installation_at(
+        self, chip_id: str, facility_id: int, installed_at: datetime
+    ) -> Installation | None:
+        """The chip's installation at this facility beginning at exactly this instant."""
+        return self.session.scalar(
+            select(Installation).where(
+                Installation.chip_id == chip_id,
+                Installation.facility_id == facility_id,
+                Installation.installed_at == installed_at,
+            )
+        )
+
     def installations_at(self, facility_id: int) -> list[Installation]:
         return list(
             self.session.scalars(

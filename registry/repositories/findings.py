@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+import json
+from datetime import datetime
+
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from registry.db.models import Facility, Finding, FindingTransition
@@ -36,10 +39,25 @@ class FindingRepository:
         severity: str | None = None,
         status: str | None = None,
         operator_id: int | None = None,
+        subject_id: str | None = None,
+        about_chip: str | None = None,
+        since: datetime | None = None,
         limit: int = 500,
         offset: int = 0,
     ) -> list[Finding]:
         stmt = select(Finding).order_by(Finding.id)
+        if subject_id is not None:
+            stmt = stmt.where(Finding.subject_id == subject_id)
+        if about_chip is not None:
+            # The chip is the subject, or named in the details (a cluster's members, say).
+            stmt = stmt.where(
+                or_(
+                    Finding.subject_id == about_chip,
+                    Finding.details_json.contains(json.dumps(about_chip), autoescape=True),
+                )
+            )
+        if since is not None:
+            stmt = stmt.where(Finding.created_at >= since)
         if facility_id is not None:
             stmt = stmt.where(Finding.facility_id == facility_id)
         if country is not None:

@@ -19,9 +19,12 @@ __all__ = ["BundleService"]
 _RECORD_KINDS = (
     le.VENDOR,
     le.OPERATOR,
+    le.OPERATOR_KEY,
     le.FACILITY,
     le.ENROLLMENT,
     le.INSTALLATION,
+    le.TRANSFER,
+    le.CHIP_STATUS,
     le.CLUSTER,
     le.VERIFIER_RUN,
 )

@@ -7,29 +7,63 @@ signed DSSE declaration envelopes (verified against the operator's registered ke
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.orm import Session
 
-from attestation.certs import verify_chip_certificate
+from attestation.certs import ChipEndorsement, verify_chip_certificate, verify_chip_certificates
 from attestation.dsse import Envelope, verify_envelope
 from attestation.errors import CertificateError, FormatError, SignatureError
 from attestation.keys import PublicKey
-from attestation.logentries import CLUSTER, ENROLLMENT, FACILITY, INSTALLATION, timestamp
-from registry.auth import Principal, Role
-from registry.db.models import Chip, DeclaredCluster, Facility, Installation
+from attestation.logentries import (
+    CLUSTER,
+    ENROLLMENT,
+    FACILITY,
+    INSTALLATION,
+    record_body,
+    timestamp,
+)
+from registry.auth import Principal
+from registry.db.models import Chip, DeclaredCluster, Facility, Installation, Vendor
 from registry.errors import AlreadyExists, Conflict, Forbidden, InvalidRequest, NotFound
 from registry.repositories.accounts import AccountRepository
 from registry.repositories.chips import ChipRepository
 from registry.repositories.facilities import FacilityRepository
+from registry.services.chipstatus import refuse_retired
+from registry.services.gpu_attestation import (
+    PURPOSE_ENROLLMENT,
+    GpuAttestationService,
+    SubmittedEvidence,
+)
 from registry.services.log import LogAppender
 
-__all__ = ["EnrollmentService"]
+__all__ = ["ChipEnrollment", "EnrollmentService"]
+
+logger = logging.getLogger("chipreg.enrollment")
+
+
+@dataclass(frozen=True)
+class ChipEnrollment:
+    """One chip of a bulk enrollment request."""
+
+    certificate_pem: str
+    peak_tflops_bf16: float
+    tdp_watts: float
 
 
 class EnrollmentService:
-    def __init__(self, session: Session, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        session: Session,
+        clock: Callable[[], datetime],
+        gpu: GpuAttestationService | None = None,
+    ) -> None:
+        # Without a GPU attestation service (no GPU roots configured) evidence is refused.
+        self.gpu = gpu or GpuAttestationService(session, clock, ())
         self.accounts = AccountRepository(session)
         self.chips = ChipRepository(session)
         self.facilities = FacilityRepository(session)
@@ -103,6 +137,59 @@ class EnrollmentService:
         return facility
 
     # -- chips -------------------------------------------------------------------------
+    def _vendor_for_enrollment(self, caller: Principal, vendor_id: int) -> Vendor:
+        caller.require_vendor(vendor_id)
+        vendor = self.accounts.vendor(vendor_id)
+        if vendor is None:
+            raise NotFound(f"no vendor {vendor_id}", code="unknown_vendor")
+        return vendor
+
+    @staticmethod
+    def _endorse(vendor: Vendor, certificate_pem: str, at: datetime) -> ChipEndorsement:
+        try:
+            return verify_chip_certificate(
+                certificate_pem.encode(), vendor.root_certificate_pem.encode(), at=at
+            )
+        except CertificateError as exc:
+            raise InvalidRequest(str(exc), code="bad_certificate") from exc
+
+    @staticmethod
+    def _chip_row(
+        vendor: Vendor, endorsement: ChipEndorsement, item: ChipEnrollment, at: datetime
+    ) -> tuple[dict[str, Any], bytes]:
+        """The chip's column values and its logged enrollment record."""
+        row: dict[str, Any] = {
+            "chip_id": endorsement.chip_id,
+            "vendor_id": vendor.id,
+            "model": endorsement.model,
+            "public_key": endorsement.public_key.raw,
+            "key_id": endorsement.public_key.key_id,
+            "certificate_pem": item.certificate_pem,
+            "certificate_fingerprint": endorsement.fingerprint,
+            "peak_tflops_bf16": item.peak_tflops_bf16,
+            "tdp_watts": item.tdp_watts,
+            "enrolled_at": at,
+            "last_seq": 0,
+            "last_digest": "0" * 64,
+        }
+        record = record_body(
+            ENROLLMENT,
+            {
+                "chip_id": endorsement.chip_id,
+                "vendor_id": vendor.id,
+                "vendor_root_fingerprint": vendor.fingerprint,
+                "model": endorsement.model,
+                "public_key": endorsement.public_key.to_b64(),
+                "key_id": endorsement.public_key.key_id,
+                "certificate_pem": item.certificate_pem,
+                "certificate_fingerprint": endorsement.fingerprint,
+                "peak_tflops_bf16": item.peak_tflops_bf16,
+                "tdp_watts": item.tdp_watts,
+                "enrolled_at": timestamp(at),
+            },
+        )
+        return row, record
+
     def enroll_chip(
         self,
         caller: Principal,
@@ -111,18 +198,13 @@ class EnrollmentService:
         certificate_pem: str,
         peak_tflops_bf16: float,
         tdp_watts: float,
+        gpu_evidence: SubmittedEvidence | None = None,
     ) -> Chip:
-        caller.require_vendor(vendor_id)
-        vendor = self.accounts.vendor(vendor_id)
-        if vendor is None:
-            raise NotFound(f"no vendor {vendor_id}", code="unknown_vendor")
+        """Enroll a vendor-endorsed chip key; with ``gpu_evidence``, hardware-attested."""
+        vendor = self._vendor_for_enrollment(caller, vendor_id)
         now = self.clock()
-        try:
-            endorsement = verify_chip_certificate(
-                certificate_pem.encode(), vendor.root_certificate_pem.encode(), at=now
-            )
-        except CertificateError as exc:
-            raise InvalidRequest(str(exc), code="bad_certificate") from exc
+        item = ChipEnrollment(certificate_pem, peak_tflops_bf16, tdp_watts)
+        endorsement = self._endorse(vendor, certificate_pem, now)
         if self.chips.get(endorsement.chip_id) is not None:
             raise AlreadyExists(f"chip {endorsement.chip_id!r} is already enrolled")
         if self.chips.by_key_id(endorsement.public_key.key_id) is not None:
@@ -130,39 +212,126 @@ class EnrollmentService:
             raise AlreadyExists(
                 "another chip is enrolled with this public key", code="duplicate_key"
             )
-        chip = Chip(
-            chip_id=endorsement.chip_id,
-            vendor_id=vendor_id,
-            model=endorsement.model,
-            public_key=endorsement.public_key.raw,
-            key_id=endorsement.public_key.key_id,
-            certificate_pem=certificate_pem,
-            certificate_fingerprint=endorsement.fingerprint,
-            peak_tflops_bf16=peak_tflops_bf16,
-            tdp_watts=tdp_watts,
-            enrolled_at=now,
-            last_seq=0,
-            last_digest="0" * 64,
-        )
+        gpu = None
+        if gpu_evidence is not None:
+            gpu = self.gpu.verify_for_enrollment(gpu_evidence, endorsement.public_key)
+        row, record = self._chip_row(vendor, endorsement, item, now)
+        if gpu is not None:
+            row["hardware_id"] = gpu[0].hardware_id
+            row["hardware_attested_at"] = now
+        chip = Chip(**row)
         self.chips.add(chip)
-        self.log.append_record(
-            ENROLLMENT,
-            {
-                "chip_id": chip.chip_id,
-                "vendor_id": vendor_id,
-                "vendor_root_fingerprint": vendor.fingerprint,
-                "model": chip.model,
-                "public_key": endorsement.public_key.to_b64(),
-                "key_id": chip.key_id,
-                "certificate_pem": certificate_pem,
-                "certificate_fingerprint": endorsement.fingerprint,
-                "peak_tflops_bf16": peak_tflops_bf16,
-                "tdp_watts": tdp_watts,
-                "enrolled_at": timestamp(now),
-            },
-            now,
-        )
+        self.log.append(ENROLLMENT, [record], now)
+        if gpu_evidence is not None and gpu is not None:
+            claims, root, verified_at = gpu
+            self.gpu.log_evidence(
+                chip_id=chip.chip_id,
+                purpose=PURPOSE_ENROLLMENT,
+                chip_key=endorsement.public_key,
+                evidence=gpu_evidence,
+                claims=claims,
+                root=root,
+                verified_at=verified_at,
+            )
         return chip
+
+    def enroll_chips(
+        self, caller: Principal, *, vendor_id: int, items: Sequence[ChipEnrollment]
+    ) -> tuple[list[str], int]:
+        """Enroll many chips at once, all or nothing: (chip ids in request order, first log index).
+
+        Every item is checked before anything is written, exactly as :meth:`enroll_chip` checks
+        one (certificate against the vendor root, chip id and key not enrolled), plus no chip id
+        or key twice in the batch. If any item fails, :class:`InvalidRequest` ``batch_rejected``
+        lists every failing item (index, chip id when known, status, code, detail) and nothing
+        is written. Otherwise chips go in with one multi-row insert and their enrollment records
+        into the log in one append, in request order.
+        """
+        if not items:
+            raise InvalidRequest("chips must not be empty", code="empty_batch")
+        vendor = self._vendor_for_enrollment(caller, vendor_id)
+        now = self.clock()
+        # One error per item, the first found: certificate, then within the batch, then
+        # against what is enrolled already.
+        errors: dict[int, dict[str, Any]] = {}
+        endorsed: list[tuple[int, ChipEndorsement]] = []
+        try:
+            # The vendor's root is parsed and self-verified once for the whole batch.
+            results = verify_chip_certificates(
+                [item.certificate_pem.encode() for item in items],
+                vendor.root_certificate_pem.encode(),
+                at=now,
+            )
+        except CertificateError as exc:
+            raise InvalidRequest(f"vendor root: {exc}", code="bad_certificate") from exc
+        for index, result in enumerate(results):
+            if isinstance(result, CertificateError):
+                errors[index] = _item_error(
+                    index, None, InvalidRequest(str(result), code="bad_certificate")
+                )
+            else:
+                endorsed.append((index, result))
+        seen_ids: dict[str, int] = {}
+        seen_keys: dict[str, int] = {}
+        for index, e in endorsed:
+            key_id = e.public_key.key_id
+            if e.chip_id in seen_ids:
+                errors[index] = _item_error(
+                    index,
+                    e.chip_id,
+                    AlreadyExists(
+                        f"chip {e.chip_id!r} is also item {seen_ids[e.chip_id]}",
+                        code="duplicate_in_batch",
+                    ),
+                )
+            elif key_id in seen_keys:
+                errors[index] = _item_error(
+                    index,
+                    e.chip_id,
+                    AlreadyExists(
+                        f"item {seen_keys[key_id]} has this public key too", code="duplicate_key"
+                    ),
+                )
+            seen_ids.setdefault(e.chip_id, index)
+            seen_keys.setdefault(key_id, index)
+        enrolled_ids = self.chips.existing_ids([e.chip_id for _, e in endorsed])
+        enrolled_keys = self.chips.existing_key_ids([e.public_key.key_id for _, e in endorsed])
+        for index, e in endorsed:
+            if index in errors:
+                continue
+            if e.chip_id in enrolled_ids:
+                errors[index] = _item_error(
+                    index, e.chip_id, AlreadyExists(f"chip {e.chip_id!r} is already enrolled")
+                )
+            elif e.public_key.key_id in enrolled_keys:
+                errors[index] = _item_error(
+                    index,
+                    e.chip_id,
+                    AlreadyExists(
+                        "another chip is enrolled with this public key", code="duplicate_key"
+                    ),
+                )
+        if errors:
+            raise InvalidRequest(
+                f"{len(errors)} of {len(items)} chips refused; nothing was enrolled",
+                code="batch_rejected",
+                errors=[errors[i] for i in sorted(errors)],
+            )
+        rows, records = [], []
+        for index, e in endorsed:
+            row, record = self._chip_row(vendor, e, items[index], now)
+            rows.append(row)
+            records.append(record)
+        self.chips.insert_many(rows)
+        first = self.log.append(ENROLLMENT, records, now)
+        logger.info(
+            "enrolled %d chips of vendor %d at log indexes %d..%d",
+            len(rows),
+            vendor_id,
+            first,
+            first + len(rows) - 1,
+        )
+        return [row["chip_id"] for row in rows], first
 
     def chip(self, chip_id: str) -> Chip:
         chip = self.chips.get(chip_id)
@@ -185,20 +354,19 @@ class EnrollmentService:
         facility = self.facility(facility_id)
         caller.require_operator(facility.operator_id)
         self._verify_declaration(envelope, facility)
-        self.chip(chip_id)
+        refuse_retired(self.chip(chip_id))
         current = self.facilities.current_installation(chip_id)
         if current is not None:
             if current.facility_id == facility_id:
                 raise Conflict(
                     f"chip {chip_id!r} is already installed here", code="already_installed"
                 )
-            if (
-                current.facility.operator_id != facility.operator_id
-                and caller.role is not Role.ADMIN
-            ):
-                # A change of custodian is a transfer, which the exporting side must declare.
+            if current.facility.operator_id != facility.operator_id:
+                # A change of custodian is a transfer, signed by both sides (POST /v1/transfers);
+                # not even an admin passes custody on one operator's word.
                 raise Forbidden(
-                    f"chip {chip_id!r} is in the custody of another operator",
+                    f"chip {chip_id!r} is in the custody of another operator: custody passes "
+                    "only by a transfer both operators sign (POST /v1/transfers)",
                     code="chip_in_other_custody",
                 )
             if installed_at <= current.installed_at:
@@ -273,3 +441,15 @@ class EnrollmentService:
         self.facilities.add(cluster)
         self.facilities.add_members(cluster, unique)
         return cluster
+
+
+def _item_error(
+    index: int, chip_id: str | None, exc: InvalidRequest | AlreadyExists
+) -> dict[str, Any]:
+    return {
+        "index": index,
+        "chip_id": chip_id,
+        "status": exc.status,
+        "code": exc.code,
+        "detail": exc.detail,
+    }

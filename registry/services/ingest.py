@@ -59,6 +59,8 @@ REJECTION_STATUS: dict[str, int] = {
     "malformed_report": 400,
     "forbidden": 403,
     "chip_not_installed": 403,
+    "chip_revoked": 403,
+    "chip_decommissioned": 403,
     "unknown_chip": 404,
     "replayed_report": 409,
     "sequence_reused": 409,
@@ -350,6 +352,18 @@ class IngestService:
         chip = chips.get(chip_id)
         if chip is None:
             return Rejected(i, "unknown_chip", f"chip {chip_id!r} is not enrolled", chip_id, seq)
+        if chip.revoked_at is not None:
+            # Its key is no longer trusted: nothing it signs counts, whatever the window.
+            return Rejected(i, "chip_revoked", f"chip {chip_id!r} was revoked", chip_id, seq)
+        if chip.decommissioned_at is not None and report.window_end > chip.decommissioned_at:
+            # Its backlog (windows ending by the decommission) is still taken.
+            return Rejected(
+                i,
+                "chip_decommissioned",
+                f"chip {chip_id!r} was decommissioned at {timestamp(chip.decommissioned_at)}",
+                chip_id,
+                seq,
+            )
         if chip.operator_id is None:
             return Rejected(
                 i, "chip_not_installed", f"chip {chip_id!r} is not installed anywhere", chip_id, seq

@@ -42,6 +42,16 @@ class QueryService:
         self.finding_repo = FindingRepository(session)
 
     def chip(self, caller: Principal, chip_id: str, *, reports: int = 10) -> ChipView:
+        chip, current = self.readable_chip(caller, chip_id)
+        return ChipView(
+            chip=chip,
+            current=current,
+            custody=self.facilities.custody(chip_id),
+            latest_reports=self.reports.latest_for_chip(chip_id, reports),
+        )
+
+    def readable_chip(self, caller: Principal, chip_id: str) -> tuple[Chip, Installation | None]:
+        """The chip and its current installation, if the caller may read it."""
         caller.require(*READ_ALL, Role.VENDOR, Role.OPERATOR)  # before the lookup: 404 tells
         chip = self.chips.get(chip_id)
         if chip is None:
@@ -58,23 +68,23 @@ class QueryService:
         )
         if not allowed:
             raise Forbidden(f"you may not read chip {chip_id!r}", code="not_your_chip")
-        return ChipView(
-            chip=chip,
-            current=current,
-            custody=self.facilities.custody(chip_id),
-            latest_reports=self.reports.latest_for_chip(chip_id, reports),
-        )
+        return chip, current
 
     def facility(self, caller: Principal, facility_id: int) -> FacilityView:
+        facility = self.readable_facility(caller, facility_id)
+        installed = self.facilities.installations_at(facility_id)
+        chips = self.chips.many(i.chip_id for i in installed)
+        return FacilityView(facility, [chips[c] for c in sorted(chips)])
+
+    def readable_facility(self, caller: Principal, facility_id: int) -> Facility:
+        """The facility, if the caller may read it (everyone who reads all, or its operator)."""
         caller.require(*READ_ALL, Role.OPERATOR)  # before the lookup: 404 tells
         facility = self.facilities.get(facility_id)
         if facility is None:
             raise NotFound(f"no facility {facility_id}", code="unknown_facility")
         if caller.role not in READ_ALL:
             caller.require_operator(facility.operator_id)
-        installed = self.facilities.installations_at(facility_id)
-        chips = self.chips.many(i.chip_id for i in installed)
-        return FacilityView(facility, [chips[c] for c in sorted(chips)])
+        return facility
 
     def list_facilities(self, caller: Principal, *, country: str | None) -> list[Facility]:
         if caller.role in READ_ALL:

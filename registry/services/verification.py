@@ -14,11 +14,12 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.orm import Session
 
 from attestation.logentries import VERIFIER_RUN, timestamp
-from registry.db.models import Finding, Installation, TransferCondition, VerifierProgress
+from registry.db.models import Chip, Finding, Installation, TransferCondition, VerifierProgress
 from registry.repositories.channels import ChannelRepository
 from registry.repositories.chips import ChipRepository
 from registry.repositories.facilities import FacilityRepository
 from registry.repositories.findings import FindingRepository
+from registry.repositories.gpu import GpuRepository
 from registry.repositories.obligations import ObligationRepository
 from registry.repositories.reports import ReportRepository
 from registry.repositories.submissions import SubmissionRepository
@@ -31,6 +32,7 @@ from verifier.facts import (
     ClusterNotificationFact,
     DeclaredClusterFact,
     FacilityFact,
+    GpuAttestationFact,
     InstallationFact,
     LandmarkFact,
     LinkFact,
@@ -67,6 +69,7 @@ class VerificationService:
         self.channels = ChannelRepository(session)
         self.obligations = ObligationRepository(session)
         self.submissions = SubmissionRepository(session)
+        self.gpu = GpuRepository(session)
         self.webhooks = WebhookService(session, clock)
         self.log = LogAppender(session)
         self.session = session
@@ -128,6 +131,7 @@ class VerificationService:
                 vendor=chip.vendor.name,
                 allowed_countries=allowed_countries(conditions.get(chip.chip_id, []), as_of),
                 operator_id=fac.operator_id if fac else None,
+                retired_at=_retired_at(chip, as_of, logged),
             )
         reports = [
             ReportFact(
@@ -233,6 +237,12 @@ class VerificationService:
                 for r in self.channels.readings(since, as_of)
                 if r.window_end <= as_of and logged(r.log_index)
             ],
+            # The whole history (not just since ``since``): a lapse is judged from the last proof.
+            gpu_attestations=[
+                GpuAttestationFact(a.chip_id, a.purpose, a.hardware_id, a.verified_at, a.log_index)
+                for a in self.gpu.attestations(as_of)
+                if logged(a.log_index)
+            ],
             period_start=since,
             period_end=as_of,
         )
@@ -314,6 +324,22 @@ class VerificationService:
             boundary += window
         self.session.flush()
         return runs
+
+
+def _retired_at(
+    chip: Chip, as_of: datetime, logged: Callable[[int | None], bool]
+) -> datetime | None:
+    """When the chip left service (decommission or revocation, the earlier), as of ``as_of``
+    and below the log cut; the audit derives the same from the ``chip_status`` records."""
+    ends = [
+        at
+        for at, index in (
+            (chip.decommissioned_at, chip.decommission_log_index),
+            (chip.revoked_at, chip.revocation_log_index),
+        )
+        if at is not None and at <= as_of and logged(index)
+    ]
+    return min(ends, default=None)
 
 
 def _floor(t: datetime, window: timedelta) -> datetime:

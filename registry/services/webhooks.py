@@ -2,18 +2,24 @@
 
 New findings are written to the outbox (``webhook_outbox``) in the same transaction that stores
 them, so a finding is never stored without its notifications nor notified without being stored.
-The worker claims due rows, POSTs them with an HMAC-SHA256 signature, and records the outcome;
-a failed attempt is retried with exponential backoff until ``webhook_max_attempts``.
+The worker claims due rows, POSTs them signed per the Standard Webhooks specification
+(https://www.standardwebhooks.com), and records the outcome; a failed attempt is retried with
+exponential backoff until ``webhook_max_attempts``.
 
-Signature (PROTOCOL.md section 10): ``X-Chipreg-Signature: sha256=<hex>`` where the HMAC key is
-the subscription secret and the message is ``<X-Chipreg-Timestamp> "." <body bytes>``.
+Signature (PROTOCOL.md section 10): headers ``webhook-id`` (the outbox id, the same on every
+retry), ``webhook-timestamp`` (Unix seconds) and ``webhook-signature: v1,<base64 HMAC-SHA256>``
+over ``<id> "." <timestamp> "." <body bytes>``; the HMAC key is the base64-decoded part of the
+subscription secret ``whsec_<base64>``, so off-the-shelf Standard Webhooks verifiers work.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import json
+import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,7 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from registry.auth import Principal, Role
 from registry.db.models import Finding, WebhookDelivery, WebhookSubscription
-from registry.errors import AlreadyExists, NotFound
+from registry.errors import AlreadyExists, InvalidRequest, NotFound
 from registry.repositories.webhooks import WebhookRepository
 from registry.services.findings import finding_document
 from registry.settings import Settings
@@ -33,6 +39,8 @@ __all__ = [
     "DeliveryStats",
     "WebhookDeliverer",
     "WebhookService",
+    "generate_secret",
+    "secret_key",
     "sign_payload",
 ]
 
@@ -40,10 +48,48 @@ EVENT_FINDING_CREATED = "finding.created"
 SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 
 
-def sign_payload(secret: str, timestamp: int, body: bytes) -> str:
-    """The ``X-Chipreg-Signature`` value for a delivery."""
-    mac = hmac.new(secret.encode(), str(timestamp).encode() + b"." + body, hashlib.sha256)
-    return "sha256=" + mac.hexdigest()
+SECRET_PREFIX = "whsec_"  # noqa: S105  (the Standard Webhooks secret prefix, not a secret)
+# Standard Webhooks: secrets are 24 to 64 random bytes, base64-encoded after the prefix.
+SECRET_MIN_BYTES, SECRET_MAX_BYTES = 24, 64
+
+
+def generate_secret() -> str:
+    """A fresh ``whsec_<base64 of 32 random bytes>`` secret."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode("ascii")
+
+
+def secret_key(secret: str) -> bytes:
+    """The HMAC key of a subscription secret: the bytes behind ``whsec_``.
+
+    Subscriptions created before Standard Webhooks signing hold free-form secrets; their key is
+    the secret's UTF-8 bytes, as it was.
+    """
+    if not secret.startswith(SECRET_PREFIX):
+        return secret.encode()
+    return base64.b64decode(secret[len(SECRET_PREFIX) :], validate=True)
+
+
+def _check_secret(secret: str) -> None:
+    try:
+        if not secret.startswith(SECRET_PREFIX):
+            raise ValueError(f"must start with {SECRET_PREFIX!r}")
+        size = len(secret_key(secret))
+        if not SECRET_MIN_BYTES <= size <= SECRET_MAX_BYTES:
+            raise ValueError(f"must encode {SECRET_MIN_BYTES} to {SECRET_MAX_BYTES} bytes")
+    except (ValueError, binascii.Error) as exc:
+        raise InvalidRequest(
+            f"secret must be whsec_ followed by base64 of {SECRET_MIN_BYTES} to "
+            f"{SECRET_MAX_BYTES} random bytes: {exc}",
+            code="bad_webhook_secret",
+        ) from exc
+
+
+def sign_payload(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    """The Standard Webhooks ``webhook-signature`` value: ``v1,<base64 HMAC-SHA256>`` of
+    ``msg_id.timestamp.body`` under :func:`secret_key`."""
+    message = f"{msg_id}.{timestamp}.".encode() + body
+    mac = hmac.new(secret_key(secret), message, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(mac).decode("ascii")
 
 
 class WebhookService:
@@ -52,9 +98,13 @@ class WebhookService:
         self.clock = clock
 
     def create(
-        self, caller: Principal, *, name: str, url: str, secret: str, min_severity: str
+        self, caller: Principal, *, name: str, url: str, secret: str | None, min_severity: str
     ) -> WebhookSubscription:
+        """A new subscription; without ``secret`` the registry generates one (returned once)."""
         caller.require(Role.ADMIN)
+        if secret is None:
+            secret = generate_secret()
+        _check_secret(secret)
         if self.repo.by_name(name) is not None:
             raise AlreadyExists(f"a webhook named {name!r} exists")
         sub = WebhookSubscription(
@@ -178,13 +228,14 @@ class WebhookDeliverer:
     def _post(self, item: _Claimed) -> str | None:
         """None on a 2xx answer, else the reason."""
         timestamp = int(self.clock().timestamp())
+        msg_id = f"msg_{item.id}"  # the outbox row: the same on every retry of this delivery
         headers = {
             "Content-Type": "application/json",
             "User-Agent": "chipreg-webhooks/1",
             "X-Chipreg-Event": item.event,
-            "X-Chipreg-Delivery": str(item.id),
-            "X-Chipreg-Timestamp": str(timestamp),
-            "X-Chipreg-Signature": sign_payload(item.secret, timestamp, item.payload),
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": sign_payload(item.secret, msg_id, timestamp, item.payload),
         }
         try:
             response = self.http.post(

@@ -16,6 +16,7 @@ from attestation.certs import (
     issue_chip_certificate,
     load_vendor_root,
     verify_chip_certificate,
+    verify_chip_certificates,
 )
 from attestation.errors import CertificateError, FormatError, KeyMismatchError
 from attestation.keys import PrivateKey
@@ -321,3 +322,25 @@ def test_issue_checks_inputs(
 def test_naive_at_is_rejected(chip_cert_pem: bytes, root_pem: bytes) -> None:
     with pytest.raises(FormatError):
         verify_chip_certificate(chip_cert_pem, root_pem, at=datetime(2027, 1, 1))
+
+
+def test_many_certificates_of_one_root_give_each_its_own_verdict(
+    root_pem: bytes, vendor_key: PrivateKey, chip_key: PrivateKey, other_key: PrivateKey
+) -> None:
+    other_root = create_vendor_root("Nvidia", other_key, not_before=T0, not_after=T_END)
+    good = _issue(root_pem, vendor_key, chip_key)
+    foreign = _issue(other_root, other_key, chip_key)
+    expired = _issue(root_pem, vendor_key, chip_key, not_after=T0 + timedelta(days=1))
+    pems = [good, b"garbage", foreign, expired, good]
+    at = T0 + timedelta(days=10)
+    results = verify_chip_certificates(pems, root_pem, at=at)
+    for pem, result in zip(pems, results, strict=True):
+        try:
+            expected: object = verify_chip_certificate(pem, root_pem, at=at)
+        except CertificateError as exc:
+            assert isinstance(result, CertificateError) and str(result) == str(exc)
+        else:
+            assert result == expected
+    assert [isinstance(r, CertificateError) for r in results] == [False, True, True, True, False]
+    with pytest.raises(CertificateError):
+        verify_chip_certificates([good], b"not a root", at=at)

@@ -8,7 +8,7 @@ import pytest
 
 from attestation.errors import FormatError
 from attestation.identity import CHIP_ID_PATTERN, validate_chip_id
-from attestation.timefmt import format_time, parse_time
+from attestation.timefmt import format_time, parse_declared_time, parse_time
 
 
 @pytest.mark.parametrize("chip_id", ["a", "NV-H100-0001", "x" * 64, "0:1.2_3-4", "Z9"])
@@ -67,3 +67,40 @@ def test_parse_time_rejects(s: str) -> None:
 def test_format_time_rejects(dt: datetime) -> None:
     with pytest.raises(FormatError):
         format_time(dt)
+
+
+@pytest.mark.parametrize(
+    ("text", "utc"),
+    [
+        ("2026-11-22T17:00:05Z", "2026-11-22T17:00:05+00:00"),
+        ("2026-11-22t17:00:05z", "2026-11-22T17:00:05+00:00"),
+        ("2026-11-22T19:00:05+02:00", "2026-11-22T17:00:05+00:00"),
+        ("2026-11-22T17:00:05.25-01:30", "2026-11-22T18:30:05.250000+00:00"),
+    ],
+)
+def test_parse_declared_time_accepts_rfc3339_with_a_zone(text: str, utc: str) -> None:
+    parsed = parse_declared_time(text)
+    assert parsed.tzinfo is UTC
+    assert parsed.isoformat() == utc
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        1767225600,
+        1767225600.0,
+        None,
+        "2026-11-22T17:00:05",
+        "2026-11-22 17:00:05Z",
+        "20261122T170005Z",
+        "2026-W47-7T17:00:05Z",
+        "2026-11-22T17:00:05.1234567Z",
+        "2026-11-22T17:00:05+25:00",
+        "2026-02-30T17:00:05Z",
+        "2026-11-22T17:00:05+0200",
+        "\uff12026-11-22T17:00:05Z",
+    ],
+)
+def test_parse_declared_time_rejects_everything_else(value: object) -> None:
+    with pytest.raises(FormatError):
+        parse_declared_time(value)

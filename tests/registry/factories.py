@@ -117,25 +117,29 @@ class World:
                 201,
             )
         if install:
-            with self.registry.client(self.operator_token) as http:
-                ok(
-                    http.post(
-                        "/v1/installations",
-                        json=signed(
-                            "installation",
-                            {
-                                "chip_id": chip_id,
-                                "facility_id": facility_id or self.facility_id,
-                                "installed_at": "2026-02-01T00:00:00Z",
-                            },
-                            self.operator_key,
-                        ),
-                    ),
-                    201,
-                )
+            self.install(chip_id, facility_id=facility_id)
         chip = SimChip(chip_id, chip_key)
         self.chips[chip_id] = chip
         return chip
+
+    def install(self, chip_id: str, *, facility_id: int | None = None) -> None:
+        """Declare ``chip_id`` installed at one of this operator's facilities (the first one)."""
+        with self.registry.client(self.operator_token) as http:
+            ok(
+                http.post(
+                    "/v1/installations",
+                    json=signed(
+                        "installation",
+                        {
+                            "chip_id": chip_id,
+                            "facility_id": facility_id or self.facility_id,
+                            "installed_at": "2026-02-01T00:00:00Z",
+                        },
+                        self.operator_key,
+                    ),
+                ),
+                201,
+            )
 
     def post(self, envelopes: list[Envelope], token: str | None = None) -> httpx.Response:
         body = b'{"reports":[' + b",".join(e.to_json() for e in envelopes) + b"]}"

@@ -72,7 +72,9 @@ def test_missing_or_malformed_authorization_is_unauthenticated(live_registry: Li
         )
 
 
-def test_unknown_or_revoked_token_is_invalid_token(live_registry: LiveRegistry) -> None:
+def test_unknown_token_is_invalid_token_and_revoked_is_token_revoked(
+    live_registry: LiveRegistry,
+) -> None:
     refused(live_registry, "chipreg_not-a-real-token", "GET", "/v1/vendors", (401, "invalid_token"))
     # A token differing from the admin's by one character is just as unknown.
     near_miss = live_registry.admin_token[:-1] + (
@@ -87,7 +89,7 @@ def test_unknown_or_revoked_token_is_invalid_token(live_registry: LiveRegistry) 
         record = s.scalars(select(ApiToken).where(ApiToken.role == "inspector")).one()
         record.revoked_at = datetime.now(UTC)
         s.commit()
-    refused(live_registry, inspector, "GET", "/v1/vendors", (401, "invalid_token"))
+    refused(live_registry, inspector, "GET", "/v1/vendors", (401, "token_revoked"))
 
 
 # -- roles ---------------------------------------------------------------------------------

@@ -591,3 +591,42 @@ def test_declarations_must_be_signed_by_the_facility_operator(world: World) -> N
         ]
     assert entry["kind"] == "installation"
     assert json.loads(base64.b64decode(entry["body"])) == body
+
+
+@pytest.mark.parametrize(
+    "installed_at",
+    [
+        1767225600,  # a Unix time: pydantic's lax datetime took it, the partner's audit did not
+        "2026-02-01T00:00:00",  # no zone
+        "2026-02-01 00:00:00Z",  # a space is ISO 8601, not RFC 3339 as the audit reads it
+        "2026-W05-7T00:00:00Z",
+    ],
+)
+def test_installation_time_the_audit_would_reject_is_refused(
+    world: World, installed_at: object
+) -> None:
+    # Regression: the registry accepted a signed declaration that the partner's audit then
+    # refused, so a log the registry called valid failed its audit. Both now parse declared
+    # times with attestation.timefmt.parse_declared_time.
+    world.enroll("NV-0001", install=False)
+    fields = {"chip_id": "NV-0001", "facility_id": world.facility_id, "installed_at": installed_at}
+    problem = refused(
+        world.registry,
+        world.operator_token,
+        "POST",
+        "/v1/installations",
+        (422, "invalid_request"),
+        json=signed("installation", fields, operator_key("Abilene Compute")),
+    )
+    assert "installed_at" in json.dumps(problem)
+
+
+def test_installation_time_with_an_offset_is_normalised_to_utc(world: World) -> None:
+    world.enroll("NV-0001", install=False)
+    created = post(
+        world,
+        world.operator_token,
+        "/v1/installations",
+        installation("NV-0001", world.facility_id, at="2026-02-01T02:00:00+02:00"),
+    )
+    assert created["installed_at"].startswith("2026-02-01T00:00:00")

@@ -1,10 +1,11 @@
 """Findings lifecycle with its audit trail, and webhook delivery through the durable outbox to a
-real HTTP receiver (HMAC signature, retries with exponential backoff)."""
+real HTTP receiver (Standard Webhooks signatures checked by the independent ``standardwebhooks``
+package, retries with exponential backoff)."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
-import hmac
 import json
 import threading
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from registry.api.context import utc_now
 from registry.auth import Role
@@ -28,7 +30,7 @@ from tests.registry.factories import (
 )
 
 AS_OF = datetime(2026, 3, 1, 3, 0, tzinfo=UTC)
-SECRET = "s3cret-s3cret-s3cret"
+SECRET = "whsec_" + base64.b64encode(bytes(range(32))).decode()
 
 
 class Receiver:
@@ -64,6 +66,10 @@ def receiver() -> Iterator[Receiver]:
     r.thread.start()
     yield r
     r.server.shutdown()
+
+
+def hashlib_digest(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
 
 
 def silent_chip_world(world: World) -> tuple[int, str, int]:
@@ -184,8 +190,7 @@ def test_new_findings_reach_webhooks_with_retries(world: World, receiver: Receiv
             ),
             201,
         )
-        r = http.post("/v1/webhooks", json={"name": "short", "url": receiver.url, "secret": "x"})
-        assert r.status_code == 422
+        assert hook["secret"] == SECRET
     created = run(world)["new_findings"]
     assert created >= 2
 
@@ -202,14 +207,25 @@ def test_new_findings_reach_webhooks_with_retries(world: World, receiver: Receiv
     assert deliverer.deliver_due().delivered == 0  # each delivered exactly once
 
     subjects = set()
+    verifier = Webhook(SECRET)  # the off-the-shelf Standard Webhooks verifier
+    ids: dict[str, set[str]] = {}
     for headers, body in receiver.received:
-        ts = headers["X-Chipreg-Timestamp"]
-        mac = hmac.new(SECRET.encode(), ts.encode() + b"." + body, hashlib.sha256).hexdigest()
-        assert headers["X-Chipreg-Signature"] == "sha256=" + mac
-        doc = json.loads(body)
+        doc = verifier.verify(body, headers)
+        assert doc == json.loads(body)
+        ids.setdefault(headers["webhook-id"], set()).add(hashlib_digest(body))
+        # A tampered body, another secret or another id does not verify.
+        with pytest.raises(WebhookVerificationError):
+            verifier.verify(body + b" ", headers)
+        with pytest.raises(WebhookVerificationError):
+            Webhook("whsec_" + base64.b64encode(b"k" * 32).decode()).verify(body, headers)
+        with pytest.raises(WebhookVerificationError):
+            verifier.verify(body, {**headers, "webhook-id": "msg_0"})
         assert doc["event"] == "finding.created"
         subjects.add(doc["finding"]["subject_id"])
     assert {"NV-1", "NV-2"} <= subjects
+    # Retries reuse the delivery's webhook-id (receivers deduplicate by it) with the same body.
+    assert all(len(bodies) == 1 for bodies in ids.values())
+    assert len(ids) == created and len(receiver.received) == created + 2
     with reg.client(reg.admin_token) as http:
         deliveries = ok(http.get(f"/v1/webhooks/{hook['id']}/deliveries"))
     assert len(deliveries) == created
@@ -218,6 +234,29 @@ def test_new_findings_reach_webhooks_with_retries(world: World, receiver: Receiv
     # A second run finds nothing new, so nothing more is queued.
     assert run(world)["new_findings"] == 0
     assert deliverer.deliver_due().delivered == 0
+
+
+def test_webhook_secrets_are_standard_webhooks_secrets(world: World) -> None:
+    with world.registry.client(world.registry.admin_token) as http:
+        # Not a Standard Webhooks secret: free-form text, too few bytes, not base64.
+        for bad in (
+            "s3cret-s3cret-s3cret",
+            "whsec_" + base64.b64encode(b"x" * 8).decode(),
+            "whsec_!",
+        ):
+            r = http.post(
+                "/v1/webhooks", json={"name": "bad", "url": "http://127.0.0.1:9/", "secret": bad}
+            )
+            assert (r.status_code, r.json()["code"]) == (422, "bad_webhook_secret"), bad
+        # Without a secret the registry generates one and shows it once.
+        generated = ok(
+            http.post("/v1/webhooks", json={"name": "gen", "url": "http://127.0.0.1:9/"}), 201
+        )
+        assert generated["secret"].startswith("whsec_")
+        assert len(base64.b64decode(generated["secret"][6:])) == 32
+        listed = ok(http.get("/v1/webhooks"))
+    assert [h["name"] for h in listed] == ["gen"]
+    assert all("secret" not in h for h in listed)
 
 
 def test_failing_receiver_gives_up_after_max_attempts(world: World) -> None:

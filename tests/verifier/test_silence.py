@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
@@ -119,3 +120,27 @@ def test_installed_chip_sorted_output(default_policy: Policy) -> None:
     fleet = chips(*(chip(c, installed=INSTALLED) for c in ("z", "a", "m")))
     findings = find_silent_chips(Snapshot(fleet, [], []), default_policy, AS_OF)
     assert [f.subject_id for f in findings] == ["a", "m", "z"]
+
+
+def test_a_retired_chip_is_judged_as_of_its_retirement(default_policy: Policy) -> None:
+    """Decommissioned or revoked: silent only if it was already silent then (near misses)."""
+    last = report("c", start=AS_OF - timedelta(hours=4) - WINDOW, seq=3, log_index=7)
+    last_end = last.window_end
+    # Retired an hour after its last report: never silent for long enough, however late as_of.
+    early = replace(chip("c"), retired_at=last_end + timedelta(hours=1))
+    assert find_silent_chips(Snapshot(chips(early), [last], []), default_policy, AS_OF) == []
+    # Retired exactly at the end of the grace period: still not silent (strict rule).
+    edge = replace(chip("c"), retired_at=last_end + timedelta(hours=2))
+    assert find_silent_chips(Snapshot(chips(edge), [last], []), default_policy, AS_OF) == []
+    # Retired after it had been silent past the grace period: leaving service hides nothing.
+    late = replace(chip("c"), retired_at=last_end + timedelta(hours=3))
+    (f,) = find_silent_chips(Snapshot(chips(late), [last], []), default_policy, AS_OF)
+    assert (f.window_start, f.window_end) == (last_end, last_end + timedelta(hours=3))
+    assert f.details["silent_for_seconds"] == 3 * 3600
+    # The same fingerprint as the finding raised while it was in service.
+    (before,) = find_silent_chips(
+        Snapshot(chips(chip("c")), [last], []), default_policy, last_end + timedelta(hours=3)
+    )
+    assert before.fingerprint == f.fingerprint
+    with pytest.raises(FactError):
+        replace(chip("c"), retired_at=datetime(2026, 3, 2, 12, 0))  # naive

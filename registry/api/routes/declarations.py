@@ -17,7 +17,10 @@ from attestation.errors import FormatError
 from attestation.logentries import CLUSTER, INSTALLATION, open_declaration
 from registry.api.body import StrictJsonRoute
 from registry.api.deps import CallerDep, ContextDep, SessionDep
+from registry.api.routes.gpu import gpu_service
 from registry.api.schemas.declarations import (
+    ChipBatchCreate,
+    ChipBatchEnrolled,
     ChipCreate,
     ChipPublic,
     ClusterCreate,
@@ -29,7 +32,8 @@ from registry.api.schemas.declarations import (
     SignedDeclaration,
 )
 from registry.errors import BadRequest
-from registry.services.enrollment import EnrollmentService
+from registry.services.enrollment import ChipEnrollment, EnrollmentService
+from registry.services.gpu_attestation import SubmittedEvidence
 
 router = APIRouter(route_class=StrictJsonRoute, prefix="/v1", tags=["declarations"])
 
@@ -61,7 +65,32 @@ def create_facility(
 def enroll_chip(
     body: ChipCreate, caller: CallerDep, session: SessionDep, ctx: ContextDep
 ) -> object:
-    return EnrollmentService(session, ctx.clock).enroll_chip(caller, **body.model_dump())
+    """Enroll a chip key endorsed by its vendor; with ``gpu_evidence``, hardware-attested."""
+    fields = body.model_dump(exclude={"gpu_evidence"})
+    evidence = None
+    if body.gpu_evidence is not None:
+        e = body.gpu_evidence
+        evidence = SubmittedEvidence.from_wire(e.nonce, e.report, e.certificates)
+    return EnrollmentService(session, ctx.clock, gpu_service(session, ctx)).enroll_chip(
+        caller, **fields, gpu_evidence=evidence
+    )
+
+
+@router.post("/chips/batch", status_code=201, response_model=ChipBatchEnrolled)
+def enroll_chips(
+    body: ChipBatchCreate, caller: CallerDep, session: SessionDep, ctx: ContextDep
+) -> ChipBatchEnrolled:
+    """Enroll up to 10,000 chips of one vendor in one transaction, all or nothing.
+
+    Each item is checked as ``POST /v1/chips`` checks one. If any fails, the answer is 422
+    ``batch_rejected`` with ``errors``: one ``{index, chip_id, status, code, detail}`` per
+    failing item, and nothing is enrolled. Enrollment records are logged in request order.
+    """
+    items = [ChipEnrollment(**item.model_dump()) for item in body.chips]
+    chip_ids, first = EnrollmentService(session, ctx.clock).enroll_chips(
+        caller, vendor_id=body.vendor_id, items=items
+    )
+    return ChipBatchEnrolled(enrolled=len(chip_ids), chip_ids=chip_ids, first_log_index=first)
 
 
 @router.post("/installations", status_code=201, response_model=InstallationPublic)

@@ -12,6 +12,7 @@ from registry.api.schemas.lifecycle import (
     TransitionCreate,
     TransitionPublic,
     WebhookCreate,
+    WebhookCreated,
     WebhookPublic,
 )
 from registry.api.schemas.queries import FindingPublic
@@ -47,10 +48,11 @@ def finding_history(
     return FindingLifecycle(session, ctx.clock).history(caller, finding_id)
 
 
-@router.post("/webhooks", status_code=201, response_model=WebhookPublic, tags=["webhooks"])
+@router.post("/webhooks", status_code=201, response_model=WebhookCreated, tags=["webhooks"])
 def create_webhook(
     body: WebhookCreate, caller: CallerDep, session: SessionDep, ctx: ContextDep
 ) -> object:
+    """Subscribe a receiver; the answer carries the ``whsec_`` signing secret (shown once)."""
     return WebhookService(session, ctx.clock).create(
         caller,
         name=body.name,

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 
 from registry.api.body import StrictJsonRoute
-from registry.api.deps import CallerDep, SessionDep
+from registry.api.deps import CallerDep, DetailCallerDep, SessionDep
 from registry.api.schemas.common import Count, Id
 from registry.api.schemas.declarations import ChipPublic, FacilityPublic, InstallationPublic
 from registry.api.schemas.queries import (
@@ -28,7 +28,7 @@ ChipIdPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")]
 @router.get("/chips/{chip_id}", response_model=ChipDetail)
 def get_chip(
     chip_id: ChipIdPath,
-    caller: CallerDep,
+    caller: DetailCallerDep,
     session: SessionDep,
     reports: Annotated[int, Query(ge=0, le=100)] = 10,
 ) -> ChipDetail:
@@ -67,7 +67,7 @@ def list_facilities(
 
 
 @router.get("/facilities/{facility_id}", response_model=FacilityDetail)
-def get_facility(facility_id: Id, caller: CallerDep, session: SessionDep) -> FacilityDetail:
+def get_facility(facility_id: Id, caller: DetailCallerDep, session: SessionDep) -> FacilityDetail:
     view = QueryService(session).facility(caller, facility_id)
     return FacilityDetail(
         facility=FacilityPublic.model_validate(view.facility),

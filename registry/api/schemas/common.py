@@ -6,7 +6,10 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from annotated_types import Ge, Le
-from pydantic import AfterValidator, Field, StringConstraints
+from pydantic import BeforeValidator, Field, StringConstraints
+
+from attestation.errors import FormatError
+from attestation.timefmt import parse_declared_time
 
 __all__ = [
     "EARLIEST",
@@ -38,21 +41,21 @@ EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 
 
-def _aware_utc(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        msg = "timestamps must carry a timezone (use Z for UTC)"
-        raise ValueError(msg)
+def _declared_time(value: object) -> datetime:
+    # The partner's audit parses the same declarations with the same function: a timestamp the
+    # registry accepts can never be one the audit rejects (a number, say, which pydantic's lax
+    # datetime would take as a Unix time).
     try:
-        utc: datetime | None = value.astimezone(UTC)
-    except OverflowError:  # within a day of year 1 or 9999
-        utc = None
-    if utc is None or not EARLIEST <= utc < LATEST:
+        utc = parse_declared_time(value, "timestamp")
+    except FormatError as e:
+        raise ValueError(str(e)) from None
+    if not EARLIEST <= utc < LATEST:
         msg = "timestamps must lie in [1970-01-01T00:00:00Z, 9000-01-01T00:00:00Z)"
         raise ValueError(msg)
     return utc
 
 
-UtcDatetime = Annotated[datetime, AfterValidator(_aware_utc)]
+UtcDatetime = Annotated[datetime, BeforeValidator(_declared_time)]
 CountryCode = Annotated[
     str, StringConstraints(pattern=r"^[A-Z]{2}$"), Field(description="ISO 3166-1 alpha-2")
 ]

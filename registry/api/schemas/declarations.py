@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, FiniteFloat
 
 from registry.api.schemas.common import ChipId, CountryCode, Id, Name, UtcDatetime
 
 __all__ = [
+    "MAX_BATCH_CHIPS",
+    "ChipBatchCreate",
+    "ChipBatchEnrolled",
+    "ChipBatchItem",
     "ChipCreate",
     "ChipPublic",
     "ClusterCreate",
     "ClusterPublic",
     "FacilityCreate",
     "FacilityPublic",
+    "GpuEvidenceIn",
     "InstallationCreate",
     "InstallationPublic",
     "SignedDeclaration",
@@ -47,6 +53,22 @@ class FacilityPublic(BaseModel):
     pue: float
     non_it_load_kw: float
     created_at: datetime
+    operator_name: str | None = None
+
+
+class GpuEvidenceIn(BaseModel):
+    """GPU device evidence answering a registry GPU challenge (docs/PROTOCOL.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+    nonce: str = Field(pattern=r"^[0-9a-f]{64}$", description="the registry nonce answered")
+    report: str = Field(
+        max_length=65_536, description="base64 SPDM attestation report (request || response)"
+    )
+    certificates: list[Annotated[str, Field(max_length=16_384)]] = Field(
+        min_length=1,
+        max_length=8,
+        description="base64 DER certificates, attestation leaf first (the root may end it)",
+    )
 
 
 class ChipCreate(BaseModel):
@@ -55,6 +77,35 @@ class ChipCreate(BaseModel):
     certificate_pem: str = Field(max_length=20_000, description="endorsement certificate, PEM")
     peak_tflops_bf16: FiniteFloat = Field(gt=0, le=100_000, description="dense BF16 peak, TFLOP/s")
     tdp_watts: FiniteFloat = Field(gt=0, le=10_000)
+    gpu_evidence: GpuEvidenceIn | None = Field(
+        default=None, description="GPU evidence binding the chip key to a genuine GPU"
+    )
+
+
+MAX_BATCH_CHIPS = 10_000
+
+
+class ChipBatchItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    certificate_pem: str = Field(max_length=20_000, description="endorsement certificate, PEM")
+    peak_tflops_bf16: FiniteFloat = Field(gt=0, le=100_000, description="dense BF16 peak, TFLOP/s")
+    tdp_watts: FiniteFloat = Field(gt=0, le=10_000)
+
+
+class ChipBatchCreate(BaseModel):
+    """Up to 10,000 chips of one vendor, enrolled all or nothing."""
+
+    model_config = ConfigDict(extra="forbid")
+    vendor_id: Id
+    chips: list[ChipBatchItem] = Field(min_length=1, max_length=MAX_BATCH_CHIPS)
+
+
+class ChipBatchEnrolled(BaseModel):
+    enrolled: int
+    chip_ids: list[str] = Field(description="in request order")
+    first_log_index: int = Field(
+        description="log index of the first enrollment record; item i is at first_log_index + i"
+    )
 
 
 class ChipPublic(BaseModel):
@@ -68,6 +119,13 @@ class ChipPublic(BaseModel):
     enrolled_at: datetime
     last_seq: int
     last_window_end: datetime | None
+    # End of service (PROTOCOL.md 6.1); None while in service.
+    decommissioned_at: datetime | None = None
+    decommission_reason: str | None = None
+    revoked_at: datetime | None = None
+    revocation_reason: str | None = None
+    hardware_id: str | None = None
+    hardware_attested_at: datetime | None = None
 
 
 class InstallationCreate(BaseModel):

@@ -40,7 +40,12 @@ class WebhookCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: Name
     url: AnyHttpUrl
-    secret: str = Field(min_length=16, max_length=200, description="HMAC-SHA256 key")
+    secret: str | None = Field(
+        default=None,
+        max_length=200,
+        description="Standard Webhooks secret `whsec_<base64 of 24-64 random bytes>`; "
+        "generated when absent",
+    )
     min_severity: Literal["low", "medium", "high", "critical"] = "low"
 
 
@@ -52,6 +57,12 @@ class WebhookPublic(BaseModel):
     min_severity: str
     active: bool
     created_at: datetime
+
+
+class WebhookCreated(WebhookPublic):
+    """The new subscription with its signing secret, shown only in this answer."""
+
+    secret: str
 
 
 class DeliveryPublic(BaseModel):

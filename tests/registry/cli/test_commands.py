@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -33,6 +34,11 @@ def test_demo_finds_the_planted_violations_and_nothing_else(tmp_path: Path) -> N
     assert out.count("chip_silent") == 5
     assert out.count("undeclared_cluster") >= 2  # the finding and its ground-truth row
     assert "/docs" in out and "/v1/findings" in out
+    assert re.search(
+        r"Console: http://127\.0\.0\.1:\d+/console\n  log in as the inspector "
+        r"with the token chipreg_",
+        out,
+    )
     # The partner's view: the whole log re-verified and the findings re-derived from it.
     assert "partner audit (chipreg audit, log key only): PASS" in out
     assert "1 verifier run(s) re-derived, 6 served findings all logged" in out
@@ -57,7 +63,7 @@ def test_admin_token_then_verify_on_an_empty_registry(tmp_path: Path) -> None:
     assert "0 findings" in verified.stdout
 
     unknown = chipreg("verify", "--policy", "nope", env=env)
-    assert unknown.returncode == 2 and "nope" in unknown.stdout
+    assert unknown.returncode == 2 and "nope" in unknown.stderr
 
 
 def test_production_refuses_development_defaults(tmp_path: Path) -> None:
@@ -70,7 +76,7 @@ def test_production_refuses_development_defaults(tmp_path: Path) -> None:
 def test_agent_on_a_host_without_nvidia_driver_says_so(command: list[str], tmp_path: Path) -> None:
     run = chipreg("agent", *command, "--backend", "nvml", "--state-dir", str(tmp_path))
     assert run.returncode == 1
-    assert "no NVIDIA driver/NVML found on this host" in run.stdout
+    assert "no NVIDIA driver/NVML found on this host" in run.stderr
 
 
 def test_agent_dry_run_with_simulated_backend_changes_nothing(tmp_path: Path) -> None:
@@ -102,6 +108,6 @@ def test_agent_facility_claim_from_option_or_environment(tmp_path: Path) -> None
     both = chipreg(*base, "--state-dir", str(tmp_path / "c"), "--facility-id", "9", env=env)
     assert [s["predicate"]["facility_id"] for s in json.loads(both.stdout)] == [9, 9]
     bad = chipreg(*base, "--state-dir", str(tmp_path / "d"), env={"CHIPREG_AGENT_FACILITY_ID": "x"})
-    assert bad.returncode == 1 and "CHIPREG_AGENT_FACILITY_ID" in bad.stdout
+    assert bad.returncode == 1 and "CHIPREG_AGENT_FACILITY_ID" in bad.stderr
     zero = chipreg(*base, "--state-dir", str(tmp_path / "e"), "--facility-id", "0")
-    assert zero.returncode == 1 and "facility id" in zero.stdout
+    assert zero.returncode == 1 and "facility id" in zero.stderr

@@ -34,8 +34,8 @@ def test_small_suite_prints_the_table_and_passes() -> None:
 def test_unknown_scenario_and_unreachable_policy_exit_2() -> None:
     run = chipreg("scenarios", "no_such_thing")
     assert run.returncode == 2
-    assert "unknown scenario(s) no_such_thing" in run.stdout
+    assert "unknown scenario(s) no_such_thing" in run.stderr
     # The default policy's cluster threshold (1e20 OP/s) needs ~130,000 chips: refused.
     run = chipreg("scenarios", "undeclared_cluster", "--policy", "default", "--chips", "64")
     assert run.returncode == 2
-    assert "too many to simulate" in run.stdout
+    assert "too many to simulate" in run.stderr

@@ -1,0 +1,328 @@
+"""Read-side queries behind the inventory API and the console: chips and clusters by filter
+(with a total for pagination), per-window sums for charts, counts for the overview."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from registry.db.models import (
+    Chip,
+    ClusterMember,
+    DeclaredCluster,
+    Facility,
+    Finding,
+    Installation,
+    Landmark,
+    LandmarkMeasurement,
+    LogEntry,
+    Meter,
+    MeterReading,
+    Operator,
+    Report,
+)
+
+__all__ = ["ChipRow", "InventoryRepository", "WindowSum"]
+
+
+@dataclass(frozen=True, slots=True)
+class ChipRow:
+    """A chip with where it is now (``installation`` is None when installed nowhere)."""
+
+    chip: Chip
+    installation: Installation | None
+
+
+@dataclass(frozen=True, slots=True)
+class WindowSum:
+    window_start: datetime
+    window_end: datetime
+    total: float
+    count: int
+
+
+_CURRENT = and_(Installation.chip_id == Chip.chip_id, Installation.removed_at.is_(None))
+
+
+class InventoryRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def _total(self, stmt: Select[*tuple[Any, ...]]) -> int:
+        return int(self.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0)
+
+    def chips(
+        self,
+        *,
+        country: str | None = None,
+        facility_id: int | None = None,
+        operator_id: int | None = None,
+        vendor_id: int | None = None,
+        model: str | None = None,
+        installed: bool | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> tuple[list[ChipRow], int]:
+        stmt = (
+            select(Chip, Installation)
+            .outerjoin(Installation, _CURRENT)
+            .outerjoin(Facility, Facility.id == Installation.facility_id)
+        )
+        if country is not None:
+            stmt = stmt.where(Facility.country == country)
+        if facility_id is not None:
+            stmt = stmt.where(Installation.facility_id == facility_id)
+        if operator_id is not None:
+            stmt = stmt.where(Facility.operator_id == operator_id)
+        if vendor_id is not None:
+            stmt = stmt.where(Chip.vendor_id == vendor_id)
+        if model is not None:
+            stmt = stmt.where(Chip.model == model)
+        if installed is True:
+            stmt = stmt.where(Installation.id.is_not(None))
+        elif installed is False:
+            stmt = stmt.where(Installation.id.is_(None))
+        total = self._total(stmt.with_only_columns(Chip.chip_id))
+        rows = self.session.execute(stmt.order_by(Chip.chip_id).limit(limit).offset(offset))
+        return [ChipRow(chip, inst) for chip, inst in rows], total
+
+    def clusters(
+        self,
+        *,
+        operator_id: int | None = None,
+        facility_id: int | None = None,
+        country: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> tuple[list[tuple[DeclaredCluster, Facility]], int]:
+        """Declared clusters with the facility each is at."""
+        stmt = select(DeclaredCluster, Facility).join(
+            Facility, Facility.id == DeclaredCluster.facility_id
+        )
+        if operator_id is not None:
+            stmt = stmt.where(DeclaredCluster.operator_id == operator_id)
+        if facility_id is not None:
+            stmt = stmt.where(DeclaredCluster.facility_id == facility_id)
+        if country is not None:
+            stmt = stmt.where(Facility.country == country)
+        total = self._total(stmt.with_only_columns(DeclaredCluster.id))
+        rows = self.session.execute(stmt.order_by(DeclaredCluster.id).limit(limit).offset(offset))
+        return [(c, f) for c, f in rows], total
+
+    def operator_names(self, ids: Sequence[int]) -> dict[int, str]:
+        wanted = sorted(set(ids))
+        if not wanted:
+            return {}
+        rows = self.session.execute(
+            select(Operator.id, Operator.name).where(Operator.id.in_(wanted))
+        )
+        return {i: n for i, n in rows}
+
+    def chip_series(
+        self, chip_id: str, *, start: datetime | None, end: datetime | None, limit: int
+    ) -> list[Report]:
+        """The chip's reports in window order (the newest ``limit`` of the period)."""
+        stmt = select(Report).where(Report.chip_id == chip_id)
+        if start is not None:
+            stmt = stmt.where(Report.window_end > start)
+        if end is not None:
+            stmt = stmt.where(Report.window_start < end)
+        rows = list(self.session.scalars(stmt.order_by(Report.seq.desc()).limit(limit)))
+        return rows[::-1]
+
+    def facility_chip_energy(
+        self, facility_id: int, *, start: datetime | None, end: datetime | None
+    ) -> list[WindowSum]:
+        """Reported energy per window of the chips declared at the facility during the window
+        (custody-aware: an installation counts for windows inside its installed period)."""
+        stmt = (
+            select(
+                Report.window_start,
+                Report.window_end,
+                func.sum(Report.energy_j),
+                func.count(Report.id),
+            )
+            .join(Installation, Installation.chip_id == Report.chip_id)
+            .where(
+                Installation.facility_id == facility_id,
+                Installation.installed_at <= Report.window_start,
+                or_(
+                    Installation.removed_at.is_(None),
+                    Installation.removed_at >= Report.window_end,
+                ),
+            )
+            .group_by(Report.window_start, Report.window_end)
+            .order_by(Report.window_start)
+        )
+        if start is not None:
+            stmt = stmt.where(Report.window_end > start)
+        if end is not None:
+            stmt = stmt.where(Report.window_start < end)
+        return [WindowSum(a, b, float(s or 0), int(n)) for a, b, s, n in self.session.execute(stmt)]
+
+    def facility_metered(
+        self, facility_id: int, *, start: datetime | None, end: datetime | None
+    ) -> list[WindowSum]:
+        stmt = (
+            select(
+                MeterReading.window_start,
+                MeterReading.window_end,
+                func.sum(MeterReading.energy_j),
+                func.count(MeterReading.id),
+            )
+            .where(MeterReading.facility_id == facility_id)
+            .group_by(MeterReading.window_start, MeterReading.window_end)
+            .order_by(MeterReading.window_start)
+        )
+        if start is not None:
+            stmt = stmt.where(MeterReading.window_end > start)
+        if end is not None:
+            stmt = stmt.where(MeterReading.window_start < end)
+        return [WindowSum(a, b, float(s or 0), int(n)) for a, b, s, n in self.session.execute(stmt)]
+
+    def reports_per_window(self, *, operator_id: int | None, limit: int) -> list[WindowSum]:
+        """Accepted reports per window (the newest ``limit`` windows), fleet-wide or for the
+        chips delivered by one operator."""
+        stmt = select(
+            Report.window_start, Report.window_end, func.sum(Report.energy_j), func.count()
+        ).group_by(Report.window_start, Report.window_end)
+        if operator_id is not None:
+            stmt = stmt.where(Report.source_operator_id == operator_id)
+        rows = self.session.execute(stmt.order_by(Report.window_start.desc()).limit(limit))
+        return [WindowSum(a, b, float(s or 0), int(n)) for a, b, s, n in rows][::-1]
+
+    def counts(self, *, operator_id: int | None) -> dict[str, int]:
+        """Chips installed, facilities and countries (of one operator, or all)."""
+        facilities = select(Facility.id, Facility.country)
+        chips = select(Installation.chip_id).where(Installation.removed_at.is_(None))
+        if operator_id is not None:
+            facilities = facilities.where(Facility.operator_id == operator_id)
+            chips = chips.join(Facility, Facility.id == Installation.facility_id).where(
+                Facility.operator_id == operator_id
+            )
+        enrolled = select(Chip.chip_id) if operator_id is None else chips
+        return {
+            "chips": self._total(enrolled),
+            "chips_installed": self._total(chips),
+            "facilities": self._total(facilities),
+            "countries": self._total(facilities.with_only_columns(Facility.country).distinct()),
+        }
+
+    def open_findings(self, *, operator_id: int | None) -> list[tuple[str, str, int]]:
+        """(severity, kind, count) of findings not yet resolved."""
+        stmt = (
+            select(Finding.severity, Finding.kind, func.count())
+            .where(Finding.status != "resolved")
+            .group_by(Finding.severity, Finding.kind)
+            .order_by(Finding.severity, Finding.kind)
+        )
+        if operator_id is not None:
+            stmt = stmt.join(Facility, Facility.id == Finding.facility_id).where(
+                Facility.operator_id == operator_id
+            )
+        return [(s, k, int(n)) for s, k, n in self.session.execute(stmt)]
+
+    def entry(self, index: int) -> LogEntry | None:
+        return self.session.get(LogEntry, index)
+
+    def entry_by_leaf_hash(self, leaf_hash: bytes) -> LogEntry | None:
+        return self.session.scalar(
+            select(LogEntry).where(LogEntry.leaf_hash == leaf_hash).order_by(LogEntry.index)
+        )
+
+    def members(self, cluster_id: int) -> list[str]:
+        return list(
+            self.session.scalars(
+                select(ClusterMember.chip_id)
+                .where(ClusterMember.cluster_id == cluster_id)
+                .order_by(ClusterMember.chip_id)
+            )
+        )
+
+    def key_holders(self, key_id: str) -> list[tuple[str, str, str, bytes]]:
+        """(type, id, name, raw public key) of registered chips, landmarks and meters whose
+        key has this key id."""
+        found: list[tuple[str, str, str, bytes]] = []
+        chip = self.session.scalar(select(Chip).where(Chip.key_id == key_id))
+        if chip is not None:
+            found.append(("chip", chip.chip_id, chip.model, bytes(chip.public_key)))
+        landmark = self.session.scalar(select(Landmark).where(Landmark.key_id == key_id))
+        if landmark is not None:
+            found.append(("landmark", str(landmark.id), landmark.name, bytes(landmark.public_key)))
+        meter = self.session.scalar(select(Meter).where(Meter.key_id == key_id))
+        if meter is not None:
+            found.append(("meter", str(meter.id), meter.name, bytes(meter.public_key)))
+        return found
+
+    def operators(self) -> list[Operator]:
+        return list(self.session.scalars(select(Operator).order_by(Operator.id)))
+
+    def latest_entry_of_kind(self, kind: str) -> LogEntry | None:
+        return self.session.scalar(
+            select(LogEntry).where(LogEntry.kind == kind).order_by(LogEntry.index.desc()).limit(1)
+        )
+
+    def facility_aggregates(
+        self, *, operator_id: int | None, country: str | None
+    ) -> list[tuple[Facility, int, float]]:
+        """(facility, chips installed now, their total BF16 peak TFLOP/s) per facility."""
+        stmt = (
+            select(
+                Facility,
+                func.count(Installation.id),
+                func.coalesce(func.sum(Chip.peak_tflops_bf16), 0.0),
+            )
+            .outerjoin(
+                Installation,
+                and_(Installation.facility_id == Facility.id, Installation.removed_at.is_(None)),
+            )
+            .outerjoin(Chip, Chip.chip_id == Installation.chip_id)
+            .group_by(Facility.id)
+            .order_by(Facility.country, Facility.id)
+        )
+        if operator_id is not None:
+            stmt = stmt.where(Facility.operator_id == operator_id)
+        if country is not None:
+            stmt = stmt.where(Facility.country == country)
+        return [(f, int(n), float(p)) for f, n, p in self.session.execute(stmt)]
+
+    def cluster_compute(self, cluster_id: int) -> list[WindowSum]:
+        """Per window, the members' reported compute: sum of utilisation x BF16 peak (TFLOP/s),
+        with the number of member reports."""
+        stmt = (
+            select(
+                Report.window_start,
+                Report.window_end,
+                func.sum(Report.utilization * Chip.peak_tflops_bf16),
+                func.count(Report.id),
+            )
+            .join(ClusterMember, ClusterMember.chip_id == Report.chip_id)
+            .join(Chip, Chip.chip_id == Report.chip_id)
+            .where(ClusterMember.cluster_id == cluster_id)
+            .group_by(Report.window_start, Report.window_end)
+            .order_by(Report.window_start)
+        )
+        return [WindowSum(a, b, float(t or 0), int(n)) for a, b, t, n in self.session.execute(stmt)]
+
+    def measurements(self, chip_id: str, limit: int) -> list[tuple[LandmarkMeasurement, Landmark]]:
+        """The chip's newest landmark round trips, with their landmarks."""
+        rows = self.session.execute(
+            select(LandmarkMeasurement, Landmark)
+            .join(Landmark, Landmark.id == LandmarkMeasurement.landmark_id)
+            .where(LandmarkMeasurement.chip_id == chip_id)
+            .order_by(LandmarkMeasurement.measured_at.desc())
+            .limit(limit)
+        )
+        return [(m, lm) for m, lm in rows]
+
+    def received_since(self, since: datetime, *, operator_id: int | None) -> int:
+        """Reports accepted since ``since`` (delivered by one operator, or all)."""
+        stmt = select(func.count(Report.id)).where(Report.received_at >= since)
+        if operator_id is not None:
+            stmt = stmt.where(Report.source_operator_id == operator_id)
+        return int(self.session.scalar(stmt) or 0)

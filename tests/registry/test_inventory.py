@@ -1,0 +1,255 @@
+"""The inventory read API over real HTTP, on SQLite and PostgreSQL: chips and clusters by
+filter with totals and operator names, each role's view, a chip's series, a facility's power
+balance against a signed meter reading, and decoded log entries with their checked signers."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from attestation.meter import MeterReading, sign_reading
+from registry.auth import Role
+from tests.conftest import LiveRegistry
+from tests.registry.checks import refused
+from tests.registry.factories import (
+    T0,
+    WINDOW,
+    World,
+    add_operator,
+    key,
+    make_world,
+    ok,
+    operator_key,
+    signed,
+)
+
+METER_KEY = key("meter:abilene")
+
+
+def get(registry: LiveRegistry, token: str, path: str, **params: Any) -> Any:
+    with registry.client(token) as http:
+        return ok(http.get(path, params=params))
+
+
+@pytest.fixture
+def world(live_registry: LiveRegistry) -> World:
+    live_registry.context.clock = lambda: T0 + timedelta(hours=6)
+    w = make_world(live_registry)
+    other_id, other_token, other_facility = add_operator(live_registry, "Espoo AI", "FI")
+    w.other = (other_id, other_token, other_facility)  # type: ignore[attr-defined]
+    for n in range(3):
+        w.enroll(f"NV-A{n}")
+    w.enroll("NV-X", install=False)
+    w.enroll("NV-F", install=False)
+    with live_registry.client(other_token) as http:
+        ok(
+            http.post(
+                "/v1/installations",
+                json=signed(
+                    "installation",
+                    {
+                        "chip_id": "NV-F",
+                        "facility_id": other_facility,
+                        "installed_at": "2026-02-01T00:00:00Z",
+                    },
+                    operator_key("Espoo AI"),
+                ),
+            ),
+            201,
+        )
+        ok(
+            http.post(
+                "/v1/clusters",
+                json=signed(
+                    "cluster",
+                    {
+                        "facility_id": other_facility,
+                        "name": "espoo run",
+                        "purpose": "pretraining",
+                        "chip_ids": ["NV-F"],
+                        "start": "2026-03-01T00:00:00Z",
+                        "end": "2026-04-01T00:00:00Z",
+                    },
+                    operator_key("Espoo AI"),
+                ),
+            ),
+            201,
+        )
+    # Two windows of reports from the Abilene chips.
+    for _ in range(2):
+        envelopes = [w.chips[f"NV-A{n}"].report(utilization=0.25 * (n + 1)) for n in range(3)]
+        assert ok(w.post(envelopes))["accepted"] == 3
+    return w
+
+
+def test_chips_filtered_paginated_with_operator_names(world: World) -> None:
+    reg = world.registry
+    inspector = reg.token(Role.INSPECTOR)
+    page = get(reg, inspector, "/v1/chips")
+    assert page["total"] == 5
+    by_id = {c["chip_id"]: c for c in page["chips"]}
+    assert by_id["NV-A0"]["operator_name"] == "Abilene Compute"
+    assert by_id["NV-A0"]["country"] == "US" and by_id["NV-A0"]["vendor"] == "NVIDIA"
+    assert by_id["NV-F"]["operator_name"] == "Espoo AI"
+    assert by_id["NV-X"]["facility_id"] is None
+    assert [c["chip_id"] for c in get(reg, inspector, "/v1/chips", country="FI")["chips"]] == [
+        "NV-F"
+    ]
+    second = get(reg, inspector, "/v1/chips", limit=2, offset=2)
+    assert (second["total"], [c["chip_id"] for c in second["chips"]]) == (5, ["NV-A2", "NV-F"])
+    assert get(reg, inspector, "/v1/chips", status="uninstalled")["total"] == 1
+    assert get(reg, inspector, "/v1/chips", facility_id=world.facility_id)["total"] == 3
+    assert get(reg, inspector, "/v1/chips", operator_id=world.operator_id)["total"] == 3
+    assert get(reg, inspector, "/v1/chips", model="H100-SXM5-80GB")["total"] == 5
+    assert get(reg, inspector, "/v1/chips", model="MI300X")["total"] == 0
+
+
+def test_each_role_sees_what_the_access_rules_allow(world: World) -> None:
+    reg = world.registry
+    other_id, other_token, _ = world.other  # type: ignore[attr-defined]
+    mine = get(reg, world.operator_token, "/v1/chips")
+    assert [c["chip_id"] for c in mine["chips"]] == ["NV-A0", "NV-A1", "NV-A2"]
+    assert mine["total"] == 3
+    refused(
+        reg,
+        world.operator_token,
+        "GET",
+        "/v1/chips",
+        (403, "not_your_operator"),
+        params={"operator_id": other_id},
+    )
+    assert get(reg, world.vendor_token, "/v1/chips")["total"] == 5
+    refused(reg, reg.token(Role.METER), "GET", "/v1/chips", (403, "role_not_allowed"))
+    refused(reg, None, "GET", "/v1/chips", (401, "unauthenticated"))
+    refused(
+        reg,
+        world.operator_token,
+        "GET",
+        "/v1/chips",
+        (422, "invalid_request"),
+        params={"status": "lost"},
+    )
+    # Clusters: the inspector sees all, each operator its own, a vendor none.
+    inspector = reg.token(Role.INSPECTOR)
+    clusters = get(reg, inspector, "/v1/clusters")
+    assert clusters["total"] == 1
+    [c] = clusters["clusters"]
+    assert (c["operator_name"], c["country"], c["chip_ids"]) == ("Espoo AI", "FI", ["NV-F"])
+    assert get(reg, world.operator_token, "/v1/clusters")["total"] == 0
+    assert get(reg, other_token, "/v1/clusters")["total"] == 1
+    refused(reg, world.vendor_token, "GET", "/v1/clusters", (403, "role_not_allowed"))
+    # Series and power balance follow the chip's and the facility's rules.
+    refused(reg, other_token, "GET", "/v1/chips/NV-A0/series", (403, "not_your_chip"))
+    refused(
+        reg,
+        other_token,
+        "GET",
+        f"/v1/facilities/{world.facility_id}/power-balance",
+        (403, "not_your_operator"),
+    )
+    refused(reg, inspector, "GET", "/v1/chips/NOPE/series", (404, "unknown_chip"))
+    refused(reg, inspector, "GET", "/v1/facilities/999/power-balance", (404, "unknown_facility"))
+    # A facility names its operator.
+    facility = get(reg, inspector, f"/v1/facilities/{world.facility_id}")
+    assert facility["facility"]["operator_name"] == "Abilene Compute"
+
+
+def test_chip_series_in_window_order(world: World) -> None:
+    reg = world.registry
+    series = get(reg, world.operator_token, "/v1/chips/NV-A1/series")
+    points = series["points"]
+    assert [p["seq"] for p in points] == [1, 2]
+    assert [p["utilization"] for p in points] == [0.5, 0.5]
+    assert points[0]["energy_j"] == pytest.approx(0.5 * 700 * WINDOW.total_seconds())
+    assert (
+        get(reg, world.operator_token, "/v1/chips/NV-A1/series", limit=1)["points"][0]["seq"] == 2
+    )
+
+
+def test_power_balance_against_a_meter_reading(world: World) -> None:
+    reg = world.registry
+    with reg.client(reg.admin_token) as http:
+        meter = ok(
+            http.post(
+                "/v1/meters",
+                json={
+                    "name": "Abilene main meter",
+                    "facility_id": world.facility_id,
+                    "public_key": METER_KEY.public_key.to_b64(),
+                },
+            ),
+            201,
+        )
+    reading = MeterReading(meter["id"], world.facility_id, T0, T0 + WINDOW, 9e8)
+    with reg.client(reg.token(Role.METER)) as http:
+        ok(http.post("/v1/meter-readings", json=sign_reading(reading, METER_KEY).to_dict()), 201)
+    balance = get(
+        reg, reg.token(Role.INSPECTOR), f"/v1/facilities/{world.facility_id}/power-balance"
+    )
+    assert balance["operator_name"] == "Abilene Compute"
+    first, second = balance["windows"]
+    seconds = WINDOW.total_seconds()
+    reported = (0.25 + 0.5 + 0.75) * 700 * seconds
+    assert first["reports"] == 3
+    assert first["reported_chip_energy_j"] == pytest.approx(reported)
+    assert first["expected_j"] == pytest.approx(reported * balance["pue"] + 0)
+    assert first["metered_j"] == pytest.approx(9e8)
+    assert first["capacity_j"] == pytest.approx(20_000 * 1000 * seconds * balance["pue"])
+    assert second["metered_j"] is None
+
+
+def test_decoded_entries_name_and_check_their_signers(world: World) -> None:
+    reg = world.registry
+    with reg.client() as http:
+        entries = ok(http.get("/v1/log/entries", params={"start": 0, "end": 100}))["entries"]
+        kinds: dict[str, int] = {}
+        for e in entries:
+            kinds.setdefault(e["kind"], e["index"])
+        report = ok(http.get(f"/v1/log/entries/{kinds['usage_report']}/decoded"))
+        install = ok(http.get(f"/v1/log/entries/{kinds['installation']}/decoded"))
+        operator = ok(http.get(f"/v1/log/entries/{kinds['operator']}/decoded"))
+        missing = http.get("/v1/log/entries/100000/decoded")
+    assert report["payload_type"] == "application/vnd.in-toto+json"
+    assert report["fields"]["subject"] == ["chip:NV-A0"] and report["fields"]["seq"] == 1
+    [signer] = report["signers"]
+    assert (signer["holder_type"], signer["holder_id"], signer["verified"]) == (
+        "chip",
+        "NV-A0",
+        True,
+    )
+    assert install["signers"][0]["holder_type"] == "operator"
+    assert install["signers"][0]["holder_name"] == "Abilene Compute"
+    assert install["signers"][0]["verified"] is True
+    assert operator["signers"] == [] and operator["fields"]["name"] == "Abilene Compute"
+    assert (missing.status_code, missing.json()["code"]) == (404, "unknown_entry")
+
+
+def test_partners_limited_to_aggregates_by_policy(world: World) -> None:
+    reg = world.registry
+    partner = reg.token(Role.PARTNER)
+    inspector = reg.token(Role.INSPECTOR)
+    assert get(reg, partner, "/v1/chips")["total"] == 5  # the default policy: full detail
+    ctx = reg.context
+    ctx.settings = ctx.settings.model_copy(update={"partner_aggregates_only": True})
+    for path in (
+        "/v1/chips",
+        "/v1/chips/NV-A0",
+        "/v1/chips/NV-A0/series",
+        f"/v1/facilities/{world.facility_id}",
+    ):
+        refused(reg, partner, "GET", path, (403, "aggregates_only"))
+        get(reg, inspector, path)  # inspectors keep the detail
+    totals = get(reg, partner, "/v1/inventory/aggregates")
+    by_facility = {f["facility_name"]: f for f in totals["facilities"]}
+    assert by_facility["Abilene Compute site 1"]["chips"] == 3
+    assert by_facility["Abilene Compute site 1"]["peak_tflops_bf16"] == pytest.approx(3 * 989.0)
+    assert by_facility["Espoo AI site 1"]["chips"] == 1
+    assert [(c["country"], c["facilities"], c["chips"]) for c in totals["countries"]] == [
+        ("FI", 1, 1),
+        ("US", 1, 3),
+    ]
+    get(reg, partner, f"/v1/facilities/{world.facility_id}/power-balance")  # an aggregate
+    mine = get(reg, world.operator_token, "/v1/inventory/aggregates")
+    assert [f["facility_name"] for f in mine["facilities"]] == ["Abilene Compute site 1"]
