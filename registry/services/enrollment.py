@@ -27,7 +27,7 @@ from attestation.logentries import (
     record_body,
     timestamp,
 )
-from registry.auth import Principal
+from registry.auth import Principal, Role
 from registry.db.models import Chip, DeclaredCluster, Facility, Installation, Vendor
 from registry.errors import AlreadyExists, Conflict, Forbidden, InvalidRequest, NotFound
 from registry.repositories.accounts import AccountRepository
