@@ -395,9 +395,11 @@ class Agent:
 
 
 def _backoff(err: TransportError, backoff: float, max_backoff: float) -> tuple[float, float]:
-    """The next backoff after ``err`` and when to try again: Retry-After (429, 503), else doubling."""
+    """The next backoff after ``err`` and when to try again: Retry-After (429, 503, capped at
+    ``max_backoff``), else doubling."""
     if isinstance(err, RetryLater):  # 429 overloaded, 503 database_unavailable
-        delay = max(err.retry_after, 1.0)
+        # Capped: a misconfigured Retry-After must not silence the agent for a day.
+        delay = min(max(err.retry_after, 1.0), max_backoff)
     else:
         delay = min(max(backoff * 2, 1.0), max_backoff)
     return delay, time.time() + delay
