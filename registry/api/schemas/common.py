@@ -22,6 +22,7 @@ __all__ = [
     "Id",
     "Name",
     "UtcDatetime",
+    "request_time",
 ]
 
 # Every integer the API takes (path, query or body) is one of the two types below, bounded by
@@ -41,7 +42,8 @@ EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 
 
-def _declared_time(value: object) -> datetime:
+def request_time(value: object) -> datetime:
+    """A timestamp a request gives, as aware UTC in [1970, 9000); ValueError otherwise."""
     # The partner's audit parses the same declarations with the same function: a timestamp the
     # registry accepts can never be one the audit rejects (a number, say, which pydantic's lax
     # datetime would take as a Unix time).
@@ -55,7 +57,7 @@ def _declared_time(value: object) -> datetime:
     return utc
 
 
-UtcDatetime = Annotated[datetime, BeforeValidator(_declared_time)]
+UtcDatetime = Annotated[datetime, BeforeValidator(request_time)]
 CountryCode = Annotated[
     str, StringConstraints(pattern=r"^[A-Z]{2}$"), Field(description="ISO 3166-1 alpha-2")
 ]
