@@ -5,10 +5,12 @@ Real HTTP, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import pytest
 from fastapi.routing import APIRoute
+from starlette.routing import BaseRoute
 
 from registry.api.app import create_app
 from registry.api.body import MAX_JSON_DEPTH, StrictJsonRoute
@@ -45,10 +47,22 @@ def post_bytes(world: World, token: str, path: str, body: bytes) -> dict[str, An
     return problem
 
 
+def api_routes(routes: Iterable[BaseRoute]) -> Iterator[APIRoute]:
+    """Every API route, inside included routers too (FastAPI keeps those as one route each)."""
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield route
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            yield from api_routes(included.routes)
+
+
 def test_every_route_decodes_bodies_strictly(registry_settings: Settings) -> None:
     app = create_app(registry_settings)
-    routes = [r for r in app.routes if isinstance(r, APIRoute)]
-    assert routes
+    routes = list(api_routes(app.routes))
+    paths = {r.path for r in routes}
+    # Every router, the console's and the newest ones included.
+    assert {"/v1/transfers", "/v1/gpu/challenges", "/v1/chips", "/console/login", "/docs"} <= paths
     assert all(isinstance(r, StrictJsonRoute) for r in routes), [
         r.path for r in routes if not isinstance(r, StrictJsonRoute)
     ]
@@ -139,6 +153,15 @@ def test_non_finite_numbers_are_refused(world: World) -> None:
         ("GET", "/v1/log/proof/consistency", {"first": 1, "second": TOO_BIG}),
         ("GET", "/v1/log/proof/tlog-proof", {"index": TOO_BIG}),
         ("GET", "/v1/log/bundle", {"facility_id": ID_TOO_BIG}),
+        ("GET", f"/v1/findings/{ID_TOO_BIG}", None),
+        ("GET", f"/v1/facilities/{ID_TOO_BIG}/power-balance", None),
+        ("GET", f"/v1/operators/{ID_TOO_BIG}/keys", None),
+        ("GET", f"/v1/tokens/{ID_TOO_BIG}/events", None),
+        ("GET", f"/v1/log/entries/{TOO_BIG}/decoded", None),
+        ("GET", "/v1/chips", {"facility_id": ID_TOO_BIG}),
+        ("GET", "/v1/chips", {"offset": TOO_BIG}),
+        ("GET", "/v1/clusters", {"operator_id": ID_TOO_BIG}),
+        ("GET", "/v1/access-log", {"token_id": ID_TOO_BIG}),
     ],
 )
 def test_integers_beyond_64_bits_in_paths_and_queries(
@@ -201,6 +224,9 @@ def test_integers_beyond_64_bits_in_bodies_and_for_any_role(world: World) -> Non
         assert ok(http.get("/v1/findings", params={"offset": TOO_BIG - 1}))["findings"] == []
 
 
+GPU_EVIDENCE = {"nonce": "0" * 64, "report": "AA==", "certificates": ["AA=="]}
+
+
 def test_lookups_come_after_the_role_check(world: World) -> None:
     """A role that may never do something hears 403 whether or not the object exists."""
     reg = world.registry
@@ -214,6 +240,17 @@ def test_lookups_come_after_the_role_check(world: World) -> None:
         (vendor, "PUT", "/v1/clusters/424242/budget", {"compute_budget_flop": 1e25}),
         (meter, "GET", "/v1/chips/NO-SUCH-CHIP/transfer-conditions", None),
         (meter, "POST", "/v1/chips/NO-SUCH-CHIP/transfer-conditions", {"allowed_countries": []}),
+        (meter, "GET", "/v1/findings/424242", None),
+        (meter, "GET", "/v1/chips/NO-SUCH-CHIP/series", None),
+        (meter, "GET", "/v1/facilities/424242/power-balance", None),
+        (meter, "GET", "/v1/chips/NO-SUCH-CHIP/gpu-challenges", None),
+        (meter, "POST", "/v1/chips/NO-SUCH-CHIP/gpu-evidence", GPU_EVIDENCE),
+        (meter, "POST", "/v1/chips/NO-SUCH-CHIP/decommission", {"reason": "x"}),
+        (meter, "POST", "/v1/chips/NO-SUCH-CHIP/revoke", {"reason": "x"}),
+        (meter, "GET", "/v1/operators/424242/keys", None),
+        (vendor, "POST", "/v1/operators/424242/keys", {"public_key": "x", "reason": "x"}),
+        (vendor, "POST", "/v1/tokens/424242/revoke", {"reason": "x"}),
+        (vendor, "GET", "/v1/tokens/424242/events", None),
     ):
         refused(reg, token, method, path, (403, "role_not_allowed"), json=body)
     # The near miss: a role that may, asking about what does not exist, hears 404.
@@ -250,6 +287,8 @@ def test_timestamps_near_the_ends_of_time_are_refused(world: World, when: str) -
             None,
         ),
         ("GET", "/v1/log/bundle", None, {"country": "US", "start": when}),
+        ("GET", "/v1/chips/NV-1/series", None, {"start": when}),
+        ("GET", "/v1/facilities/1/power-balance", None, {"end": when}),
     ):
         refused(
             reg, reg.admin_token, method, path, (422, "invalid_request"), json=body, params=params

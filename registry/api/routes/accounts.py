@@ -19,6 +19,7 @@ from registry.api.schemas.accounts import (
     VendorCreate,
     VendorPublic,
 )
+from registry.api.schemas.common import Id
 from registry.auth import Role
 from registry.errors import NotFound
 from registry.services.accounts import AccountService
@@ -81,7 +82,7 @@ def create_token(
 
 @router.post("/operators/{operator_id}/keys", status_code=201, response_model=OperatorKeyPublic)
 def rotate_operator_key(
-    operator_id: int,
+    operator_id: Id,
     body: OperatorKeyCreate,
     caller: CallerDep,
     session: SessionDep,
@@ -97,7 +98,7 @@ def rotate_operator_key(
 
 @router.get("/operators/{operator_id}/keys", response_model=list[OperatorKeyPublic])
 def operator_keys(
-    operator_id: int, caller: CallerDep, session: SessionDep, ctx: ContextDep
+    operator_id: Id, caller: CallerDep, session: SessionDep, ctx: ContextDep
 ) -> object:
     """The operator's key history, oldest first, with the log position each took effect."""
     return AccountService(session, ctx.clock).operator_keys(caller, operator_id)
@@ -118,7 +119,7 @@ def who_am_i(caller: CallerDep, session: SessionDep, ctx: ContextDep) -> object:
 
 @router.post("/tokens/{token_id}/revoke", response_model=TokenPublic)
 def revoke_token(
-    token_id: int, body: TokenRevoke, caller: CallerDep, session: SessionDep, ctx: ContextDep
+    token_id: Id, body: TokenRevoke, caller: CallerDep, session: SessionDep, ctx: ContextDep
 ) -> object:
     """Revoke a token: its next request, in any worker, gets 401 ``token_revoked``."""
     caller.require(Role.ADMIN)
@@ -128,7 +129,7 @@ def revoke_token(
 
 
 @router.get("/tokens/{token_id}/events", response_model=list[TokenEventPublic])
-def token_events(token_id: int, caller: CallerDep, session: SessionDep, ctx: ContextDep) -> object:
+def token_events(token_id: Id, caller: CallerDep, session: SessionDep, ctx: ContextDep) -> object:
     """The token's audit trail: who issued and who revoked it, when and why."""
     caller.require(Role.ADMIN)
     service = AccountService(session, ctx.clock)
