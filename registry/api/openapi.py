@@ -35,15 +35,33 @@ PROBLEM_SCHEMA: dict[str, Any] = {
         "detail": {"type": "string"},
         "errors": {
             "type": "array",
-            "description": "422 invalid_request: every failed constraint",
+            "description": "422 `invalid_request`: every failed constraint; 422 "
+            "`batch_rejected` (`POST /v1/chips/batch`): every refused item",
             "items": {
-                "type": "object",
-                "required": ["loc", "msg", "type"],
-                "properties": {
-                    "loc": {"type": "array", "items": {"type": ["string", "integer"]}},
-                    "msg": {"type": "string"},
-                    "type": {"type": "string"},
-                },
+                "anyOf": [
+                    {
+                        "title": "ConstraintError",
+                        "type": "object",
+                        "required": ["loc", "msg", "type"],
+                        "properties": {
+                            "loc": {"type": "array", "items": {"type": ["string", "integer"]}},
+                            "msg": {"type": "string"},
+                            "type": {"type": "string"},
+                        },
+                    },
+                    {
+                        "title": "RefusedItem",
+                        "type": "object",
+                        "required": ["index", "status", "code", "detail"],
+                        "properties": {
+                            "index": {"type": "integer", "minimum": 0},
+                            "chip_id": {"type": ["string", "null"]},
+                            "status": {"type": "integer", "minimum": 400, "maximum": 599},
+                            "code": {"type": "string", "pattern": "^[a-z][a-z0-9_]*$"},
+                            "detail": {"type": "string"},
+                        },
+                    },
+                ]
             },
         },
     },
@@ -52,7 +70,7 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 
 _WHAT = {
     400: "Malformed request (`malformed_json`, `duplicate_json_key`, or the operation's own codes)",
-    401: "No or unknown token (`unauthenticated`, `invalid_token`)",
+    401: "No, unknown or revoked token (`unauthenticated`, `invalid_token`, `token_revoked`)",
     403: "The token's role or binding may not do this (`role_not_allowed`, `not_your_*`)",
     404: "Something named in the request does not exist (`unknown_*`)",
     409: "Conflicts with the registry's state (`already_exists`, ...)",
@@ -94,6 +112,15 @@ DOMAIN_ERRORS: dict[str, frozenset[int]] = {
     "get_tlog_proof": frozenset({400, 404}),
     "get_tile": frozenset({404}),
     "get_audit_bundle": frozenset({404}),
+    "enroll_chips": frozenset({404, 409}),
+    "revoke_token": frozenset({409}),
+    "rotate_operator_key": frozenset({409}),
+    "decommission_chip": frozenset({409}),
+    "revoke_chip": frozenset({409}),
+    "transfer_chip": frozenset({404, 409}),
+    "issue_gpu_challenge": frozenset({409}),
+    "issue_reattestation_challenge": frozenset({409}),
+    "submit_reattestation": frozenset({409}),
 }
 
 
