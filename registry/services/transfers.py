@@ -25,6 +25,9 @@ from registry.services.log import LogAppender
 __all__ = ["TransferService"]
 
 
+_MAX_FACILITY_ID = 2**31 - 1
+
+
 class TransferService:
     def __init__(
         self, session: Session, clock: Callable[[], datetime], *, max_clock_skew_s: int = 120
@@ -36,7 +39,9 @@ class TransferService:
         self.skew = timedelta(seconds=max_clock_skew_s)
 
     def _facility(self, facility_id: int) -> Facility:
-        facility = self.facilities.get(facility_id)
+        # The signed payload allows any 64-bit id; ids are INTEGER columns (32 bits on
+        # PostgreSQL, where a larger one fails the query): a larger one names no facility.
+        facility = self.facilities.get(facility_id) if facility_id <= _MAX_FACILITY_ID else None
         if facility is None:
             raise NotFound(f"no facility {facility_id}", code="unknown_facility")
         return facility
