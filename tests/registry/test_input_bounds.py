@@ -312,6 +312,10 @@ def test_nul_characters_are_refused_in_bodies_and_queries(world: World) -> None:
         (422, "invalid_request"),
         params={"kind": "chip_silent\x00"},
     )
+    inspector = reg.token(Role.INSPECTOR)  # an audited role: its reads are recorded
+    refused(reg, inspector, "GET", "/v1/chips", (422, "invalid_request"), params={"model": "H\x00"})
+    refused(reg, inspector, "GET", "/v1/chips/NV%00-1", (422, "invalid_request"))
+    refused(reg, inspector, "GET", "/v1/chips/NV%00-1/series", (422, "invalid_request"))
     # The near miss: an escaped backslash followed by "u0000" is just text.
     with reg.client(reg.admin_token) as http:
         r = http.post(

@@ -56,7 +56,7 @@ def list_chips(
     country: Country = None,
     facility_id: Annotated[Id | None, Query()] = None,
     operator_id: Annotated[Id | None, Query()] = None,
-    model: Annotated[str | None, Query(max_length=100)] = None,
+    model: Annotated[str | None, Query(max_length=100, pattern=r"^[^\x00]*$")] = None,
     status: Annotated[str | None, Query(pattern=r"^(installed|uninstalled)$")] = None,
     limit: Limit = 100,
     offset: Offset = 0,
