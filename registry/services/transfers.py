@@ -39,9 +39,7 @@ class TransferService:
         self.skew = timedelta(seconds=max_clock_skew_s)
 
     def _facility(self, facility_id: int) -> Facility:
-        # The signed payload allows any 64-bit id; ids are INTEGER columns (32 bits on
-        # PostgreSQL, where a larger one fails the query): a larger one names no facility.
-        facility = self.facilities.get(facility_id) if facility_id <= _MAX_FACILITY_ID else None
+        facility = self.facilities.get(facility_id)
         if facility is None:
             raise NotFound(f"no facility {facility_id}", code="unknown_facility")
         return facility
@@ -53,6 +51,14 @@ class TransferService:
             claimed = open_transfer(envelope)
         except FormatError as exc:
             raise BadRequest(str(exc), code="malformed_declaration") from exc
+        for facility_id in (claimed.from_facility_id, claimed.to_facility_id):
+            # The transfer format allows 64-bit ids; ids are INTEGER columns (32 bits on
+            # PostgreSQL, where a larger one fails the query): bounded like every request id.
+            if facility_id > _MAX_FACILITY_ID:
+                raise InvalidRequest(
+                    f"facility ids are at most {_MAX_FACILITY_ID}, got {facility_id}",
+                    code="invalid_request",
+                )
         # Serialised with other custody changes and ingest by the log's append lock.
         self.log.lock()
         giving = self._facility(claimed.from_facility_id)
