@@ -36,7 +36,9 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 # The whole suite: lint, types, and pytest on SQLite and on a real PostgreSQL
-# (scripts/with-postgres.sh starts a throwaway server when none is configured).
+# (scripts/with-postgres.sh starts a throwaway server when none is configured). It includes the
+# OpenAPI contract run (schemathesis against a live registry, every role, a few minutes on 2
+# cores: tests/registry/test_openapi_contract.py; CHIPREG_CONTRACT_EXAMPLES bounds it).
 test: $(STAMP) lint typecheck
 	scripts/with-postgres.sh $(BIN)/pytest $(ARGS)
 

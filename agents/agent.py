@@ -30,8 +30,8 @@ from agents.client import RegistryClient
 from agents.errors import (
     AgentError,
     GpuEvidenceUnavailable,
-    Overloaded,
     RegistryRejected,
+    RetryLater,
     TransportError,
 )
 from agents.gpu_attest import answer_gpu_challenge
@@ -421,9 +421,11 @@ class Agent:
 
 
 def _backoff(err: TransportError, backoff: float, max_backoff: float) -> tuple[float, float]:
-    """The next backoff after ``err`` and when to try again: Retry-After, else doubling."""
-    if isinstance(err, Overloaded):
-        delay = max(err.retry_after, 1.0)
+    """The next backoff after ``err`` and when to try again: Retry-After (429, 503, capped at
+    ``max_backoff``), else doubling."""
+    if isinstance(err, RetryLater):  # 429 overloaded, 503 database_unavailable
+        # Capped: a misconfigured Retry-After must not silence the agent for a day.
+        delay = min(max(err.retry_after, 1.0), max_backoff)
     else:
         delay = min(max(backoff * 2, 1.0), max_backoff)
     return delay, time.time() + delay

@@ -18,7 +18,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from agents.errors import AgentError, Overloaded, RegistryRejected, TransportError
+from agents.errors import AgentError, Overloaded, RegistryRejected, TransportError, Unavailable
 
 __all__ = [
     "ACKNOWLEDGED_CODES",
@@ -108,6 +108,9 @@ def raise_for_problem(response: httpx.Response) -> None:
         problem = None
     if status == 429:
         raise Overloaded(_retry_after(response.headers.get("retry-after")), detail)
+    if status == 503:
+        # database_unavailable (the registry's database is down or restarting): retry later.
+        raise Unavailable(_retry_after(response.headers.get("retry-after")), f"{code}: {detail}")
     if status >= 500:
         raise TransportError(f"registry failed with {status} {code}: {detail}")
     raise RegistryRejected(status, code, detail, problem)

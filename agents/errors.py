@@ -13,8 +13,10 @@ __all__ = [
     "GpuEvidenceUnavailable",
     "Overloaded",
     "RegistryRejected",
+    "RetryLater",
     "SpoolError",
     "TransportError",
+    "Unavailable",
 ]
 
 
@@ -44,12 +46,27 @@ class TransportError(AgentError):
     """The registry could not be reached, timed out, or failed with a 5xx status."""
 
 
-class Overloaded(TransportError):
+class RetryLater(TransportError):
+    """The registry said when to come back (``Retry-After``): wait ``retry_after`` seconds."""
+
+    def __init__(self, retry_after: float, detail: str) -> None:
+        super().__init__(f"{detail} (retry after {retry_after:g} s)")
+        self.retry_after = retry_after
+
+
+class Overloaded(RetryLater):
     """The registry answered 429: back off for ``retry_after`` seconds, then send again."""
 
     def __init__(self, retry_after: float, detail: str = "registry overloaded") -> None:
-        super().__init__(f"{detail} (retry after {retry_after:g} s)")
-        self.retry_after = retry_after
+        super().__init__(retry_after, detail)
+
+
+class Unavailable(RetryLater):
+    """The registry answered 503 (e.g. ``database_unavailable``): nothing was stored; back off
+    for ``retry_after`` seconds, then send again."""
+
+    def __init__(self, retry_after: float, detail: str = "registry unavailable") -> None:
+        super().__init__(retry_after, detail)
 
 
 class RegistryRejected(AgentError):

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from typing import Any
 
-from attestation.errors import FormatError
+from attestation.errors import DuplicateKeyError, FormatError
 
 __all__ = ["check_keys", "loads_strict"]
 
@@ -15,29 +16,46 @@ def _reject_constant(name: str) -> float:
     raise FormatError(f"JSON constant {name} is not allowed")
 
 
+def _finite_float(text: str) -> float:
+    # ``1e999`` is valid JSON syntax but decodes to infinity, which no field may hold.
+    value = float(text)
+    if not math.isfinite(value):
+        raise FormatError(f"JSON number {text[:40]} is out of range (numbers must be finite)")
+    return value
+
+
 def _unique_keys(pairs: Sequence[tuple[str, Any]]) -> dict[str, Any]:
     obj = dict(pairs)
     if len(obj) != len(pairs):
         # Duplicate keys are the classic parser differential: two verifiers could read two
         # different values out of the same signed bytes.
         dupes = sorted({k for k, _ in pairs if sum(1 for j, _ in pairs if j == k) > 1})
-        raise FormatError(f"JSON object has duplicate keys {dupes}")
+        raise DuplicateKeyError(f"JSON object has duplicate keys {dupes}")
     return obj
 
 
 # Built once: ``json.loads`` with hooks builds a new decoder on every call.
-_STRICT = json.JSONDecoder(object_pairs_hook=_unique_keys, parse_constant=_reject_constant)
+_STRICT = json.JSONDecoder(
+    object_pairs_hook=_unique_keys, parse_constant=_reject_constant, parse_float=_finite_float
+)
 
 
 def loads_strict(data: bytes | str, what: str) -> Any:
-    """``json.loads`` that turns duplicate keys, NaN/Infinity and bad UTF-8 into FormatError."""
+    """``json.loads`` that turns duplicate keys (:class:`DuplicateKeyError`), NaN/Infinity,
+    numbers out of the float range, nesting beyond the interpreter's recursion limit and bad
+    UTF-8 into FormatError."""
     try:
         if isinstance(data, bytes) and data.isascii() and 0 not in data[:2]:
             # What json.loads does for these bytes: ASCII with no NUL in the first two bytes is
             # what its encoding detection calls UTF-8 (NULs there would mean UTF-16/32). Here
             # without its per-call decoder construction and the detection.
             return _STRICT.decode(data.decode("ascii"))
-        return json.loads(data, object_pairs_hook=_unique_keys, parse_constant=_reject_constant)
+        return json.loads(
+            data,
+            object_pairs_hook=_unique_keys,
+            parse_constant=_reject_constant,
+            parse_float=_finite_float,
+        )
     except (ValueError, UnicodeDecodeError, RecursionError) as e:
         # JSONDecodeError is a ValueError, and so is the int-digits limit for huge numbers.
         raise FormatError(f"{what} is not valid JSON: {e}") from None

@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = [
     "AttestationError",
     "CertificateError",
+    "DuplicateKeyError",
     "FormatError",
     "GpuChainError",
     "GpuEvidenceError",
@@ -33,6 +34,12 @@ class FormatError(AttestationError):
     """Bytes that do not parse as the format they claim to be (JSON, base64, fields, ranges)."""
 
     code = "malformed"
+
+
+class DuplicateKeyError(FormatError):
+    """A JSON object that names one key twice: parsers disagree on which value wins."""
+
+    code = "duplicate_json_key"
 
 
 class SignatureError(AttestationError):

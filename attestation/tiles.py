@@ -75,7 +75,11 @@ def entries_path(index: int, width: int = TILE_WIDTH) -> str:
 
 
 def parse_tile_path(path: str) -> tuple[int | None, int, int]:
-    """Parse a tile or entry-bundle path into ``(level or None for entries, index, width)``."""
+    """Parse a tile or entry-bundle path into ``(level or None for entries, index, width)``.
+
+    Only the canonical spelling is accepted (``tile/0/001``, never ``tile/0/x000/001``): one
+    tile, one path, so caches and mirrors never hold two copies under two names.
+    """
     m = _PATH_RE.fullmatch(path)
     if m is None:
         raise FormatError(f"not a tile path: {path!r}")
@@ -86,7 +90,11 @@ def parse_tile_path(path: str) -> tuple[int | None, int, int]:
     level = None if level_s == "entries" else int(level_s)
     if level is not None and level > 63:
         raise FormatError(f"tile level {level} is above 63")
-    return level, int(m["index"].replace("x", "").replace("/", "")), width
+    index = int(m["index"].replace("x", "").replace("/", ""))
+    canonical = entries_path(index, width) if level is None else tile_path(level, index, width)
+    if path != canonical:
+        raise FormatError(f"not a canonical tile path: {path!r} (canonical: {canonical!r})")
+    return level, index, width
 
 
 def right_edge(size: int) -> list[tuple[TileId, int]]:

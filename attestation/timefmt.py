@@ -87,4 +87,7 @@ def parse_declared_time(value: object, what: str = "time") -> datetime:
         parsed = datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
     except ValueError as e:  # e.g. month 13, Feb 30, offset +25:00
         raise FormatError(f"invalid {what} {value!r}: {e}") from None
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # within a day of year 1 or 9999, e.g. 0001-01-01T00:00:00+01:00
+        raise FormatError(f"invalid {what} {value!r}: out of the representable range") from None

@@ -9,6 +9,7 @@ __all__ = [
     "AlreadyExists",
     "BadRequest",
     "Conflict",
+    "DatabaseUnavailable",
     "Forbidden",
     "InvalidRequest",
     "NotFound",
@@ -25,6 +26,8 @@ class RegistryError(Exception):
     status = 500
     code = "internal_error"
     title = "Internal error"
+    retry_after: int | None = None
+    """Seconds for the ``Retry-After`` header: set on errors a client should retry."""
 
     def __init__(self, detail: str, *, code: str | None = None, **extra: Any) -> None:
         super().__init__(detail)
@@ -87,5 +90,17 @@ class Overloaded(RegistryError):
     title = "Overloaded"
 
     def __init__(self, detail: str, *, retry_after: int = 1) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+class DatabaseUnavailable(RegistryError):
+    """The database cannot be reached (down, restarting, locked): nothing was stored; retry."""
+
+    status = 503
+    code = "database_unavailable"
+    title = "Service unavailable"
+
+    def __init__(self, detail: str, *, retry_after: int = 2) -> None:
         super().__init__(detail)
         self.retry_after = retry_after

@@ -69,6 +69,9 @@ class Settings(BaseSettings):
         default=8_192, ge=1, description="Most reports the ingest writer commits in one group."
     )
     ingest_retry_after_s: int = Field(default=1, ge=1, description="Retry-After on a 429.")
+    database_retry_after_s: int = Field(
+        default=2, ge=1, description="Retry-After on a 503 database_unavailable."
+    )
     challenge_ttl_s: int = Field(
         default=60, ge=1, le=3600, description="How long a landmark challenge nonce stays valid."
     )

@@ -13,7 +13,9 @@ from fastapi.staticfiles import StaticFiles
 
 from attestation.cosignature import CosignatureVerifier
 from attestation.gpu import load_gpu_root
+from registry.api.body import StrictJsonRoute
 from registry.api.context import AppContext, utc_now
+from registry.api.openapi import install_openapi, operation_id
 from registry.api.problems import install_problem_handlers
 from registry.api.routes import (
     accounts,
@@ -96,9 +98,12 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
+        generate_unique_id_function=operation_id,
     )
+    app.router.route_class = StrictJsonRoute  # routes added here (/docs); routers set their own
     app.state.context = context
     install_problem_handlers(app)
+    app.add_middleware(log.CompressLog)
     for module in (
         accounts,
         declarations,
@@ -117,6 +122,8 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         app.include_router(module.router)
 
     install_console(app)
+    install_openapi(app)
+
     static = files("fastapi_offline") / "static"
     app.mount("/static/docs", StaticFiles(directory=str(static)), name="docs-static")
 

@@ -1,4 +1,9 @@
-"""Every error leaves the API as an RFC 9457 problem document with a stable ``code``."""
+"""Every error leaves the API as an RFC 9457 problem document with a stable ``code``.
+
+This is the one place where errors become HTTP: the registry's own errors (which carry their
+status and code), FastAPI's validation errors, Starlette's routing errors, the database
+going away (503 ``database_unavailable``) and, last, bugs (500 ``internal_error``).
+"""
 
 from __future__ import annotations
 
@@ -9,15 +14,21 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from registry.errors import Overloaded, RegistryError
+from registry.errors import DatabaseUnavailable, RegistryError
 
-__all__ = ["install_problem_handlers", "problem"]
+__all__ = ["MEDIA_TYPE", "install_problem_handlers", "problem"]
 
 logger = logging.getLogger(__name__)
 PROBLEM_BASE = "https://chipreg.org/errors/"
 MEDIA_TYPE = "application/problem+json"
+
+# What the database driver raises when the server is down, restarting, unreachable, or (SQLite)
+# locked or unreadable; a pool that has no connection to give raises TimeoutError.
+DATABASE_OUTAGES = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)
 
 
 def problem(status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
@@ -32,13 +43,68 @@ def problem(status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE)
 
 
+def _registry_problem(exc: RegistryError) -> JSONResponse:
+    response = problem(exc.status, exc.code, exc.detail, **exc.extra)
+    if exc.retry_after is not None:
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
+
+
+def _is_outage(exc: BaseException) -> bool:
+    return isinstance(exc, DATABASE_OUTAGES) or (
+        isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated
+    )
+
+
+class _LastResort:
+    """Answers an exception that no handler took with a 500 problem, on the same connection.
+
+    Starlette's ServerErrorMiddleware (where an ``Exception`` handler would go) re-raises after
+    sending its response, and uvicorn then closes the connection: a client with a kept-alive
+    connection would see its *next* request fail. This middleware sits inside it and does not
+    re-raise. A response that had already started cannot be replaced; that one is re-raised.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if started:
+                raise
+            if _is_outage(exc):
+                retry_after = scope["app"].state.context.settings.database_retry_after_s
+                logger.warning("database unavailable: %s", str(exc).splitlines()[0])
+                response = _registry_problem(
+                    DatabaseUnavailable(
+                        "the database is unavailable; nothing was stored, retry later",
+                        retry_after=retry_after,
+                    )
+                )
+            else:
+                # A bug: log it with its traceback, never leak internals to the client.
+                logger.exception("unhandled error", exc_info=exc)
+                response = problem(500, "internal_error", "internal error; see the registry's log")
+            await response(scope, receive, send)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(RegistryError)
     async def _registry_error(_request: Request, exc: RegistryError) -> JSONResponse:
-        response = problem(exc.status, exc.code, exc.detail, **exc.extra)
-        if isinstance(exc, Overloaded):
-            response.headers["Retry-After"] = str(exc.retry_after)
-        return response
+        return _registry_problem(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -59,8 +125,5 @@ def install_problem_handlers(app: FastAPI) -> None:
         response.headers.update(exc.headers or {})
         return response
 
-    @app.exception_handler(Exception)
-    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
-        # The last resort for bugs: log with traceback, never leak internals to the client.
-        logger.exception("unhandled error", exc_info=exc)
-        return problem(500, "internal_error", "internal error; see the registry's log")
+    # Database outages and bugs: answered by the innermost user middleware, see _LastResort.
+    app.add_middleware(_LastResort)

@@ -19,13 +19,15 @@ from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
-from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from attestation.errors import ProofError
 from attestation.merkle import verify_inclusion
+from registry.api.body import StrictJsonRoute
 from registry.api.deps import ContextDep, SessionDep
+from registry.api.routes.queries import ChipIdPath
+from registry.api.schemas.common import INT64_MAX, Count, Id, request_time
 from registry.auth import Role
 from registry.console.charts import Series, bar_chart, line_chart
 from registry.errors import BadRequest, Forbidden, NotFound, RegistryError
@@ -66,9 +68,10 @@ class LoginRequired(Exception):
     """No live console session: the user is sent to the login page."""
 
 
-class ConsoleRoute(APIRoute):
+class ConsoleRoute(StrictJsonRoute):
     """Console errors are pages, not problem documents: a 403 or 404 renders as HTML with the
-    same status and code, and a missing session redirects to the login page."""
+    same status and code, and a missing session redirects to the login page. Bodies are bounded
+    by ``CHIPREG_MAX_REQUEST_BYTES`` like every API body (forms are decoded by :func:`_form`)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -125,7 +128,11 @@ async def _form(request: Request) -> dict[str, str]:
     body = await request.body()
     if len(body) > 64 * 1024:
         raise BadRequest("form too large", code="bad_form")
-    return {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
+    form = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
+    if any("\x00" in k or "\x00" in v for k, v in form.items()):
+        # PostgreSQL cannot store U+0000 in text (as for JSON bodies, registry.api.body).
+        raise BadRequest("form fields must not contain U+0000", code="bad_form")
+    return form
 
 
 FormDep = Annotated[dict[str, str], Depends(_form)]
@@ -261,13 +268,13 @@ def findings(
     request: Request,
     live: LiveDep,
     session: SessionDep,
-    kind: Annotated[str | None, Query(max_length=64)] = None,
+    kind: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_.:-]{0,64}$")] = None,
     severity: Annotated[str | None, Query(pattern=r"^(low|medium|high|critical|)$")] = None,
     status: Annotated[str | None, Query(pattern=r"^(open|acknowledged|resolved|)$")] = None,
     country: Annotated[str | None, Query(pattern=r"^([A-Z]{2}|)$")] = None,
-    facility_id: Annotated[str | None, Query(pattern=r"^[0-9]*$")] = None,
+    facility_id: Annotated[str | None, Query(pattern=r"^[0-9]{0,9}$")] = None,
     since: Annotated[str | None, Query(max_length=40)] = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[Count, Query()] = 0,
 ) -> Response:
     filters: dict[str, Any] = {
         "kind": kind or None,
@@ -278,11 +285,9 @@ def findings(
     }
     if since:
         try:
-            filters["since"] = datetime.fromisoformat(since.replace("Z", "+00:00"))
+            filters["since"] = request_time(since)
         except ValueError as exc:
-            raise BadRequest(f"since: not a date {since!r}", code="bad_query") from exc
-        if filters["since"].tzinfo is None:
-            raise BadRequest("since: give a timezone (Z for UTC)", code="bad_query")
+            raise BadRequest(f"since: {exc}", code="bad_query") from exc
     rows = QueryService(session).findings(live.principal, **filters, limit=PAGE + 1, offset=offset)
     return _page(
         request,
@@ -310,7 +315,7 @@ def _decode(decoder: EntryDecoder, log: TransparencyLog, index: int) -> DecodedE
 
 @router.get("/findings/{finding_id}")
 def finding(
-    request: Request, finding_id: int, live: LiveDep, session: SessionDep, ctx: ContextDep
+    request: Request, finding_id: Id, live: LiveDep, session: SessionDep, ctx: ContextDep
 ) -> Response:
     f = InventoryService(session, ctx.clock).finding(live.principal, finding_id)
     log = TransparencyLog(session, ctx.log_signer)
@@ -333,7 +338,7 @@ def finding(
 
 @router.post("/findings/{finding_id}/transition")
 def transition(
-    finding_id: int, live: LiveDep, form: FormDep, session: SessionDep, ctx: ContextDep
+    finding_id: Id, live: LiveDep, form: FormDep, session: SessionDep, ctx: ContextDep
 ) -> Response:
     _check_csrf(form, live.csrf)
     to = form.get("to", "")
@@ -356,8 +361,8 @@ def chips(
     session: SessionDep,
     ctx: ContextDep,
     country: Annotated[str | None, Query(pattern=r"^([A-Z]{2}|)$")] = None,
-    model: Annotated[str | None, Query(max_length=100)] = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    model: Annotated[str | None, Query(max_length=100, pattern=r"^[^\x00]*$")] = None,
+    offset: Annotated[Count, Query()] = 0,
 ) -> Response:
     _detail(live, ctx)
     page = InventoryService(session, ctx.clock).chips(
@@ -376,7 +381,7 @@ def chips(
 
 @router.get("/chips/{chip_id}")
 def chip(
-    request: Request, chip_id: str, live: LiveDep, session: SessionDep, ctx: ContextDep
+    request: Request, chip_id: ChipIdPath, live: LiveDep, session: SessionDep, ctx: ContextDep
 ) -> Response:
     _detail(live, ctx)
     queries = QueryService(session)
@@ -408,7 +413,7 @@ def chip(
 
 
 @router.get("/chips/{chip_id}/series.csv")
-def chip_csv(chip_id: str, live: LiveDep, session: SessionDep, ctx: ContextDep) -> Response:
+def chip_csv(chip_id: ChipIdPath, live: LiveDep, session: SessionDep, ctx: ContextDep) -> Response:
     _detail(live, ctx)
     _, series = InventoryService(session, ctx.clock).chip_series(live.principal, chip_id)
     return _csv(
@@ -439,7 +444,7 @@ def facilities(request: Request, live: LiveDep, session: SessionDep, ctx: Contex
 
 @router.get("/facilities/{facility_id}")
 def facility(
-    request: Request, facility_id: int, live: LiveDep, session: SessionDep, ctx: ContextDep
+    request: Request, facility_id: Id, live: LiveDep, session: SessionDep, ctx: ContextDep
 ) -> Response:
     queries = QueryService(session)
     try:
@@ -477,7 +482,7 @@ def facility(
 
 
 @router.get("/facilities/{facility_id}/power-balance.csv")
-def facility_csv(facility_id: int, live: LiveDep, session: SessionDep, ctx: ContextDep) -> Response:
+def facility_csv(facility_id: Id, live: LiveDep, session: SessionDep, ctx: ContextDep) -> Response:
     balance = InventoryService(session, ctx.clock).power_balance(live.principal, facility_id)
     return _csv(
         f"facility-{facility_id}-power-balance.csv",
@@ -509,7 +514,7 @@ def facility_csv(facility_id: int, live: LiveDep, session: SessionDep, ctx: Cont
 
 @router.get("/clusters/{cluster_id}")
 def cluster(
-    request: Request, cluster_id: int, live: LiveDep, session: SessionDep, ctx: ContextDep
+    request: Request, cluster_id: Id, live: LiveDep, session: SessionDep, ctx: ContextDep
 ) -> Response:
     declared, operator = InventoryService(session, ctx.clock).cluster(live.principal, cluster_id)
     try:
@@ -558,7 +563,9 @@ def log_page(
     log = TransparencyLog(session, ctx.log_signer)
     if q:
         q = q.strip()
-        if q.isdigit():
+        if q.isascii() and q.isdigit():
+            if int(q) > INT64_MAX:
+                raise NotFound(f"no log entry {q}", code="unknown_entry")
             return RedirectResponse(f"/console/log/{int(q)}", status_code=303)
         try:
             leaf = base64.b64decode(q, validate=True)
@@ -585,7 +592,7 @@ def log_page(
 
 @router.get("/log/{index}")
 def log_entry(
-    request: Request, index: int, live: LiveDep, session: SessionDep, ctx: ContextDep
+    request: Request, index: Count, live: LiveDep, session: SessionDep, ctx: ContextDep
 ) -> Response:
     log = TransparencyLog(session, ctx.log_signer)
     entry = _decode(EntryDecoder(session), log, index) if index >= 0 else None

@@ -35,8 +35,10 @@ class AccessLog:
                 actor_role=caller.role.value,
                 at=self.clock(),
                 channel=channel,
-                path=path[:2000],
-                query=query[:2000],
+                # The path arrives percent-decoded: spell U+0000 as sent (PostgreSQL cannot
+                # store it in text, and the read is refused as 422 afterwards anyway).
+                path=path.replace("\x00", "%00")[:2000],
+                query=query.replace("\x00", "%00")[:2000],
             )
         )
 

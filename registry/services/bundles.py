@@ -11,6 +11,7 @@ from attestation import logentries as le
 from attestation.errors import FormatError
 from audit.bundle import BundleEntry, Scope, build_bundle, select_records
 from registry.errors import InvalidRequest, NotFound
+from registry.repositories.facilities import FacilityRepository
 from registry.services.log import LogSigner, TransparencyLog
 
 __all__ = ["BundleService"]
@@ -32,6 +33,7 @@ _RECORD_KINDS = (
 class BundleService:
     def __init__(self, session: Session, signer: LogSigner, clock: Callable[[], datetime]):
         self.log = TransparencyLog(session, signer)
+        self.facilities = FacilityRepository(session)
         self.clock = clock
 
     def export(
@@ -47,6 +49,10 @@ class BundleService:
             scope = Scope(facility_id, country, start, end)
         except FormatError as exc:
             raise InvalidRequest(str(exc), code="bad_scope") from exc
+        # An empty bundle for a facility that does not exist would read as "nothing happened
+        # there", a signed statement about something the registry never heard of.
+        if facility_id is not None and self.facilities.get(facility_id) is None:
+            raise NotFound(f"no facility {facility_id}", code="unknown_facility")
         published = self.log.published()
         if published is None or published.size == 0:
             raise NotFound("no checkpoint is published yet", code="not_yet_published")

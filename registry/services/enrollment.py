@@ -27,7 +27,7 @@ from attestation.logentries import (
     record_body,
     timestamp,
 )
-from registry.auth import Principal
+from registry.auth import Principal, Role
 from registry.db.models import Chip, DeclaredCluster, Facility, Installation, Vendor
 from registry.errors import AlreadyExists, Conflict, Forbidden, InvalidRequest, NotFound
 from registry.repositories.accounts import AccountRepository
@@ -350,6 +350,7 @@ class EnrollmentService:
         installed_at: datetime,
     ) -> Installation:
         """Install (or move, or transfer) a chip, as declared in the operator-signed envelope."""
+        caller.require(Role.ADMIN, Role.OPERATOR)  # before any lookup: a 404 tells too
         facility = self.facility(facility_id)
         caller.require_operator(facility.operator_id)
         self._verify_declaration(envelope, facility)
@@ -400,6 +401,7 @@ class EnrollmentService:
         start: datetime,
         end: datetime,
     ) -> DeclaredCluster:
+        caller.require(Role.ADMIN, Role.OPERATOR)  # before any lookup: a 404 tells too
         facility = self.facility(facility_id)
         caller.require_operator(facility.operator_id)
         self._verify_declaration(envelope, facility)

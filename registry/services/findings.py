@@ -37,6 +37,8 @@ _ALLOWED: dict[tuple[str, str], frozenset[Role]] = {
     (Status.ACKNOWLEDGED, Status.OPEN): frozenset({Role.ADMIN, Role.INSPECTOR}),
     (Status.RESOLVED, Status.OPEN): frozenset({Role.ADMIN, Role.INSPECTOR}),
 }
+_TRANSITIONERS = frozenset(role for roles in _ALLOWED.values() for role in roles)
+_READERS = (Role.ADMIN, Role.INSPECTOR, Role.PARTNER, Role.OPERATOR)
 
 
 def _iso(dt: datetime | None) -> str | None:
@@ -88,9 +90,13 @@ class FindingLifecycle:
     def transition(
         self, caller: Principal, finding_id: int, *, to: str, note: str
     ) -> tuple[Finding, FindingTransition]:
+        # Authorisation before anything the caller may not learn: a token that may not move
+        # this finding hears 403, never whether it exists (404) or its status (409).
+        caller.require(*_TRANSITIONERS)
         finding = self.repo.lock(finding_id)
         if finding is None:
             raise NotFound(f"no finding {finding_id}", code="unknown_finding")
+        self._check_operator(caller, finding)
         roles = _ALLOWED.get((finding.status, to))
         if roles is None:
             raise Conflict(
@@ -98,7 +104,6 @@ class FindingLifecycle:
                 code="invalid_transition",
             )
         caller.require(*roles)
-        self._check_operator(caller, finding)
         if to == Status.RESOLVED and not note.strip():
             raise InvalidRequest("resolving a finding needs a note", code="note_required")
         record = FindingTransition(
@@ -116,9 +121,9 @@ class FindingLifecycle:
         return finding, record
 
     def history(self, caller: Principal, finding_id: int) -> list[FindingTransition]:
+        caller.require(*_READERS)
         finding = self.repo.session.get(Finding, finding_id)
         if finding is None:
             raise NotFound(f"no finding {finding_id}", code="unknown_finding")
-        caller.require(Role.ADMIN, Role.INSPECTOR, Role.PARTNER, Role.OPERATOR)
         self._check_operator(caller, finding)
         return self.repo.for_finding(finding_id)

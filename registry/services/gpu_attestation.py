@@ -213,6 +213,7 @@ class GpuAttestationService:
 
     def open_challenges(self, caller: Principal, *, chip_id: str) -> list[GpuChallenge]:
         """The re-attestation challenges the chip's agent has still to answer."""
+        caller.require(Role.ADMIN, Role.OPERATOR)  # before the lookup: a 404 tells too
         self._attested_chip(chip_id)
         self._require_custodian(caller, chip_id)
         return self.repo.open_challenges(chip_id, self.clock())
@@ -223,6 +224,7 @@ class GpuAttestationService:
         """Verify and log the answer to a re-attestation challenge: (log index, claims, same
         GPU as at enrollment?). Valid evidence from another GPU is logged, not refused: the
         verifier's ``gpu.reattestation`` rule makes it a finding a partner can re-derive."""
+        caller.require(Role.ADMIN, Role.OPERATOR)  # before the lookup: a 404 tells too
         chip = self._attested_chip(chip_id)
         self._require_custodian(caller, chip_id)
         key = PublicKey(bytes(chip.public_key))

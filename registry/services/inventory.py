@@ -181,6 +181,7 @@ class InventoryService:
         return out
 
     def cluster(self, caller: Principal, cluster_id: int) -> tuple[DeclaredCluster, str]:
+        caller.require(*READ_ALL, Role.OPERATOR)  # before the lookup: a 404 tells too
         cluster = self.queries.facilities.cluster(cluster_id)
         if cluster is None:
             raise NotFound(f"no cluster {cluster_id}", code="unknown_cluster")
@@ -217,11 +218,11 @@ class InventoryService:
 
     def finding(self, caller: Principal, finding_id: int) -> Finding:
         """One finding, if the caller may read it (operators: about their own facilities)."""
+        caller.require(*READ_ALL, Role.OPERATOR)  # before the lookup: a 404 tells too
         finding = self.queries.finding_repo.get(finding_id)
         if finding is None:
             raise NotFound(f"no finding {finding_id}", code="unknown_finding")
         if caller.role not in READ_ALL:
-            caller.require(Role.OPERATOR)
             facility = (
                 self.queries.facilities.get(finding.facility_id) if finding.facility_id else None
             )

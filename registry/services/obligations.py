@@ -74,6 +74,7 @@ class ObligationService:
         effective_from: datetime | None = None,
     ) -> TransferCondition:
         """Admins (at a transfer) and the chip's vendor (at enrollment) set where it may be."""
+        caller.require(Role.ADMIN, Role.VENDOR)  # before any lookup: a 404 tells too
         chip = self._chip(chip_id)
         caller.require_vendor(chip.vendor_id)
         now = self.clock()
@@ -102,6 +103,7 @@ class ObligationService:
         return condition
 
     def conditions(self, caller: Principal, chip_id: str) -> list[TransferCondition]:
+        caller.require(Role.ADMIN, Role.INSPECTOR, Role.PARTNER, Role.VENDOR)
         chip = self._chip(chip_id)
         if caller.role is Role.VENDOR:
             caller.require_vendor(chip.vendor_id)
@@ -111,6 +113,11 @@ class ObligationService:
 
     # -- cluster budgets and notifications -----------------------------------------------
     def _cluster(self, caller: Principal, cluster_id: int, *, write: bool) -> DeclaredCluster:
+        # Authorised by role before the lookup, by ownership after it.
+        if write:
+            caller.require(Role.ADMIN, Role.OPERATOR)
+        else:
+            caller.require(Role.ADMIN, Role.INSPECTOR, Role.PARTNER, Role.OPERATOR)
         cluster = self.facilities.cluster(cluster_id)
         if cluster is None:
             raise NotFound(f"no declared cluster {cluster_id}", code="unknown_cluster")

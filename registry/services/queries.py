@@ -52,6 +52,7 @@ class QueryService:
 
     def readable_chip(self, caller: Principal, chip_id: str) -> tuple[Chip, Installation | None]:
         """The chip and its current installation, if the caller may read it."""
+        caller.require(*READ_ALL, Role.VENDOR, Role.OPERATOR)  # before the lookup: 404 tells
         chip = self.chips.get(chip_id)
         if chip is None:
             raise NotFound(f"chip {chip_id!r} is not enrolled", code="unknown_chip")
@@ -77,6 +78,7 @@ class QueryService:
 
     def readable_facility(self, caller: Principal, facility_id: int) -> Facility:
         """The facility, if the caller may read it (everyone who reads all, or its operator)."""
+        caller.require(*READ_ALL, Role.OPERATOR)  # before the lookup: 404 tells
         facility = self.facilities.get(facility_id)
         if facility is None:
             raise NotFound(f"no facility {facility_id}", code="unknown_facility")

@@ -25,6 +25,9 @@ from registry.services.log import LogAppender
 __all__ = ["TransferService"]
 
 
+_MAX_FACILITY_ID = 2**31 - 1
+
+
 class TransferService:
     def __init__(
         self, session: Session, clock: Callable[[], datetime], *, max_clock_skew_s: int = 120
@@ -48,6 +51,14 @@ class TransferService:
             claimed = open_transfer(envelope)
         except FormatError as exc:
             raise BadRequest(str(exc), code="malformed_declaration") from exc
+        for facility_id in (claimed.from_facility_id, claimed.to_facility_id):
+            # The transfer format allows 64-bit ids; ids are INTEGER columns (32 bits on
+            # PostgreSQL, where a larger one fails the query): bounded like every request id.
+            if facility_id > _MAX_FACILITY_ID:
+                raise InvalidRequest(
+                    f"facility ids are at most {_MAX_FACILITY_ID}, got {facility_id}",
+                    code="invalid_request",
+                )
         # Serialised with other custody changes and ingest by the log's append lock.
         self.log.lock()
         giving = self._facility(claimed.from_facility_id)

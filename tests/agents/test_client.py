@@ -16,7 +16,7 @@ from agents.agent import Agent
 from agents.backends.simulated import SimulatedAccelerator, SimulatedBackend, Workload
 from agents.chain import ChainState
 from agents.client import RegistryClient
-from agents.errors import Overloaded, RegistryRejected, TransportError
+from agents.errors import Overloaded, RegistryRejected, TransportError, Unavailable
 from agents.spool import Spool
 from attestation.keys import PrivateKey
 
@@ -103,6 +103,16 @@ def test_429_raises_overloaded_with_retry_after(server: tuple[str, type[_Scripte
     assert info.value.retry_after == 7.0
 
 
+def test_503_raises_unavailable_with_retry_after(server: tuple[str, type[_Scripted]]) -> None:
+    url, handler = server
+    body = _problem(503, "database_unavailable", "retry later")
+    handler.script.append((503, {**PROBLEM, "Retry-After": "5"}, body))
+    with RegistryClient(url, "tok") as client, pytest.raises(Unavailable) as info:
+        client.post_batch([b"{}"])
+    assert info.value.retry_after == 5.0
+    assert "database_unavailable" in str(info.value)
+
+
 def test_500_raises_transport_error(server: tuple[str, type[_Scripted]]) -> None:
     url, handler = server
     handler.script.append((500, PROBLEM, _problem(500, "internal", "boom")))
@@ -181,3 +191,27 @@ def test_flush_keeps_reports_on_overload_and_sorts_verdicts(
     assert [i.chip_id for i in spool.pending()] == ["C"]
     assert [i.chip_id for i in spool.rejected()] == ["B"]
     client.close()
+
+
+def test_agent_keeps_reports_and_backs_off_per_retry_after_on_503(
+    server: tuple[str, type[_Scripted]], tmp_path: Path
+) -> None:
+    url, handler = server
+    acc = SimulatedAccelerator(
+        "A", "H100-SXM5-80GB", PrivateKey.from_seed(b"\x07" * 32), Workload(0.5, 300.0)
+    )
+    spool = Spool(tmp_path / "spool")
+    with RegistryClient(url, "tok") as client:
+        agent = Agent(SimulatedBackend([acc]), spool, ChainState.load(tmp_path / "c.json"), client)
+        t0 = datetime(2026, 11, 22, 12, tzinfo=UTC)
+        agent.collect(t0, t0 + timedelta(minutes=15))
+        body = _problem(503, "database_unavailable", "retry later")
+        handler.script.append((503, {**PROBLEM, "Retry-After": "17"}, body))
+        delay, _ = agent._flush_with_backoff(0.0, 300.0)
+        # The registry's Retry-After, not the agent's own exponential guess (1 s first).
+        assert delay == 17.0
+        assert len(spool.pending()) == 1  # kept for the retry
+        # Capped by the agent's own maximum backoff.
+        handler.script.append((503, {**PROBLEM, "Retry-After": "86400"}, body))
+        assert agent._flush_with_backoff(0.0, 300.0)[0] == 300.0
+        assert len(spool.pending()) == 1

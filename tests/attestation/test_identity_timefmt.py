@@ -99,6 +99,9 @@ def test_parse_declared_time_accepts_rfc3339_with_a_zone(text: str, utc: str) ->
         "2026-02-30T17:00:05Z",
         "2026-11-22T17:00:05+0200",
         "\uff12026-11-22T17:00:05Z",
+        # In UTC before year 1 or after 9999: astimezone overflowed (OverflowError, not ours).
+        "0001-01-01T00:00:00+01:00",
+        "9999-12-31T23:59:59-01:00",
     ],
 )
 def test_parse_declared_time_rejects_everything_else(value: object) -> None:

@@ -36,7 +36,16 @@ def test_paths_follow_the_spec() -> None:
     assert tiles.entries_path(5, 3) == "tile/entries/005.p/3"
     assert tiles.parse_tile_path("tile/0/x001/x234/067") == (0, 1234067, 256)
     assert tiles.parse_tile_path("tile/entries/000.p/15") == (None, 0, 15)
-    for bad in ("tile/0/1", "tile/00/000", "tile/0/000.p/256", "tile/0/000.p/0", "tile/64/000"):
+    non_canonical = ("tile/0/x000/001", "tile/0/x000/x001/234", "tile/entries/x000/000.p/3")
+    for bad in (
+        "tile/0/1",
+        "tile/00/000",
+        "tile/0/000.p/256",
+        "tile/0/000.p/0",
+        "tile/0/000.p/05",
+        "tile/64/000",
+        *non_canonical,
+    ):
         with pytest.raises(FormatError):
             tiles.parse_tile_path(bad)
 

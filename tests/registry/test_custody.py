@@ -249,6 +249,15 @@ def test_transfer_signed_by_both_operators_moves_custody(world: World) -> None:
         422,
         "transfer_in_future",
     )
+    # A facility id past the INTEGER columns (the payload allows 64 bits): refused like any
+    # id out of range, not a failed query (500 on PostgreSQL before).
+    for far in (2**31, 2**63 - 1):
+        beyond = Transfer("NV-1", world.facility_id, far, at)
+        refused(
+            post_transfer(world, b_token, sign_transfer(beyond, giver_key, receiver_key)),
+            422,
+            "invalid_request",
+        )
     agreed = sign_transfer(deal, giver_key, receiver_key)
     refused(post_transfer(world, c_token, agreed), 403, "not_your_operator")
     # A payload that is not exactly a transfer.

@@ -157,6 +157,29 @@ def test_lifecycle_and_audit_trail(world: World) -> None:
         assert (r.status_code, r.json()["code"]) == (403, "not_your_operator")
 
 
+def test_transitions_check_the_role_before_the_state(world: World) -> None:
+    """A token that may not move a finding hears 403, never its status (409) or existence."""
+    reg = world.registry
+    _, other_token, _ = silent_chip_world(world)
+    assert run(world)["new_findings"] >= 2
+    mine = next(f for f in findings(world) if f["subject_id"] == "NV-1")
+    assert ok(transition(world, reg.admin_token, mine["id"], "acknowledged"))["status"]
+    # acknowledged -> acknowledged is no transition at all: only a caller who may touch the
+    # finding may learn that (409); everyone else gets the same 403 as for a valid move.
+    for token in (world.vendor_token, reg.token(Role.PARTNER), reg.token(Role.LANDMARK)):
+        for to in ("acknowledged", "resolved"):
+            r = transition(world, token, mine["id"], to, "x")
+            assert (r.status_code, r.json()["code"]) == (403, "role_not_allowed"), r.text
+        r = transition(world, token, 987654, "resolved", "x")
+        assert (r.status_code, r.json()["code"]) == (403, "role_not_allowed"), r.text
+    r = transition(world, other_token, mine["id"], "acknowledged")
+    assert (r.status_code, r.json()["code"]) == (403, "not_your_operator")
+    # The near misses: those who may touch it hear the state conflict.
+    for token in (world.operator_token, reg.token(Role.INSPECTOR)):
+        r = transition(world, token, mine["id"], "acknowledged")
+        assert (r.status_code, r.json()["code"]) == (409, "invalid_transition")
+
+
 def test_new_findings_reach_webhooks_with_retries(world: World, receiver: Receiver) -> None:
     reg = world.registry
     silent_chip_world(world)

@@ -148,8 +148,11 @@ def test_everything_accepted_is_logged_with_its_kind(live_registry: LiveRegistry
         ("/v1/log/proof/consistency", {"first": 2, "second": 1}, 400, "bad_tree_size"),
         ("/v1/log/proof/consistency", {"first": 0, "second": 1}, 422, "invalid_request"),
         ("/v1/log/entries", {"start": 5, "end": 2}, 400, "bad_range"),
-        ("/v1/log/proof/tlog-proof", {"index": 100_000}, 404, "not_yet_published"),
+        # Beyond the log is "no such entry", not "wait for the next checkpoint".
+        ("/v1/log/proof/tlog-proof", {"index": 100_000}, 404, "unknown_entry"),
         ("/v1/log/tile/0/1", {}, 404, "unknown_tile"),
+        ("/v1/log/tile/0/x000/000.p/3", {}, 404, "unknown_tile"),  # non-canonical spellings
+        ("/v1/log/tile/entries/x000/000.p/3", {}, 404, "unknown_tile"),
         ("/v1/log/tile/0/000.p/0", {}, 404, "unknown_tile"),
     ],
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from registry.api.body import StrictJsonRoute
 from registry.api.deps import CallerDep, ContextDep, SessionDep
 from registry.api.schemas.accounts import (
     OperatorCreate,
@@ -18,11 +19,12 @@ from registry.api.schemas.accounts import (
     VendorCreate,
     VendorPublic,
 )
+from registry.api.schemas.common import Id
 from registry.auth import Role
 from registry.errors import NotFound
 from registry.services.accounts import AccountService
 
-router = APIRouter(prefix="/v1", tags=["accounts"])
+router = APIRouter(route_class=StrictJsonRoute, prefix="/v1", tags=["accounts"])
 
 
 @router.post("/vendors", status_code=201, response_model=VendorPublic)
@@ -80,7 +82,7 @@ def create_token(
 
 @router.post("/operators/{operator_id}/keys", status_code=201, response_model=OperatorKeyPublic)
 def rotate_operator_key(
-    operator_id: int,
+    operator_id: Id,
     body: OperatorKeyCreate,
     caller: CallerDep,
     session: SessionDep,
@@ -96,7 +98,7 @@ def rotate_operator_key(
 
 @router.get("/operators/{operator_id}/keys", response_model=list[OperatorKeyPublic])
 def operator_keys(
-    operator_id: int, caller: CallerDep, session: SessionDep, ctx: ContextDep
+    operator_id: Id, caller: CallerDep, session: SessionDep, ctx: ContextDep
 ) -> object:
     """The operator's key history, oldest first, with the log position each took effect."""
     return AccountService(session, ctx.clock).operator_keys(caller, operator_id)
@@ -117,7 +119,7 @@ def who_am_i(caller: CallerDep, session: SessionDep, ctx: ContextDep) -> object:
 
 @router.post("/tokens/{token_id}/revoke", response_model=TokenPublic)
 def revoke_token(
-    token_id: int, body: TokenRevoke, caller: CallerDep, session: SessionDep, ctx: ContextDep
+    token_id: Id, body: TokenRevoke, caller: CallerDep, session: SessionDep, ctx: ContextDep
 ) -> object:
     """Revoke a token: its next request, in any worker, gets 401 ``token_revoked``."""
     caller.require(Role.ADMIN)
@@ -127,7 +129,7 @@ def revoke_token(
 
 
 @router.get("/tokens/{token_id}/events", response_model=list[TokenEventPublic])
-def token_events(token_id: int, caller: CallerDep, session: SessionDep, ctx: ContextDep) -> object:
+def token_events(token_id: Id, caller: CallerDep, session: SessionDep, ctx: ContextDep) -> object:
     """The token's audit trail: who issued and who revoked it, when and why."""
     caller.require(Role.ADMIN)
     service = AccountService(session, ctx.clock)

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body
 from sqlalchemy.orm import Session
 
+from registry.api.body import StrictJsonRoute
 from registry.api.context import AppContext
 from registry.api.deps import CallerDep, ContextDep, LogDep, SessionDep
 from registry.api.schemas.channels import (
@@ -19,11 +20,12 @@ from registry.api.schemas.channels import (
     MeterCreate,
     MeterPublic,
 )
+from registry.api.schemas.common import Id
 from registry.auth import Role
 from registry.services.channels import ChannelService
 from registry.services.log import TransparencyLog
 
-router = APIRouter(prefix="/v1", tags=["channels"])
+router = APIRouter(route_class=StrictJsonRoute, prefix="/v1", tags=["channels"])
 _READERS = (Role.ADMIN, Role.INSPECTOR, Role.PARTNER)
 
 
@@ -67,7 +69,7 @@ def list_meters(caller: CallerDep, session: SessionDep, ctx: ContextDep) -> obje
 
 @router.post("/landmarks/{landmark_id}/challenges", status_code=201, response_model=ChallengePublic)
 def issue_challenge(
-    landmark_id: int, body: ChallengeCreate, caller: CallerDep, session: SessionDep, ctx: ContextDep
+    landmark_id: Id, body: ChallengeCreate, caller: CallerDep, session: SessionDep, ctx: ContextDep
 ) -> object:
     """A fresh nonce for this landmark to send to the chip (through its agent)."""
     return _service(session, ctx).issue_challenge(

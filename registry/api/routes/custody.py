@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from attestation.dsse import Envelope
 from attestation.errors import FormatError
+from registry.api.body import StrictJsonRoute
 from registry.api.deps import CallerDep, ContextDep, SessionDep
 from registry.api.routes.queries import ChipIdPath
 from registry.api.schemas.custody import ChipStatusChange
@@ -14,7 +15,7 @@ from registry.errors import BadRequest
 from registry.services.chipstatus import ChipStatusService
 from registry.services.transfers import TransferService
 
-router = APIRouter(prefix="/v1", tags=["custody"])
+router = APIRouter(route_class=StrictJsonRoute, prefix="/v1", tags=["custody"])
 
 
 @router.post("/chips/{chip_id}/decommission", response_model=ChipPublic)

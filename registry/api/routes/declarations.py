@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 from attestation.dsse import Envelope
 from attestation.errors import FormatError
 from attestation.logentries import CLUSTER, INSTALLATION, open_declaration
+from registry.api.body import StrictJsonRoute
 from registry.api.deps import CallerDep, ContextDep, SessionDep
 from registry.api.routes.gpu import gpu_service
 from registry.api.schemas.declarations import (
@@ -34,7 +35,7 @@ from registry.errors import BadRequest
 from registry.services.enrollment import ChipEnrollment, EnrollmentService
 from registry.services.gpu_attestation import SubmittedEvidence
 
-router = APIRouter(prefix="/v1", tags=["declarations"])
+router = APIRouter(route_class=StrictJsonRoute, prefix="/v1", tags=["declarations"])
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -9,8 +9,10 @@ from sqlalchemy.orm import Session
 
 from attestation.gpu import ENROLLMENT_BINDING, REATTESTATION_BINDING, bind_spdm_nonce
 from attestation.keys import PublicKey
+from registry.api.body import StrictJsonRoute
 from registry.api.context import AppContext
 from registry.api.deps import CallerDep, ContextDep, SessionDep
+from registry.api.routes.queries import ChipIdPath
 from registry.api.schemas.declarations import GpuEvidenceIn
 from registry.api.schemas.gpu import GpuChallengeCreate, GpuChallengePublic, ReattestationPublic
 from registry.db.models import GpuChallenge
@@ -20,7 +22,7 @@ from registry.services.gpu_attestation import (
     SubmittedEvidence,
 )
 
-router = APIRouter(prefix="/v1", tags=["gpu"])
+router = APIRouter(route_class=StrictJsonRoute, prefix="/v1", tags=["gpu"])
 
 
 def gpu_service(session: Session, ctx: AppContext) -> GpuAttestationService:
@@ -62,7 +64,7 @@ def issue_gpu_challenge(
 
 @router.post("/chips/{chip_id}/gpu-challenges", status_code=201, response_model=GpuChallengePublic)
 def issue_reattestation_challenge(
-    chip_id: str, caller: CallerDep, session: SessionDep, ctx: ContextDep
+    chip_id: ChipIdPath, caller: CallerDep, session: SessionDep, ctx: ContextDep
 ) -> object:
     """A fresh nonce the chip's agent must answer with evidence from its GPU (admin, inspector)."""
     return _public(gpu_service(session, ctx).issue_reattestation_challenge(caller, chip_id=chip_id))
@@ -70,7 +72,7 @@ def issue_reattestation_challenge(
 
 @router.get("/chips/{chip_id}/gpu-challenges", response_model=list[GpuChallengePublic])
 def open_reattestation_challenges(
-    chip_id: str, caller: CallerDep, session: SessionDep, ctx: ContextDep
+    chip_id: ChipIdPath, caller: CallerDep, session: SessionDep, ctx: ContextDep
 ) -> object:
     """Open re-attestation challenges of the chip, for its agent (the custodian, admins)."""
     return [_public(c) for c in gpu_service(session, ctx).open_challenges(caller, chip_id=chip_id)]
@@ -78,7 +80,11 @@ def open_reattestation_challenges(
 
 @router.post("/chips/{chip_id}/gpu-evidence", status_code=201, response_model=ReattestationPublic)
 def submit_reattestation(
-    chip_id: str, body: GpuEvidenceIn, caller: CallerDep, session: SessionDep, ctx: ContextDep
+    chip_id: ChipIdPath,
+    body: GpuEvidenceIn,
+    caller: CallerDep,
+    session: SessionDep,
+    ctx: ContextDep,
 ) -> object:
     """The agent's answer to a re-attestation challenge (the custodian operator, admins)."""
     evidence = SubmittedEvidence.from_wire(body.nonce, body.report, body.certificates)

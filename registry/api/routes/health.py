@@ -8,19 +8,29 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
 from registry import metrics
+from registry.api.body import StrictJsonRoute
 from registry.api.deps import ContextDep, LogDep, SessionDep
 
-router = APIRouter(tags=["health"])
+router = APIRouter(route_class=StrictJsonRoute, tags=["health"])
 
 
 @router.get("/healthz")
-def healthz(session: SessionDep) -> dict[str, str]:
+def get_health(session: SessionDep) -> dict[str, str]:
     session.execute(text("SELECT 1"))
     return {"status": "ok"}
 
 
-@router.get("/metrics", response_class=Response)
-def prometheus(log: LogDep, ctx: ContextDep) -> Response:
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "Prometheus text exposition",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
+    },
+)
+def get_metrics(log: LogDep, ctx: ContextDep) -> Response:
     state = log.repo.state()
     size, updated_at = (state.size, state.updated_at) if state is not None else (0, None)
     body = metrics.exposition(size, updated_at, ctx.clock())

@@ -9,8 +9,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
+from registry.api.body import StrictJsonRoute
 from registry.api.deps import CallerDep, ContextDep, DetailCallerDep, LogDep, SessionDep
-from registry.api.schemas.common import UtcDatetime
+from registry.api.routes.queries import ChipIdPath
+from registry.api.schemas.common import Count, Id, UtcDatetime
 from registry.api.schemas.declarations import ChipPublic
 from registry.api.schemas.inventory import (
     AccessPage,
@@ -38,24 +40,23 @@ from registry.services.exports import ExportService
 from registry.services.inventory import ClustersPage as ClustersView
 from registry.services.inventory import InventoryService, PowerBalance
 
-router = APIRouter(prefix="/v1", tags=["inventory"])
+router = APIRouter(route_class=StrictJsonRoute, prefix="/v1")
 
 Country = Annotated[str | None, Query(pattern=r"^[A-Z]{2}$")]
 Limit = Annotated[int, Query(ge=1, le=1000)]
-Offset = Annotated[int, Query(ge=0)]
-ChipIdPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")]
+Offset = Annotated[Count, Query()]
 
 
-@router.get("/chips", response_model=ChipsPage)
+@router.get("/chips", response_model=ChipsPage, tags=["inventory"])
 def list_chips(
     *,
     caller: DetailCallerDep,
     session: SessionDep,
     ctx: ContextDep,
     country: Country = None,
-    facility_id: Annotated[int | None, Query(ge=1)] = None,
-    operator_id: Annotated[int | None, Query(ge=1)] = None,
-    model: Annotated[str | None, Query(max_length=100)] = None,
+    facility_id: Annotated[Id | None, Query()] = None,
+    operator_id: Annotated[Id | None, Query()] = None,
+    model: Annotated[str | None, Query(max_length=100, pattern=r"^[^\x00]*$")] = None,
     status: Annotated[str | None, Query(pattern=r"^(installed|uninstalled)$")] = None,
     limit: Limit = 100,
     offset: Offset = 0,
@@ -110,15 +111,15 @@ def cluster_items(page: ClustersView) -> list[ClusterListItem]:
     ]
 
 
-@router.get("/clusters", response_model=ClustersPage)
+@router.get("/clusters", response_model=ClustersPage, tags=["inventory"])
 def list_clusters(
     *,
     caller: CallerDep,
     session: SessionDep,
     ctx: ContextDep,
     country: Country = None,
-    facility_id: Annotated[int | None, Query(ge=1)] = None,
-    operator_id: Annotated[int | None, Query(ge=1)] = None,
+    facility_id: Annotated[Id | None, Query()] = None,
+    operator_id: Annotated[Id | None, Query()] = None,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> ClustersPage:
@@ -136,13 +137,13 @@ def list_clusters(
 
 @router.get("/findings/{finding_id}", response_model=FindingPublic, tags=["queries"])
 def get_finding(
-    finding_id: Annotated[int, Path(ge=1)], caller: CallerDep, session: SessionDep, ctx: ContextDep
+    finding_id: Id, caller: CallerDep, session: SessionDep, ctx: ContextDep
 ) -> FindingPublic:
     """One finding, as in ``GET /v1/findings`` (operators: about their own facilities)."""
     return FindingPublic.from_row(InventoryService(session, ctx.clock).finding(caller, finding_id))
 
 
-@router.get("/chips/{chip_id}/series", response_model=ChipSeries)
+@router.get("/chips/{chip_id}/series", response_model=ChipSeries, tags=["inventory"])
 def chip_series(
     *,
     chip_id: ChipIdPath,
@@ -198,10 +199,12 @@ def balance_public(balance: PowerBalance) -> PowerBalancePublic:
     )
 
 
-@router.get("/facilities/{facility_id}/power-balance", response_model=PowerBalancePublic)
+@router.get(
+    "/facilities/{facility_id}/power-balance", response_model=PowerBalancePublic, tags=["inventory"]
+)
 def power_balance(
     *,
-    facility_id: int,
+    facility_id: Id,
     caller: CallerDep,
     session: SessionDep,
     ctx: ContextDep,
@@ -231,7 +234,7 @@ def decoded_public(entry: DecodedEntry) -> DecodedEntryPublic:
 
 
 @router.get("/log/entries/{index}/decoded", response_model=DecodedEntryPublic, tags=["log"])
-def decoded_entry(index: Annotated[int, Path(ge=0)], log: LogDep, session: SessionDep) -> object:
+def decoded_entry(index: Count, log: LogDep, session: SessionDep) -> object:
     """One log entry made readable: envelope opened, payload parsed, signers matched to their
     registered keys and checked. Public, like the log; the raw bytes remain the evidence."""
     found = log.entries(index, index + 1)
@@ -246,7 +249,7 @@ def access_log(
     caller: CallerDep,
     session: SessionDep,
     ctx: ContextDep,
-    token_id: Annotated[int | None, Query(ge=1)] = None,
+    token_id: Annotated[Id | None, Query()] = None,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> AccessPage:
@@ -263,7 +266,7 @@ def access_log(
     )
 
 
-@router.get("/inventory/aggregates", response_model=AggregatesPublic)
+@router.get("/inventory/aggregates", response_model=AggregatesPublic, tags=["inventory"])
 def aggregates(
     caller: CallerDep, session: SessionDep, ctx: ContextDep, country: Country = None
 ) -> AggregatesPublic:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from registry.api.body import StrictJsonRoute
 from registry.api.deps import CallerDep, ContextDep, SessionDep
+from registry.api.schemas.common import Id
 from registry.api.schemas.lifecycle import (
     DeliveryPublic,
     TransitionCreate,
@@ -17,12 +19,12 @@ from registry.api.schemas.queries import FindingPublic
 from registry.services.findings import FindingLifecycle
 from registry.services.webhooks import WebhookService
 
-router = APIRouter(prefix="/v1", tags=["findings"])
+router = APIRouter(route_class=StrictJsonRoute, prefix="/v1")
 
 
-@router.post("/findings/{finding_id}/transitions", response_model=FindingPublic)
+@router.post("/findings/{finding_id}/transitions", response_model=FindingPublic, tags=["findings"])
 def transition_finding(
-    finding_id: int,
+    finding_id: Id,
     body: TransitionCreate,
     caller: CallerDep,
     session: SessionDep,
@@ -35,9 +37,13 @@ def transition_finding(
     return FindingPublic.from_row(finding)
 
 
-@router.get("/findings/{finding_id}/transitions", response_model=list[TransitionPublic])
+@router.get(
+    "/findings/{finding_id}/transitions",
+    response_model=list[TransitionPublic],
+    tags=["findings"],
+)
 def finding_history(
-    finding_id: int, caller: CallerDep, session: SessionDep, ctx: ContextDep
+    finding_id: Id, caller: CallerDep, session: SessionDep, ctx: ContextDep
 ) -> object:
     return FindingLifecycle(session, ctx.clock).history(caller, finding_id)
 
@@ -65,6 +71,6 @@ def list_webhooks(caller: CallerDep, session: SessionDep, ctx: ContextDep) -> ob
     "/webhooks/{webhook_id}/deliveries", response_model=list[DeliveryPublic], tags=["webhooks"]
 )
 def list_deliveries(
-    webhook_id: int, caller: CallerDep, session: SessionDep, ctx: ContextDep
+    webhook_id: Id, caller: CallerDep, session: SessionDep, ctx: ContextDep
 ) -> object:
     return WebhookService(session, ctx.clock).deliveries(caller, webhook_id)

@@ -8,16 +8,37 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from attestation import tiles
 from attestation.errors import FormatError
 from attestation.tlog_proof import TlogProof, format_proof
+from registry.api.body import StrictJsonRoute
 from registry.api.deps import ContextDep, LogDep, SessionDep
-from registry.api.schemas.common import UtcDatetime
+from registry.api.schemas.common import Count, Id, UtcDatetime
 from registry.errors import BadRequest, NotFound
 from registry.services.bundles import BundleService
 
-router = APIRouter(prefix="/v1/log", tags=["log"])
+
+class CompressLog:
+    """gzip for the log's responses when the client asks for it (C2SP tlog-tiles: tiles and
+    bundles compress well, and mirrors fetch them in bulk). Only under ``/v1/log/``: ingest
+    responses stay uncompressed, their clients ask for gzip by default and the CPU is better
+    spent verifying reports."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.gzip = GZipMiddleware(app, minimum_size=256)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(router.prefix + "/"):
+            await self.gzip(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+
+router = APIRouter(route_class=StrictJsonRoute, prefix="/v1/log", tags=["log"])
 
 
 def _b64(data: bytes) -> str:
@@ -55,7 +76,7 @@ class ConsistencyProof(BaseModel):
 
 
 @router.get("/checkpoint", response_class=PlainTextResponse)
-def checkpoint(log: LogDep) -> PlainTextResponse:
+def get_checkpoint(log: LogDep) -> PlainTextResponse:
     """The latest published checkpoint (C2SP tlog-checkpoint, signed note) with the witnesses'
     C2SP tlog-cosignature lines. A new one is published within about a second of new entries."""
     return PlainTextResponse(
@@ -66,16 +87,16 @@ def checkpoint(log: LogDep) -> PlainTextResponse:
 
 
 @router.get("/key", response_model=LogKey)
-def key(log: LogDep) -> LogKey:
+def get_log_key(log: LogDep) -> LogKey:
     """The log's verifier key (``name+keyid+base64``), for pinning by partners."""
     return LogKey(origin=log.signer.origin, verifier_key=log.signer.verifier_key)
 
 
 @router.get("/entries", response_model=LogEntries)
-def entries(
+def list_log_entries(
     log: LogDep,
-    start: Annotated[int, Query(ge=0)],
-    end: Annotated[int, Query(ge=1)],
+    start: Annotated[Count, Query()],
+    end: Annotated[Count, Query(ge=1)],
 ) -> LogEntries:
     """Entries with index in [start, end), at most 1000: the exact bytes each leaf commits to."""
     return LogEntries(
@@ -93,10 +114,10 @@ def entries(
 
 
 @router.get("/proof/inclusion", response_model=InclusionProof)
-def inclusion(
+def get_inclusion_proof(
     log: LogDep,
-    tree_size: Annotated[int, Query(ge=1)],
-    index: Annotated[int | None, Query(ge=0)] = None,
+    tree_size: Annotated[Count, Query(ge=1)],
+    index: Annotated[Count | None, Query()] = None,
     leaf_hash: Annotated[str | None, Query(description="base64 leaf hash")] = None,
 ) -> InclusionProof:
     """RFC 6962 inclusion proof for an entry, by index or by leaf hash."""
@@ -119,10 +140,10 @@ def inclusion(
 
 
 @router.get("/proof/consistency", response_model=ConsistencyProof)
-def consistency(
+def get_consistency_proof(
     log: LogDep,
-    first: Annotated[int, Query(ge=1)],
-    second: Annotated[int, Query(ge=1)],
+    first: Annotated[Count, Query(ge=1)],
+    second: Annotated[Count, Query(ge=1)],
 ) -> ConsistencyProof:
     """RFC 6962 consistency proof between two tree sizes."""
     proof = log.consistency_proof(first, second)
@@ -130,9 +151,9 @@ def consistency(
 
 
 @router.get("/proof/tlog-proof", response_class=PlainTextResponse)
-def tlog_proof(
+def get_tlog_proof(
     log: LogDep,
-    index: Annotated[int | None, Query(ge=0)] = None,
+    index: Annotated[Count | None, Query()] = None,
     leaf_hash: Annotated[str | None, Query(description="base64 leaf hash")] = None,
 ) -> PlainTextResponse:
     """A C2SP tlog-proof (``c2sp.org/tlog-proof@v1``) of one entry against the latest published,
@@ -145,6 +166,11 @@ def tlog_proof(
         except ValueError as exc:
             raise BadRequest("leaf_hash is not base64", code="bad_query") from exc
         index = log.index_of(wanted)
+    size, _ = log.head()
+    if index >= size:
+        raise NotFound(
+            f"the log has {size} entries; there is no entry {index}", code="unknown_entry"
+        )
     published = log.published()
     if published is None or index >= published.size:
         raise NotFound(
@@ -164,8 +190,17 @@ def _tile_response(data: bytes, partial: bool) -> Response:
     return Response(data, media_type="application/octet-stream", headers=headers)
 
 
-@router.get("/tile/{path:path}", response_class=Response)
-def tile(log: LogDep, path: str) -> Response:
+@router.get(
+    "/tile/{path:path}",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The tile (hashes) or entry bundle, bytes as C2SP tlog-tiles says",
+            "content": {"application/octet-stream": {"schema": {"type": "string"}}},
+        }
+    },
+)
+def get_tile(log: LogDep, path: str) -> Response:
     """C2SP tlog-tiles, read-only: ``tile/<L>/<N>[.p/<W>]`` and ``tile/entries/<N>[.p/<W>]``
     (this prefix, ``/v1/log``, is the tlog-tiles prefix; ``/v1/log/checkpoint`` its checkpoint).
     """
@@ -179,13 +214,22 @@ def tile(log: LogDep, path: str) -> Response:
     return _tile_response(log.tile(level, index, width), partial)
 
 
-@router.get("/bundle", response_class=Response)
-def bundle(
+@router.get(
+    "/bundle",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The signed audit bundle (docs/AUDIT.md)",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    },
+)
+def get_audit_bundle(
     *,
     log: LogDep,
     session: SessionDep,
     ctx: ContextDep,
-    facility_id: Annotated[int | None, Query(ge=1)] = None,
+    facility_id: Annotated[Id | None, Query()] = None,
     country: Annotated[str | None, Query(pattern=r"^[A-Z]{2}$")] = None,
     start: Annotated[UtcDatetime | None, Query()] = None,
     end: Annotated[UtcDatetime | None, Query()] = None,

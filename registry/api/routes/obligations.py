@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from registry.api.body import StrictJsonRoute
 from registry.api.deps import CallerDep, ContextDep, SessionDep
 from registry.api.routes.queries import ChipIdPath
+from registry.api.schemas.common import Id
 from registry.api.schemas.obligations import (
     BudgetPublic,
     BudgetSet,
@@ -18,7 +20,7 @@ from registry.api.schemas.obligations import (
 from registry.db.models import TransferCondition
 from registry.services.obligations import ObligationService, parse_countries
 
-router = APIRouter(prefix="/v1", tags=["obligations"])
+router = APIRouter(route_class=StrictJsonRoute, prefix="/v1", tags=["obligations"])
 
 
 def _condition(c: TransferCondition) -> ConditionPublic:
@@ -61,7 +63,7 @@ def list_conditions(
 
 @router.put("/clusters/{cluster_id}/budget", response_model=BudgetPublic)
 def set_budget(
-    cluster_id: int, body: BudgetSet, caller: CallerDep, session: SessionDep, ctx: ContextDep
+    cluster_id: Id, body: BudgetSet, caller: CallerDep, session: SessionDep, ctx: ContextDep
 ) -> object:
     return ObligationService(session, ctx.clock).set_budget(
         caller, cluster_id=cluster_id, compute_budget_flop=body.compute_budget_flop
@@ -72,7 +74,7 @@ def set_budget(
     "/clusters/{cluster_id}/notifications", status_code=201, response_model=NotificationPublic
 )
 def notify_threshold(
-    cluster_id: int,
+    cluster_id: Id,
     body: NotificationCreate,
     caller: CallerDep,
     session: SessionDep,
@@ -85,7 +87,7 @@ def notify_threshold(
 
 @router.get("/clusters/{cluster_id}/obligations", response_model=ClusterObligations)
 def cluster_obligations(
-    cluster_id: int, caller: CallerDep, session: SessionDep, ctx: ContextDep
+    cluster_id: Id, caller: CallerDep, session: SessionDep, ctx: ContextDep
 ) -> ClusterObligations:
     budget, notes = ObligationService(session, ctx.clock).obligations(caller, cluster_id)
     return ClusterObligations(

@@ -7,7 +7,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
+from registry.api.body import StrictJsonRoute
 from registry.api.deps import CallerDep, DetailCallerDep, SessionDep
+from registry.api.schemas.common import Count, Id
 from registry.api.schemas.declarations import ChipPublic, FacilityPublic, InstallationPublic
 from registry.api.schemas.queries import (
     ChipDetail,
@@ -18,7 +20,7 @@ from registry.api.schemas.queries import (
 )
 from registry.services.queries import QueryService
 
-router = APIRouter(prefix="/v1", tags=["queries"])
+router = APIRouter(route_class=StrictJsonRoute, prefix="/v1", tags=["queries"])
 
 ChipIdPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")]
 
@@ -65,7 +67,7 @@ def list_facilities(
 
 
 @router.get("/facilities/{facility_id}", response_model=FacilityDetail)
-def get_facility(facility_id: int, caller: DetailCallerDep, session: SessionDep) -> FacilityDetail:
+def get_facility(facility_id: Id, caller: DetailCallerDep, session: SessionDep) -> FacilityDetail:
     view = QueryService(session).facility(caller, facility_id)
     return FacilityDetail(
         facility=FacilityPublic.model_validate(view.facility),
@@ -81,13 +83,13 @@ def list_findings(
     *,
     caller: CallerDep,
     session: SessionDep,
-    facility_id: int | None = None,
+    facility_id: Id | None = None,
     country: Annotated[str | None, Query(pattern=r"^[A-Z]{2}$")] = None,
-    kind: Annotated[str | None, Query(max_length=64)] = None,
+    kind: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")] = None,
     severity: Annotated[str | None, Query(pattern=r"^(low|medium|high|critical)$")] = None,
     status: Annotated[str | None, Query(pattern=r"^(open|acknowledged|resolved)$")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[Count, Query()] = 0,
 ) -> FindingsPage:
     found = QueryService(session).findings(
         caller,

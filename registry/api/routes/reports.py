@@ -1,6 +1,7 @@
 """Usage-report ingest.
 
-The body is parsed with ``json.loads`` rather than a pydantic model: at tens of thousands of
+The body is decoded by :func:`registry.api.body.json_body` (the strict decoder every route
+uses) rather than validated by a pydantic model: at tens of thousands of
 reports per second the per-field validation of a model costs more than the signature check,
 and the protocol core validates every envelope strictly anyway.
 
@@ -22,31 +23,18 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from registry import metrics
+from registry.api.body import StrictJsonRoute, json_body
 from registry.api.context import AppContext
 from registry.api.deps import CallerDep, ContextDep, LogDep, SessionDep
 from registry.api.problems import problem
 from registry.api.schemas.reports import BATCH_SCHEMA, ENVELOPE_SCHEMA, BatchResult, ReportResult
 from registry.auth import Role
 from registry.db.engine import make_engine
-from registry.errors import BadRequest, InvalidRequest, PayloadTooLarge
+from registry.errors import InvalidRequest, PayloadTooLarge
 from registry.ingest.writer import IngestWriter
 from registry.services.ingest import Accepted, IngestService, KeyCache, Rejected
 
-router = APIRouter(prefix="/v1", tags=["reports"])
-
-
-async def json_body(request: Request, ctx: ContextDep) -> Any:
-    declared = request.headers.get("content-length")
-    limit = ctx.settings.max_request_bytes
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"request body over {limit} bytes")
-    body = await request.body()
-    if len(body) > limit:
-        raise PayloadTooLarge(f"request body over {limit} bytes")
-    try:
-        return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadRequest(f"body is not JSON: {exc}", code="malformed_json") from exc
+router = APIRouter(route_class=StrictJsonRoute, prefix="/v1", tags=["reports"])
 
 
 JsonBody = Annotated[Any, Depends(json_body)]

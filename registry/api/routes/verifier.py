@@ -7,6 +7,7 @@ from datetime import datetime
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
+from registry.api.body import StrictJsonRoute
 from registry.api.deps import CallerDep, ContextDep, SessionDep
 from registry.api.schemas.common import UtcDatetime
 from registry.auth import Role
@@ -15,7 +16,7 @@ from registry.services.verification import VerificationService
 from verifier.errors import PolicyError
 from verifier.policy import load_builtin_policy
 
-router = APIRouter(prefix="/v1/verifier", tags=["verifier"])
+router = APIRouter(route_class=StrictJsonRoute, prefix="/v1/verifier", tags=["verifier"])
 
 
 class RunRequest(BaseModel):

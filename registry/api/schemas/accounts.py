@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from registry.api.schemas.common import CountryCode, Name
+from registry.api.schemas.common import CountryCode, Id, Name
 from registry.auth import Role
 
 __all__ = [
@@ -59,8 +59,8 @@ class TokenCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: Name
     role: Role
-    vendor_id: int | None = None
-    operator_id: int | None = None
+    vendor_id: Id | None = None
+    operator_id: Id | None = None
 
 
 class TokenIssued(BaseModel):

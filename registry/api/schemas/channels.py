@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat
 
-from registry.api.schemas.common import ChipId, Name
+from registry.api.schemas.common import ChipId, Id, Name
 
 __all__ = [
     "ChallengeCreate",
@@ -27,8 +27,8 @@ class LandmarkCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: Name
     public_key: str = PublicKeyB64
-    latitude: float = Field(ge=-90, le=90)
-    longitude: float = Field(ge=-180, le=180)
+    latitude: FiniteFloat = Field(ge=-90, le=90)
+    longitude: FiniteFloat = Field(ge=-180, le=180)
 
 
 class LandmarkPublic(BaseModel):
@@ -44,7 +44,7 @@ class LandmarkPublic(BaseModel):
 class MeterCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: Name
-    facility_id: int
+    facility_id: Id
     public_key: str = PublicKeyB64
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from registry.api.schemas.common import ChipId, UtcDatetime
+from registry.api.schemas.common import ChipId, Id, UtcDatetime
 
 __all__ = ["ChipStatusChange", "TransferFields"]
 
@@ -19,6 +19,6 @@ class TransferFields(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     chip_id: ChipId
-    from_facility_id: int = Field(ge=1)
-    to_facility_id: int = Field(ge=1)
+    from_facility_id: Id
+    to_facility_id: Id
     transferred_at: UtcDatetime

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat
 
-from registry.api.schemas.common import ChipId, CountryCode, Name, UtcDatetime
+from registry.api.schemas.common import ChipId, CountryCode, Id, Name, UtcDatetime
 
 __all__ = [
     "MAX_BATCH_CHIPS",
@@ -29,14 +29,14 @@ __all__ = [
 
 class FacilityCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    operator_id: int
+    operator_id: Id
     name: Name
     country: CountryCode
-    latitude: float = Field(ge=-90, le=90)
-    longitude: float = Field(ge=-180, le=180)
-    declared_power_kw: float = Field(gt=0, description="declared facility power capacity, kW")
-    pue: float = Field(default=1.3, ge=1.0, le=3.0, description="power usage effectiveness")
-    non_it_load_kw: float = Field(
+    latitude: FiniteFloat = Field(ge=-90, le=90)
+    longitude: FiniteFloat = Field(ge=-180, le=180)
+    declared_power_kw: FiniteFloat = Field(gt=0, description="declared facility power capacity, kW")
+    pue: FiniteFloat = Field(default=1.3, ge=1.0, le=3.0, description="power usage effectiveness")
+    non_it_load_kw: FiniteFloat = Field(
         default=0.0, ge=0, description="declared constant non-IT load beyond PUE, kW"
     )
 
@@ -73,10 +73,10 @@ class GpuEvidenceIn(BaseModel):
 
 class ChipCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    vendor_id: int
+    vendor_id: Id
     certificate_pem: str = Field(max_length=20_000, description="endorsement certificate, PEM")
-    peak_tflops_bf16: float = Field(gt=0, le=100_000, description="dense BF16 peak, TFLOP/s")
-    tdp_watts: float = Field(gt=0, le=10_000)
+    peak_tflops_bf16: FiniteFloat = Field(gt=0, le=100_000, description="dense BF16 peak, TFLOP/s")
+    tdp_watts: FiniteFloat = Field(gt=0, le=10_000)
     gpu_evidence: GpuEvidenceIn | None = Field(
         default=None, description="GPU evidence binding the chip key to a genuine GPU"
     )
@@ -88,15 +88,15 @@ MAX_BATCH_CHIPS = 10_000
 class ChipBatchItem(BaseModel):
     model_config = ConfigDict(extra="forbid")
     certificate_pem: str = Field(max_length=20_000, description="endorsement certificate, PEM")
-    peak_tflops_bf16: float = Field(gt=0, le=100_000, description="dense BF16 peak, TFLOP/s")
-    tdp_watts: float = Field(gt=0, le=10_000)
+    peak_tflops_bf16: FiniteFloat = Field(gt=0, le=100_000, description="dense BF16 peak, TFLOP/s")
+    tdp_watts: FiniteFloat = Field(gt=0, le=10_000)
 
 
 class ChipBatchCreate(BaseModel):
     """Up to 10,000 chips of one vendor, enrolled all or nothing."""
 
     model_config = ConfigDict(extra="forbid")
-    vendor_id: int
+    vendor_id: Id
     chips: list[ChipBatchItem] = Field(min_length=1, max_length=MAX_BATCH_CHIPS)
 
 
@@ -131,7 +131,7 @@ class ChipPublic(BaseModel):
 class InstallationCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     chip_id: ChipId
-    facility_id: int
+    facility_id: Id
     installed_at: UtcDatetime
 
 
@@ -147,7 +147,7 @@ class InstallationPublic(BaseModel):
 
 class ClusterCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    facility_id: int
+    facility_id: Id
     name: Name
     purpose: str = Field(min_length=1, max_length=2000)
     chip_ids: list[ChipId] = Field(min_length=1, max_length=200_000)

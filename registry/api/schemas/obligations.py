@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, field_validator
 
 from registry.api.schemas.common import CountryCode, UtcDatetime
 
@@ -39,7 +39,7 @@ class ConditionPublic(BaseModel):
 
 class BudgetSet(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    compute_budget_flop: float = Field(gt=0, le=1e40, description="total dense operations")
+    compute_budget_flop: FiniteFloat = Field(gt=0, le=1e40, description="total dense operations")
 
 
 class BudgetPublic(BaseModel):
@@ -51,7 +51,7 @@ class BudgetPublic(BaseModel):
 
 class NotificationCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    threshold_flop: float = Field(gt=0, le=1e40, description="e.g. 1e25 or 1e26")
+    threshold_flop: FiniteFloat = Field(gt=0, le=1e40, description="e.g. 1e25 or 1e26")
     notified_at: UtcDatetime | None = None
     note: str = Field(default="", max_length=2000)
 
