@@ -255,7 +255,10 @@ def test_reattestation_through_the_agent(live_registry: LiveRegistry, world: Wor
         # The verifier makes the swapped GPU a finding, and the chip that stops answering
         # another once the policy's interval (demo: 6 h) has passed.
         ok(admin.post("/v1/verifier/runs", json={"policy": "demo"}))
-        later = (datetime.now(UTC) + timedelta(hours=7)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        later_at = (datetime.now(UTC) + timedelta(hours=7)).replace(microsecond=0)
+        later = later_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+        # The registry refuses an as_of after its own clock: move its clock there first.
+        world.registry.context.clock = lambda: later_at
         ok(admin.post("/v1/verifier/runs", json={"policy": "demo", "as_of": later}))
         findings = ok(admin.get("/v1/findings", params={"limit": 500}))["findings"]
         mine = sorted(

@@ -131,6 +131,7 @@ def test_production_refusal_is_one_line(tmp_path: Path) -> None:
     assert run.returncode == 2
     assert run.stderr.strip() == (
         f"chipreg: invalid settings: CHIPREG_LOG_KEY_FILE {tmp_path / 'missing'} does not exist"
+        " (create it once with `chipreg admin init`)"
     )
 
 
