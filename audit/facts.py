@@ -141,6 +141,7 @@ def snapshot_at(replay: Replay, run: VerifierRun) -> Snapshot:
             facility_id=s.report.facility_id,
             source=_source(s.operator_id),
             log_index=s.index,
+            original_received_at=s.original_received_at,
         )
         for s in replay.rejected
         if s.index < cut

@@ -518,6 +518,7 @@ class Replay:
             self.problem(index, le.REJECTED_REPORT, f"operator {operator} is not in the log")
         accepted = self.accepted.get((report.chip_id, report.seq))
         original = rec["original"]
+        original_at = None
         # A forbidden delivery names its original when it copies an accepted report.
         if outcome == "replayed_report" or (outcome == "forbidden" and original is not None):
             if accepted is None or accepted.digest != digest:
@@ -529,7 +530,7 @@ class Replay:
             elif not isinstance(original, dict) or int(original["log_index"]) != accepted.index:
                 self.problem(index, le.REJECTED_REPORT, "original does not name the report")
             else:
-                at = le.parse_timestamp(str(original["received_at"]))
+                at = original_at = le.parse_timestamp(str(original["received_at"]))
                 if at > received_at:
                     self.problem(index, le.REJECTED_REPORT, "original received after its replay")
                 known = self.receipts.setdefault(accepted.index, at)
@@ -549,6 +550,7 @@ class Replay:
                 outcome,
                 None if operator is None else int(operator),
                 received_at,
+                original_at,
             )
         )
 

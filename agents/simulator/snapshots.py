@@ -272,6 +272,7 @@ def ingest(registered: Registered, artifacts: Artifacts) -> EvidenceLog:
     )
     heads: dict[str, tuple[int, str]] = {}
     accepted: dict[tuple[str, int], str] = {}
+    receipts: dict[tuple[str, int], datetime] = {}
     stays: dict[str, list[InstallationFact]] = {}
     for stay in sorted(registered.installations, key=lambda x: x.start):
         stays.setdefault(stay.chip_id, []).append(stay)
@@ -313,6 +314,11 @@ def ingest(registered: Registered, artifacts: Artifacts) -> EvidenceLog:
                             facility_id=r.facility_id,
                             source=d.source,
                             log_index=log_index,
+                            original_received_at=(
+                                receipts.get((r.chip_id, r.seq))
+                                if accepted.get((r.chip_id, r.seq)) == verified.digest
+                                else None
+                            ),
                         ),
                     )
                 )
@@ -328,6 +334,7 @@ def ingest(registered: Registered, artifacts: Artifacts) -> EvidenceLog:
         if known is None and r.seq == seq + 1 and r.prev_digest == head:
             heads[r.chip_id] = (r.seq, verified.digest)
             accepted[(r.chip_id, r.seq)] = verified.digest
+            receipts[(r.chip_id, r.seq)] = d.received_at
             fact: object = ReportFact(
                 chip_id=r.chip_id,
                 seq=r.seq,
@@ -372,6 +379,9 @@ def ingest(registered: Registered, artifacts: Artifacts) -> EvidenceLog:
                     facility_id=r.facility_id,
                     source=d.source,
                     log_index=logged,
+                    original_received_at=(
+                        receipts.get((r.chip_id, r.seq)) if outcome == "replayed_report" else None
+                    ),
                 ),
             )
         )

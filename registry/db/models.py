@@ -343,6 +343,9 @@ class RejectedSubmission(Base):
     envelope: Mapped[bytes] = mapped_column(LargeBinary)
     log_index: Mapped[int | None] = mapped_column(BigInteger, unique=True)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # For a copy of an accepted report (a replay, a forbidden copy): that report's receipt time
+    # as the logged record names it (``original.received_at``); None when it names none.
+    original_received_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Landmark(Base):

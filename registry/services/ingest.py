@@ -355,6 +355,7 @@ class IngestService:
                 continue
             rep = ev.report
             original = None
+            original_at = None
             if r.code in _ONCE_PER_OPERATOR:
                 if (ev.digest, operator_id, r.code) in kept:
                     continue
@@ -363,6 +364,7 @@ class IngestService:
                 receipt = originals.get((rep.chip_id, rep.seq))
                 if receipt is not None:
                     original = {"log_index": receipt[0], "received_at": timestamp(receipt[1])}
+                    original_at = receipt[1]
             bodies.append(
                 record_body(
                     REJECTED_REPORT,
@@ -389,6 +391,7 @@ class IngestService:
                     "envelope": ev.body,
                     "log_index": None,
                     "received_at": now,
+                    "original_received_at": original_at,
                 }
             )
         if not bodies:

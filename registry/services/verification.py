@@ -164,6 +164,7 @@ class VerificationService:
                 facility_id=s.facility_claim,
                 source=_source(s.source_operator_id),
                 log_index=s.log_index,
+                original_received_at=s.original_received_at,
             )
             for s in self.submissions.in_period(since, as_of)
             if logged(s.log_index)

@@ -1,0 +1,57 @@
+"""rejected submissions: the receipt time of the accepted report a copy names (its logged
+``original.received_at``), so the registry judges a replay's delay from what the log states
+
+Revision ID: 0014
+Revises: 0010
+Create Date: 2026-12-04 00:00:00.000000
+"""
+
+from __future__ import annotations
+
+import json
+
+import sqlalchemy as sa
+from alembic import op
+
+from attestation.logentries import parse_timestamp
+from registry.db.base import UTCDateTime
+
+revision = "0014"
+down_revision = "0010"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("rejected_submissions", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("original_received_at", sa.DateTime(timezone=True), nullable=True)
+        )
+    # Existing rows: copied from the logged record, which is the authority partners replay.
+    submissions = sa.table(
+        "rejected_submissions",
+        sa.column("id", sa.BigInteger()),
+        sa.column("outcome", sa.String()),
+        sa.column("log_index", sa.BigInteger()),
+        sa.column("original_received_at", UTCDateTime()),
+    )
+    entries = sa.table("log_entries", sa.column("index", sa.BigInteger()), sa.column("body"))
+    bind = op.get_bind()
+    rows = bind.execute(
+        sa.select(submissions.c.id, entries.c.body)
+        .join(entries, entries.c.index == submissions.c.log_index)
+        .where(submissions.c.outcome.in_(("replayed_report", "forbidden")))
+    ).all()
+    for row_id, body in rows:
+        original = json.loads(bytes(body)).get("original")
+        if isinstance(original, dict) and isinstance(original.get("received_at"), str):
+            bind.execute(
+                submissions.update()
+                .where(submissions.c.id == row_id)
+                .values(original_received_at=parse_timestamp(original["received_at"]))
+            )
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("rejected_submissions", schema=None) as batch_op:
+        batch_op.drop_column("original_received_at")
