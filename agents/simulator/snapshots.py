@@ -25,14 +25,16 @@ from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from agents.simulator.world import Artifacts, World
+from attestation.chain import RejectionCode, judge
 from attestation.dsse import Envelope
 from attestation.errors import AttestationError
 from attestation.keys import PublicKey
 from attestation.landmark import verify_challenge_answer, verify_measurement
 from attestation.meter import verify_reading
-from attestation.report import open_envelope
+from attestation.report import GENESIS_DIGEST, open_envelope
 from verifier.facts import (
     ClusterNotificationFact,
     DeclaredClusterFact,
@@ -242,6 +244,19 @@ def _declarations(registered: Registered) -> Ledger:
     )
 
 
+def _digest_at(accepted: Mapping[tuple[str, int], str], chip_id: str, seq: int) -> str | None:
+    return accepted.get((chip_id, seq))
+
+
+@dataclass(slots=True)
+class _Head:
+    """A chip's chain head in the simulated registry (see :func:`attestation.chain.judge`)."""
+
+    seq: int = 0
+    digest: str = GENESIS_DIGEST
+    window_end: datetime | None = None
+
+
 def _custodian(
     registered: Registered, stays: Sequence[InstallationFact], at: datetime
 ) -> str | None:
@@ -267,7 +282,7 @@ def ingest(registered: Registered, artifacts: Artifacts) -> EvidenceLog:
         for n, i in enumerate(registered.installations)
     ]
     unlogged: list[SubmissionFact] = []
-    heads: dict[str, tuple[int, str]] = {}
+    heads: dict[str, _Head] = {}
     accepted: dict[tuple[str, int], str] = {}
     receipts: dict[tuple[str, int], datetime] = {}
     stays: dict[str, list[InstallationFact]] = {}
@@ -307,7 +322,7 @@ def ingest(registered: Registered, artifacts: Artifacts) -> EvidenceLog:
                             window_start=r.window_start,
                             window_end=r.window_end,
                             received_at=d.received_at,
-                            outcome="forbidden",
+                            outcome=RejectionCode.FORBIDDEN,
                             facility_id=r.facility_id,
                             source=d.source,
                             original_received_at=(
@@ -324,10 +339,10 @@ def ingest(registered: Registered, artifacts: Artifacts) -> EvidenceLog:
         ):
             rejected += 1  # unknown_facility, window_before_installation
             continue
-        seq, head = heads.get(r.chip_id, (0, "0" * 64))
-        known = accepted.get((r.chip_id, r.seq))
-        if known is None and r.seq == seq + 1 and r.prev_digest == head:
-            heads[r.chip_id] = (r.seq, verified.digest)
+        head = heads.setdefault(r.chip_id, _Head())
+        outcome = judge(head, r, verified.digest, partial(_digest_at, accepted, r.chip_id))
+        if outcome is None:
+            head.seq, head.digest, head.window_end = r.seq, verified.digest, r.window_end
             accepted[(r.chip_id, r.seq)] = verified.digest
             receipts[(r.chip_id, r.seq)] = d.received_at
             fact = ReportFact(
@@ -349,12 +364,6 @@ def ingest(registered: Registered, artifacts: Artifacts) -> EvidenceLog:
             )
             arrived.append((d.received_at, 0, len(arrived), fact))
             continue
-        if known is not None:
-            outcome = "replayed_report" if known == verified.digest else "sequence_reused"
-        elif r.seq == seq + 1:
-            outcome = "broken_hash_chain"
-        else:
-            outcome = "sequence_gap"
         kept = SubmissionFact(
             chip_id=r.chip_id,
             seq=r.seq,
@@ -366,10 +375,12 @@ def ingest(registered: Registered, artifacts: Artifacts) -> EvidenceLog:
             facility_id=r.facility_id,
             source=d.source,
             original_received_at=(
-                receipts.get((r.chip_id, r.seq)) if outcome == "replayed_report" else None
+                receipts.get((r.chip_id, r.seq))
+                if outcome is RejectionCode.REPLAYED_REPORT
+                else None
             ),
         )
-        if outcome == "replayed_report":  # byte-identical copies are not logged twice
+        if outcome is RejectionCode.REPLAYED_REPORT:  # copies are not logged twice
             unlogged.append(kept)
         else:
             arrived.append((d.received_at, 0, len(arrived), kept))
