@@ -110,7 +110,7 @@ class VerificationService:
                     chip.peak_tflops_bf16 * 1e12,
                     chip.tdp_watts,
                     chip.vendor.name,
-                    None,
+                    chip.enrollment_log_index,
                 )
                 for chip in chips
             ],
@@ -127,7 +127,7 @@ class VerificationService:
                         non_it_load_kw=f.non_it_load_kw,
                         name=f.name,
                     ),
-                    None,
+                    f.log_index,
                 )
                 for f in self.facilities.search()
             ],

@@ -24,7 +24,10 @@ import pytest
 from attestation.dsse import Envelope
 from attestation.logentries import CLUSTER, INSTALLATION
 from attestation.transfer import Transfer, sign_transfer
+from audit.facts import snapshot_at
+from audit.records import VerifierRun
 from registry.auth import Role
+from registry.services.verification import VerificationService
 from tests.registry.factories import (
     T0,
     WINDOW,
@@ -37,7 +40,7 @@ from tests.registry.factories import (
     operator_key,
     signed,
 )
-from tests.registry.test_custody import audit_matches
+from tests.registry.test_custody import audit_matches, replay_log
 
 SEEDS = (1, 2)
 STEPS = 28
@@ -341,3 +344,37 @@ def test_registry_findings_equal_the_partners_rederivation(fleet_factory: Any, s
     assert len(replay.runs) == fleet.runs
     # The worlds exercise what parity rests on: evidence, custody changes and findings.
     assert replay.reports and any(run.findings for run in replay.runs)
+
+
+def test_chips_and_facilities_are_cut_at_the_runs_log_size(live_registry: Any) -> None:
+    # A chip enrolled (or a facility declared) after a run read the log's size is not in its
+    # inputs, in the registry as in the partner's replay of the log.
+    live_registry.context.clock = lambda: T0 + timedelta(hours=1)
+    world = make_world(live_registry)
+    world.enroll("NV-1")
+    with live_registry.context.sessions() as session:
+        service = VerificationService(session, live_registry.context.clock)
+        state = service.log.repo.state()
+        assert state is not None
+        size = state.size
+    _, _, late_facility = add_operator(live_registry, "Toronto", "CA")
+    world.enroll("NV-2", facility_id=world.facility_id)
+    as_of = T0 + timedelta(hours=1)
+    with live_registry.context.sessions() as session:
+        service = VerificationService(session, live_registry.context.clock)
+        cut = service.snapshot(as_of, None, size)
+        full = service.snapshot(as_of)
+    assert set(cut.chips) == {"NV-1"} and late_facility not in cut.facilities
+    assert set(full.chips) == {"NV-1", "NV-2"} and late_facility in full.facilities
+    replay = replay_log(world)
+    run = VerifierRun(
+        index=size,
+        as_of=as_of,
+        since=None,
+        policy_id="demo",
+        policy_version="",
+        log_size=size,
+        findings=[],
+    )
+    partner = snapshot_at(replay, run)
+    assert (set(partner.chips), set(partner.facilities)) == (set(cut.chips), set(cut.facilities))

@@ -1,5 +1,7 @@
-"""rejected submissions: the receipt time of the accepted report a copy names (its logged
-``original.received_at``), so the registry judges a replay's delay from what the log states
+"""evidence ledger: the receipt time of the accepted report a rejected copy names (its
+logged ``original.received_at``), so the registry judges a replay's delay from what the log
+states; the log positions of chip enrollments and facility records, so a verifier run cuts
+chips and facilities at its log size as a partner replaying the log does
 
 Revision ID: 0014
 Revises: 0010
@@ -35,7 +37,12 @@ def upgrade() -> None:
         sa.column("log_index", sa.BigInteger()),
         sa.column("original_received_at", UTCDateTime()),
     )
-    entries = sa.table("log_entries", sa.column("index", sa.BigInteger()), sa.column("body"))
+    entries = sa.table(
+        "log_entries",
+        sa.column("index", sa.BigInteger()),
+        sa.column("kind", sa.String()),
+        sa.column("body"),
+    )
     bind = op.get_bind()
     rows = bind.execute(
         sa.select(submissions.c.id, entries.c.body)
@@ -51,7 +58,42 @@ def upgrade() -> None:
                 .values(original_received_at=parse_timestamp(original["received_at"]))
             )
 
+    _log_positions(bind, entries)
+
+
+def _log_positions(bind: sa.engine.Connection, entries: sa.TableClause) -> None:
+    """Each chip's ``enrollment`` record and each facility's ``facility`` record, from the log."""
+    with op.batch_alter_table("chips", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("enrollment_log_index", sa.BigInteger(), nullable=True))
+    with op.batch_alter_table("facilities", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("log_index", sa.BigInteger(), nullable=True))
+    chips = sa.table("chips", sa.column("chip_id", sa.String()), sa.column("enrollment_log_index"))
+    facilities = sa.table("facilities", sa.column("id", sa.Integer()), sa.column("log_index"))
+    rows = bind.execute(
+        sa.select(entries.c.index, entries.c.kind, entries.c.body).where(
+            entries.c.kind.in_(("enrollment", "facility"))
+        )
+    ).all()
+    for index, what, body in rows:
+        record = json.loads(bytes(body))
+        if what == "enrollment":
+            bind.execute(
+                chips.update()
+                .where(chips.c.chip_id == record["chip_id"])
+                .values(enrollment_log_index=index)
+            )
+        else:
+            bind.execute(
+                facilities.update()
+                .where(facilities.c.id == record["facility_id"])
+                .values(log_index=index)
+            )
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("facilities", schema=None) as batch_op:
+        batch_op.drop_column("log_index")
+    with op.batch_alter_table("chips", schema=None) as batch_op:
+        batch_op.drop_column("enrollment_log_index")
     with op.batch_alter_table("rejected_submissions", schema=None) as batch_op:
         batch_op.drop_column("original_received_at")
