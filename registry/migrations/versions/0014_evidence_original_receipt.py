@@ -29,7 +29,17 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("original_received_at", sa.DateTime(timezone=True), nullable=True)
         )
-    # Existing rows: copied from the logged record, which is the authority partners replay.
+    with op.batch_alter_table("chips", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("enrollment_log_index", sa.BigInteger(), nullable=True))
+    with op.batch_alter_table("facilities", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("log_index", sa.BigInteger(), nullable=True))
+    backfill(op.get_bind())
+
+
+def backfill(bind: sa.engine.Connection) -> None:
+    """Fill the new columns of existing rows from the log, the authority partners replay: a
+    rejected copy's ``original.received_at``, each chip's ``enrollment`` record and each
+    facility's ``facility`` record."""
     submissions = sa.table(
         "rejected_submissions",
         sa.column("id", sa.BigInteger()),
@@ -43,13 +53,14 @@ def upgrade() -> None:
         sa.column("kind", sa.String()),
         sa.column("body"),
     )
-    bind = op.get_bind()
-    rows = bind.execute(
+    chips = sa.table("chips", sa.column("chip_id", sa.String()), sa.column("enrollment_log_index"))
+    facilities = sa.table("facilities", sa.column("id", sa.Integer()), sa.column("log_index"))
+    copies = bind.execute(
         sa.select(submissions.c.id, entries.c.body)
         .join(entries, entries.c.index == submissions.c.log_index)
         .where(submissions.c.outcome.in_(("replayed_report", "forbidden")))
     ).all()
-    for row_id, body in rows:
+    for row_id, body in copies:
         original = json.loads(bytes(body)).get("original")
         if isinstance(original, dict) and isinstance(original.get("received_at"), str):
             bind.execute(
@@ -57,26 +68,14 @@ def upgrade() -> None:
                 .where(submissions.c.id == row_id)
                 .values(original_received_at=parse_timestamp(original["received_at"]))
             )
-
-    _log_positions(bind, entries)
-
-
-def _log_positions(bind: sa.engine.Connection, entries: sa.TableClause) -> None:
-    """Each chip's ``enrollment`` record and each facility's ``facility`` record, from the log."""
-    with op.batch_alter_table("chips", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("enrollment_log_index", sa.BigInteger(), nullable=True))
-    with op.batch_alter_table("facilities", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("log_index", sa.BigInteger(), nullable=True))
-    chips = sa.table("chips", sa.column("chip_id", sa.String()), sa.column("enrollment_log_index"))
-    facilities = sa.table("facilities", sa.column("id", sa.Integer()), sa.column("log_index"))
-    rows = bind.execute(
+    records = bind.execute(
         sa.select(entries.c.index, entries.c.kind, entries.c.body).where(
             entries.c.kind.in_(("enrollment", "facility"))
         )
     ).all()
-    for index, what, body in rows:
+    for index, kind, body in records:
         record = json.loads(bytes(body))
-        if what == "enrollment":
+        if kind == "enrollment":
             bind.execute(
                 chips.update()
                 .where(chips.c.chip_id == record["chip_id"])
