@@ -27,14 +27,14 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
-from agents.simulator.world import Artifacts, World
+from agents.simulator.world import Artifacts, Delivery, World
 from attestation.chain import RejectionCode, judge
 from attestation.dsse import Envelope
 from attestation.errors import AttestationError
 from attestation.keys import PublicKey
 from attestation.landmark import verify_challenge_answer, verify_measurement
 from attestation.meter import verify_reading
-from attestation.report import GENESIS_DIGEST, open_envelope
+from attestation.report import GENESIS_DIGEST, VerifiedReport, open_envelope
 from verifier.facts import (
     ClusterNotificationFact,
     DeclaredClusterFact,
@@ -244,6 +244,30 @@ def _declarations(registered: Registered) -> Ledger:
     )
 
 
+def _evidence(
+    d: Delivery,
+    verified: VerifiedReport,
+    outcome: RejectionCode,
+    receipts: Mapping[tuple[str, int], datetime],
+    names_original: bool,
+) -> SubmissionFact:
+    """A signed report refused with ``outcome``, kept as evidence; a copy of an accepted report
+    names the original's receipt, as the registry's ``rejected_report`` record does."""
+    r = verified.report
+    return SubmissionFact(
+        chip_id=r.chip_id,
+        seq=r.seq,
+        digest=verified.digest,
+        window_start=r.window_start,
+        window_end=r.window_end,
+        received_at=d.received_at,
+        outcome=outcome,
+        facility_id=r.facility_id,
+        source=d.source,
+        original_received_at=receipts.get((r.chip_id, r.seq)) if names_original else None,
+    )
+
+
 def _digest_at(accepted: Mapping[tuple[str, int], str], chip_id: str, seq: int) -> str | None:
     return accepted.get((chip_id, seq))
 
@@ -310,29 +334,9 @@ def ingest(registered: Registered, artifacts: Artifacts) -> EvidenceLog:
         if d.source not in (custody, _custodian(registered, chip_stays, r.window_start)):
             if (verified.digest, d.source) not in forwarded:  # kept once per operator
                 forwarded.add((verified.digest, d.source))
-                arrived.append(
-                    (
-                        d.received_at,
-                        0,
-                        len(arrived),
-                        SubmissionFact(
-                            chip_id=r.chip_id,
-                            seq=r.seq,
-                            digest=verified.digest,
-                            window_start=r.window_start,
-                            window_end=r.window_end,
-                            received_at=d.received_at,
-                            outcome=RejectionCode.FORBIDDEN,
-                            facility_id=r.facility_id,
-                            source=d.source,
-                            original_received_at=(
-                                receipts.get((r.chip_id, r.seq))
-                                if accepted.get((r.chip_id, r.seq)) == verified.digest
-                                else None
-                            ),
-                        ),
-                    )
-                )
+                copy = accepted.get((r.chip_id, r.seq)) == verified.digest
+                kept = _evidence(d, verified, RejectionCode.FORBIDDEN, receipts, copy)
+                arrived.append((d.received_at, 0, len(arrived), kept))
             continue
         if (r.facility_id is not None and r.facility_id not in registered.facilities) or (
             r.window_start < chip_stays[0].start
@@ -364,22 +368,7 @@ def ingest(registered: Registered, artifacts: Artifacts) -> EvidenceLog:
             )
             arrived.append((d.received_at, 0, len(arrived), fact))
             continue
-        kept = SubmissionFact(
-            chip_id=r.chip_id,
-            seq=r.seq,
-            digest=verified.digest,
-            window_start=r.window_start,
-            window_end=r.window_end,
-            received_at=d.received_at,
-            outcome=outcome,
-            facility_id=r.facility_id,
-            source=d.source,
-            original_received_at=(
-                receipts.get((r.chip_id, r.seq))
-                if outcome is RejectionCode.REPLAYED_REPORT
-                else None
-            ),
-        )
+        kept = _evidence(d, verified, outcome, receipts, outcome is RejectionCode.REPLAYED_REPORT)
         if outcome is RejectionCode.REPLAYED_REPORT:  # copies are not logged twice
             unlogged.append(kept)
         else:
