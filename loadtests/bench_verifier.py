@@ -478,8 +478,10 @@ def as_ledger(snapshot: Snapshot) -> Ledger:
             for c in snapshot.chips.values()
         ],
         facilities=[FacilityRecord(f, None) for f in snapshot.facilities.values()],
+        # Declared before the reports were logged (as in a registry): every report's source is
+        # then its custodian's, as the registry's rows say, and nothing is rewritten.
         installations=[
-            InstallationRecord(i.chip_id, i.facility_id, i.start, i.log_index)
+            InstallationRecord(i.chip_id, i.facility_id, i.start, None)
             for i in snapshot.installations
         ],
         conditions=[

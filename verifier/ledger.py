@@ -188,18 +188,28 @@ def _as_logged(
     entry is the chip's envelope alone, so the operator that delivered it is not in the log;
     the registry requires the custodian, or the previous one for its last windows, and a
     partner can only tell the custodian."""
-    held: dict[str, tuple[list[int], list[int | None]]] = {}
+    names: dict[int, str] = {}
+    held: dict[str, tuple[list[int], list[str | None]]] = {}
     for inst in sorted(ledger.installations, key=lambda i: _log_order(i.log_index)):
         site = facilities.get(inst.facility_id)
-        indexes, operators = held.setdefault(inst.chip_id, ([], []))
+        name = None
+        if site is not None and site.operator_id is not None:
+            name = names.setdefault(site.operator_id, f"operator:{site.operator_id}")
+        indexes, sources = held.setdefault(inst.chip_id, ([], []))
         indexes.append(_log_order(inst.log_index))
-        operators.append(None if site is None else site.operator_id)
+        sources.append(name)
     out = []
     for r in reports:
-        indexes, operators = held.get(r.chip_id, ([], []))
-        at = bisect_left(indexes, _log_order(r.log_index))
-        operator = operators[at - 1] if at else None
-        source = None if operator is None else f"operator:{operator}"
+        source = None
+        chip = held.get(r.chip_id)
+        if chip is not None:
+            indexes, sources = chip
+            index = -1 if r.log_index is None else r.log_index
+            if len(indexes) == 1:  # most chips: one stay
+                source = sources[0] if indexes[0] < index else None
+            else:
+                at = bisect_left(indexes, index)
+                source = sources[at - 1] if at else None
         out.append(r if r.source == source else replace(r, source=source))
     return out
 
