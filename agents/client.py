@@ -19,6 +19,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from agents.errors import AgentError, Overloaded, RegistryRejected, TransportError, Unavailable
+from attestation.chain import RejectionCode
 
 __all__ = [
     "ACKNOWLEDGED_CODES",
@@ -32,13 +33,13 @@ __all__ = [
 ]
 
 #: Per-report rejection codes that mean "the registry already holds this exact report".
-ACKNOWLEDGED_CODES = frozenset({"replayed_report"})
+ACKNOWLEDGED_CODES: frozenset[str] = frozenset({RejectionCode.REPLAYED_REPORT})
 #: Per-report rejection codes that mean "not yet": the window ends after the registry's clock
 #: (plus its tolerated skew), so the host clock runs ahead. The report stays spooled and is sent
 #: again later; the registry's chain head did not move, so nothing after it is lost. Every other
 #: rejection code (``unknown_facility``, ``window_before_installation``, ``forbidden``, ...) is
 #: final: the report is moved aside to ``rejected/``.
-RETRY_LATER_CODES = frozenset({"window_in_future"})
+RETRY_LATER_CODES: frozenset[str] = frozenset({RejectionCode.WINDOW_IN_FUTURE})
 _DEFAULT_RETRY_AFTER = 1.0
 
 

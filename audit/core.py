@@ -15,7 +15,7 @@ from attestation.checkpoint import Checkpoint, verify_checkpoint
 from attestation.cosignature import Cosignature, CosignatureVerifier, verify_cosignatures
 from attestation.errors import AttestationError
 from attestation.note import NoteVerifier
-from audit.facts import FindingsCheck, check_run
+from audit.facts import FindingsCheck, check_run, ledger_of
 from audit.records import Problem
 from audit.replay import Replay
 
@@ -221,7 +221,8 @@ def audit_log(
                 Problem(None, "tree", "the entries do not hash to the checkpoint's root")
             )
     report.problems.extend(replay.problems)
-    report.runs = [check_run(replay, run) for run in replay.runs]
+    ledger = ledger_of(replay)
+    report.runs = [check_run(replay, run, ledger) for run in replay.runs]
     return report
 
 

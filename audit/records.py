@@ -175,6 +175,7 @@ class RejectedRec:
     outcome: str
     operator_id: int | None
     received_at: datetime
+    original_received_at: datetime | None = None  # the record's ``original.received_at``
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import base64
 from collections import Counter
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from attestation import logentries as le
 from attestation.certs import load_vendor_root, verify_chip_certificate
+from attestation.chain import RejectionCode, judge
 from attestation.dsse import Envelope, verify_envelope
 from attestation.errors import AttestationError
 from attestation.gpu import (
@@ -341,16 +342,17 @@ class Replay:
         if self.partial and chip.chip_id not in self.chained:
             chip.seq, chip.digest = report.seq - 1, report.prev_digest
         self.chained.add(chip.chip_id)
-        if report.seq != chip.seq + 1:
+        code = judge(chip, report, verified.digest, self._accepted_digest(chip.chip_id))
+        if code is RejectionCode.BROKEN_HASH_CHAIN:
+            self.problem(index, "hash_chain", f"{chip.chip_id} seq {report.seq}: broken chain")
+        elif code is RejectionCode.WINDOW_OUT_OF_ORDER:
+            self.problem(index, "window", f"{chip.chip_id} seq {report.seq}: window overlaps")
+        elif code is not None:  # a replay, a reuse or a gap: logged off the chain
             self.problem(
                 index,
                 "sequence",
-                f"{chip.chip_id}: seq {report.seq} follows {chip.seq} (gap, reuse or reorder)",
+                f"{chip.chip_id}: seq {report.seq} follows {chip.seq} ({code})",
             )
-        elif report.prev_digest != chip.digest:
-            self.problem(index, "hash_chain", f"{chip.chip_id} seq {report.seq}: broken chain")
-        elif chip.window_end is not None and report.window_start < chip.window_end:
-            self.problem(index, "window", f"{chip.chip_id} seq {report.seq}: window overlaps")
         if chip.revoked_at is not None:
             self.problem(index, "usage_report", f"{chip.chip_id} was revoked before this report")
         elif chip.decommissioned_at is not None and report.window_end > chip.decommissioned_at:
@@ -361,6 +363,13 @@ class Replay:
         logged = LoggedReport(index, report, verified.digest, self.custodian.get(chip.chip_id))
         self.accepted.setdefault((chip.chip_id, report.seq), logged)
         self.reports.append(logged)
+
+    def _accepted_digest(self, chip_id: str) -> Callable[[int], str | None]:
+        def digest(seq: int) -> str | None:
+            logged = self.accepted.get((chip_id, seq))
+            return None if logged is None else logged.digest
+
+        return digest
 
     def _chip_status(self, index: int, body: bytes) -> None:
         rec = le.parse_record(le.CHIP_STATUS, body)
@@ -518,8 +527,11 @@ class Replay:
             self.problem(index, le.REJECTED_REPORT, f"operator {operator} is not in the log")
         accepted = self.accepted.get((report.chip_id, report.seq))
         original = rec["original"]
+        original_at = None
         # A forbidden delivery names its original when it copies an accepted report.
-        if outcome == "replayed_report" or (outcome == "forbidden" and original is not None):
+        if outcome == RejectionCode.REPLAYED_REPORT or (
+            outcome == RejectionCode.FORBIDDEN and original is not None
+        ):
             if accepted is None or accepted.digest != digest:
                 self.problem(
                     index,
@@ -529,13 +541,15 @@ class Replay:
             elif not isinstance(original, dict) or int(original["log_index"]) != accepted.index:
                 self.problem(index, le.REJECTED_REPORT, "original does not name the report")
             else:
-                at = le.parse_timestamp(str(original["received_at"]))
+                at = original_at = le.parse_timestamp(str(original["received_at"]))
                 if at > received_at:
                     self.problem(index, le.REJECTED_REPORT, "original received after its replay")
                 known = self.receipts.setdefault(accepted.index, at)
                 if known != at:
                     self.problem(index, le.REJECTED_REPORT, "two receipt times for one report")
-        elif outcome == "sequence_reused" and (accepted is None or accepted.digest == digest):
+        elif outcome == RejectionCode.SEQUENCE_REUSED and (
+            accepted is None or accepted.digest == digest
+        ):
             self.problem(
                 index,
                 le.REJECTED_REPORT,
@@ -549,6 +563,7 @@ class Replay:
                 outcome,
                 None if operator is None else int(operator),
                 received_at,
+                original_at,
             )
         )
 

@@ -136,7 +136,8 @@ class ReportFact:
     * ``facility_id``: the facility the report *claims* to come from (the predicate's optional
       ``facility`` field, resolved to the registry id); ``None`` when the report names none.
     * ``digest``: the hex SHA-256 digest of the report (``reports.digest``), for clone checks.
-    * ``received_at``: when the registry accepted it (``reports.received_at``).
+    * ``received_at``: when the registry accepted it (``reports.received_at``). Not in the log
+      (a usage report's entry is the envelope alone), so no rule judges by it.
     * ``source``: who delivered it, as the registry knows the sender (for example
       ``"operator:3"`` for the operator token used); ``None`` if unknown.
     """
@@ -178,6 +179,11 @@ class SubmissionFact:
     who delivered it (same convention as :attr:`ReportFact.source`), ``received_at`` when.
     ``log_index`` is set when the registry logged the rejected envelope as evidence, else
     ``None`` (then a partner cannot re-derive findings resting on it alone).
+    ``original_received_at``: for a copy of an accepted report, that report's receipt time as
+    the logged evidence record states it (``original.received_at``); ``None`` when the record
+    names no original (for example a ``forbidden`` copy received before the original was
+    accepted). The replay rule measures a copy's delay from it: the log states no other receipt
+    time of an accepted report, so it is the one a partner re-derives.
     """
 
     chip_id: str
@@ -190,10 +196,14 @@ class SubmissionFact:
     facility_id: int | None = None
     source: str | None = None
     log_index: int | None = None
+    original_received_at: datetime | None = None
 
     def __post_init__(self) -> None:
         _require_window(self.window_start, self.window_end, f"submission {self.chip_id}#{self.seq}")
         _require_aware(self.received_at, f"submission {self.chip_id}#{self.seq}: received_at")
+        _require_aware(
+            self.original_received_at, f"submission {self.chip_id}#{self.seq}: original_received_at"
+        )
         if not self.outcome:
             raise FactError(f"submission {self.chip_id}#{self.seq}: outcome must not be empty")
 

@@ -234,7 +234,9 @@ def find_replays(snapshot: Snapshot, policy: Policy) -> list[Finding]:
         original = originals.get((s.chip_id, s.seq))
         accepted_at = None
         if original is not None:
-            accepted_at = original.received_at or original.window_end
+            # The receipt the logged evidence states, never the registry's own table: a partner
+            # re-derives this delay from the log alone.
+            accepted_at = s.original_received_at or original.window_end
         delay = None if accepted_at is None else (s.received_at - accepted_at).total_seconds()
         if delay is None:
             delay = (s.received_at - s.window_end).total_seconds()

@@ -12,26 +12,30 @@ for an accepted sequence number ``sequence_reused``, anything else off the chain
 ``sequence_gap`` / ``broken_hash_chain``, all kept as evidence), verifies every meter-signed
 reading and every landmark-signed round trip together with the chip's signed answer to the
 landmark's challenge. Artifacts that do not verify are dropped, as the registry drops them.
-:meth:`EvidenceLog.snapshot` then gives the :class:`verifier.facts.Snapshot` known at any
-instant: only what had arrived by then. Pure: no I/O, no clock.
+Everything verified is logged in arrival order into a :class:`verifier.ledger.Ledger` (the
+world's declarations first), and :meth:`EvidenceLog.snapshot` gives the
+:class:`verifier.facts.Snapshot` known at any instant: the log cut where it stood then, judged
+by :func:`verifier.ledger.snapshot` exactly as the registry's and the partner's audit's are.
+Pure: no I/O, no clock.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from functools import partial
 
-from agents.simulator.world import Artifacts, World
+from agents.simulator.world import Artifacts, Delivery, World
+from attestation.chain import RejectionCode, judge
 from attestation.dsse import Envelope
 from attestation.errors import AttestationError
 from attestation.keys import PublicKey
 from attestation.landmark import verify_challenge_answer, verify_measurement
 from attestation.meter import verify_reading
-from attestation.report import open_envelope
+from attestation.report import GENESIS_DIGEST, VerifiedReport, open_envelope
 from verifier.facts import (
-    ChipFact,
     ClusterNotificationFact,
     DeclaredClusterFact,
     FacilityFact,
@@ -45,8 +49,23 @@ from verifier.facts import (
     Snapshot,
     SubmissionFact,
 )
+from verifier.ledger import (
+    BudgetRecord,
+    ChipRecord,
+    ClusterRecord,
+    ConditionRecord,
+    FacilityRecord,
+    InstallationRecord,
+    LandmarkRecord,
+    Ledger,
+    MeterRecord,
+    NotificationRecord,
+    snapshot,
+)
 
 __all__ = ["EvidenceLog", "Registered", "RegisteredChip", "ingest", "registered_from_world"]
+
+Evidence = ReportFact | SubmissionFact | MeterReadingFact | RttMeasurementFact | InstallationRecord
 
 # The registry's default CHIPREG_MAX_CLOCK_SKEW_S.
 MAX_SKEW = timedelta(seconds=120)
@@ -155,103 +174,111 @@ def registered_from_world(world: World) -> Registered:
     return Registered(chips, facilities, tuple(installations), tuple(clusters), landmarks, meters)
 
 
-@dataclass(frozen=True, slots=True)
-class _Timed:
-    """Facts sorted by the instant they became known."""
-
-    times: list[datetime]
-    facts: list[object]
-
-    def upto(self, as_of: datetime) -> list[object]:
-        return self.facts[: bisect_right(self.times, as_of)]
-
-
-def _timed(pairs: Sequence[tuple[datetime, object]]) -> _Timed:
-    ordered = sorted(pairs, key=lambda p: p[0])
-    return _Timed([t for t, _ in ordered], [f for _, f in ordered])
+# Declarations are logged before the run: known at any instant.
+_DECLARED = datetime.min.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
 class EvidenceLog:
-    """Verified facts, each with the instant it reached the registry."""
+    """The simulated registry's log as an evidence ledger, with the instant each entry
+    arrived (entries are logged in arrival order, declarations first)."""
 
     registered: Registered
-    reports: _Timed
-    submissions: _Timed
-    readings: _Timed
-    rtts: _Timed
+    ledger: Ledger
+    arrivals: tuple[datetime, ...]
+    """The arrival instant of each log entry, by log index (non-decreasing)."""
     rejected: int
     """Artifacts dropped because they did not verify."""
 
     @property
     def report_count(self) -> int:
-        return len(self.reports.facts)
+        return len(self.ledger.reports)
 
     def snapshot(self, as_of: datetime) -> Snapshot:
-        """What the registry knew at ``as_of``: the chips' installations as declared by then,
-        every artifact received by then."""
-        reg = self.registered
-        stays = [
-            InstallationFact(
-                i.chip_id,
-                i.facility_id,
-                i.start,
-                i.end if i.end is not None and i.end <= as_of else None,
-                i.log_index,
+        """What the registry knew at ``as_of``: the log as it stood then (every entry that had
+        arrived), cut and judged by :func:`verifier.ledger.snapshot` like the registry's."""
+        return snapshot(self.ledger, as_of=as_of, cut=bisect_right(self.arrivals, as_of))
+
+
+def _declarations(registered: Registered) -> Ledger:
+    """The world's declarations as ledger records (with the log indexes they were given)."""
+    clusters: list[ClusterRecord] = []
+    budgets: list[BudgetRecord] = []
+    notices: list[NotificationRecord] = []
+    for _, decl in registered.clusters:
+        clusters.append(
+            ClusterRecord(
+                decl.cluster_id,
+                decl.name,
+                decl.chip_ids,
+                decl.start,
+                decl.end,
+                decl.facility_id,
+                decl.log_index,
             )
-            for i in reg.installations
-            if i.start <= as_of
-        ]
-        current: dict[str, InstallationFact] = {}
-        for stay in stays:  # in start order: the last open stay is the current one
-            if stay.end is None:
-                current[stay.chip_id] = stay
-        chips = {}
-        for cid, c in reg.chips.items():
-            here = current.get(cid)
-            site = None if here is None else reg.facilities[here.facility_id]
-            chips[cid] = ChipFact(
-                chip_id=cid,
-                model=c.model,
-                peak_ops=c.peak_ops,
-                facility_id=None if here is None else here.facility_id,
-                country=None if site is None else site.country,
-                installed_at=None if here is None else here.start,
-                peak_power_w=c.peak_power_w,
-                vendor=c.vendor,
-                allowed_countries=c.allowed_countries,
-                operator_id=None if site is None else site.operator_id,
-            )
-        clusters = []
-        for declared_at, decl in reg.clusters:
-            if declared_at > as_of:
-                continue
-            notes = tuple(n for n in decl.notifications if n.received_at <= as_of)
-            clusters.append(
-                DeclaredClusterFact(
-                    cluster_id=decl.cluster_id,
-                    name=decl.name,
-                    chip_ids=decl.chip_ids,
-                    start=decl.start,
-                    end=decl.end,
-                    facility_id=decl.facility_id,
-                    compute_budget_flop=decl.compute_budget_flop,
-                    notifications=notes,
-                    log_index=decl.log_index,
-                )
-            )
-        return Snapshot(
-            chips=chips,
-            reports=self.reports.upto(as_of),  # type: ignore[arg-type]
-            clusters=clusters,
-            facilities=reg.facilities,
-            installations=stays,
-            submissions=self.submissions.upto(as_of),  # type: ignore[arg-type]
-            landmarks={lid: lm for lid, (lm, _) in reg.landmarks.items()},
-            rtts=self.rtts.upto(as_of),  # type: ignore[arg-type]
-            meters={mid: m for mid, (m, _) in reg.meters.items()},
-            meter_readings=self.readings.upto(as_of),  # type: ignore[arg-type]
         )
+        if decl.compute_budget_flop is not None:
+            budgets.append(BudgetRecord(decl.cluster_id, decl.compute_budget_flop, decl.log_index))
+        notices.extend(
+            NotificationRecord(
+                decl.cluster_id, n.threshold_flop, n.received_at, n.notified_at, n.log_index
+            )
+            for n in decl.notifications
+        )
+    return Ledger(
+        chips=[
+            ChipRecord(c.chip_id, c.model, c.peak_ops, c.peak_power_w, c.vendor, None)
+            for c in registered.chips.values()
+        ],
+        facilities=[FacilityRecord(f, None) for f in registered.facilities.values()],
+        conditions=[
+            ConditionRecord(c.chip_id, c.allowed_countries, _DECLARED, None)
+            for c in registered.chips.values()
+            if c.allowed_countries is not None
+        ],
+        clusters=clusters,
+        budgets=budgets,
+        notifications=notices,
+        landmarks=[LandmarkRecord(lm, None) for lm, _ in registered.landmarks.values()],
+        meters=[MeterRecord(m, None) for m, _ in registered.meters.values()],
+    )
+
+
+def _evidence(
+    d: Delivery,
+    verified: VerifiedReport,
+    outcome: RejectionCode,
+    receipts: Mapping[tuple[str, int], datetime],
+    names_original: bool,
+) -> SubmissionFact:
+    """A signed report refused with ``outcome``, kept as evidence; a copy of an accepted report
+    names the original's receipt, as the registry's ``rejected_report`` record does."""
+    r = verified.report
+    return SubmissionFact(
+        chip_id=r.chip_id,
+        seq=r.seq,
+        digest=verified.digest,
+        window_start=r.window_start,
+        window_end=r.window_end,
+        received_at=d.received_at,
+        outcome=outcome,
+        facility_id=r.facility_id,
+        source=d.source,
+        original_received_at=receipts.get((r.chip_id, r.seq)) if names_original else None,
+    )
+
+
+def _digest_at(accepted: Mapping[tuple[str, int], str], chip_id: str, seq: int) -> str | None:
+    return accepted.get((chip_id, seq))
+
+
+@dataclass(slots=True)
+class _Head:
+    """A chip's chain head in the simulated registry (see :func:`attestation.chain.judge`)."""
+
+    seq: int = 0
+    digest: str = GENESIS_DIGEST
+    window_end: datetime | None = None
 
 
 def _custodian(
@@ -267,17 +294,25 @@ def _custodian(
 
 def ingest(registered: Registered, artifacts: Artifacts) -> EvidenceLog:
     """Verify every artifact and turn it into facts, in arrival order (see the module doc)."""
-    log_index = len(registered.installations) + sum(
+    declarations = _declarations(registered)
+    # Past the indexes registered_from_world gave the declarations.
+    declared = len(registered.installations) + sum(
         1 + len(d.notifications) for _, d in registered.clusters
     )
-    heads: dict[str, tuple[int, str]] = {}
+    # Installations (logged when they begin) and verified artifacts by arrival: (at, kind
+    # rank, order, record); logged in that order.
+    arrived: list[tuple[datetime, int, int, Evidence]] = [
+        (i.start, -1, n, InstallationRecord(i.chip_id, i.facility_id, i.start, None))
+        for n, i in enumerate(registered.installations)
+    ]
+    unlogged: list[SubmissionFact] = []
+    heads: dict[str, _Head] = {}
     accepted: dict[tuple[str, int], str] = {}
+    receipts: dict[tuple[str, int], datetime] = {}
     stays: dict[str, list[InstallationFact]] = {}
     for stay in sorted(registered.installations, key=lambda x: x.start):
         stays.setdefault(stay.chip_id, []).append(stay)
     forwarded: set[tuple[str, str]] = set()
-    reports: list[tuple[datetime, object]] = []
-    submissions: list[tuple[datetime, object]] = []
     rejected = 0
     for d in sorted(artifacts.deliveries, key=lambda d: (d.received_at, d.order)):
         try:
@@ -299,36 +334,22 @@ def ingest(registered: Registered, artifacts: Artifacts) -> EvidenceLog:
         if d.source not in (custody, _custodian(registered, chip_stays, r.window_start)):
             if (verified.digest, d.source) not in forwarded:  # kept once per operator
                 forwarded.add((verified.digest, d.source))
-                submissions.append(
-                    (
-                        d.received_at,
-                        SubmissionFact(
-                            chip_id=r.chip_id,
-                            seq=r.seq,
-                            digest=verified.digest,
-                            window_start=r.window_start,
-                            window_end=r.window_end,
-                            received_at=d.received_at,
-                            outcome="forbidden",
-                            facility_id=r.facility_id,
-                            source=d.source,
-                            log_index=log_index,
-                        ),
-                    )
-                )
-                log_index += 1
+                copy = accepted.get((r.chip_id, r.seq)) == verified.digest
+                kept = _evidence(d, verified, RejectionCode.FORBIDDEN, receipts, copy)
+                arrived.append((d.received_at, 0, len(arrived), kept))
             continue
         if (r.facility_id is not None and r.facility_id not in registered.facilities) or (
             r.window_start < chip_stays[0].start
         ):
             rejected += 1  # unknown_facility, window_before_installation
             continue
-        seq, head = heads.get(r.chip_id, (0, "0" * 64))
-        known = accepted.get((r.chip_id, r.seq))
-        if known is None and r.seq == seq + 1 and r.prev_digest == head:
-            heads[r.chip_id] = (r.seq, verified.digest)
+        head = heads.setdefault(r.chip_id, _Head())
+        outcome = judge(head, r, verified.digest, partial(_digest_at, accepted, r.chip_id))
+        if outcome is None:
+            head.seq, head.digest, head.window_end = r.seq, verified.digest, r.window_end
             accepted[(r.chip_id, r.seq)] = verified.digest
-            fact: object = ReportFact(
+            receipts[(r.chip_id, r.seq)] = d.received_at
+            fact = ReportFact(
                 chip_id=r.chip_id,
                 seq=r.seq,
                 window_start=r.window_start,
@@ -339,43 +360,19 @@ def ingest(registered: Registered, artifacts: Artifacts) -> EvidenceLog:
                     LinkFact(lt.peer, lt.link.value, lt.tx_bytes, lt.rx_bytes)
                     for lt in r.interconnect
                 ),
-                log_index=log_index,
+                log_index=None,
                 facility_id=r.facility_id,
                 digest=verified.digest,
                 received_at=d.received_at,
                 source=d.source,
             )
-            log_index += 1
-            reports.append((d.received_at, fact))
+            arrived.append((d.received_at, 0, len(arrived), fact))
             continue
-        if known is not None:
-            outcome = "replayed_report" if known == verified.digest else "sequence_reused"
-        elif r.seq == seq + 1:
-            outcome = "broken_hash_chain"
+        kept = _evidence(d, verified, outcome, receipts, outcome is RejectionCode.REPLAYED_REPORT)
+        if outcome is RejectionCode.REPLAYED_REPORT:  # copies are not logged twice
+            unlogged.append(kept)
         else:
-            outcome = "sequence_gap"
-        logged = None
-        if outcome != "replayed_report":  # byte-identical copies are not logged twice
-            logged = log_index
-            log_index += 1
-        submissions.append(
-            (
-                d.received_at,
-                SubmissionFact(
-                    chip_id=r.chip_id,
-                    seq=r.seq,
-                    digest=verified.digest,
-                    window_start=r.window_start,
-                    window_end=r.window_end,
-                    received_at=d.received_at,
-                    outcome=outcome,
-                    facility_id=r.facility_id,
-                    source=d.source,
-                    log_index=logged,
-                ),
-            )
-        )
-    readings: list[tuple[datetime, object]] = []
+            arrived.append((d.received_at, 0, len(arrived), kept))
     for reading in sorted(artifacts.readings, key=lambda x: (x.received_at, x.meter_id)):
         meter = registered.meters.get(reading.meter_id)
         if meter is None:
@@ -387,16 +384,16 @@ def ingest(registered: Registered, artifacts: Artifacts) -> EvidenceLog:
             rejected += 1
             continue
         m = v.reading
-        readings.append(
+        arrived.append(
             (
                 reading.received_at,
+                1,
+                len(arrived),
                 MeterReadingFact(
-                    m.meter_id, m.facility_id, m.window_start, m.window_end, m.energy_j, log_index
+                    m.meter_id, m.facility_id, m.window_start, m.window_end, m.energy_j
                 ),
             )
         )
-        log_index += 1
-    rtts: list[tuple[datetime, object]] = []
     for probe in sorted(artifacts.measurements, key=lambda x: (x.received_at, x.landmark_id)):
         landmark = registered.landmarks.get(probe.landmark_id)
         try:
@@ -415,20 +412,30 @@ def ingest(registered: Registered, artifacts: Artifacts) -> EvidenceLog:
         except AttestationError:
             rejected += 1
             continue
-        rtts.append(
+        arrived.append(
             (
                 probe.received_at,
-                RttMeasurementFact(
-                    mm.landmark_id, mm.chip_id, mm.nonce, mm.rtt_ms, mm.measured_at, log_index
-                ),
+                2,
+                len(arrived),
+                RttMeasurementFact(mm.landmark_id, mm.chip_id, mm.nonce, mm.rtt_ms, mm.measured_at),
             )
         )
-        log_index += 1
+    arrived.sort(key=lambda a: a[:3])
+    logged = [replace(fact, log_index=declared + i) for i, (_, _, _, fact) in enumerate(arrived)]
+    ledger = replace(
+        declarations,
+        installations=[f for f in logged if isinstance(f, InstallationRecord)],
+        reports=[f for f in logged if isinstance(f, ReportFact)],
+        submissions=[
+            *(f for f in logged if isinstance(f, SubmissionFact)),
+            *unlogged,
+        ],
+        readings=[f for f in logged if isinstance(f, MeterReadingFact)],
+        rtts=[f for f in logged if isinstance(f, RttMeasurementFact)],
+    )
     return EvidenceLog(
         registered=registered,
-        reports=_timed(reports),
-        submissions=_timed(submissions),
-        readings=_timed(readings),
-        rtts=_timed(rtts),
+        ledger=ledger,
+        arrivals=(_DECLARED,) * declared + tuple(at for at, _, _, _ in arrived),
         rejected=rejected,
     )

@@ -115,6 +115,8 @@ class Facility(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # Declared constant non-IT load beyond what PUE covers (offices, other tenants), kW.
     non_it_load_kw: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    # Position of the ``facility`` record (a run's inputs are cut at a log size).
+    log_index: Mapped[int | None] = mapped_column(BigInteger)
 
     operator: Mapped[Operator] = relationship(lazy="joined")
 
@@ -153,6 +155,8 @@ class Chip(Base):
     # chip enrolled with verified GPU evidence. Unique: one GPU, one chip.
     hardware_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     hardware_attested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Position of the ``enrollment`` record (a run's inputs are cut at a log size).
+    enrollment_log_index: Mapped[int | None] = mapped_column(BigInteger)
 
     vendor: Mapped[Vendor] = relationship(lazy="joined")
 
@@ -343,6 +347,9 @@ class RejectedSubmission(Base):
     envelope: Mapped[bytes] = mapped_column(LargeBinary)
     log_index: Mapped[int | None] = mapped_column(BigInteger, unique=True)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # For a copy of an accepted report (a replay, a forbidden copy): that report's receipt time
+    # as the logged record names it (``original.received_at``); None when it names none.
+    original_received_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Landmark(Base):

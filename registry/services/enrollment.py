@@ -112,7 +112,7 @@ class EnrollmentService:
             created_at=self.clock(),
         )
         self.facilities.add(facility)
-        self.log.append_record(
+        facility.log_index = self.log.append_record(
             FACILITY,
             {
                 "facility_id": facility.id,
@@ -221,7 +221,7 @@ class EnrollmentService:
             row["hardware_attested_at"] = now
         chip = Chip(**row)
         self.chips.add(chip)
-        self.log.append(ENROLLMENT, [record], now)
+        chip.enrollment_log_index = self.log.append(ENROLLMENT, [record], now)
         if gpu_evidence is not None and gpu is not None:
             claims, root, verified_at = gpu
             self.gpu.log_evidence(
@@ -322,8 +322,10 @@ class EnrollmentService:
             row, record = self._chip_row(vendor, e, items[index], now)
             rows.append(row)
             records.append(record)
-        self.chips.insert_many(rows)
         first = self.log.append(ENROLLMENT, records, now)
+        for offset, row in enumerate(rows):
+            row["enrollment_log_index"] = first + offset
+        self.chips.insert_many(rows)
         logger.info(
             "enrolled %d chips of vendor %d at log indexes %d..%d",
             len(rows),

@@ -35,6 +35,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from attestation.chain import RejectionCode, judge
 from attestation.dsse import Envelope
 from attestation.errors import FormatError, KeyMismatchError, SignatureError
 from attestation.keys import PublicKey
@@ -68,23 +69,23 @@ _ONCE_PER_OPERATOR = frozenset({"replayed_report", "forbidden"})
 DEFAULT_MAX_SKEW = timedelta(seconds=120)
 
 # Per-report rejection codes and the HTTP status each stands for (docs/PROTOCOL.md, section 4).
-REJECTION_STATUS: dict[str, int] = {
-    "malformed_report": 400,
-    "forbidden": 403,
-    "chip_not_installed": 403,
-    "chip_revoked": 403,
-    "chip_decommissioned": 403,
-    "unknown_chip": 404,
-    "unknown_facility": 404,
-    "replayed_report": 409,
-    "sequence_reused": 409,
-    "sequence_gap": 409,
-    "broken_hash_chain": 409,
-    "window_out_of_order": 409,
-    "bad_signature": 422,
-    "key_mismatch": 422,
-    "window_in_future": 422,
-    "window_before_installation": 422,
+REJECTION_STATUS: dict[str, int] = {  # keyed by RejectionCode (a str)
+    RejectionCode.MALFORMED_REPORT: 400,
+    RejectionCode.FORBIDDEN: 403,
+    RejectionCode.CHIP_NOT_INSTALLED: 403,
+    RejectionCode.CHIP_REVOKED: 403,
+    RejectionCode.CHIP_DECOMMISSIONED: 403,
+    RejectionCode.UNKNOWN_CHIP: 404,
+    RejectionCode.UNKNOWN_FACILITY: 404,
+    RejectionCode.REPLAYED_REPORT: 409,
+    RejectionCode.SEQUENCE_REUSED: 409,
+    RejectionCode.SEQUENCE_GAP: 409,
+    RejectionCode.BROKEN_HASH_CHAIN: 409,
+    RejectionCode.WINDOW_OUT_OF_ORDER: 409,
+    RejectionCode.BAD_SIGNATURE: 422,
+    RejectionCode.KEY_MISMATCH: 422,
+    RejectionCode.WINDOW_IN_FUTURE: 422,
+    RejectionCode.WINDOW_BEFORE_INSTALLATION: 422,
 }
 
 
@@ -355,6 +356,7 @@ class IngestService:
                 continue
             rep = ev.report
             original = None
+            original_at = None
             if r.code in _ONCE_PER_OPERATOR:
                 if (ev.digest, operator_id, r.code) in kept:
                     continue
@@ -363,6 +365,7 @@ class IngestService:
                 receipt = originals.get((rep.chip_id, rep.seq))
                 if receipt is not None:
                     original = {"log_index": receipt[0], "received_at": timestamp(receipt[1])}
+                    original_at = receipt[1]
             bodies.append(
                 record_body(
                     REJECTED_REPORT,
@@ -389,6 +392,7 @@ class IngestService:
                     "envelope": ev.body,
                     "log_index": None,
                     "received_at": now,
+                    "original_received_at": original_at,
                 }
             )
         if not bodies:
@@ -397,6 +401,11 @@ class IngestService:
         for offset, row in enumerate(rows):
             row["log_index"] = first + offset
         self.submissions.insert_many(rows, keep=MAX_REJECTED_SUBMISSIONS)
+
+    def _accepted_digest(self, head: _Head, chip_id: str, seq: int) -> str | None:
+        """The digest of the chip's accepted report ``seq`` (this transaction's, or stored)."""
+        written = head.written.get(seq)
+        return written if written is not None else self.reports.digest_at(chip_id, seq)
 
     def _check(
         self,
@@ -437,9 +446,9 @@ class IngestService:
             # (a clone, or a copy of the custodian's report), though the caller learns nothing.
             stored = None
             if seq <= head.seq:
-                stored = head.digest if seq == head.seq else head.written.get(seq)
-                if stored is None:
-                    stored = self.reports.digest_at(chip_id, seq)
+                stored = (
+                    head.digest if seq == head.seq else self._accepted_digest(head, chip_id, seq)
+                )
             return Rejected(
                 i,
                 "forbidden",
@@ -466,55 +475,29 @@ class IngestService:
                 chip_id,
                 seq,
             )
-        if seq <= head.seq:
-            stored = head.digest if seq == head.seq else head.written.get(seq)
-            if stored is None:
-                stored = self.reports.digest_at(chip_id, seq)
-            if stored == digest:
-                return Rejected(
-                    i,
-                    "replayed_report",
-                    f"report {seq} of {chip_id!r} was already accepted",
-                    chip_id,
-                    seq,
-                    evidence=item,
-                )
+        code = judge(head, report, digest, lambda s: self._accepted_digest(head, chip_id, s))
+        if code is not None:
             return Rejected(
-                i,
-                "sequence_reused",
-                f"chip {chip_id!r} already has a different report with seq {seq}",
-                chip_id,
-                seq,
-                evidence=item,
-            )
-        if seq != head.seq + 1:
-            return Rejected(
-                i,
-                "sequence_gap",
-                f"expected seq {head.seq + 1} for {chip_id!r}, got {seq}",
-                chip_id,
-                seq,
-                evidence=item,
-            )
-        if report.prev_digest != head.digest:
-            return Rejected(
-                i,
-                "broken_hash_chain",
-                f"prev_digest does not match the digest of report {head.seq}",
-                chip_id,
-                seq,
-                evidence=item,
-            )
-        if head.window_end is not None and report.window_start < head.window_end:
-            return Rejected(
-                i,
-                "window_out_of_order",
-                "window starts before the previous report's window ended",
-                chip_id,
-                seq,
-                evidence=item,
+                i, code, _chain_detail(code, chip_id, seq, head.seq), chip_id, seq, evidence=item
             )
         return item
+
+
+def _chain_detail(code: RejectionCode, chip_id: str, seq: int, head_seq: int) -> str:
+    """The human-readable detail of a chain rejection (the code is the contract)."""
+    return {
+        RejectionCode.REPLAYED_REPORT: f"report {seq} of {chip_id!r} was already accepted",
+        RejectionCode.SEQUENCE_REUSED: (
+            f"chip {chip_id!r} already has a different report with seq {seq}"
+        ),
+        RejectionCode.SEQUENCE_GAP: f"expected seq {head_seq + 1} for {chip_id!r}, got {seq}",
+        RejectionCode.BROKEN_HASH_CHAIN: (
+            f"prev_digest does not match the digest of report {head_seq}"
+        ),
+        RejectionCode.WINDOW_OUT_OF_ORDER: (
+            "window starts before the previous report's window ended"
+        ),
+    }[code]
 
 
 def _report_row(

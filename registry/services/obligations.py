@@ -3,7 +3,7 @@ compute a declared cluster may use (budget), with the operator's threshold notif
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from sqlalchemy.orm import Session
@@ -29,25 +29,12 @@ from registry.repositories.facilities import FacilityRepository
 from registry.repositories.obligations import ObligationRepository
 from registry.services.log import LogAppender
 
-__all__ = ["ObligationService", "allowed_countries", "parse_countries"]
+__all__ = ["ObligationService", "parse_countries"]
 
 
 def parse_countries(stored: str) -> frozenset[str]:
     """The stored form is sorted codes joined by commas; "" allows no country."""
     return frozenset(c for c in stored.split(",") if c)
-
-
-def allowed_countries(
-    conditions: Iterable[TransferCondition], as_of: datetime | None = None
-) -> frozenset[str] | None:
-    """Intersection of every condition in force at ``as_of``; None when none restricts."""
-    allowed: frozenset[str] | None = None
-    for c in conditions:
-        if as_of is not None and c.effective_from > as_of:
-            continue
-        codes = parse_countries(c.allowed_countries)
-        allowed = codes if allowed is None else allowed & codes
-    return allowed
 
 
 class ObligationService:

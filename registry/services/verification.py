@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.orm import Session
 
 from attestation.logentries import VERIFIER_RUN, timestamp
-from registry.db.models import Chip, Finding, Installation, TransferCondition, VerifierProgress
+from registry.db.models import Finding, VerifierProgress
 from registry.errors import InvalidRequest
 from registry.repositories.channels import ChannelRepository
 from registry.repositories.chips import ChipRepository
@@ -25,16 +25,12 @@ from registry.repositories.obligations import ObligationRepository
 from registry.repositories.reports import ReportRepository
 from registry.repositories.submissions import SubmissionRepository
 from registry.services.log import LogAppender
-from registry.services.obligations import allowed_countries
+from registry.services.obligations import parse_countries
 from registry.services.webhooks import WebhookService
 from verifier import engine
 from verifier.facts import (
-    ChipFact,
-    ClusterNotificationFact,
-    DeclaredClusterFact,
     FacilityFact,
     GpuAttestationFact,
-    InstallationFact,
     LandmarkFact,
     LinkFact,
     MeterFact,
@@ -45,6 +41,20 @@ from verifier.facts import (
     SubmissionFact,
 )
 from verifier.findings import Finding as FindingValue
+from verifier.ledger import (
+    BudgetRecord,
+    ChipRecord,
+    ChipStatusRecord,
+    ClusterRecord,
+    ConditionRecord,
+    FacilityRecord,
+    InstallationRecord,
+    LandmarkRecord,
+    Ledger,
+    MeterRecord,
+    NotificationRecord,
+)
+from verifier.ledger import snapshot as ledger_snapshot
 from verifier.policy import Policy
 
 __all__ = ["VerificationRun", "VerificationService"]
@@ -79,176 +89,150 @@ class VerificationService:
     def snapshot(
         self, as_of: datetime, since: datetime | None = None, log_size: int | None = None
     ) -> Snapshot:
-        """Everything the verifier needs over ``[since, as_of)``: chips, custody, reports,
-        rejected submissions, clusters with budgets and notifications, landmarks and their
-        round trips, meters and their readings.
+        """Everything the verifier needs over ``[since, as_of)``: the registry's rows as
+        evidence-ledger records, cut by :func:`verifier.ledger.snapshot`.
 
-        With ``log_size``, only reports in the first ``log_size`` log entries count, so that a
-        partner can rebuild the same snapshot from the log alone.
+        With ``log_size``, only records in the first ``log_size`` log entries count, so that a
+        partner rebuilds the same snapshot from the log alone.
         """
+        return ledger_snapshot(self.ledger(as_of, since), as_of=as_of, since=since, cut=log_size)
 
-        def logged(log_index: int | None) -> bool:
-            # Rows from before migration 0005 carry no log index: they are not in the log.
-            return log_size is None or log_index is None or log_index < log_size
-
-        facilities = {f.id: f for f in self.facilities.search()}
-        custody: dict[str, Installation] = {}
-        installations = []
-        # A stay ends when the chip's next declared installation begins: rebuilt from the rows
-        # below the cut (not ``removed_at``, which a declaration after the cut may have set).
-        stays: dict[str, list[Installation]] = {}
-        for row in self.facilities.all_installations():
-            if logged(row.log_index):
-                stays.setdefault(row.chip_id, []).append(row)
-        for chip_rows in stays.values():
-            for row, after in zip(chip_rows, [*chip_rows[1:], None], strict=True):
-                if row.installed_at >= as_of:
-                    break  # declared after the judged instant (and so are the later ones)
-                end = after.installed_at if after is not None else None
-                removed = end if end is not None and end <= as_of else None
-                installations.append(
-                    InstallationFact(
-                        row.chip_id, row.facility_id, row.installed_at, removed, row.log_index
-                    )
+    def ledger(self, as_of: datetime, since: datetime | None = None) -> Ledger:
+        """The registry's tables as ledger records. Reports, submissions, round trips,
+        readings and GPU evidence are read for the period only (an optimisation: the snapshot
+        filters them again)."""
+        chips = self.chips.all()
+        return Ledger(
+            chips=[
+                ChipRecord(
+                    chip.chip_id,
+                    chip.model,
+                    chip.peak_tflops_bf16 * 1e12,
+                    chip.tdp_watts,
+                    chip.vendor.name,
+                    chip.enrollment_log_index,
                 )
-                if removed is None:
-                    custody[row.chip_id] = row
-        conditions: dict[str, list[TransferCondition]] = {}
-        for c in self.obligations.conditions():
-            if logged(c.log_index):
-                conditions.setdefault(c.chip_id, []).append(c)
-        chips = {}
-        for chip in self.chips.all():
-            inst = custody.get(chip.chip_id)
-            fac = facilities.get(inst.facility_id) if inst else None
-            chips[chip.chip_id] = ChipFact(
-                chip_id=chip.chip_id,
-                model=chip.model,
-                peak_ops=chip.peak_tflops_bf16 * 1e12,
-                facility_id=inst.facility_id if inst else None,
-                country=fac.country if fac else None,
-                installed_at=inst.installed_at if inst else None,
-                peak_power_w=chip.tdp_watts,
-                vendor=chip.vendor.name,
-                allowed_countries=allowed_countries(conditions.get(chip.chip_id, []), as_of),
-                operator_id=fac.operator_id if fac else None,
-                retired_at=_retired_at(chip, as_of, logged),
-            )
-        reports = [
-            ReportFact(
-                chip_id=r.chip_id,
-                seq=r.seq,
-                window_start=r.window_start,
-                window_end=r.window_end,
-                utilization=r.utilization,
-                energy_j=r.energy_j,
-                links=tuple(LinkFact(p, k, tx, rx) for p, k, tx, rx in json.loads(r.links_json)),
-                log_index=r.log_index,
-                facility_id=r.facility_claim,
-                digest=r.digest,
-                received_at=r.received_at,
-                source=_source(r.source_operator_id),
-            )
-            for r in self.reports.in_period(since, as_of)
-            if log_size is None or r.log_index < log_size
-        ]
-        submissions = [
-            SubmissionFact(
-                chip_id=s.chip_id,
-                seq=s.seq,
-                digest=s.digest,
-                window_start=s.window_start,
-                window_end=s.window_end,
-                received_at=s.received_at,
-                outcome=s.outcome,
-                facility_id=s.facility_claim,
-                source=_source(s.source_operator_id),
-                log_index=s.log_index,
-            )
-            for s in self.submissions.in_period(since, as_of)
-            if logged(s.log_index)
-        ]
-        # The latest revision below the cut, as a partner replaying the log finds it.
-        budgets = {
-            b.cluster_id: b.compute_budget_flop
-            for b in self.obligations.budget_revisions()
-            if logged(b.log_index)
-        }
-        notices: dict[int, list[ClusterNotificationFact]] = {}
-        for n in self.obligations.notifications():
-            # Judged by receipt: a notice counts from when the registry got it, never earlier.
-            if n.created_at < as_of and logged(n.log_index):
-                notices.setdefault(n.cluster_id, []).append(
-                    ClusterNotificationFact(
-                        n.threshold_flop, n.created_at, n.log_index, n.notified_at
-                    )
+                for chip in chips
+            ],
+            facilities=[
+                FacilityRecord(
+                    FacilityFact(
+                        facility_id=f.id,
+                        operator_id=f.operator_id,
+                        country=f.country,
+                        latitude=f.latitude,
+                        longitude=f.longitude,
+                        declared_power_kw=f.declared_power_kw,
+                        pue=f.pue,
+                        non_it_load_kw=f.non_it_load_kw,
+                        name=f.name,
+                    ),
+                    f.log_index,
                 )
-        clusters = [
-            DeclaredClusterFact(
-                cluster_id=c.id,
-                name=c.name,
-                chip_ids=frozenset(m.chip_id for m in c.members),
-                start=c.start,
-                end=c.end,
-                facility_id=c.facility_id,
-                compute_budget_flop=budgets.get(c.id),
-                notifications=tuple(notices.get(c.id, ())),
-            )
-            for c in self.facilities.clusters()
-            if logged(c.id)  # a cluster's id is the log index of its declaration
-        ]
-        return Snapshot(
-            chips=chips,
-            reports=reports,
-            clusters=clusters,
-            facilities={
-                f.id: FacilityFact(
-                    facility_id=f.id,
-                    operator_id=f.operator_id,
-                    country=f.country,
-                    latitude=f.latitude,
-                    longitude=f.longitude,
-                    declared_power_kw=f.declared_power_kw,
-                    pue=f.pue,
-                    non_it_load_kw=f.non_it_load_kw,
-                    name=f.name,
+                for f in self.facilities.search()
+            ],
+            installations=[
+                InstallationRecord(row.chip_id, row.facility_id, row.installed_at, row.log_index)
+                for row in self.facilities.all_installations()
+            ],
+            conditions=[
+                ConditionRecord(
+                    c.chip_id, parse_countries(c.allowed_countries), c.effective_from, c.log_index
                 )
-                for f in facilities.values()
-            },
-            installations=installations,
-            submissions=submissions,
-            landmarks={
-                lm.id: LandmarkFact(lm.id, lm.latitude, lm.longitude, lm.name)
+                for c in self.obligations.conditions()
+            ],
+            statuses=[
+                ChipStatusRecord(chip.chip_id, at, index)
+                for chip in chips
+                for at, index in (
+                    (chip.decommissioned_at, chip.decommission_log_index),
+                    (chip.revoked_at, chip.revocation_log_index),
+                )
+                if at is not None
+            ],
+            clusters=[
+                ClusterRecord(
+                    c.id,
+                    c.name,
+                    frozenset(m.chip_id for m in c.members),
+                    c.start,
+                    c.end,
+                    c.facility_id,
+                    c.id,  # a cluster's id is the log index of its declaration
+                )
+                for c in self.facilities.clusters()
+            ],
+            budgets=[
+                BudgetRecord(b.cluster_id, b.compute_budget_flop, b.log_index)
+                for b in self.obligations.budget_revisions()
+            ],
+            notifications=[
+                NotificationRecord(
+                    n.cluster_id, n.threshold_flop, n.created_at, n.notified_at, n.log_index
+                )
+                for n in self.obligations.notifications()
+            ],
+            landmarks=[
+                LandmarkRecord(
+                    LandmarkFact(lm.id, lm.latitude, lm.longitude, lm.name), lm.log_index
+                )
                 for lm in self.channels.landmarks()
-                if logged(lm.log_index)
-            },
+            ],
+            meters=[
+                MeterRecord(MeterFact(m.id, m.facility_id), m.log_index)
+                for m in self.channels.meters()
+            ],
+            reports=[
+                ReportFact(
+                    chip_id=r.chip_id,
+                    seq=r.seq,
+                    window_start=r.window_start,
+                    window_end=r.window_end,
+                    utilization=r.utilization,
+                    energy_j=r.energy_j,
+                    links=tuple(
+                        LinkFact(p, k, tx, rx) for p, k, tx, rx in json.loads(r.links_json)
+                    ),
+                    log_index=r.log_index,
+                    facility_id=r.facility_claim,
+                    digest=r.digest,
+                    received_at=r.received_at,
+                    source=_source(r.source_operator_id),
+                )
+                for r in self.reports.in_period(since, as_of)
+            ],
+            submissions=[
+                SubmissionFact(
+                    chip_id=s.chip_id,
+                    seq=s.seq,
+                    digest=s.digest,
+                    window_start=s.window_start,
+                    window_end=s.window_end,
+                    received_at=s.received_at,
+                    outcome=s.outcome,
+                    facility_id=s.facility_claim,
+                    source=_source(s.source_operator_id),
+                    log_index=s.log_index,
+                    original_received_at=s.original_received_at,
+                )
+                for s in self.submissions.in_period(since, as_of)
+            ],
             rtts=[
                 RttMeasurementFact(
                     m.landmark_id, m.chip_id, m.nonce, m.rtt_ms, m.measured_at, m.log_index
                 )
                 for m in self.channels.measurements(since, as_of)
-                if logged(m.log_index)
             ],
-            meters={
-                m.id: MeterFact(m.id, m.facility_id)
-                for m in self.channels.meters()
-                if logged(m.log_index)
-            },
-            meter_readings=[
+            readings=[
                 MeterReadingFact(
                     r.meter_id, r.facility_id, r.window_start, r.window_end, r.energy_j, r.log_index
                 )
                 for r in self.channels.readings(since, as_of)
-                if r.window_end <= as_of and logged(r.log_index)
             ],
-            # The whole history (not just since ``since``): a lapse is judged from the last proof.
             gpu_attestations=[
                 GpuAttestationFact(a.chip_id, a.purpose, a.hardware_id, a.verified_at, a.log_index)
                 for a in self.gpu.attestations(as_of)
-                if logged(a.log_index)
             ],
-            period_start=since,
-            period_end=as_of,
         )
 
     def run(
@@ -338,22 +322,6 @@ class VerificationService:
             boundary += window
         self.session.flush()
         return runs
-
-
-def _retired_at(
-    chip: Chip, as_of: datetime, logged: Callable[[int | None], bool]
-) -> datetime | None:
-    """When the chip left service (decommission or revocation, the earlier), as of ``as_of``
-    and below the log cut; the audit derives the same from the ``chip_status`` records."""
-    ends = [
-        at
-        for at, index in (
-            (chip.decommissioned_at, chip.decommission_log_index),
-            (chip.revoked_at, chip.revocation_log_index),
-        )
-        if at is not None and at <= as_of and logged(index)
-    ]
-    return min(ends, default=None)
 
 
 def _floor(t: datetime, window: timedelta) -> datetime:

@@ -212,13 +212,6 @@ def refused(response: httpx.Response, status: int, code: str) -> None:
     assert (response.status_code, response.json()["code"]) == (status, code), response.text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known drift found when issue 9's detection and custody branches met: after a "
-    "two-signature transfer, one finding of the verifier run differs between the registry and "
-    "the partner's re-derivation (audit_matches reports it as changed); to fix in the evidence "
-    "ledger work (issue 10)",
-)
 def test_transfer_signed_by_both_operators_moves_custody(world: World) -> None:
     reg = world.registry
     giver_key = world.operator_key

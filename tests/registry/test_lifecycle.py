@@ -223,6 +223,12 @@ def test_new_findings_reach_webhooks_with_retries(world: World, receiver: Receiv
         assert doc["event"] == "finding.created"
         subjects.add(doc["finding"]["subject_id"])
     assert {"NV-1", "NV-2"} <= subjects
+    # One public form of a finding: the webhook carries what GET /v1/findings shows.
+    with reg.client(reg.admin_token) as http:
+        listed = {f["id"]: f for f in ok(http.get("/v1/findings"))["findings"]}
+    for _, body in receiver.received:
+        sent = json.loads(body)["finding"]
+        assert sent == listed[sent["id"]]
     # Retries reuse the delivery's webhook-id (receivers deduplicate by it) with the same body.
     assert all(len(bodies) == 1 for bodies in ids.values())
     assert len(ids) == created and len(receiver.received) == created + 2

@@ -337,6 +337,32 @@ def test_copy_from_another_sender_is_a_replay(demo_policy: Policy) -> None:
     assert f.details["replays"][0]["why"] == "other_source"
 
 
+def test_replay_delay_is_measured_from_the_receipt_the_evidence_states(
+    demo_policy: Policy,
+) -> None:
+    # The log states an accepted report's receipt only in the evidence that names it as the
+    # original; the registry's own receipt time (not logged) must not change the finding, or a
+    # partner replaying the log derives another one (issue 10: the two-signature transfer).
+    from dataclasses import replace
+
+    original = rep("a", digest="d1", source="op:1")
+    unlogged = replace(original, received_at=T0 + WINDOW + timedelta(days=3))
+    named = _sub(
+        "replayed_report",
+        "d1",
+        timedelta(days=2),
+        source="op:2",
+        original_received_at=T0 + WINDOW + timedelta(days=2) - timedelta(minutes=1),
+    )
+    [f] = found(demo_policy, snap([h("a")], [unlogged], submissions=[named]), "report.replay")
+    assert f.details["replays"][0]["delay_s"] == 60.0
+    # A copy that names no original (delivered before the original was accepted): judged from
+    # the original's window end, whatever the registry's table says.
+    early = _sub("forbidden", "d1", timedelta(minutes=45), source="op:2")
+    [g] = found(demo_policy, snap([h("a")], [unlogged], submissions=[early]), "report.replay")
+    assert g.details["replays"][0]["delay_s"] == 2700.0
+
+
 # --- power.ghost_chips and chip.underreporting (meter) --------------------------------------
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Self
 
 from pydantic import BaseModel
 
 from registry.api.schemas.declarations import ChipPublic, FacilityPublic, InstallationPublic
+from registry.services.findings import finding_document
 
 if TYPE_CHECKING:
     from registry.db.models import Finding
@@ -68,29 +68,9 @@ class FindingPublic(BaseModel):
 
     @classmethod
     def from_row(cls, f: Finding) -> Self:
-        """The public form of a stored finding (details and evidence decoded)."""
-        return cls(
-            id=f.id,
-            fingerprint=f.fingerprint,
-            rule_id=f.rule_id,
-            rule_version=f.rule_version,
-            policy_id=f.policy_id,
-            policy_version=f.policy_version,
-            kind=f.kind,
-            severity=f.severity,
-            status=f.status,
-            subject_type=f.subject_type,
-            subject_id=f.subject_id,
-            facility_id=f.facility_id,
-            country=f.country,
-            window_start=f.window_start,
-            window_end=f.window_end,
-            summary=f.summary,
-            details=json.loads(f.details_json),
-            evidence=json.loads(f.evidence_json),
-            citation=f.citation,
-            created_at=f.created_at,
-        )
+        """The public form of a stored finding: the one document webhooks and signed exports
+        carry too (:func:`registry.services.findings.finding_document`)."""
+        return cls.model_validate(finding_document(f))
 
 
 class FindingsPage(BaseModel):
