@@ -153,6 +153,10 @@ class Chip(Base):
     # chip enrolled with verified GPU evidence. Unique: one GPU, one chip.
     hardware_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     hardware_attested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When the first declared installation began (the earliest installed_at of the chip's
+    # installations, kept here by ChipRepository.note_installation): no report window starts
+    # earlier. On the chip row so ingest reads it with the chain head.
+    first_installed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     vendor: Mapped[Vendor] = relationship(lazy="joined")
 
