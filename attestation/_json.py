@@ -7,6 +7,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
+
 from attestation.errors import DuplicateKeyError, FormatError
 
 __all__ = ["check_keys", "loads_strict"]
@@ -40,10 +42,45 @@ _STRICT = json.JSONDecoder(
 )
 
 
+# Documents with fewer objects and arrays than this may take the orjson path (below): they
+# cannot nest deep enough to reach the interpreter's recursion limit, which the strict decoder
+# turns into an error and orjson (depth limit 1024) would not.
+_FAST_MAX_CONTAINERS = 256
+
+
+def _canonical(data: bytes) -> Any:
+    """``data`` parsed by orjson when ``data`` is exactly orjson's sorted-key serialization of
+    the result; else ``_NOT_CANONICAL``.
+
+    Then the strict decoder would read the same value: a canonical document has no duplicate
+    keys, no NaN or Infinity and no whitespace; a float is written as its shortest round-trip
+    form, so both parsers' correctly rounded reads agree; an integer beyond 64 bits (which
+    orjson reads as a float) would be written back as a float and so never matches. Signed
+    statements are canonical (sorted keys, compact), so they parse here in C, about 10 us
+    less per report than the decoder with hooks; any other document takes the strict path.
+    """
+    if data.count(b"{") + data.count(b"[") >= _FAST_MAX_CONTAINERS:
+        return _NOT_CANONICAL
+    try:
+        value = orjson.loads(data)
+        if orjson.dumps(value, option=orjson.OPT_SORT_KEYS) == data:
+            return value
+    except (orjson.JSONDecodeError, orjson.JSONEncodeError):
+        pass  # the strict decoder gives the error, with its own message
+    return _NOT_CANONICAL
+
+
+_NOT_CANONICAL = object()
+
+
 def loads_strict(data: bytes | str, what: str) -> Any:
     """``json.loads`` that turns duplicate keys (:class:`DuplicateKeyError`), NaN/Infinity,
     numbers out of the float range, nesting beyond the interpreter's recursion limit and bad
     UTF-8 into FormatError."""
+    if isinstance(data, bytes):
+        value = _canonical(data)
+        if value is not _NOT_CANONICAL:
+            return value
     try:
         if isinstance(data, bytes) and data.isascii() and 0 not in data[:2]:
             # What json.loads does for these bytes: ASCII with no NUL in the first two bytes is
