@@ -133,3 +133,19 @@ def test_signed_statements_take_the_fast_path_and_parse_the_same() -> None:
     doubled = payload.replace(b'"seq":3', b'"seq":3,"seq":3')
     with pytest.raises(DuplicateKeyError):
         parse_statement(doubled)
+
+
+def test_deep_canonical_documents_take_the_strict_path() -> None:
+    # Canonical, and within orjson's depth limit, but deeper than the fast path keeps: the
+    # strict decoder reads it (or refuses it) exactly as before.
+    for depth in (200, 256, 300, 1000):
+        doc = b"[" * depth + b"]" * depth
+        taken = _json._canonical(doc) is not _json._NOT_CANONICAL
+        assert taken == (depth < 256)
+    assert loads_strict(b"[" * 300 + b"]" * 300, "doc") == strict_python(b"[" * 300 + b"]" * 300)
+    with pytest.raises(FormatError, match="not valid JSON"):
+        loads_strict(b"[" * 1020 + b"]" * 1020, "doc")
+    # A wide document with many arrays but shallow is kept.
+    wide = canonical({"reports": [{"a": [1], "b": {"c": "d"}} for _ in range(300)]})
+    assert _json._canonical(wide) is not _json._NOT_CANONICAL
+    assert loads_strict(wide, "doc") == strict_python(wide)
