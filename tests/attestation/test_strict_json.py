@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from attestation import _json
-from attestation._json import loads_strict
+from attestation._json import deeper_than, loads_strict
 from attestation.errors import DuplicateKeyError, FormatError
 from attestation.keys import PrivateKey
 from attestation.report import UsageReport, encode_statement, parse_statement
@@ -25,6 +25,11 @@ T0 = datetime(2026, 3, 1, tzinfo=UTC)
 def strict_python(data: bytes) -> object:
     """The decoder with hooks alone (what loads_strict did before the orjson path)."""
     return _json._STRICT.decode(data.decode("utf-8"))
+
+
+def fast_path(doc: bytes) -> bool:
+    """Whether ``doc`` is read by orjson rather than the decoder with hooks."""
+    return _json._canonical(doc, _json._FAST_MAX_DEPTH) is not _json._NOT_CANONICAL
 
 
 def canonical(value: object) -> bytes:
@@ -40,7 +45,7 @@ def canonical(value: object) -> bytes:
     ],
 )
 def test_duplicate_keys_are_refused_even_when_otherwise_canonical(doc: bytes) -> None:
-    assert _json._canonical(doc) is _json._NOT_CANONICAL
+    assert not fast_path(doc)
     with pytest.raises(DuplicateKeyError, match="duplicate keys"):
         loads_strict(doc, "doc")
 
@@ -101,7 +106,7 @@ def test_random_floats_read_identically() -> None:
     for v in filter(math.isfinite, values):
         doc = canonical({"v": v})
         assert repr(loads_strict(doc, "doc")) == repr(strict_python(doc))
-        fast += _json._canonical(doc) is not _json._NOT_CANONICAL
+        fast += fast_path(doc)
     assert fast > len(values) // 2  # most took the orjson path (Python writes 1e-05, orjson 1e-5)
     # Float texts not in the shortest form take the strict path and still read the same.
     for text in ("0.10000000000000000555", "1E5", "1e+5", "100000.000", "0.3e0", "-0"):
@@ -123,12 +128,12 @@ def test_signed_statements_take_the_fast_path_and_parse_the_same() -> None:
         interconnect=(),
     )
     payload = encode_statement(report)
-    assert _json._canonical(payload) is not _json._NOT_CANONICAL
+    assert fast_path(payload)
     assert loads_strict(payload, "statement") == strict_python(payload)
     assert parse_statement(payload) == report
     # The same statement with whitespace, or a key twice, is read by the strict decoder.
     spaced = payload.replace(b",", b", ")
-    assert _json._canonical(spaced) is _json._NOT_CANONICAL
+    assert not fast_path(spaced)
     assert parse_statement(spaced) == report
     doubled = payload.replace(b'"seq":3', b'"seq":3,"seq":3')
     with pytest.raises(DuplicateKeyError):
@@ -140,12 +145,28 @@ def test_deep_canonical_documents_take_the_strict_path() -> None:
     # strict decoder reads it (or refuses it) exactly as before.
     for depth in (200, 256, 300, 1000):
         doc = b"[" * depth + b"]" * depth
-        taken = _json._canonical(doc) is not _json._NOT_CANONICAL
+        taken = fast_path(doc)
         assert taken == (depth < 256)
     assert loads_strict(b"[" * 300 + b"]" * 300, "doc") == strict_python(b"[" * 300 + b"]" * 300)
     with pytest.raises(FormatError, match="not valid JSON"):
         loads_strict(b"[" * 1020 + b"]" * 1020, "doc")
     # A wide document with many arrays but shallow is kept.
     wide = canonical({"reports": [{"a": [1], "b": {"c": "d"}} for _ in range(300)]})
-    assert _json._canonical(wide) is not _json._NOT_CANONICAL
+    assert fast_path(wide)
     assert loads_strict(wide, "doc") == strict_python(wide)
+
+
+@pytest.mark.parametrize("spaced", [False, True])
+def test_max_depth_is_enforced_on_both_paths(spaced: bool) -> None:
+    def nested(depth: int) -> bytes:
+        doc = b"[]"
+        for _ in range(depth - 1):
+            doc = b'{"a":' + doc + b"}"
+        return doc.replace(b":", b": ") if spaced else doc
+
+    assert fast_path(nested(32)) != spaced
+    assert deeper_than(loads_strict(nested(32), "body", max_depth=32), 31)
+    with pytest.raises(FormatError, match=r"^body nests deeper than 32 levels$"):
+        loads_strict(nested(33), "body", max_depth=32)
+    # Without max_depth, 33 levels are fine.
+    assert not deeper_than(loads_strict(nested(33), "body"), 33)

@@ -1,0 +1,20 @@
+"""Smoke test of the ingest profile harness: a tiny in-process run on SQLite ingests every
+report and reports CPU per report for every phase. No timing assertions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from loadtests import profile_ingest
+
+
+def test_profile_harness_ingests_every_report_and_reports_each_phase(tmp_path: Path) -> None:
+    out = tmp_path / "profile.json"
+    argv = ["--db", "sqlite", "--chips", "8", "--reports", "4", "--batch-size", "4"]
+    assert profile_ingest.main([*argv, "--group", "2", "--json-out", str(out)]) == 0
+    summary = json.loads(out.read_text())
+    assert summary["reports_timed"] == 16  # the first half of 8 chips x 4 reports
+    assert set(summary["us_per_report"]) == set(profile_ingest.PHASES)
+    assert all(v >= 0 for v in summary["us_per_report"].values())
+    assert len(summary["loadavg_before"]) == 3
