@@ -18,3 +18,4 @@ def test_profile_harness_ingests_every_report_and_reports_each_phase(tmp_path: P
     assert set(summary["us_per_report"]) == set(profile_ingest.PHASES)
     assert all(v >= 0 for v in summary["us_per_report"].values())
     assert len(summary["loadavg_before"]) == 3
+    assert summary["us_verify_per_report"] > 0
