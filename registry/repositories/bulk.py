@@ -90,9 +90,10 @@ def bulk_update(session: Session, table: Table, key: str, rows: Sequence[dict[st
     order = [*columns, key]
     if dialect == "postgresql":
         # One statement over one array per column (unnest), not one UPDATE per row: the
-        # server plans it once and the driver sends a handful of parameters.
+        # server plans it once and the driver sends a handful of parameters. The arrays go in
+        # binary (%b): psycopg's text dumping of a list costs 1-7 us per element, binary 0.25.
         arrays = ", ".join(
-            f"%s::{table.c[c].type.compile(dialect=connection.dialect)}[]" for c in order
+            f"%b::{table.c[c].type.compile(dialect=connection.dialect)}[]" for c in order
         )
         names = ", ".join(f'"{c}"' for c in order)
         sets = ", ".join(f'"{c}" = v."{c}"' for c in columns)
