@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from loadtests import profile_ingest
+import pytest
+
+from loadtests import bench_ingest_parts, profile_ingest
 
 
 def test_profile_harness_ingests_every_report_and_reports_each_phase(tmp_path: Path) -> None:
@@ -19,3 +21,11 @@ def test_profile_harness_ingests_every_report_and_reports_each_phase(tmp_path: P
     assert all(v >= 0 for v in summary["us_per_report"].values())
     assert len(summary["loadavg_before"]) == 3
     assert summary["us_verify_per_report"] > 0
+
+
+def test_parts_benchmark_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench_ingest_parts.main(["--db", "sqlite", "--chips", "8", "--rounds", "1"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    for part in ("body_parse", "statement_parse", "chain_heads_query"):
+        assert out[part]["old_us"] > 0
+        assert out[part]["new_us"] > 0
