@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, insert, select
+from sqlalchemy import String, and_, insert, select, type_coerce
 from sqlalchemy.orm import Session
 
 from registry.db.models import Chip, Facility, Installation
@@ -112,6 +112,13 @@ class ChipRepository:
         ids = list(set(chip_ids))
         if not ids:
             return {}
+        sqlite = self.session.get_bind().dialect.name == "sqlite"
+
+        def when(column: Any) -> Any:
+            # On SQLite the stored text, converted below once per distinct value (a fleet's
+            # windows share their bounds), not once per row by SQLAlchemy's DateTime.
+            return type_coerce(column, String) if sqlite else column
+
         current = and_(Installation.chip_id == Chip.chip_id, Installation.removed_at.is_(None))
         rows = self.session.execute(
             select(
@@ -119,19 +126,41 @@ class ChipRepository:
                 Chip.public_key,
                 Chip.last_seq,
                 Chip.last_digest,
-                Chip.last_window_end,
+                when(Chip.last_window_end),
                 Chip.last_log_index,
                 Facility.operator_id,
-                Chip.decommissioned_at,
-                Chip.revoked_at,
-                Chip.first_installed_at,
+                when(Chip.decommissioned_at),
+                when(Chip.revoked_at),
+                when(Chip.first_installed_at),
             )
             .outerjoin(Installation, current)
             .outerjoin(Facility, Facility.id == Installation.facility_id)
             .where(Chip.chip_id.in_(ids))
         )
+        parsed: dict[Any, datetime | None] = {None: None}
+
+        def utc(text: Any) -> datetime | None:
+            if not sqlite:
+                return text  # type: ignore[no-any-return]
+            value = parsed.get(text)
+            if value is None and text is not None:
+                # What UTCDateTime reads from SQLite: naive UTC text, microseconds included.
+                value = parsed[text] = datetime.fromisoformat(text).replace(tzinfo=UTC)
+            return value
+
         return {
-            row[0]: ChipIngestState(row[0], bytes(row[1]), *row[2:7], row[7], row[8], row[9])
+            row[0]: ChipIngestState(
+                row[0],
+                bytes(row[1]),
+                row[2],
+                row[3],
+                utc(row[4]),
+                row[5],
+                row[6],
+                utc(row[7]),
+                utc(row[8]),
+                utc(row[9]),
+            )
             for row in rows
         }
 

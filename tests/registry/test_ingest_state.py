@@ -15,6 +15,7 @@ from attestation.report import GENESIS_DIGEST
 from attestation.transfer import Transfer, sign_transfer
 from registry.db.migrate import alembic_config, upgrade
 from registry.db.models import Chip
+from registry.repositories.chips import ChipRepository
 from tests.conftest import LiveRegistry
 from tests.registry.factories import T0, World, add_operator, make_world, ok, operator_key
 
@@ -102,3 +103,45 @@ def test_migration_backfills_the_first_installation(world: World) -> None:
     assert first_installed(world) == {"NV-1": INSTALLED, "NV-2": INSTALLED}
     world.enroll("NV-3", install=False)
     assert first_installed(world)["NV-3"] is None
+
+
+def test_ingest_states_read_what_the_orm_reads(world: World) -> None:
+    a = world.chips["NV-1"]
+    assert results(world, [a.report(), a.report()]) == [("NV-1", "accepted")] * 2
+    at = datetime(2026, 3, 2, 1, 2, 3, 456789, tzinfo=UTC)
+    with world.registry.context.sessions() as s:
+        s.execute(update(Chip).where(Chip.chip_id == "NV-2").values(revoked_at=at))
+        s.execute(update(Chip).where(Chip.chip_id == "NV-1").values(decommissioned_at=at))
+        s.commit()
+    world.enroll("NV-3", install=False)
+    with world.registry.context.sessions() as s:
+        states = ChipRepository(s).ingest_states(["NV-1", "NV-2", "NV-3", "NV-4"])
+        chips = {c.chip_id: c for c in s.scalars(select(Chip))}
+    assert set(states) == {"NV-1", "NV-2", "NV-3"}
+    for chip_id, state in states.items():
+        chip = chips[chip_id]
+        assert (
+            state.last_seq,
+            state.last_digest,
+            state.last_window_end,
+            state.last_log_index,
+            state.decommissioned_at,
+            state.revoked_at,
+            state.in_service_from,
+        ) == (
+            chip.last_seq,
+            chip.last_digest,
+            chip.last_window_end,
+            chip.last_log_index,
+            chip.decommissioned_at,
+            chip.revoked_at,
+            chip.first_installed_at,
+        )
+        for value in (state.last_window_end, state.decommissioned_at, state.in_service_from):
+            assert value is None or value.tzinfo is UTC
+    assert states["NV-1"].last_window_end == T0 + timedelta(minutes=30)
+    assert states["NV-1"].decommissioned_at == at
+    assert states["NV-2"].revoked_at == at
+    assert states["NV-1"].operator_id == world.operator_id
+    assert states["NV-3"].operator_id is None
+    assert states["NV-3"].in_service_from is None
