@@ -157,6 +157,10 @@ class Chip(Base):
     hardware_attested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Position of the ``enrollment`` record (a run's inputs are cut at a log size).
     enrollment_log_index: Mapped[int | None] = mapped_column(BigInteger)
+    # When the first declared installation began (the earliest installed_at of the chip's
+    # installations, kept here by ChipRepository.note_installation): no report window starts
+    # earlier. On the chip row so ingest reads it with the chain head.
+    first_installed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     vendor: Mapped[Vendor] = relationship(lazy="joined")
 

@@ -71,8 +71,9 @@ def _sqlite_rows(table: Table, columns: Sequence[str], rows: Sequence[dict[str, 
 def bulk_update(session: Session, table: Table, key: str, rows: Sequence[dict[str, Any]]) -> None:
     """``UPDATE table SET <other columns> WHERE key = ...`` for each row, in one driver call.
 
-    Every row names ``key`` and the same other columns. On SQLite and PostgreSQL one
-    ``executemany`` below SQLAlchemy's per-row ORM bookkeeping; elsewhere SQLAlchemy's.
+    Every row names ``key`` and the same other columns; each key appears once. Below
+    SQLAlchemy's per-row ORM bookkeeping: on SQLite one driver ``executemany``, on PostgreSQL
+    one ``UPDATE ... FROM unnest(<one array per column>)``; elsewhere SQLAlchemy's.
     """
     if not rows:
         return
@@ -86,15 +87,25 @@ def bulk_update(session: Session, table: Table, key: str, rows: Sequence[dict[st
             [{**{c: r[c] for c in columns}, f"_{key}": r[key]} for r in rows],
         )
         return
-    mark = "?" if dialect == "sqlite" else "%s"
-    sets = ", ".join(f'"{c}" = {mark}' for c in columns)
-    sql = f'UPDATE "{table.name}" SET {sets} WHERE "{key}" = {mark}'  # noqa: S608 (checked names)
     order = [*columns, key]
-    if dialect == "sqlite":
-        values = _sqlite_rows(table, order, rows)
-    else:
-        values = [tuple(r[c] for c in order) for r in rows]
-    connection.exec_driver_sql(sql, values)
+    if dialect == "postgresql":
+        # One statement over one array per column (unnest), not one UPDATE per row: the
+        # server plans it once and the driver sends a handful of parameters. The arrays go in
+        # binary (%b): psycopg's text dumping of a list costs 1-7 us per element, binary 0.25.
+        arrays = ", ".join(
+            f"%b::{table.c[c].type.compile(dialect=connection.dialect)}[]" for c in order
+        )
+        names = ", ".join(f'"{c}"' for c in order)
+        sets = ", ".join(f'"{c}" = v."{c}"' for c in columns)
+        connection.exec_driver_sql(
+            f'UPDATE "{table.name}" AS t SET {sets} FROM unnest({arrays}) AS v({names}) '  # noqa: S608 (checked names)
+            f'WHERE t."{key}" = v."{key}"',
+            (*([r[c] for r in rows] for c in order),),
+        )
+        return
+    sets = ", ".join(f'"{c}" = ?' for c in columns)
+    sql = f'UPDATE "{table.name}" SET {sets} WHERE "{key}" = ?'  # noqa: S608 (checked names)
+    connection.exec_driver_sql(sql, _sqlite_rows(table, order, rows))
 
 
 def bulk_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:

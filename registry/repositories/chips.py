@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, func, insert, select
+from sqlalchemy import String, and_, insert, select, type_coerce
 from sqlalchemy.orm import Session
 
 from registry.db.models import Chip, Facility, Installation
 from registry.repositories.bulk import bulk_update
 
-__all__ = ["ChipIngestState", "ChipRepository"]
+__all__ = ["ChipIngestState", "ChipRepository", "Stay", "custodian_at"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +31,24 @@ class ChipIngestState:
     revoked_at: datetime | None = None
     # When the chip's first declared installation began: no report window starts earlier.
     in_service_from: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Stay:
+    """One declared installation of a chip: from when, until when, under which operator."""
+
+    installed_at: datetime
+    removed_at: datetime | None
+    operator_id: int
+
+
+def custodian_at(stays: Sequence[Stay], at: datetime) -> int | None:
+    """The operator that held the chip at ``at``: the latest of ``stays`` (given newest first)
+    that began by ``at`` and had not ended by then."""
+    for stay in stays:
+        if stay.installed_at <= at and (stay.removed_at is None or stay.removed_at > at):
+            return stay.operator_id
+    return None
 
 
 class ChipRepository:
@@ -88,53 +106,89 @@ class ChipRepository:
         """Chain heads and custodians of these chips in one query, as plain values.
 
         Ingest reads this for every batch; selecting columns instead of ORM objects keeps it
-        off the profile.
+        off the profile, and the first installation time is a column of the chip row (kept by
+        :meth:`note_installation`), not an aggregate over its installations.
         """
         ids = list(set(chip_ids))
         if not ids:
             return {}
+        sqlite = self.session.get_bind().dialect.name == "sqlite"
+
+        def when(column: Any) -> Any:
+            # On SQLite the stored text, converted below once per distinct value (a fleet's
+            # windows share their bounds), not once per row by SQLAlchemy's DateTime.
+            return type_coerce(column, String) if sqlite else column
+
         current = and_(Installation.chip_id == Chip.chip_id, Installation.removed_at.is_(None))
-        first = (
-            select(func.min(Installation.installed_at))
-            .where(Installation.chip_id == Chip.chip_id)
-            .correlate(Chip)
-            .scalar_subquery()
-        )
         rows = self.session.execute(
             select(
                 Chip.chip_id,
                 Chip.public_key,
                 Chip.last_seq,
                 Chip.last_digest,
-                Chip.last_window_end,
+                when(Chip.last_window_end),
                 Chip.last_log_index,
                 Facility.operator_id,
-                Chip.decommissioned_at,
-                Chip.revoked_at,
-                first,
+                when(Chip.decommissioned_at),
+                when(Chip.revoked_at),
+                when(Chip.first_installed_at),
             )
             .outerjoin(Installation, current)
             .outerjoin(Facility, Facility.id == Installation.facility_id)
             .where(Chip.chip_id.in_(ids))
         )
+        parsed: dict[Any, datetime | None] = {None: None}
+
+        def utc(text: Any) -> datetime | None:
+            if not sqlite:
+                return text  # type: ignore[no-any-return]
+            value = parsed.get(text)
+            if value is None and text is not None:
+                # What UTCDateTime reads from SQLite: naive UTC text, microseconds included.
+                value = parsed[text] = datetime.fromisoformat(text).replace(tzinfo=UTC)
+            return value
+
         return {
-            row[0]: ChipIngestState(row[0], bytes(row[1]), *row[2:7], row[7], row[8], row[9])
+            row[0]: ChipIngestState(
+                row[0],
+                bytes(row[1]),
+                row[2],
+                row[3],
+                utc(row[4]),
+                row[5],
+                row[6],
+                utc(row[7]),
+                utc(row[8]),
+                utc(row[9]),
+            )
             for row in rows
         }
 
-    def custodian_at(self, chip_id: str, at: datetime) -> int | None:
-        """The operator whose facility held the chip at ``at`` (by its declared installations)."""
-        return self.session.scalar(
-            select(Facility.operator_id)
-            .join(Installation, Installation.facility_id == Facility.id)
-            .where(
-                Installation.chip_id == chip_id,
-                Installation.installed_at <= at,
-                (Installation.removed_at.is_(None)) | (Installation.removed_at > at),
+    def note_installation(self, chip: Chip, installed_at: datetime) -> None:
+        """Keep ``chip.first_installed_at`` the earliest start of its declared installations;
+        call it with every installation added."""
+        if chip.first_installed_at is None or installed_at < chip.first_installed_at:
+            chip.first_installed_at = installed_at
+
+    def stays(self, chip_ids: Iterable[str]) -> dict[str, list[Stay]]:
+        """Every declared installation of these chips with its operator, in one query."""
+        ids = sorted(set(chip_ids))
+        out: dict[str, list[Stay]] = {}
+        for start in range(0, len(ids), 1000):
+            rows = self.session.execute(
+                select(
+                    Installation.chip_id,
+                    Installation.installed_at,
+                    Installation.removed_at,
+                    Facility.operator_id,
+                )
+                .join(Facility, Installation.facility_id == Facility.id)
+                .where(Installation.chip_id.in_(ids[start : start + 1000]))
+                .order_by(Installation.installed_at.desc(), Installation.id.desc())
             )
-            .order_by(Installation.installed_at.desc())
-            .limit(1)
-        )
+            for chip_id, installed_at, removed_at, operator_id in rows:
+                out.setdefault(chip_id, []).append(Stay(installed_at, removed_at, operator_id))
+        return out
 
     def all(self) -> list[Chip]:
         return list(self.session.scalars(select(Chip).order_by(Chip.chip_id)))

@@ -356,7 +356,8 @@ class EnrollmentService:
         facility = self.facility(facility_id)
         caller.require_operator(facility.operator_id)
         self._verify_declaration(envelope, facility)
-        refuse_retired(self.chip(chip_id))
+        chip = self.chip(chip_id)
+        refuse_retired(chip)
         current = self.facilities.current_installation(chip_id)
         if current is not None:
             if current.facility_id == facility_id:
@@ -388,6 +389,7 @@ class EnrollmentService:
             INSTALLATION, [envelope.to_json()], installation.created_at
         )
         self.facilities.add(installation)
+        self.chips.note_installation(chip, installed_at)
         return installation
 
     # -- declared clusters ---------------------------------------------------------------

@@ -42,7 +42,7 @@ from attestation.keys import PublicKey
 from attestation.logentries import REJECTED_REPORT, record_body, timestamp
 from attestation.report import OpenedReport, UsageReport, open_envelope
 from registry.auth import Principal, Role
-from registry.repositories.chips import ChipIngestState, ChipRepository
+from registry.repositories.chips import ChipIngestState, ChipRepository, Stay, custodian_at
 from registry.repositories.facilities import FacilityRepository
 from registry.repositories.reports import ReportRepository
 from registry.repositories.submissions import SubmissionRepository
@@ -190,6 +190,7 @@ class IngestService:
         self.facilities = FacilityRepository(session)
         self.reports = ReportRepository(session)
         self.submissions = SubmissionRepository(session)
+        self._stays: dict[str, list[Stay]] = {}
 
     def prepare(
         self, envelopes: Sequence[object], caller: Principal, keys: KeyCache
@@ -267,6 +268,17 @@ class IngestService:
             if isinstance(item, Verified) and item.report.facility_id is not None
         }
         facilities = self.facilities.existing_ids(claimed)
+        # Custody histories of the chips delivered by an operator that is not their custodian
+        # now (it may have been when the window started), in one query for the group.
+        self._stays = self.chips.stays(
+            item.report.chip_id
+            for batch in batches
+            if batch.caller.operator_id is not None
+            for item in batch.items
+            if isinstance(item, Verified)
+            and (state := chips.get(item.report.chip_id)) is not None
+            and state.operator_id not in (None, batch.caller.operator_id)
+        )
         heads = {
             c.chip_id: _Head(c.last_seq, c.last_digest, c.last_window_end, c.last_log_index)
             for c in chips.values()
@@ -440,7 +452,7 @@ class IngestService:
         head = heads[chip_id]
         if chip.operator_id != caller.operator_id and (
             caller.operator_id is None
-            or self.chips.custodian_at(chip_id, report.window_start) != caller.operator_id
+            or custodian_at(self._stays.get(chip_id, ()), report.window_start) != caller.operator_id
         ):
             # Signed by the chip's key but delivered through another account: kept as evidence
             # (a clone, or a copy of the custodian's report), though the caller learns nothing.

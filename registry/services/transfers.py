@@ -107,6 +107,7 @@ class TransferService:
         )
         installation.log_index = self.log.append(TRANSFER, [envelope.to_json()], now)
         self.facilities.add(installation)
+        self.chips.note_installation(chip, transfer.transferred_at)
         return installation
 
     def _verify(self, envelope: Envelope, giving: Facility, receiving: Facility) -> Transfer:

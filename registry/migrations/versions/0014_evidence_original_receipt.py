@@ -19,7 +19,7 @@ from attestation.logentries import parse_timestamp
 from registry.db.base import UTCDateTime
 
 revision = "0014"
-down_revision = "0010"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
