@@ -25,14 +25,14 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("rejected_submissions", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("original_received_at", sa.DateTime(timezone=True), nullable=True)
-        )
-    with op.batch_alter_table("chips", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("enrollment_log_index", sa.BigInteger(), nullable=True))
-    with op.batch_alter_table("facilities", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("log_index", sa.BigInteger(), nullable=True))
+    # Plain ALTER TABLE on both databases (SQLite has ADD and DROP COLUMN): a batch operation
+    # would copy the tables, which their foreign keys forbid once rows refer to them.
+    op.add_column(
+        "rejected_submissions",
+        sa.Column("original_received_at", sa.DateTime(timezone=True), nullable=True),
+    )
+    op.add_column("chips", sa.Column("enrollment_log_index", sa.BigInteger(), nullable=True))
+    op.add_column("facilities", sa.Column("log_index", sa.BigInteger(), nullable=True))
     backfill(op.get_bind())
 
 
@@ -90,9 +90,6 @@ def backfill(bind: sa.engine.Connection) -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("facilities", schema=None) as batch_op:
-        batch_op.drop_column("log_index")
-    with op.batch_alter_table("chips", schema=None) as batch_op:
-        batch_op.drop_column("enrollment_log_index")
-    with op.batch_alter_table("rejected_submissions", schema=None) as batch_op:
-        batch_op.drop_column("original_received_at")
+    op.drop_column("facilities", "log_index")
+    op.drop_column("chips", "enrollment_log_index")
+    op.drop_column("rejected_submissions", "original_received_at")
