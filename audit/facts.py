@@ -19,6 +19,7 @@ from verifier.errors import PolicyError
 from verifier.facts import (
     FacilityFact,
     GpuAttestationFact,
+    HostPowerFact,
     LandmarkFact,
     LinkFact,
     MeterFact,
@@ -68,6 +69,7 @@ def ledger_of(replay: Replay) -> Ledger:
                     pue=f.pue,
                     non_it_load_kw=f.non_it_load_kw,
                     name=f.name,
+                    host_power=HostPowerFact.from_record(f.host_power),
                 ),
                 f.index,
             )

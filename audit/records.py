@@ -55,6 +55,8 @@ class FacilityRec:
     declared_power_kw: float = 0.0
     pue: float = 1.0
     non_it_load_kw: float = 0.0
+    host_power: dict[str, float] | None = None
+    """The record's ``host_power`` object (``None`` when the facility declared none)."""
 
 
 @dataclass(slots=True)

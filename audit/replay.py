@@ -54,6 +54,8 @@ from audit.records import (
     RejectedRec,
     VerifierRun,
 )
+from verifier.errors import FactError
+from verifier.facts import HostPowerFact
 
 __all__ = ["Replay"]
 
@@ -195,7 +197,21 @@ class Replay:
             float(rec.get("declared_power_kw", 0.0)),
             float(rec.get("pue", 1.0)),
             float(rec.get("non_it_load_kw", 0.0)),
+            self._host_power(index, rec.get("host_power")),
         )
+
+    def _host_power(self, index: int, value: object) -> dict[str, float] | None:
+        """A facility record's declared host power model, as the verifier will read it."""
+        if value is None:
+            return None
+        try:
+            if not isinstance(value, dict):
+                raise FactError(f"host power must be an object, got {value!r}")
+            HostPowerFact.from_record(value)
+        except FactError as exc:
+            self.problem(index, "facility", str(exc))
+            return None
+        return dict(value)
 
     def _enrollment(self, index: int, body: bytes) -> None:
         rec = le.parse_record(le.ENROLLMENT, body)

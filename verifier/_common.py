@@ -56,7 +56,9 @@ def make_finding(
         summary=summary,
         details=details,
         evidence=tuple(sorted({e for e in evidence if e is not None})),
-        fingerprint=fingerprint(rule.rule_id, subject_type, subject_id, window_start),
+        fingerprint=fingerprint(
+            rule.rule_id, subject_type, subject_id, window_start, policy_id=policy.policy_id
+        ),
         citation=rule.citation,
     )
 

@@ -264,6 +264,8 @@ def _finding(entry: _Merged, snapshot: Snapshot, policy: Policy) -> Finding:
         summary=summary,
         details=details,
         evidence=tuple(sorted(entry.evidence)),
-        fingerprint=fingerprint(rule.rule_id, "cluster", subject_id, start),
+        fingerprint=fingerprint(
+            rule.rule_id, "cluster", subject_id, start, policy_id=policy.policy_id
+        ),
         citation=rule.citation,
     )

@@ -27,6 +27,7 @@ __all__ = [
     "DeclaredClusterFact",
     "FacilityFact",
     "GpuAttestationFact",
+    "HostPowerFact",
     "InstallationFact",
     "LandmarkFact",
     "LinkFact",
@@ -209,12 +210,65 @@ class SubmissionFact:
 
 
 @dataclass(frozen=True, slots=True)
+class HostPowerFact:
+    """A facility's declared host power model (everything in a server but its accelerators:
+    CPUs, memory, NICs, fans, power-supply losses), per host of ``gpus_per_host`` GPU slots.
+
+    A host draws ``idle_w + gpus_per_host * per_gpu_slot_w`` with its GPUs idle, plus
+    ``busy_w`` times its GPUs' mean utilization (CPU data loading, fans ramping up).
+    """
+
+    gpus_per_host: int
+    idle_w: float
+    per_gpu_slot_w: float
+    busy_w: float
+
+    def __post_init__(self) -> None:
+        if self.gpus_per_host < 1:
+            raise FactError(f"host power: gpus_per_host must be >= 1, got {self.gpus_per_host}")
+        for name in ("idle_w", "per_gpu_slot_w", "busy_w"):
+            _require_finite(getattr(self, name), f"host power: {name}")
+
+    @classmethod
+    def from_record(cls, fields: Mapping[str, object] | None) -> HostPowerFact | None:
+        """From the ``host_power`` object of a facility record (as the registry logs it and
+        stores it), ``None`` when the facility declared none.
+
+        Raises:
+            FactError: a field is missing or not a number.
+        """
+        if fields is None:
+            return None
+        try:
+            slots = fields["gpus_per_host"]
+            if isinstance(slots, bool) or not isinstance(slots, int | float):
+                raise TypeError(slots)
+            values = [fields[k] for k in ("idle_w", "per_gpu_slot_w", "busy_w")]
+            if any(isinstance(v, bool) or not isinstance(v, int | float) for v in values):
+                raise TypeError(values)
+        except (KeyError, TypeError) as exc:
+            raise FactError(f"host power: malformed declaration {dict(fields)!r}") from exc
+        return cls(int(slots), *(float(v) for v in values))  # type: ignore[arg-type]
+
+    def watts(self, chips: int, utilization_sum: float) -> float:
+        """Host power of ``chips`` GPUs (on as few hosts as hold them) whose utilizations add
+        up to ``utilization_sum``."""
+        hosts = -(-chips // self.gpus_per_host)
+        return (
+            hosts * (self.idle_w + self.gpus_per_host * self.per_gpu_slot_w)
+            + self.busy_w * utilization_sum / self.gpus_per_host
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class FacilityFact:
     """A declared datacenter site (the ``facilities`` table).
 
     ``declared_power_kw`` is the declared IT capacity; ``pue`` the declared power usage
     effectiveness (facility energy / IT energy, >= 1); ``non_it_load_kw`` a declared constant
-    non-IT load beyond what PUE covers (offices, other tenants), 0 if none declared.
+    non-IT load beyond what PUE covers (offices, other tenants), 0 if none declared;
+    ``host_power`` the declared host power model, ``None`` if none declared (the ghost-chip rule
+    then assumes the policy's fixed host overhead fraction).
     """
 
     facility_id: int
@@ -226,6 +280,7 @@ class FacilityFact:
     pue: float = 1.0
     non_it_load_kw: float = 0.0
     name: str = ""
+    host_power: HostPowerFact | None = None
 
     def __post_init__(self) -> None:
         if not -90.0 <= self.latitude <= 90.0 or not -180.0 <= self.longitude <= 180.0:

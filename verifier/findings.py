@@ -39,16 +39,25 @@ def rfc3339(value: datetime) -> str:
 
 
 def fingerprint(
-    rule_id: str, subject_type: str, subject_id: str, window_start: datetime | None
+    rule_id: str,
+    subject_type: str,
+    subject_id: str,
+    window_start: datetime | None,
+    *,
+    policy_id: str,
 ) -> str:
     """Return the hex SHA-256 of the canonical JSON identifying one detected condition.
 
     The window's *start* (when the condition was first observed) is part of the identity; its
     end is not, because it keeps growing while the condition persists: an undeclared cluster
-    seen again in the next run, or a chip still silent, keeps its fingerprint.
+    seen again in the next run, or a chip still silent, keeps its fingerprint. The policy *id*
+    is part of it (a registry following two policies stores each one's judgement of the same
+    condition; a finding under ``demo`` never stands for one under ``default``), its *version*
+    is not (tightening a threshold does not re-open known findings).
     """
     canonical = json.dumps(
         {
+            "policy_id": policy_id,
             "rule_id": rule_id,
             "subject_id": subject_id,
             "subject_type": subject_type,

@@ -8,7 +8,10 @@
   other end, which reported that window, does not mention it or claims a total differing by
   more than ``mismatch_fraction``. A peer that is not registered at all also counts.
 * ``chip.underreporting`` (peer side): a chip claiming utilization at most
-  ``idle_utilization`` while its peers claim more than ``peer_traffic_bits_per_s`` with it.
+  ``idle_utilization`` while its peers claim more traffic with it than its links can carry in
+  the time it says it was busy: more than ``peer_traffic_bits_per_s`` *and* more than
+  ``capacity x max(utilization, busy_time_floor)``, with the capacity from the policy's
+  ``link_capacity_bits_per_s`` table for the chip's model (:func:`carried_bits_per_s`).
 """
 
 from __future__ import annotations
@@ -23,9 +26,14 @@ from verifier._traffic import WindowTraffic
 from verifier.clusters import H100_PEAK_OPS
 from verifier.facts import Snapshot
 from verifier.findings import Finding, rfc3339
-from verifier.policy import Policy
+from verifier.policy import Policy, Rule
 
-__all__ = ["find_idle_with_traffic", "find_one_sided_links", "find_split_clusters"]
+__all__ = [
+    "carried_bits_per_s",
+    "find_idle_with_traffic",
+    "find_one_sided_links",
+    "find_split_clusters",
+]
 
 SPLIT_RULE_ID = "cluster.split"
 ONE_SIDED_RULE_ID = "link.one_sided"
@@ -177,21 +185,43 @@ def find_one_sided_links(
     return findings
 
 
+def carried_bits_per_s(rule: Rule, model: str | None, utilization: float) -> float:
+    """The most traffic (bits/s, both directions, all peers, averaged over the window) a chip
+    of ``model`` can exchange when a kernel ran for ``utilization`` of the window: its link
+    capacity for the busy time, never less than ``busy_time_floor`` of it (transfers without
+    a kernel), never less than the rule's absolute ``peer_traffic_bits_per_s`` floor."""
+    capacity = None if model is None else rule.lookup("link_capacity_bits_per_s", model)
+    if capacity is None:
+        capacity = rule.number("unknown_model_link_bits_per_s")
+    busy = min(1.0, max(utilization, rule.number("busy_time_floor")))
+    return max(rule.number("peer_traffic_bits_per_s"), capacity * busy)
+
+
 def find_idle_with_traffic(
     snapshot: Snapshot, policy: Policy, traffic: Sequence[WindowTraffic]
 ) -> list[Finding]:
-    """One finding per chip claiming idle while its peers report heavy traffic with it."""
+    """One finding per chip claiming idle while its peers report more traffic with it than it
+    could carry in the time it claims to have been busy."""
     rule = policy.rule(UNDERREPORTING_RULE_ID)
     if rule is None:
         return []
-    limit = rule.number("peer_traffic_bits_per_s")
+    floor = rule.number("peer_traffic_bits_per_s")
+    chips = snapshot.chips
     seen: dict[str, _Seen] = {}
     for t in traffic:
-        hot = [(c, b) for c, b in t.idle_peer_bytes.items() if b * 8 / t.seconds > limit]
-        if not hot:
+        candidates = [(c, b) for c, b in t.idle_peer_bytes.items() if b * 8 / t.seconds > floor]
+        if not candidates:
             continue
         by_chip = t.reports_of()
-        for chip_id, total in sorted(hot):
+        hot = []
+        for chip_id, total in candidates:
+            chip = chips.get(chip_id)
+            # A chip that reported the window twice is judged on its larger claim.
+            claimed = max(r.utilization for r in by_chip[chip_id])
+            bound = carried_bits_per_s(rule, None if chip is None else chip.model, claimed)
+            if total * 8 / t.seconds > bound:
+                hot.append((chip_id, total, bound))
+        for chip_id, total, bound in sorted(hot):
             entry = seen.setdefault(chip_id, _Seen())
             entry.windows.append(t.window)
             peers = sorted(t.idle_peers.get(chip_id, ()))
@@ -206,6 +236,7 @@ def find_idle_with_traffic(
                         "window_start": rfc3339(t.window[0]),
                         "claimed_utilization": own.utilization,
                         "peer_gbps": round(total * 8 / t.seconds / 1e9, 3),
+                        "carried_gbps_max": round(bound / 1e9, 3),
                         "peers": peers[:16],
                     }
                 )
@@ -226,8 +257,10 @@ def find_idle_with_traffic(
                 window_end=end,
                 summary=(
                     f"Chip {chip_id} claims to be idle while its peers report "
-                    f"{entry.samples[0]['peer_gbps']} Gbit/s with it, in "
-                    f"{len(entry.windows)} window(s) from {rfc3339(start)}."
+                    f"{entry.samples[0]['peer_gbps']} Gbit/s with it, more than the "
+                    f"{entry.samples[0]['carried_gbps_max']} Gbit/s its links carry in the "
+                    f"time it claims to be busy, in {len(entry.windows)} window(s) from "
+                    f"{rfc3339(start)}."
                 ),
                 details={
                     "chip_id": chip_id,
@@ -235,7 +268,8 @@ def find_idle_with_traffic(
                     "windows_observed": len(entry.windows),
                     "samples": entry.samples,
                     "idle_utilization": rule.number("idle_utilization"),
-                    "peer_traffic_bits_per_s": limit,
+                    "peer_traffic_bits_per_s": floor,
+                    "busy_time_floor": rule.number("busy_time_floor"),
                 },
                 evidence=entry.evidence,
             )

@@ -4,9 +4,13 @@
   ``t`` ms bounds the chip's distance from the landmark to ``km_per_ms_rtt * t`` km. A declared
   facility farther than that (plus ``slack_km``) cannot be where the chip is ("too fast"). A
   chip answering a nearby landmark consistently much slower than the declared site explains
-  (the *fastest* of at least ``min_slow_measurements`` round trips still above
-  ``distance / km_per_ms_rtt * max_path_inflation + max_excess_rtt_ms``) is "too slow": it is
-  probably relayed from elsewhere. Facilities consistent with every measurement are listed.
+  is "too slow": it is probably relayed from elsewhere. "Consistently" is judged per report
+  window of the chip, on that window's own measurements (the *fastest* of at least
+  ``min_slow_measurements`` round trips in the window still above
+  ``distance / km_per_ms_rtt * max_path_inflation + max_excess_rtt_ms``), so a fast round trip
+  measured at home before the chip was moved does not excuse later windows. Measurements outside
+  every report window of the chip are judged together. Facilities consistent with every
+  measurement are listed.
 * ``report.wrong_facility``: accepted reports naming a facility other than the one the chip was
   declared at for that window.
 * ``chip.forbidden_country``: a chip declared (or claiming to report) in a country its transfer
@@ -15,7 +19,9 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from itertools import compress
 from operator import attrgetter
@@ -66,6 +72,15 @@ def find_rtt_mismatches(
             continue
         grouped[(m.chip_id, facility)][m.landmark_id].append(m)
 
+    # The report windows of the measured chips, to judge "too slow" window by window.
+    windows: dict[str, list[tuple[datetime, datetime]]] = defaultdict(list)
+    measured = {chip_id for chip_id, _ in grouped}
+    for r in snapshot.reports:
+        if r.chip_id in measured:
+            windows[r.chip_id].append((r.window_start, r.window_end))
+    for chip_windows in windows.values():
+        chip_windows.sort()
+
     findings: list[Finding] = []
     for (chip_id, facility_id), by_landmark in sorted(grouped.items()):
         site = snapshot.facilities[facility_id]
@@ -83,12 +98,27 @@ def find_rtt_mismatches(
             bounds.append((mark.latitude, mark.longitude, reach))
             expected_max = distance / km_per_ms * inflation + excess
             verdict = None
+            slow_windows = 0
             if distance > reach:
                 verdict = "too_fast"
                 cited = [fastest]
-            elif len(ms) >= min_slow and fastest.rtt_ms > expected_max:
-                verdict = "too_slow"
-                cited = ms
+            else:
+                per_window: dict[int, list[RttMeasurementFact]] = defaultdict(list)
+                for m in ms:  # fastest first, so each window's list starts with its fastest
+                    per_window[_window_of(windows.get(chip_id, ()), m.measured_at)].append(m)
+                slow = [
+                    window_ms
+                    for _, window_ms in sorted(per_window.items())
+                    if len(window_ms) >= min_slow and window_ms[0].rtt_ms > expected_max
+                ]
+                if slow:
+                    verdict = "too_slow"
+                    slow_windows = len(slow)
+                    cited = sorted(
+                        (m for window_ms in slow for m in window_ms),
+                        key=lambda m: (m.measured_at, m.nonce),
+                    )
+                    fastest = min(cited, key=lambda m: (m.rtt_ms, m.measured_at, m.nonce))
             if verdict is None:
                 continue
             for m in cited:
@@ -99,7 +129,8 @@ def find_rtt_mismatches(
                 {
                     "landmark_id": landmark_id,
                     "verdict": verdict,
-                    "measurements": len(ms),
+                    "measurements": len(ms) if verdict == "too_fast" else len(cited),
+                    "slow_windows": slow_windows,
                     "fastest_rtt_ms": round(fastest.rtt_ms, 3),
                     "max_distance_km": round(reach, 1),
                     "declared_site_distance_km": round(distance, 1),
@@ -148,6 +179,15 @@ def find_rtt_mismatches(
             )
         )
     return findings
+
+
+def _window_of(windows: Sequence[tuple[datetime, datetime]], instant: datetime) -> int:
+    """Index of the report window ``[start, end)`` holding ``instant``; -1 if none does (all
+    such measurements are judged together)."""
+    i = bisect_right(windows, (instant, _FAR)) - 1
+    if i >= 0 and windows[i][0] <= instant < windows[i][1]:
+        return i
+    return -1
 
 
 def find_wrong_facility_reports(

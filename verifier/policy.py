@@ -23,6 +23,7 @@ from verifier.findings import Severity
 __all__ = [
     "CLUSTER_RULE_ID",
     "RULE_PARAMS",
+    "RULE_TABLES",
     "SILENCE_RULE_ID",
     "ClusterRule",
     "Policy",
@@ -73,12 +74,22 @@ RULE_PARAMS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
                 "tolerance_fraction",
                 "min_chip_equivalents",
                 "reference_chip_power_w",
+                "host_model_uncertainty_fraction",
+                "max_host_w_per_gpu",
             }
         ),
         frozenset(),
     ),
     "chip.underreporting": (
-        frozenset({"idle_utilization", "peer_traffic_bits_per_s", "host_overhead_fraction"}),
+        frozenset(
+            {
+                "idle_utilization",
+                "peer_traffic_bits_per_s",
+                "host_overhead_fraction",
+                "busy_time_floor",
+                "unknown_model_link_bits_per_s",
+            }
+        ),
         frozenset(),
     ),
     "chip.above_peak": (frozenset({"tolerance_fraction"}), frozenset()),
@@ -92,6 +103,13 @@ RULE_PARAMS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     # over a fresh registry nonce, that its enrolled GPU is still behind it.
     "gpu.attestation_lapsed": (frozenset({"max_interval_s"}), frozenset()),
     "gpu.device_changed": (frozenset(), frozenset()),
+}
+
+# Rules with per-key numeric tables (rule id -> table names), for settings that depend on the
+# chip model, e.g. ``link_capacity_bits_per_s = { "H100" = 8.0e12, ... }``. Keys are matched as
+# prefixes of a chip's model name (:meth:`Rule.lookup`).
+RULE_TABLES: dict[str, frozenset[str]] = {
+    "chip.underreporting": frozenset({"link_capacity_bits_per_s"}),
 }
 
 _VERSION_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
@@ -137,10 +155,18 @@ class Rule:
     enabled: bool
     params: Mapping[str, float]
     lists: Mapping[str, tuple[float, ...]]
+    tables: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
 
     def number(self, key: str) -> float:
         """A numeric parameter (present: the parser checked every required one)."""
         return self.params[key]
+
+    def lookup(self, table: str, name: str) -> float | None:
+        """The entry of a per-model table whose key is the longest prefix of ``name`` (so
+        ``"H100"`` covers ``"H100-SXM5-80GB"``), or ``None`` when no key matches."""
+        entries = self.tables[table]
+        best = max((k for k in entries if name.startswith(k)), key=len, default=None)
+        return None if best is None else entries[best]
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +240,15 @@ def _number_list(table: dict[str, Any], key: str, where: str) -> tuple[float, ..
     if not isinstance(value, list) or not value:
         raise PolicyError(f"{where}.{key} must be a non-empty array of numbers")
     return tuple(sorted(_positive_number({key: v}, key, where) for v in value))
+
+
+def _number_table(table: dict[str, Any], key: str, where: str) -> dict[str, float]:
+    if key not in table:
+        raise PolicyError(f"{where}.{key} is missing")
+    value = table[key]
+    if not isinstance(value, dict) or not value:
+        raise PolicyError(f"{where}.{key} must be a non-empty table of numbers")
+    return {str(k): _positive_number(value, k, f"{where}.{key}") for k in sorted(value)}
 
 
 def _check_keys(table: dict[str, Any], allowed: frozenset[str], where: str) -> None:
@@ -318,9 +353,10 @@ def parse_policy(text: str) -> Policy:
         if rule_id not in rules:
             continue
         numbers, lists = RULE_PARAMS[rule_id]
+        tables = RULE_TABLES.get(rule_id, frozenset())
         where = f'rules."{rule_id}"'
         table = _table(rules, rule_id, where)
-        _check_keys(table, _COMMON_KEYS | numbers | lists, where)
+        _check_keys(table, _COMMON_KEYS | numbers | lists | tables, where)
         rule_version, severity, citation, enabled = _common(table, where)
         optional[rule_id] = Rule(
             rule_id=rule_id,
@@ -330,6 +366,7 @@ def parse_policy(text: str) -> Policy:
             enabled=enabled,
             params={k: _non_negative_number(table, k, where) for k in sorted(numbers)},
             lists={k: _number_list(table, k, where) for k in sorted(lists)},
+            tables={k: _number_table(table, k, where) for k in sorted(tables)},
         )
 
     return Policy(

@@ -2,15 +2,23 @@
 
 Per facility and meter window, the energy the declared chips explain is
 
-    explained = (sum of their reported energy + peak energy of declared chips that did not
-                 report) * (1 + host_overhead_fraction) * PUE + non-IT load * seconds
+    explained = (chip energy + host energy) * PUE + non-IT load * seconds
 
-and ``excess = metered - explained``. Above ``tolerance_fraction`` of the metered energy *and*
+where chip energy is the sum of their reported energy (peak energy for declared chips that did
+not report) and host energy comes from the facility's declared host power model
+(:class:`~verifier.facts.HostPowerFact`: per host of ``gpus_per_host`` slots, a constant
+``idle_w + gpus_per_host * per_gpu_slot_w`` plus ``busy_w`` x its GPUs' mean utilization),
+capped at ``max_host_w_per_gpu`` per declared chip so that an inflated declaration cannot hide
+ghost chips. A facility that declared no host model gets the policy's fixed
+``host_overhead_fraction`` of chip energy instead.
+
+``excess = metered - explained``. Above ``tolerance_fraction`` of the metered energy plus the
+host model's uncertainty (``host_model_uncertainty_fraction`` of the host energy, x PUE) *and*
 above ``min_chip_equivalents`` chips (one chip-equivalent = ``reference_chip_power_w`` x
-(1 + host overhead) x PUE over the window), rule ``power.ghost_chips`` fires with the excess in
-chip-equivalents. Rule ``chip.underreporting`` (meter side) fires at the same time when chips
-claiming idle at that facility could, at their peak, account for the excess: either they lie
-about being idle, or ghost chips draw the power.
+(1 + host overhead fraction) x PUE over the window), rule ``power.ghost_chips`` fires with the
+excess in chip-equivalents. Rule ``chip.underreporting`` (meter side) fires at the same time
+when chips claiming idle at that facility could, at their peak (and with their hosts busy),
+account for the excess: either they lie about being idle, or ghost chips draw the power.
 """
 
 from __future__ import annotations
@@ -26,7 +34,14 @@ from operator import add, attrgetter, ge, is_not
 
 from verifier._common import Window, declared_facility, make_finding
 from verifier._index import SnapshotIndex
-from verifier.facts import ChipFact, InstallationFact, MeterReadingFact, ReportFact, Snapshot
+from verifier.facts import (
+    ChipFact,
+    FacilityFact,
+    InstallationFact,
+    MeterReadingFact,
+    ReportFact,
+    Snapshot,
+)
 from verifier.findings import Finding, rfc3339
 from verifier.policy import Policy
 
@@ -45,6 +60,10 @@ class _Sums:
     seconds: float
     reports: dict[str, ReportFact]
     chip_energy: float = 0.0
+    chips: int = 0
+    """Declared chips counted (reporting or not): the host model's GPU slots."""
+    utilization_sum: float = 0.0
+    """Their utilizations added up (a silent chip counts as fully busy)."""
     idle: list[str] = field(default_factory=list)
     idle_headroom: float = 0.0
 
@@ -122,9 +141,13 @@ def _add_all(
             for c, r in zip(chip_ids, found, strict=True)
         ]
     sums.chip_energy = reduce(add, energies, sums.chip_energy)
+    utilization = [-1.0 if r is None else r.utilization for r in found]
+    sums.chips += len(chip_ids)
+    sums.utilization_sum = reduce(
+        add, [1.0 if u < 0 else u for u in utilization], sums.utilization_sum
+    )
     if idle_util is None:
         return
-    utilization = [-1.0 if r is None else r.utilization for r in found]
     for chip_id, report in compress(
         zip(chip_ids, found, strict=True), map(ge, repeat(idle_util), utilization)
     ):
@@ -153,13 +176,27 @@ def _add_one_by_one(
             continue
         peak_j = _peak_w(chip, reference_w) * sums.seconds
         report = sums.reports.get(chip_id)
+        sums.chips += 1
         if report is None:
             sums.chip_energy += peak_j  # silent: assume the worst it could draw
+            sums.utilization_sum += 1.0
             continue
         sums.chip_energy += report.energy_j
+        sums.utilization_sum += report.utilization
         if idle_util is not None and report.utilization <= idle_util:
             sums.idle.append(chip_id)
             sums.idle_headroom += max(0.0, peak_j - report.energy_j)
+
+
+def _host_details(site: FacilityFact) -> dict[str, float]:
+    model = site.host_power
+    assert model is not None
+    return {
+        "gpus_per_host": model.gpus_per_host,
+        "idle_w": model.idle_w,
+        "per_gpu_slot_w": model.per_gpu_slot_w,
+        "busy_w": model.busy_w,
+    }
 
 
 def _peak_w(chip: ChipFact | None, reference_w: float) -> float:
@@ -183,6 +220,7 @@ class _Excess:
     equivalents: list[float] = field(default_factory=list)
     evidence: list[int | None] = field(default_factory=list)
     idle_chips: set[str] = field(default_factory=set)
+    host_w: list[float] = field(default_factory=list)
 
 
 def find_power_anomalies(
@@ -199,6 +237,8 @@ def find_power_anomalies(
     tolerance = ghost.number("tolerance_fraction")
     min_eq = ghost.number("min_chip_equivalents")
     reference_w = ghost.number("reference_chip_power_w")
+    host_uncertainty = ghost.number("host_model_uncertainty_fraction")
+    max_host_w = ghost.number("max_host_w_per_gpu")
     idle_util = None if under is None else under.number("idle_utilization")
 
     readings: dict[tuple[int, Window], list[MeterReadingFact]] = defaultdict(list)
@@ -222,17 +262,33 @@ def find_power_anomalies(
         seconds = sums.seconds
         metered = sum(m.energy_j for m in sorted(ms, key=lambda m: m.meter_id))
         chip_energy, idle, idle_headroom = sums.chip_energy, sums.idle, sums.idle_headroom
-        factor = (1 + overhead) * site.pue
+        model = site.host_power
+        if model is None:
+            factor = (1 + overhead) * site.pue
+            host_j = chip_energy * overhead
+            slack = 0.0
+            idle_factor = factor
+            idle_busy_j = 0.0
+        else:
+            factor = site.pue
+            host_w = min(model.watts(sums.chips, sums.utilization_sum), max_host_w * sums.chips)
+            host_j = host_w * seconds
+            chip_energy += host_j
+            slack = host_uncertainty * host_j * site.pue
+            # Idle-claiming chips that really worked would also have driven their hosts busy.
+            idle_factor = site.pue
+            idle_busy_j = model.busy_w * len(idle) / model.gpus_per_host * seconds
         explained = chip_energy * factor + site.non_it_load_kw * 1000 * seconds
         unexplained = metered - explained
-        per_chip = reference_w * seconds * factor
+        per_chip = reference_w * seconds * (1 + overhead) * site.pue
         equivalents = unexplained / per_chip
-        if unexplained > tolerance * metered and equivalents > min_eq:
+        if unexplained > tolerance * metered + slack and equivalents > min_eq:
             entry = excess[facility_id]
             entry.windows.append(window)
             entry.equivalents.append(equivalents)
             entry.evidence.extend(m.log_index for m in ms)
-            if idle and idle_headroom * factor >= unexplained:
+            entry.host_w.append(host_j / seconds)
+            if idle and (idle_headroom + idle_busy_j) * idle_factor >= unexplained:
                 entry.idle_chips.update(idle)
 
     ghosts: list[Finding] = []
@@ -256,8 +312,10 @@ def find_power_anomalies(
                 window_end=end,
                 summary=(
                     f"Facility {facility_id} ({site.country}) drew more energy than its declared "
-                    f"chips explain in {len(entry.windows)} window(s) from {rfc3339(start)}: up to "
-                    f"{peak_eq:.1f} chip-equivalents ({reference_w:g} W each, PUE {site.pue:g})."
+                    f"chips and hosts explain in {len(entry.windows)} window(s) from "
+                    f"{rfc3339(start)}: up to {peak_eq:.1f} chip-equivalents ({reference_w:g} W "
+                    f"each, PUE {site.pue:g}, host model: "
+                    f"{'declared' if site.host_power else 'policy overhead fraction'})."
                 ),
                 details={
                     "facility_id": facility_id,
@@ -267,6 +325,10 @@ def find_power_anomalies(
                     "pue": site.pue,
                     "non_it_load_kw": site.non_it_load_kw,
                     "host_overhead_fraction": overhead,
+                    "host_model": None if site.host_power is None else _host_details(site),
+                    "host_w_max": round(max(entry.host_w), 1),
+                    "host_model_uncertainty_fraction": host_uncertainty,
+                    "max_host_w_per_gpu": max_host_w,
                     "tolerance_fraction": tolerance,
                     "reference_chip_power_w": reference_w,
                 },

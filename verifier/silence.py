@@ -178,6 +178,8 @@ def _finding(
         summary=summary,
         details=details,
         evidence=evidence,
-        fingerprint=fingerprint(rule.rule_id, "chip", chip.chip_id, last_seen),
+        fingerprint=fingerprint(
+            rule.rule_id, "chip", chip.chip_id, last_seen, policy_id=policy.policy_id
+        ),
         citation=rule.citation,
     )

@@ -5,8 +5,11 @@
   (path inflation 1.15-1.9x) and add processing, last-mile and queueing delay. A simulated round
   trip is never faster than light.
 * Facility energy: a meter sees the accelerators' energy, the hosts around them (CPUs, memory,
-  NICs, fans), the cooling and power-conversion overhead (PUE) and a constant non-IT load, plus
-  the meter's own error.
+  NICs, fans: a large constant per host plus a share that follows GPU utilization, see
+  :func:`true_host_model`), the cooling and power-conversion overhead (PUE) and a constant
+  non-IT load, plus the meter's own error.
+* Busy time and traffic: a GPU moves interconnect bytes only while a kernel runs, so a job's
+  link traffic is at most the link capacity for the time it is busy (:data:`PAIR_GBYTES_PER_S`).
 """
 
 from __future__ import annotations
@@ -14,17 +17,29 @@ from __future__ import annotations
 import math
 import random
 
+from verifier.facts import HostPowerFact
+
 __all__ = [
     "FIBRE_KM_PER_MS",
+    "IB_GBYTES_PER_S",
+    "PAIR_GBYTES_PER_S",
     "great_circle_km",
     "light_rtt_ms",
     "meter_energy_j",
     "simulated_rtt_ms",
+    "true_host_model",
 ]
 
 FIBRE_KM_PER_MS = 200.0
 """Speed of light in optical fibre (refractive index about 1.47), km per millisecond."""
 _EARTH_RADIUS_KM = 6371.0088
+
+PAIR_GBYTES_PER_S = 60.0
+"""Most a GPU sends to each of its 7 node peers, GB/s one way, while busy: 7 x 60 x 2 directions
+= 840 GB/s, inside NVLink 4's 900 GB/s (H100 SXM datasheet)."""
+IB_GBYTES_PER_S = 20.0
+"""Most a GPU sends to each ring neighbour on another node, GB/s one way, while busy: 2 x 20 x 2
+= 80 GB/s, inside one 400 Gbit/s NIC per GPU (100 GB/s both directions)."""
 
 
 def great_circle_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -49,17 +64,30 @@ def simulated_rtt_ms(distance_km: float, rng: random.Random) -> float:
     return round(light_rtt_ms(distance_km) * inflation + base + jitter, 3)
 
 
+def true_host_model(rng: random.Random) -> HostPowerFact:
+    """What an 8-GPU host really draws beyond its GPUs, drawn per facility: 900-1,600 W idle
+    (two server CPUs at 100-200 W idle each, 1-2 TB of DDR5, NICs, NVSwitches, fans at low
+    speed), 30-70 W per GPU slot (a NIC and a PCIe switch per GPU), and 600-1,800 W more when
+    its GPUs are fully busy (CPUs feeding them, fans ramping up). An NVIDIA DGX H100 draws at
+    most 10.2 kW with 8 x 700 W GPUs: at most 4.6 kW is host."""
+    return HostPowerFact(
+        gpus_per_host=8,
+        idle_w=round(rng.uniform(900, 1600), 1),
+        per_gpu_slot_w=round(rng.uniform(30, 70), 1),
+        busy_w=round(rng.uniform(600, 1800), 1),
+    )
+
+
 def meter_energy_j(
-    chip_energy_j: float,
+    it_energy_j: float,
     seconds: float,
     *,
-    host_overhead: float,
     pue: float,
     non_it_kw: float,
     rng: random.Random,
     error: float = 0.005,
 ) -> float:
-    """What a facility meter reads over a window: ``(chips x (1 + host overhead)) x PUE + non-IT
-    load``, with a uniform meter error of +/- ``error`` (revenue-grade meters: 0.5-1%)."""
-    true = chip_energy_j * (1 + host_overhead) * pue + non_it_kw * 1000 * seconds
+    """What a facility meter reads over a window: IT energy (chips and hosts) x PUE + non-IT
+    load, with a uniform meter error of +/- ``error`` (revenue-grade meters: 0.5-1%)."""
+    true = it_energy_j * pue + non_it_kw * 1000 * seconds
     return round(true * (1 + rng.uniform(-error, error)), 1)

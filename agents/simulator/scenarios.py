@@ -42,6 +42,7 @@ __all__ = [
     "ScenarioResult",
     "build_world",
     "explains",
+    "judge_world",
     "run_scenario",
     "run_suite",
 ]
@@ -95,7 +96,8 @@ class ScenarioResult:
     reports: int
     planted: tuple[PlantResult, ...]
     false_alarms: tuple[tuple[int, Finding], ...]
-    """(window first seen, finding) per distinct (rule, subject) no label explains."""
+    """(window first seen, finding) per distinct condition (rule and fingerprint: subject and
+    window start) no label explains."""
     seconds: float
     verify_seconds: float
     rejected_artifacts: int = 0
@@ -185,6 +187,9 @@ _DESCRIPTIONS = {
     "one_sided_link": "a link claimed by one end only",
     "budget_exceeded": "a declared cluster running past its declared compute budget",
     "threshold_unnotified": "a declared run crossing a legal FLOP threshold unnotified",
+    "crash_loop": "near miss: an honest multi-GPU job crash-looping, 20-40 s of traffic a window",
+    "burst_hider": "a chip working in short bursts (20% busy) while claiming 2%",
+    "host_power_misdeclared": "a facility declaring its host power at 40% of the truth",
 }
 
 SCENARIOS: dict[str, Scenario] = {
@@ -239,6 +244,16 @@ def run_scenario(
     ctx = PlantContext(world, policy, random.Random(f"{params.seed}:{scenario.name}"), windows)
     for k, name in enumerate(scenario.plants):
         PLANTS[name](ctx, k)
+    return judge_world(scenario.name, world, policy, every=every, began=began)
+
+
+def judge_world(
+    name: str, world: World, policy: Policy, *, every: int = 1, began: float | None = None
+) -> ScenarioResult:
+    """Simulate a built world, ingest what it sends and judge it as each ``every``-th window
+    closes: planted violations found (and when), findings no label explains (false alarms)."""
+    began = time.perf_counter() if began is None else began
+    windows = world.windows
     artifacts = world.simulate()
     log = ingest(registered_from_world(world), artifacts)
     labels = world.labels
@@ -254,14 +269,14 @@ def run_scenario(
         seen += len(findings)
         for f in findings:
             matched = [i for i, label in enumerate(labels) if explains(label, f)]
-            if not matched:
-                alarms.setdefault((f.rule_id, f.subject_id), (w, f))
+            if not matched:  # one false alarm per condition (fingerprint), not per run
+                alarms.setdefault((f.rule_id, f.fingerprint), (w, f))
             for i in matched:
                 if f.rule_id == labels[i].rule_id and first[i] is None:
                     first[i] = w
     verify_seconds = time.perf_counter() - verify_began
     return ScenarioResult(
-        name=scenario.name,
+        name=name,
         chips=len(world.chips),
         windows=windows,
         reports=log.report_count,

@@ -116,6 +116,7 @@ def registered_from_world(world: World) -> Registered:
             pue=f.site.pue,
             non_it_load_kw=f.site.non_it_kw,
             name=f.site.name,
+            host_power=f.host_declared,
         )
         for fid, f in world.facilities.items()
     }

@@ -20,7 +20,14 @@ from agents.simulator.world import Delivery, FacilitySim, Label, World
 from attestation.report import LinkKind, sign_report
 from verifier.policy import Policy
 
-__all__ = ["PLANTS", "PlantContext", "ScenarioError", "notification_thresholds"]
+__all__ = [
+    "PLANTS",
+    "PlantContext",
+    "ScenarioError",
+    "notification_thresholds",
+    "plant_burst_hider",
+    "plant_host_power_misdeclared",
+]
 
 _MAX_PLANTED_CHIPS = 4096
 
@@ -81,17 +88,22 @@ def _check_size(n: int, what: str) -> int:
 
 
 def _facility_watts(world: World, facility: FacilitySim) -> float:
-    total = 0.0
+    """The facility's IT power as planned: its chips at their base utilization and its hosts."""
+    total, chips, busy = 0.0, 0, 0.0
     for c in world.chips.values():
         if c.at_facility == facility.facility_id:
             m = c.model
-            total += m.idle_watts + (m.tdp_watts - m.idle_watts) * c.util * 0.95
-    return total
+            util = c.util * c.duty
+            total += m.idle_watts + (m.tdp_watts - m.idle_watts) * util * 0.95
+            chips += 1
+            busy += util
+    return total + facility.host_truth.watts(chips, busy)
 
 
 def _meter_excess_chips(ctx: PlantContext, facility: FacilitySim, per_chip_w: float) -> int:
     """How many extra chips of ``per_chip_w`` a meter must see to be clearly unexplained:
-    twice the rule's minimum chip-equivalents and a quarter of the facility's chip power."""
+    twice the rule's minimum chip-equivalents and a quarter of the facility's IT power (chips
+    and hosts: the rule's tolerance grows with both)."""
     min_eq = ctx.number("power.ghost_chips", "min_chip_equivalents")
     reference = ctx.number("power.ghost_chips", "reference_chip_power_w")
     by_eq = math.ceil(2 * min_eq * reference / per_chip_w)
@@ -542,6 +554,89 @@ def plant_threshold_unnotified(ctx: PlantContext, k: int) -> None:
     )
 
 
+def plant_crash_loop(ctx: PlantContext, k: int) -> None:
+    """Near miss, honest: a declared 16-GPU job that crash-loops all run long. In every window it
+    runs 20-40 s (2-4% busy) of communication-heavy start-up at full link speed, then dies. No
+    label: any finding about it is a false alarm."""
+    world, facility = ctx.world, ctx.facility(k)
+    ids = world.add_chips(facility.facility_id, _model(facility, world), 16)
+    world.training(ids)
+    world.declare_cluster(
+        f"crashloop-{facility.site.slug}",
+        facility.facility_id,
+        ids,
+        budget_flop=3 * world.projected_flop(ids),
+        notify=notification_thresholds(ctx.policy),
+    )
+    rng = random.Random(f"{world.seed}:crash-loop:{k}")
+
+    def restart(_w: int) -> None:
+        duty = rng.uniform(20, 40) / world.window.total_seconds()
+        for cid in ids:
+            world.chips[cid].duty = duty
+
+    for w in range(ctx.windows):
+        world.at(w, restart)
+
+
+def plant_burst_hider(ctx: PlantContext, k: int, *, duty: float = 0.2) -> None:
+    """A chip of a job that runs in bursts (by default 3 minutes per window, 20% busy) claims
+    2%: as idle as a crash-looping job's chips, but its peers exchange far more with it than
+    its links could carry in 2% of the window."""
+    world, facility = ctx.world, ctx.facility(k)
+    ids = world.add_chips(facility.facility_id, _model(facility, world), 16)
+    world.training(ids)
+    world.declare_cluster(
+        f"bursts-{facility.site.slug}",
+        facility.facility_id,
+        ids,
+        budget_flop=3 * world.projected_flop(ids),
+        notify=notification_thresholds(ctx.policy),
+    )
+    for cid in ids:
+        world.chips[cid].duty = duty
+    liar = ids[3]
+    w0 = ctx.start()
+
+    def lie(_w: int) -> None:
+        world.chips[liar].claim_util = 0.02
+
+    world.at(w0, lie)
+    world.label(
+        Label(
+            "burst_hider",
+            "chip.underreporting",
+            w0,
+            chips=frozenset({liar}),
+            also=frozenset({"power.ghost_chips"}),
+            detail=f"a chip busy {duty:.0%} of each window in bursts claims 2%",
+        )
+    )
+
+
+def plant_host_power_misdeclared(ctx: PlantContext, k: int, *, fraction: float = 0.4) -> None:
+    """A facility declares its hosts at ``fraction`` of what they draw (by default 40%): the
+    meter shows the rest."""
+    world, facility = ctx.world, ctx.facility(k)
+    truth = facility.host_truth
+    facility.host_declared = replace(
+        truth,
+        idle_w=round(truth.idle_w * fraction, 1),
+        per_gpu_slot_w=round(truth.per_gpu_slot_w * fraction, 1),
+        busy_w=round(truth.busy_w * fraction, 1),
+    )
+    world.label(
+        Label(
+            "host_power_misdeclared",
+            "power.ghost_chips",
+            0,
+            facilities=frozenset({facility.facility_id}),
+            also=frozenset({"chip.underreporting"}),
+            detail=f"host power declared at {fraction:.0%} of the hosts' real draw",
+        )
+    )
+
+
 PLANTS: dict[str, Callable[[PlantContext, int], None]] = {
     "undeclared_cluster": plant_undeclared_cluster,
     "split_cluster": plant_split_cluster,
@@ -558,6 +653,9 @@ PLANTS: dict[str, Callable[[PlantContext, int], None]] = {
     "one_sided_link": plant_one_sided_link,
     "budget_exceeded": plant_budget_exceeded,
     "threshold_unnotified": plant_threshold_unnotified,
+    "crash_loop": plant_crash_loop,
+    "burst_hider": plant_burst_hider,
+    "host_power_misdeclared": plant_host_power_misdeclared,
     # Last, so that in a combined scenario they are sized against the facility's final fleet.
     "ghost_chips": plant_ghost_chips,
     "underreporting_meter": plant_underreporting_meter,

@@ -26,7 +26,14 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from agents.simulator.catalog import LANDMARKS, ChipModel, Place, Site
-from agents.simulator.physics import great_circle_km, meter_energy_j, simulated_rtt_ms
+from agents.simulator.physics import (
+    IB_GBYTES_PER_S,
+    PAIR_GBYTES_PER_S,
+    great_circle_km,
+    meter_energy_j,
+    simulated_rtt_ms,
+    true_host_model,
+)
 from attestation.keys import PrivateKey, PublicKey
 from attestation.landmark import LandmarkMeasurement, sign_challenge, sign_measurement
 from attestation.meter import MeterReading, sign_reading
@@ -38,6 +45,7 @@ from attestation.report import (
     report_digest,
     sign_report,
 )
+from verifier.facts import HostPowerFact
 
 __all__ = [
     "Artifacts",
@@ -85,10 +93,13 @@ class FacilitySim:
     operator_id: int
     meter_id: int
     meter_key: PrivateKey
-    host_overhead: float
+    host_truth: HostPowerFact
+    """What its hosts really draw beyond the GPUs."""
     true_pue: float
+    host_declared: HostPowerFact | None = None
+    """The host power model the operator declares (``None``: none declared)."""
     ghost_w: float = 0.0
-    """Undeclared draw (ghost chips) the meter sees, in W."""
+    """Undeclared draw (ghost chips, hosts included) the meter sees, in W."""
     outages: set[int] = field(default_factory=set)
     """Windows in which the facility's agent cannot reach the registry (backlog sent later)."""
 
@@ -118,7 +129,10 @@ class ChipSim:
     """Who delivers its reports (``operator:<id>``)."""
     util: float = 0.01
     peers: dict[str, tuple[LinkKind, float, float]] = field(default_factory=dict)
-    """peer -> (link kind, tx bytes/s, rx bytes/s)."""
+    """peer -> (link kind, tx bytes/s, rx bytes/s), while busy."""
+    duty: float = 1.0
+    """Fraction of the window its work runs (a job starting, ending or crash-looping inside
+    the window): utilization, busy power and traffic all scale with it."""
     allowed_countries: frozenset[str] | None = None
     reporting: bool = True
     powered: bool = True
@@ -252,8 +266,16 @@ class World:
             operator_id=operator_id,
             meter_id=fid,
             meter_key=_key(self.seed, f"meter:{fid}"),
-            host_overhead=self.rng.uniform(0.10, 0.20),
+            host_truth=(truth := true_host_model(self.rng)),
             true_pue=site.pue * self.rng.uniform(0.97, 1.02),
+        )
+        # Operators declare their host model from their own measurements, a few % off.
+        error = self.rng.uniform(0.96, 1.04)
+        facility.host_declared = replace(
+            truth,
+            idle_w=round(truth.idle_w * error, 1),
+            per_gpu_slot_w=round(truth.per_gpu_slot_w * error, 1),
+            busy_w=round(truth.busy_w * error, 1),
         )
         self.facilities[fid] = facility
         return facility
@@ -297,20 +319,23 @@ class World:
         self.chips[chip_id].peers.clear()
 
     def training(self, ids: Sequence[str], *, per_node: int = 8) -> None:
-        """All-to-all within each 8-GPU node over the scale-up link (~400 Gbit/s per pair),
-        rail-aligned ring across nodes over InfiniBand (~200 Gbit/s), 85-97% busy."""
+        """All-to-all within each 8-GPU node over the scale-up link (60-90% of
+        :data:`PAIR_GBYTES_PER_S` per pair, ~300-430 Gbit/s each way), rail-aligned ring across
+        nodes over InfiniBand (60-90% of :data:`IB_GBYTES_PER_S`), 85-97% busy: traffic stays
+        inside what the links carry in the busy time."""
         scale_up = self.chips[ids[0]].model.scale_up_link
         nodes = [ids[i : i + per_node] for i in range(0, len(ids), per_node)]
         for node in nodes:
             for i, a in enumerate(node):
                 for b in node[i + 1 :]:
-                    self.link(a, b, scale_up, self.rng.uniform(40, 60))
+                    self.link(a, b, scale_up, PAIR_GBYTES_PER_S * self.rng.uniform(0.6, 0.9))
         if len(nodes) > 1:
             pairs = len(nodes) if len(nodes) > 2 else 1
             for n in range(pairs):
                 node, nxt = nodes[n], nodes[(n + 1) % len(nodes)]
                 for a, b in zip(node, nxt, strict=False):
-                    self.link(a, b, LinkKind.INFINIBAND, self.rng.uniform(20, 30))
+                    rate = IB_GBYTES_PER_S * self.rng.uniform(0.6, 0.9)
+                    self.link(a, b, LinkKind.INFINIBAND, rate)
         for cid in ids:
             self.chips[cid].util = self.rng.uniform(0.85, 0.97)
 
@@ -422,11 +447,15 @@ class World:
                 change(w)
             start, end = self.window_start(w), self.window_start(w + 1)
             energy: dict[int, float] = defaultdict(float)
+            slots: dict[int, int] = defaultdict(int)
+            busy: dict[int, float] = defaultdict(float)
             reported_util: dict[str, float] = {}
             for chip in self.chips.values():
                 util, power = self._truth(chip, rng)
                 if chip.powered and chip.at_facility is not None:
                     energy[chip.at_facility] += power * seconds
+                    slots[chip.at_facility] += 1
+                    busy[chip.at_facility] += util
                 if not chip.reporting:
                     continue
                 report = self.report(chip, start, end, util=util, power=power, rng=rng)
@@ -447,7 +476,7 @@ class World:
                 deliveries.append(Delivery(received, self.next_order(), envelope, clone.source))
             for extra in self._extra.get(w, ()):
                 deliveries.extend(extra(w))
-            for facility in self.facilities.values():
+            for fid, facility in self.facilities.items():
                 site = facility.site
                 reading = MeterReading(
                     meter_id=facility.meter_id,
@@ -455,9 +484,10 @@ class World:
                     window_start=start,
                     window_end=end,
                     energy_j=meter_energy_j(
-                        energy[facility.facility_id] + facility.ghost_w * seconds,
+                        energy[facility.facility_id]
+                        + facility.host_truth.watts(slots[fid], busy[fid]) * seconds
+                        + facility.ghost_w * seconds,
                         seconds,
-                        host_overhead=facility.host_overhead,
                         pue=facility.true_pue * rng.uniform(0.99, 1.01),
                         non_it_kw=site.non_it_kw,
                         rng=rng,
@@ -489,7 +519,7 @@ class World:
         if chip.util <= 0.03:
             util = rng.uniform(0.0, 0.02)
         else:
-            util = min(1.0, max(0.0, chip.util + rng.gauss(0.0, 0.01)))
+            util = min(1.0, max(0.0, chip.util + rng.gauss(0.0, 0.01))) * chip.duty
         return util, model.idle_watts + (model.tdp_watts - model.idle_watts) * util * 0.95
 
     def report(
@@ -514,7 +544,7 @@ class World:
             other = self.chips.get(peer)
             if peer in chip.peers and other is not None and not other.powered:
                 continue  # no traffic with a chip that is switched off
-            noise = 1 + rng.uniform(-0.005, 0.005)
+            noise = (1 + rng.uniform(-0.005, 0.005)) * (chip.duty if peer in chip.peers else 1.0)
             links.append(
                 LinkTraffic(peer, kind, int(tx * seconds * noise), int(rx * seconds * noise))
             )

@@ -35,6 +35,7 @@ from attestation.landmark import LandmarkMeasurement, sign_measurement
 from attestation.logentries import sign_cluster_declaration, sign_installation_declaration
 from attestation.meter import open_reading, sign_reading
 from attestation.timefmt import format_time
+from verifier.facts import HostPowerFact
 
 __all__ = [
     "DeliveryStats",
@@ -173,6 +174,11 @@ def provision_world(
                     "declared_power_kw": max(1.0, chips_w * site.pue * 1.5 / 1000),
                     "pue": site.pue,
                     "non_it_load_kw": site.non_it_kw,
+                    **(
+                        {}
+                        if facility.host_declared is None
+                        else {"host_power": _host_power(facility.host_declared)}
+                    ),
                 },
             )
             if int(doc["id"]) != fid:
@@ -471,3 +477,13 @@ def honest_chips(world: World, limit: int | None = None) -> Sequence[str]:
         if c.at_facility == c.facility_id and c.claim_facility is None
     ]
     return ids if limit is None else ids[:limit]
+
+
+def _host_power(model: HostPowerFact) -> dict[str, float]:
+    """A declared host power model as ``POST /v1/facilities`` takes it."""
+    return {
+        "gpus_per_host": model.gpus_per_host,
+        "idle_w": model.idle_w,
+        "per_gpu_slot_w": model.per_gpu_slot_w,
+        "busy_w": model.busy_w,
+    }

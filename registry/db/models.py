@@ -117,8 +117,25 @@ class Facility(Base):
     non_it_load_kw: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     # Position of the ``facility`` record (a run's inputs are cut at a log size).
     log_index: Mapped[int | None] = mapped_column(BigInteger)
+    # Declared host power model (all four set, or none): see verifier.facts.HostPowerFact.
+    host_gpus_per_host: Mapped[int | None] = mapped_column(Integer)
+    host_idle_w: Mapped[float | None] = mapped_column(Float)
+    host_per_gpu_slot_w: Mapped[float | None] = mapped_column(Float)
+    host_busy_w: Mapped[float | None] = mapped_column(Float)
 
     operator: Mapped[Operator] = relationship(lazy="joined")
+
+    @property
+    def host_power(self) -> dict[str, float] | None:
+        """The declared host power model as its record fields, ``None`` if not declared."""
+        if self.host_gpus_per_host is None:
+            return None
+        return {
+            "gpus_per_host": self.host_gpus_per_host,
+            "idle_w": self.host_idle_w or 0.0,
+            "per_gpu_slot_w": self.host_per_gpu_slot_w or 0.0,
+            "busy_w": self.host_busy_w or 0.0,
+        }
 
     @property
     def operator_name(self) -> str:

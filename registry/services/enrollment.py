@@ -94,6 +94,7 @@ class EnrollmentService:
         declared_power_kw: float,
         pue: float,
         non_it_load_kw: float = 0.0,
+        host_power: dict[str, float] | None = None,
     ) -> Facility:
         caller.require_operator(operator_id)
         if self.accounts.operator(operator_id) is None:
@@ -111,23 +112,27 @@ class EnrollmentService:
             non_it_load_kw=non_it_load_kw,
             created_at=self.clock(),
         )
+        if host_power is not None:
+            facility.host_gpus_per_host = int(host_power["gpus_per_host"])
+            facility.host_idle_w = float(host_power["idle_w"])
+            facility.host_per_gpu_slot_w = float(host_power["per_gpu_slot_w"])
+            facility.host_busy_w = float(host_power["busy_w"])
         self.facilities.add(facility)
-        facility.log_index = self.log.append_record(
-            FACILITY,
-            {
-                "facility_id": facility.id,
-                "operator_id": operator_id,
-                "name": name,
-                "country": country,
-                "latitude": latitude,
-                "longitude": longitude,
-                "declared_power_kw": declared_power_kw,
-                "pue": pue,
-                "non_it_load_kw": non_it_load_kw,
-                "declared_at": timestamp(facility.created_at),
-            },
-            facility.created_at,
-        )
+        record: dict[str, object] = {
+            "facility_id": facility.id,
+            "operator_id": operator_id,
+            "name": name,
+            "country": country,
+            "latitude": latitude,
+            "longitude": longitude,
+            "declared_power_kw": declared_power_kw,
+            "pue": pue,
+            "non_it_load_kw": non_it_load_kw,
+            "declared_at": timestamp(facility.created_at),
+        }
+        if facility.host_power is not None:  # absent, not null: older records stay as they were
+            record["host_power"] = facility.host_power
+        facility.log_index = self.log.append_record(FACILITY, record, facility.created_at)
         return facility
 
     def facility(self, facility_id: int) -> Facility:

@@ -31,6 +31,7 @@ from verifier import engine
 from verifier.facts import (
     FacilityFact,
     GpuAttestationFact,
+    HostPowerFact,
     LandmarkFact,
     LinkFact,
     MeterFact,
@@ -126,6 +127,7 @@ class VerificationService:
                         pue=f.pue,
                         non_it_load_kw=f.non_it_load_kw,
                         name=f.name,
+                        host_power=HostPowerFact.from_record(f.host_power),
                     ),
                     f.log_index,
                 )

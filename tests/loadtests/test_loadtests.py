@@ -92,3 +92,16 @@ def test_loss_check_catches_a_duplicate_acknowledgement(kept_run: tuple[dict, Pa
     result = losscheck.check(url, [*acks, acks[0]])
     assert not result.ok
     assert any("acknowledged 2 times" in p for p in result.problems)
+
+
+def test_calibrate_runs_one_fleet_from_a_later_day_of_its_slice(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from loadtests import calibrate
+
+    argv = ["fleets", "--days", "0.05", "--from-day", "3", "--every", "2"]
+    assert calibrate.main([*argv, "--fleet", "openb-synthetic"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1  # that fleet only: no other trace, no project fleet
+    assert lines[0].startswith("openb-synthetic (") and "false alarms: 0 [none]" in lines[0]
+    assert " 5 windows " in lines[0]

@@ -209,7 +209,7 @@ def test_facility_list_and_detail(world: World) -> None:
 
 def test_verifier_run_flags_the_silent_chips(fleet: Fleet) -> None:
     run = fleet.first_run
-    assert (run["policy_id"], run["policy_version"]) == ("demo", "2026.2")
+    assert (run["policy_id"], run["policy_version"]) == ("demo", "2026.3")
     assert run["as_of"].startswith("2026-03-01T01:10:00")
     assert (run["reports_examined"], run["findings"], run["new_findings"]) == (5, 2, 2)
 
@@ -219,7 +219,7 @@ def test_verifier_run_flags_the_silent_chips(fleet: Fleet) -> None:
     assert sorted(by_chip) == ["NV-B", "NV-C"]
     for f in page:
         assert f["rule_id"] == "chip.silent"
-        assert (f["policy_id"], f["policy_version"]) == ("demo", "2026.2")
+        assert (f["policy_id"], f["policy_version"]) == ("demo", "2026.3")
         assert (f["kind"], f["severity"], f["status"]) == (SILENT_KIND, "high", "open")
         assert "45 minutes" in f["citation"]
         assert isinstance(f["evidence"], list)

@@ -41,7 +41,7 @@ def test_planted_undeclared_cluster_is_caught(demo_policy: Policy) -> None:
     assert f.rule_id == "cluster.undeclared"
     assert f.rule_version == 1
     assert f.kind == "undeclared_cluster"
-    assert (f.policy_id, f.policy_version) == ("demo", "2026.2")
+    assert (f.policy_id, f.policy_version) == ("demo", "2026.3")
     assert f.severity is Severity.CRITICAL
     assert f.subject_type == "cluster"
     assert f.subject_id.startswith("undeclared-")

@@ -143,3 +143,16 @@ def test_twenty_thousand_chip_fleet(legacy_policy: Policy, legacy_default: Polic
 
     # 10,000 H100 is about 1e19 OP/s: a tenth of the treaty-scale threshold.
     assert run(snapshot, legacy_default, T0 + WINDOW) == []
+
+
+def test_fingerprints_name_the_policy_but_not_its_version(legacy_policy: Policy) -> None:
+    # The same conditions judged under another policy are other findings (a registry following
+    # both stores both); under a new version of the same policy they are the same findings.
+    renamed = dataclasses.replace(legacy_policy, policy_id="strict")
+    bumped = dataclasses.replace(legacy_policy, version="2099.1")
+    base = run(_scenario(), legacy_policy, AS_OF)
+    assert base
+    other = run(_scenario(), renamed, AS_OF)
+    assert [(f.rule_id, f.subject_id) for f in other] == [(f.rule_id, f.subject_id) for f in base]
+    assert not {f.fingerprint for f in other} & {f.fingerprint for f in base}
+    assert [f.fingerprint for f in run(_scenario(), bumped, AS_OF)] == [f.fingerprint for f in base]

@@ -39,7 +39,7 @@ def test_builtin_policies_are_listed() -> None:
 
 def test_default_policy_carries_the_eo_14110_thresholds() -> None:
     policy = load_builtin_policy("default")
-    assert (policy.policy_id, policy.version) == ("default", "2026.1")
+    assert (policy.policy_id, policy.version) == ("default", "2026.3")
     assert policy.cluster.rule_id == "cluster.undeclared"
     assert policy.cluster.link_threshold_bits_per_s == 100e9
     assert policy.cluster.compute_threshold_ops_per_s == 1e20
@@ -183,3 +183,35 @@ def test_rule_that_is_not_a_table() -> None:
         PolicyError, match=r'^\[rules\."cluster\.undeclared"\] must be a table, got int$'
     ):
         parse_policy(text)
+
+
+def _with_underreporting(capacity: str) -> str:
+    return VALID + (
+        '\n[rules."chip.underreporting"]\nversion = 2\nseverity = "high"\ncitation = "c"\n'
+        "idle_utilization = 0.05\npeer_traffic_bits_per_s = 10e9\n"
+        "host_overhead_fraction = 0.25\nbusy_time_floor = 0.02\n"
+        f"unknown_model_link_bits_per_s = 15e12\nlink_capacity_bits_per_s = {capacity}\n"
+    )
+
+
+def test_per_model_tables_match_the_longest_prefix() -> None:
+    policy = parse_policy(_with_underreporting('{ "H100" = 8e12, "H100-PCIe" = 1.3e12 }'))
+    rule = policy.rules["chip.underreporting"]
+    assert rule.lookup("link_capacity_bits_per_s", "H100-SXM5-80GB") == 8e12
+    assert rule.lookup("link_capacity_bits_per_s", "H100-PCIe-80GB") == 1.3e12
+    assert rule.lookup("link_capacity_bits_per_s", "MI300X") is None
+    shipped = load_builtin_policy("default").rules["chip.underreporting"]
+    assert shipped.lookup("link_capacity_bits_per_s", "B200-SXM-192GB") == 15.2e12
+
+
+@pytest.mark.parametrize(
+    ("capacity", "message"),
+    [
+        ("8e12", r"link_capacity_bits_per_s must be a non-empty table of numbers$"),
+        ("{}", r"link_capacity_bits_per_s must be a non-empty table of numbers$"),
+        ('{ "H100" = -1 }', r"link_capacity_bits_per_s\.H100 must be a finite number > 0"),
+    ],
+)
+def test_bad_per_model_table(capacity: str, message: str) -> None:
+    with pytest.raises(PolicyError, match=message):
+        parse_policy(_with_underreporting(capacity))

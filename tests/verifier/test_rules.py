@@ -15,6 +15,7 @@ from verifier.facts import (
     ChipFact,
     ClusterNotificationFact,
     FacilityFact,
+    HostPowerFact,
     InstallationFact,
     LandmarkFact,
     LinkFact,
@@ -82,7 +83,7 @@ def snap(fleet: list[ChipFact], reports: list[ReportFact], **kw: object) -> Snap
         chips(*fleet),
         reports,
         kw.pop("clusters", []),  # type: ignore[arg-type]
-        facilities=FACILITIES,
+        facilities=kw.pop("facilities", FACILITIES),  # type: ignore[arg-type]
         landmarks=LANDMARKS,
         **kw,  # type: ignore[arg-type]
     )
@@ -180,17 +181,49 @@ def test_light_one_sided_traffic_is_ignored(demo_policy: Policy) -> None:
 # --- chip.underreporting (peers) -----------------------------------------------------------
 
 
+def _peers(gbps: float, util: float, model: str = "H100-SXM") -> Snapshot:
+    """Chip b claims ``util``; its three peers together claim ``gbps`` (both directions) with
+    it, averaged over the window."""
+    v = int(gbps * 1e9 * SECONDS / 8 / 3)
+    reports = [rep(p, {"b": v}) for p in ("a", "c", "d")]
+    reports.append(rep("b", {p: v for p in ("a", "c", "d")}, util=util, energy=70 * SECONDS))
+    fleet = [h("a"), h("b", model=model), h("c"), h("d")]
+    return snap(fleet, reports)
+
+
 def test_idle_claim_contradicted_by_peers(demo_policy: Policy) -> None:
-    v = int(50e9 * SECONDS / 8)
-    reports = [rep("a", {"b": v}), rep("b", {"a": v}, util=0.01, energy=70 * SECONDS)]
-    [f] = found(demo_policy, snap([h("a"), h("b")], reports), "chip.underreporting")
+    # 400 Gbit/s at 1% busy would need 40 Tbit/s of links; an H100 has 8 Tbit/s.
+    [f] = found(demo_policy, _peers(400, 0.01), "chip.underreporting")
     assert (f.subject_id, f.details["channel"]) == ("b", "peers")
+    assert f.details["samples"][0]["carried_gbps_max"] == 160.0  # 8e12 x the 2% floor
 
 
 def test_idle_chip_with_management_traffic_is_fine(demo_policy: Policy) -> None:
     v = int(2e9 * SECONDS / 8)
     reports = [rep("a", {"b": v}), rep("b", {"a": v}, util=0.01, energy=70 * SECONDS)]
     assert found(demo_policy, snap([h("a"), h("b")], reports), "chip.underreporting") == []
+
+
+def test_short_communication_heavy_job_is_honest(demo_policy: Policy) -> None:
+    # A crash-looping multi-GPU job: 20-40 s of all-reduce per window, 3% busy, 38.8 Gbit/s of
+    # window-averaged traffic (the false alarm of issue 14): 8 Tbit/s x 3% = 240 Gbit/s carried.
+    assert found(demo_policy, _peers(38.8, 0.03), "chip.underreporting") == []
+
+
+def test_work_hidden_behind_short_bursts_is_caught(demo_policy: Policy) -> None:
+    # Really busy 20% of the window at training traffic (~6 Tbit/s), claims 3%.
+    [f] = found(demo_policy, _peers(0.2 * 6000, 0.03), "chip.underreporting")
+    assert f.details["samples"][0]["carried_gbps_max"] == 240.0
+
+
+def test_link_capacity_follows_the_chip_model(demo_policy: Policy) -> None:
+    # 200 Gbit/s at 2%: above an H100's 160 Gbit/s, within a B200's 304 Gbit/s.
+    assert found(demo_policy, _peers(200, 0.02), "chip.underreporting") != []
+    assert (
+        found(demo_policy, _peers(200, 0.02, model="B200-SXM-192GB"), "chip.underreporting") == []
+    )
+    # An unknown model gets the largest capacity in the table.
+    assert found(demo_policy, _peers(200, 0.02, model="X1"), "chip.underreporting") == []
 
 
 # --- chip.above_peak -----------------------------------------------------------------------
@@ -244,6 +277,38 @@ def test_rtts_at_the_declared_site_are_fine(demo_policy: Policy) -> None:
         _rtt("a", 10, 31.0, 3),
     ]
     assert found(demo_policy, snap([h("a")], [rep("a")], rtts=ms), "location.rtt_mismatch") == []
+
+
+def test_a_chip_moved_after_a_home_measurement_is_too_slow_in_its_own_window(
+    demo_policy: Policy,
+) -> None:
+    # Window 0: three fast round trips from home. Window 2: relayed from far away, three slow
+    # ones. The fastest ever seen (2.5 ms) must not excuse window 2 (issue 14).
+    later = T0 + 2 * WINDOW
+    ms = [_rtt("a", 10, 2.5 + i, i) for i in range(3)] + [
+        dataclasses.replace(
+            _rtt("a", 10, 95.0 + i, 10 + i), measured_at=later + timedelta(minutes=i)
+        )
+        for i in range(3)
+    ]
+    reports = [rep("a"), rep("a", start=T0 + WINDOW, seq=2), rep("a", start=later, seq=3)]
+    [f] = found(demo_policy, snap([h("a")], reports, rtts=ms), "location.rtt_mismatch")
+    [slow] = f.details["contradicting_landmarks"]
+    assert (slow["verdict"], slow["slow_windows"], slow["fastest_rtt_ms"]) == ("too_slow", 1, 95.0)
+    assert len(f.evidence) == 3
+    assert f.window_start == later
+
+
+def test_slow_round_trips_spread_over_windows_need_enough_in_one(demo_policy: Policy) -> None:
+    # Three slow round trips, one per window: each window has too few to judge "too slow".
+    ms = [
+        dataclasses.replace(
+            _rtt("a", 10, 95.0, i), measured_at=T0 + i * WINDOW + timedelta(minutes=1)
+        )
+        for i in range(3)
+    ]
+    reports = [rep("a", start=T0 + i * WINDOW, seq=i + 1) for i in range(3)]
+    assert found(demo_policy, snap([h("a")], reports, rtts=ms), "location.rtt_mismatch") == []
 
 
 def test_installation_history_decides_the_declared_site(demo_policy: Policy) -> None:
@@ -403,6 +468,54 @@ def test_idle_claims_contradicted_by_the_meter(demo_policy: Policy) -> None:
 
 def test_honest_idle_chips_under_an_honest_meter_are_fine(demo_policy: Policy) -> None:
     assert found(demo_policy, _metered(0, idle=8), "chip.underreporting") == []
+
+
+# Host power model: 64 chips on 8 hosts at 10% utilization. True hosts: 1,200 W idle + 8 x 60 W
+# per slot + 1,500 W x mean utilization (real hosts: a large constant that dominates when idle).
+TRUE_HOSTS = HostPowerFact(gpus_per_host=8, idle_w=1200.0, per_gpu_slot_w=60.0, busy_w=1500.0)
+
+
+def _hosted(declared: HostPowerFact | None, ghosts: int = 0) -> Snapshot:
+    fleet = [h(f"q{i:02d}") for i in range(64)]
+    reports = [rep(c.chip_id, util=0.1, energy=130 * SECONDS) for c in fleet]
+    site = dataclasses.replace(FACILITIES[1], host_power=declared)
+    chip_j = sum(r.energy_j for r in reports)
+    host_j = TRUE_HOSTS.watts(64, 6.4) * SECONDS
+    metered = (chip_j + host_j + ghosts * 650 * SECONDS * 1.15) * site.pue
+    reading = MeterReadingFact(7, 1, T0, T0 + WINDOW, metered, next(_log))
+    return snap(fleet, reports, meter_readings=[reading], facilities={**FACILITIES, 1: site})
+
+
+def test_undeclared_host_power_cries_wolf_at_low_utilization(demo_policy: Policy) -> None:
+    # The fixed 25% overhead explains 2 kW of the 14.6 kW these hosts draw (issue 14).
+    assert found(demo_policy, _hosted(None), "power.ghost_chips") != []
+
+
+def test_declared_host_power_explains_an_honest_facility(demo_policy: Policy) -> None:
+    assert found(demo_policy, _hosted(TRUE_HOSTS), "power.ghost_chips") == []
+    # Declared 8% low: within the model's 10% uncertainty.
+    low = dataclasses.replace(TRUE_HOSTS, idle_w=1200.0 * 0.92, busy_w=1500 * 0.92)
+    assert found(demo_policy, _hosted(low), "power.ghost_chips") == []
+
+
+def test_ghost_chips_behind_a_declared_host_model_are_caught(demo_policy: Policy) -> None:
+    [f] = found(demo_policy, _hosted(TRUE_HOSTS, ghosts=12), "power.ghost_chips")
+    assert f.details["host_model"]["idle_w"] == 1200.0
+
+
+def test_host_power_declared_too_low_is_caught(demo_policy: Policy) -> None:
+    half = dataclasses.replace(TRUE_HOSTS, idle_w=600.0, busy_w=750.0)
+    assert found(demo_policy, _hosted(half), "power.ghost_chips") != []
+
+
+def test_inflated_host_declaration_cannot_hide_ghost_chips(demo_policy: Policy) -> None:
+    # 80 ghost chips (60 kW) hidden in a declared 5 kW idle per host (40 kW for 8 hosts): the
+    # declaration counts for at most 600 W per declared GPU (38.4 kW, 24 kW above the truth),
+    # which leaves about 36 kW unexplained. (The cap's price: below it, an inflated
+    # declaration hides up to 600 W minus the true host power per declared GPU.)
+    inflated = dataclasses.replace(TRUE_HOSTS, idle_w=5000.0)
+    [f] = found(demo_policy, _hosted(inflated, ghosts=80), "power.ghost_chips")
+    assert f.details["host_w_max"] == 600.0 * 64
 
 
 # --- cluster.budget_exceeded and cluster.threshold_unnotified -------------------------------

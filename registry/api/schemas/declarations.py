@@ -21,10 +21,25 @@ __all__ = [
     "FacilityCreate",
     "FacilityPublic",
     "GpuEvidenceIn",
+    "HostPowerDeclaration",
     "InstallationCreate",
     "InstallationPublic",
     "SignedDeclaration",
 ]
+
+
+class HostPowerDeclaration(BaseModel):
+    """A facility's host power model: what its servers draw beyond their accelerators."""
+
+    model_config = ConfigDict(extra="forbid", from_attributes=True)
+    gpus_per_host: int = Field(ge=1, le=72, description="GPU slots per host (server or rack)")
+    idle_w: FiniteFloat = Field(ge=0, le=50_000, description="W per host with its GPUs idle")
+    per_gpu_slot_w: FiniteFloat = Field(
+        ge=0, le=2_000, description="constant W per GPU slot beyond the GPU (switches, NICs)"
+    )
+    busy_w: FiniteFloat = Field(
+        ge=0, le=50_000, description="extra W per host with all its GPUs fully busy"
+    )
 
 
 class FacilityCreate(BaseModel):
@@ -39,6 +54,9 @@ class FacilityCreate(BaseModel):
     non_it_load_kw: FiniteFloat = Field(
         default=0.0, ge=0, description="declared constant non-IT load beyond PUE, kW"
     )
+    host_power: HostPowerDeclaration | None = Field(
+        default=None, description="declared host power model (none: the policy's fixed share)"
+    )
 
 
 class FacilityPublic(BaseModel):
@@ -52,6 +70,7 @@ class FacilityPublic(BaseModel):
     declared_power_kw: float
     pue: float
     non_it_load_kw: float
+    host_power: HostPowerDeclaration | None = None
     created_at: datetime
     operator_name: str | None = None
 
