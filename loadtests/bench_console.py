@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, event, text
 
 from agents.simulator.fleet import FleetSpec, build_fleet
 from agents.simulator.provision import provision
@@ -93,6 +93,45 @@ class ServerTimer:
                 self.sink.ms = (time.perf_counter() - began) * 1000
 
         await self.app(scope, receive, timed_send)
+
+
+class Statements:
+    """With ``--plans``: every SQL statement one request runs, with its time, and the plan of
+    the slow ones (SQLite ``EXPLAIN QUERY PLAN``, PostgreSQL ``EXPLAIN ANALYZE``)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.on = False
+        self.seen: list[tuple[float, str, Any]] = []
+        event.listen(engine, "before_cursor_execute", self._before)
+        event.listen(engine, "after_cursor_execute", self._after)
+
+    def _before(self, conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        conn.info["bench_began"] = time.perf_counter()
+
+    def _after(self, conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        if self.on:
+            ms = (time.perf_counter() - conn.info.pop("bench_began")) * 1000
+            self.seen.append((ms, statement, params))
+
+    def report(self, http: httpx.Client, path: str, slower_than_ms: float) -> None:
+        self.seen, self.on = [], True
+        http.get(path)
+        self.on = False
+        total = sum(ms for ms, _, _ in self.seen)
+        print(f"-- {path}: {len(self.seen)} statements, {total:.1f} ms in the database")
+        for ms, statement, params in sorted(self.seen, key=lambda s: -s[0])[:4]:
+            if ms < slower_than_ms or not statement.lstrip().upper().startswith("SELECT"):
+                continue
+            print(f"   {ms:7.1f} ms  {' '.join(statement.split())[:400]}")
+            explain = (
+                "EXPLAIN QUERY PLAN "
+                if self.engine.dialect.name == "sqlite"
+                else "EXPLAIN ANALYZE "
+            )
+            with self.engine.connect() as conn:
+                for row in conn.exec_driver_sql(explain + statement, params):
+                    print(f"      {row[-1]}")
 
 
 def _pct(samples: list[float], q: float) -> float:
@@ -220,6 +259,7 @@ def measure(db: str, fleet_name: str, args: argparse.Namespace, data: Path) -> T
     ctx = app.state.context
     timer = LastRequest()
     app.add_middleware(ServerTimer, sink=timer)
+    statements = None if args.plans is None else Statements(ctx.engine)
     with BackgroundServer(app) as server:
         if not args.reuse:
             print(f"{db} / {fleet_name}: filling", flush=True)
@@ -287,6 +327,8 @@ def measure(db: str, fleet_name: str, args: argparse.Namespace, data: Path) -> T
         ):
             for path in paths:
                 table.rows.append(_time(client, timer, who, path, args.repeat))
+                if statements is not None and who == "inspector":
+                    statements.report(client, path, args.plans)
         table.load_after = os.getloadavg()[0]
     ctx.engine.dispose()
     return table
@@ -318,6 +360,12 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="keep the SQLite databases here")
     parser.add_argument("--reuse", action="store_true", help="measure kept databases as they are")
     parser.add_argument("--json", type=Path, help="also write the tables here")
+    parser.add_argument(
+        "--plans",
+        type=float,
+        metavar="MS",
+        help="per path, list its SQL statements and the plans of those slower than MS",
+    )
     args = parser.parse_args()
     if args.reuse and (args.keep is None or len(args.fleet) * len(args.db) > 1):
         parser.error("--reuse needs --keep and one --db and one --fleet")

@@ -39,7 +39,7 @@ from registry.services.findings import FindingLifecycle
 from registry.services.inventory import InventoryService
 from registry.services.log import TransparencyLog
 from registry.services.obligations import ObligationService
-from registry.services.queries import FacilityView, QueryService
+from registry.services.queries import QueryService
 
 __all__ = ["install_console"]
 
@@ -362,11 +362,17 @@ def chips(
     ctx: ContextDep,
     country: Annotated[str | None, Query(pattern=r"^([A-Z]{2}|)$")] = None,
     model: Annotated[str | None, Query(max_length=100, pattern=r"^[^\x00]*$")] = None,
+    facility_id: Annotated[str | None, Query(pattern=r"^[0-9]{0,9}$")] = None,
     offset: Annotated[Count, Query()] = 0,
 ) -> Response:
     _detail(live, ctx)
     page = InventoryService(session, ctx.clock).chips(
-        live.principal, country=country or None, model=model or None, limit=PAGE, offset=offset
+        live.principal,
+        country=country or None,
+        model=model or None,
+        facility_id=int(facility_id) if facility_id else None,
+        limit=PAGE,
+        offset=offset,
     )
     return _page(
         request,
@@ -375,7 +381,7 @@ def chips(
         page=page,
         offset=offset,
         size=PAGE,
-        q={"country": country or "", "model": model or ""},
+        q={"country": country or "", "model": model or "", "facility_id": facility_id or ""},
     )
 
 
@@ -446,16 +452,15 @@ def facilities(request: Request, live: LiveDep, session: SessionDep, ctx: Contex
 def facility(
     request: Request, facility_id: Id, live: LiveDep, session: SessionDep, ctx: ContextDep
 ) -> Response:
-    queries = QueryService(session)
+    facility = QueryService(session).readable_facility(live.principal, facility_id)
+    inventory = InventoryService(session, ctx.clock)
     try:
         _detail(live, ctx)
     except Forbidden:
-        detail = False
-        view = FacilityView(queries.readable_facility(live.principal, facility_id), [])
+        chips = None  # partners limited to aggregates see no per-chip rows
     else:
-        detail = True
-        view = queries.facility(live.principal, facility_id)
-    inventory = InventoryService(session, ctx.clock)
+        # One page of the chips, with their number: a campus holds tens of thousands.
+        chips = inventory.chips(live.principal, facility_id=facility_id, limit=PAGE)
     balance = inventory.power_balance(live.principal, facility_id)
     clusters = inventory.clusters(live.principal, facility_id=facility_id, limit=100)
     labels = [_hhmm(w.window_start) for w in balance.windows]
@@ -473,11 +478,11 @@ def facility(
         request,
         live,
         "facility.html",
-        view=view,
+        f=facility,
         balance=balance,
         chart=chart,
         clusters=clusters,
-        detail=detail,
+        chips=chips,
     )
 
 

@@ -253,3 +253,61 @@ def test_partners_limited_to_aggregates_by_policy(world: World) -> None:
     get(reg, partner, f"/v1/facilities/{world.facility_id}/power-balance")  # an aggregate
     mine = get(reg, world.operator_token, "/v1/inventory/aggregates")
     assert [f["facility_name"] for f in mine["facilities"]] == ["Abilene Compute site 1"]
+
+
+def test_chip_totals_count_each_chip_once_whatever_the_filters(world: World) -> None:
+    """The total is counted by its own query, joining only what the filters need: it must
+    equal the rows listed for every filter, also for a chip moved between two facilities
+    (its past installation must not count twice)."""
+    reg = world.registry
+    with reg.client(world.operator_token) as http:
+        second = ok(
+            http.post(
+                "/v1/facilities",
+                json={
+                    "operator_id": world.operator_id,
+                    "name": "Abilene Campus 2",
+                    "country": "US",
+                    "latitude": 32.45,
+                    "longitude": -99.73,
+                    "declared_power_kw": 20_000,
+                },
+            ),
+            201,
+        )["id"]
+        ok(
+            http.post(
+                "/v1/installations",
+                json=signed(
+                    "installation",
+                    {
+                        "chip_id": "NV-A0",
+                        "facility_id": second,
+                        "installed_at": "2026-03-02T00:00:00Z",
+                    },
+                    world.operator_key,
+                ),
+            ),
+            201,
+        )
+    inspector = reg.token(Role.INSPECTOR)
+    other_id, _, other_facility = world.other  # type: ignore[attr-defined]
+    expected = {
+        (): ["NV-A0", "NV-A1", "NV-A2", "NV-F", "NV-X"],
+        (("country", "US"),): ["NV-A0", "NV-A1", "NV-A2"],
+        (("country", "FI"),): ["NV-F"],
+        (("facility_id", world.facility_id),): ["NV-A1", "NV-A2"],
+        (("facility_id", second),): ["NV-A0"],
+        (("facility_id", other_facility), ("country", "FI")): ["NV-F"],
+        (("operator_id", world.operator_id),): ["NV-A0", "NV-A1", "NV-A2"],
+        (("operator_id", other_id), ("status", "installed")): ["NV-F"],
+        (("status", "installed"),): ["NV-A0", "NV-A1", "NV-A2", "NV-F"],
+        (("status", "uninstalled"),): ["NV-X"],
+        (("status", "uninstalled"), ("country", "US")): [],
+        (("model", "H100-SXM5-80GB"), ("country", "US")): ["NV-A0", "NV-A1", "NV-A2"],
+    }
+    for filters, chips in expected.items():
+        page = get(reg, inspector, "/v1/chips", limit=1000, **dict(filters))
+        assert [c["chip_id"] for c in page["chips"]] == chips, filters
+        assert page["total"] == len(chips), filters
+        assert get(reg, inspector, "/v1/chips", limit=1, **dict(filters))["total"] == len(chips)
