@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from registry.db.models import (
@@ -202,11 +202,13 @@ class InventoryRepository:
     def reports_per_window(self, *, operator_id: int | None, limit: int) -> list[WindowSum]:
         """Accepted reports per window (the newest ``limit`` windows), fleet-wide or for the
         chips delivered by one operator."""
-        mine = [] if operator_id is None else [Report.source_operator_id == operator_id]
+        mine: list[ColumnElement[bool]] = []
+        if operator_id is not None:
+            mine.append(Report.source_operator_id == operator_id)
         # Only the newest ``limit`` window starts are summed, not the whole history: found by
         # one index seek each (the newest below the previous one), then the sums read only those
         # windows' rows (the covering index ix_reports_window_energy holds all three columns).
-        cutoff = None
+        cutoff: datetime | None = None
         for _ in range(limit):
             below = [] if cutoff is None else [Report.window_start < cutoff]
             newest = self.session.scalar(
