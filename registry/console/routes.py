@@ -320,8 +320,7 @@ def finding(
     f = InventoryService(session, ctx.clock).finding(live.principal, finding_id)
     log = TransparencyLog(session, ctx.log_signer)
     evidence: list[int] = json.loads(f.evidence_json)
-    decoder = EntryDecoder(session)
-    decoded = [d for d in (_decode(decoder, log, i) for i in evidence[:EVIDENCE_SHOWN]) if d]
+    decoded = EntryDecoder(session).decode_many(evidence[:EVIDENCE_SHOWN])
     trail = FindingLifecycle(session, ctx.clock).history(live.principal, finding_id)
     return _page(
         request,

@@ -11,6 +11,8 @@ import pytest
 
 from attestation.meter import MeterReading, sign_reading
 from registry.auth import Role
+from registry.services.entries import EntryDecoder
+from registry.services.log import TransparencyLog
 from tests.conftest import LiveRegistry
 from tests.registry.checks import refused
 from tests.registry.factories import (
@@ -224,6 +226,22 @@ def test_decoded_entries_name_and_check_their_signers(world: World) -> None:
     assert install["signers"][0]["verified"] is True
     assert operator["signers"] == [] and operator["fields"]["name"] == "Abilene Compute"
     assert (missing.status_code, missing.json()["code"]) == (404, "unknown_entry")
+
+
+def test_decoding_many_entries_at_once_matches_one_by_one(world: World) -> None:
+    """The console decodes a finding's evidence with decode_many (one query for the entries,
+    three for all their signers): the same views as decoding each entry on its own, in the
+    order asked, skipping indexes past the end of the log."""
+    reg = world.registry
+    with reg.context.sessions() as s:
+        log = TransparencyLog(s, reg.context.log_signer)
+        size, _ = log.head()
+        indexes = [size - 1, 0, *range(1, size - 1, 2), size + 5]
+        one_by_one = [EntryDecoder(s).decode(log.entries(i, i + 1)[0]) for i in indexes[:-1]]
+        many = EntryDecoder(s).decode_many(indexes)
+    assert many == one_by_one
+    signed_by = {v.holder_type for d in many for v in d.signers if v.verified}
+    assert signed_by == {"chip", "operator"}
 
 
 def test_partners_limited_to_aggregates_by_policy(world: World) -> None:
