@@ -95,12 +95,18 @@ class InventoryRepository:
         # installation, so an outer join nothing filters on changes no count, and counting
         # 100,000 chips alone is several times cheaper than through two joins.
         count = select(func.count()).select_from(Chip).where(*chip_filters)
-        if site_filters or custody_filters:
+        if installed is False:
             count = count.outerjoin(Installation, _CURRENT).where(*custody_filters)
-        if site_filters:
-            count = count.outerjoin(Facility, Facility.id == Installation.facility_id).where(
-                *site_filters
-            )
+            if site_filters:
+                count = count.outerjoin(Facility, Facility.id == Installation.facility_id)
+                count = count.where(*site_filters)
+        elif site_filters or custody_filters:
+            # Inner joins: every filter here needs an installation, and the planner may then
+            # start from the facility's installations instead of every chip.
+            count = count.join(Installation, _CURRENT).where(*custody_filters)
+            if site_filters:
+                count = count.join(Facility, Facility.id == Installation.facility_id)
+                count = count.where(*site_filters)
         total = int(self.session.scalar(count) or 0)
         rows = self.session.execute(stmt.order_by(Chip.chip_id).limit(limit).offset(offset))
         return [ChipRow(chip, inst) for chip, inst in rows], total
@@ -159,7 +165,7 @@ class InventoryRepository:
                 Report.window_start,
                 Report.window_end,
                 func.sum(Report.energy_j),
-                func.count(Report.id),
+                func.count(),  # not count(id): the index ix_reports_chip_window has the rest
             )
             .join(Installation, Installation.chip_id == Report.chip_id)
             .where(
