@@ -362,6 +362,7 @@ def chips(
     country: Annotated[str | None, Query(pattern=r"^([A-Z]{2}|)$")] = None,
     model: Annotated[str | None, Query(max_length=100, pattern=r"^[^\x00]*$")] = None,
     facility_id: Annotated[str | None, Query(pattern=r"^[0-9]{0,9}$")] = None,
+    after: Annotated[str | None, Query(pattern=r"^([A-Za-z0-9][A-Za-z0-9._:-]{0,63}|)$")] = None,
     offset: Annotated[Count, Query()] = 0,
 ) -> Response:
     _detail(live, ctx)
@@ -370,16 +371,20 @@ def chips(
         country=country or None,
         model=model or None,
         facility_id=int(facility_id) if facility_id else None,
-        limit=PAGE,
+        after=after or None,
+        limit=PAGE + 1,  # one more: is there a next page?
         offset=offset,
     )
+    rows = page.rows[:PAGE]
     return _page(
         request,
         live,
         "chips.html",
         page=page,
-        offset=offset,
-        size=PAGE,
+        rows=rows,
+        # The next page starts after this page's last chip (keyset: no walk over the
+        # skipped rows, however deep the page).
+        next_after=rows[-1].chip.chip_id if len(page.rows) > PAGE else None,
         q={"country": country or "", "model": model or "", "facility_id": facility_id or ""},
     )
 

@@ -65,9 +65,13 @@ class InventoryRepository:
         vendor_id: int | None = None,
         model: str | None = None,
         installed: bool | None = None,
+        after: str | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> tuple[list[ChipRow], int]:
+        """One page of the chips matching the filters, in chip id order, from the first id
+        above ``after`` (keyset paging: a seek in the primary key, not a walk over ``offset``
+        rows), and the number of every match (``after`` does not change it)."""
         chip_filters = []
         if vendor_id is not None:
             chip_filters.append(Chip.vendor_id == vendor_id)
@@ -108,6 +112,8 @@ class InventoryRepository:
                 count = count.join(Facility, Facility.id == Installation.facility_id)
                 count = count.where(*site_filters)
         total = int(self.session.scalar(count) or 0)
+        if after is not None:
+            stmt = stmt.where(Chip.chip_id > after)
         rows = self.session.execute(stmt.order_by(Chip.chip_id).limit(limit).offset(offset))
         return [ChipRow(chip, inst) for chip, inst in rows], total
 

@@ -329,3 +329,14 @@ def test_chip_totals_count_each_chip_once_whatever_the_filters(world: World) -> 
         assert [c["chip_id"] for c in page["chips"]] == chips, filters
         assert page["total"] == len(chips), filters
         assert get(reg, inspector, "/v1/chips", limit=1, **dict(filters))["total"] == len(chips)
+        # Keyset paging (after=the last chip id of a page) walks the same chips, same total.
+        walked, after = [], None
+        while True:
+            params = dict(filters) | ({"after": after} if after else {})
+            page = get(reg, inspector, "/v1/chips", limit=2, **params)
+            assert page["total"] == len(chips), filters
+            if not page["chips"]:
+                break
+            walked += [c["chip_id"] for c in page["chips"]]
+            after = page["chips"][-1]["chip_id"]
+        assert walked == chips, filters

@@ -328,10 +328,13 @@ def test_facility_page_lists_one_page_of_chips_and_links_to_all(
     first = client.get(link).text
     assert "Chips (3)" in first
     assert re.findall(r'<td><a href="/console/chips/([^"]+)">', first) == ["NV-A", "NV-B"]
-    more = re.search(r'href="(\?[^"]*offset=2)"', first)
+    more = re.search(r'id="next-page" href="(\?[^"]*)"', first)
     assert more, first
+    assert more.group(1).endswith("after=NV-B")  # keyset: after the page's last chip
     second = client.get("/console/chips" + more.group(1).replace("&amp;", "&")).text
+    assert "Chips (3)" in second
     assert re.findall(r'<td><a href="/console/chips/([^"]+)">', second) == ["NV-C"]
+    assert "next-page" not in second
     # Everything on one page: no link.
     monkeypatch.setattr("registry.console.routes.PAGE", 50)
     assert "facility-all-chips" not in client.get(f"/console/facilities/{world.facility_id}").text
