@@ -281,6 +281,9 @@ def measure(db: str, fleet_name: str, args: argparse.Namespace, data: Path) -> T
         clusters = api.get("/v1/clusters").json()
         cluster = clusters["clusters"][0]["id"]
         chips_total = api.get("/v1/chips", params={"limit": 1}).json()["total"]
+        middle = chips_total // 2
+        deep = api.get("/v1/chips", params={"limit": 1, "offset": middle}).json()["chips"]
+        halfway = deep[0]["chip_id"]  # a deep page: half the fleet in
         findings_total = len(api.get("/v1/findings", params={"limit": 1000}).json()["findings"])
         console = httpx.Client(base_url=server.url, timeout=120)
         form = console.get("/console/login").text
@@ -296,7 +299,7 @@ def measure(db: str, fleet_name: str, args: argparse.Namespace, data: Path) -> T
             f"/console/facilities/{facility}",
             f"/console/clusters/{cluster}",
             "/console/chips",
-            "/console/chips?offset=50000" if chips_total > 50_000 else "/console/chips?offset=100",
+            f"/console/chips?after={halfway}",
             "/console/facilities",
             "/console/log",
             "/console/reports",
@@ -304,6 +307,8 @@ def measure(db: str, fleet_name: str, args: argparse.Namespace, data: Path) -> T
         queries = [
             "/v1/chips?country=FI",
             "/v1/chips?limit=100&offset=100",
+            f"/v1/chips?limit=100&offset={middle}",
+            f"/v1/chips?limit=100&after={halfway}",
             f"/v1/chips?facility_id={facility}&limit=100",
             "/v1/clusters",
             "/v1/findings?kind=undeclared_cluster",
