@@ -211,7 +211,7 @@ def _spec(fleet: str, scale: int) -> FleetSpec:
 
 
 def _fill(
-    app: Any, server: BackgroundServer, fleet_name: str, args: argparse.Namespace, data: Path
+    app: Any, server: BackgroundServer, fleet_name: str, args: argparse.Namespace, spool: Path
 ) -> str:
     """Build the fleet in the registry, run the agents and the verifier; returns as_of."""
     ctx = app.state.context
@@ -225,7 +225,7 @@ def _fill(
     began = time.perf_counter()
     if fleet_name == "demo":
         provisioned = provision(fleet, server.url, admin)
-        stats = run_windows(provisioned, start, args.windows, WINDOW, data / "agents-demo")
+        stats = run_windows(provisioned, start, args.windows, WINDOW, spool)
         sent = stats.acknowledged
     else:
         provisioned = seed(ctx, server.url, admin, fleet, progress=lambda m: print(m, flush=True))
@@ -263,7 +263,7 @@ def measure(db: str, fleet_name: str, args: argparse.Namespace, data: Path) -> T
     with BackgroundServer(app) as server:
         if not args.reuse:
             print(f"{db} / {fleet_name}: filling", flush=True)
-            _fill(app, server, fleet_name, args, data)
+            _fill(app, server, fleet_name, args, data / f"agents-{db}-{fleet_name}")
         with ctx.sessions() as s:
             accounts = AccountService(s, utc_now)
             admin = accounts.create_token("bench admin", Role.ADMIN).secret
