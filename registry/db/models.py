@@ -163,7 +163,13 @@ class Installation(Base):
     __tablename__ = "installations"
     __table_args__ = (
         Index("ix_installations_chip_current", "chip_id", "removed_at"),
-        Index("ix_installations_facility_current", "facility_id", "removed_at", "chip_id"),
+        Index(
+            "ix_installations_facility_current",
+            "facility_id",
+            "removed_at",
+            "chip_id",
+            "installed_at",
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

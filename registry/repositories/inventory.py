@@ -397,7 +397,7 @@ class InventoryRepository:
 
     def received_since(self, since: datetime, *, operator_id: int | None) -> int:
         """Reports accepted since ``since`` (delivered by one operator, or all)."""
-        stmt = select(func.count(Report.id)).where(Report.received_at >= since)
+        stmt = select(func.count()).select_from(Report).where(Report.received_at >= since)
         if operator_id is not None:
             stmt = stmt.where(Report.source_operator_id == operator_id)
         return int(self.session.scalar(stmt) or 0)

@@ -30,12 +30,13 @@ def upgrade() -> None:
     op.create_index(
         "ix_reports_chip_window", "reports", ["chip_id", "window_start", "window_end", "energy_j"]
     )
-    # A facility's current installations (chip lists, counts, aggregates) from the index; it
+    # A facility's current installations (chip lists, counts, aggregates, the power balance's
+    # custody periods) from the index; it
     # starts with the column of ix_installations_facility_id, which it replaces.
     op.create_index(
         "ix_installations_facility_current",
         "installations",
-        ["facility_id", "removed_at", "chip_id"],
+        ["facility_id", "removed_at", "chip_id", "installed_at"],
     )
     op.drop_index("ix_installations_facility_id", table_name="installations")
 
