@@ -331,6 +331,8 @@ def measure(db: str, fleet_name: str, args: argparse.Namespace, data: Path) -> T
             ("admin", unrecorded, queries),
         ):
             for path in paths:
+                if args.only and not any(part in path for part in args.only):
+                    continue
                 table.rows.append(_time(client, timer, who, path, args.repeat))
                 if statements is not None and who == "inspector":
                     statements.report(client, path, args.plans)
@@ -365,6 +367,7 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="keep the SQLite databases here")
     parser.add_argument("--reuse", action="store_true", help="measure kept databases as they are")
     parser.add_argument("--json", type=Path, help="also write the tables here")
+    parser.add_argument("--only", nargs="+", help="measure only paths containing one of these")
     parser.add_argument(
         "--plans",
         type=float,

@@ -112,9 +112,14 @@ class InventoryRepository:
                 count = count.join(Facility, Facility.id == Installation.facility_id)
                 count = count.where(*site_filters)
         total = int(self.session.scalar(count) or 0)
+        # With a facility, the rows are that facility's current installations, which the index
+        # ix_installations_facility_current holds in chip id order: ordering by the
+        # installation's chip id (equal to the chip's) reads the page from the index instead
+        # of sorting every chip there (40,000 on a campus) for each page.
+        order = Installation.chip_id if facility_id is not None else Chip.chip_id
         if after is not None:
-            stmt = stmt.where(Chip.chip_id > after)
-        rows = self.session.execute(stmt.order_by(Chip.chip_id).limit(limit).offset(offset))
+            stmt = stmt.where(order > after)
+        rows = self.session.execute(stmt.order_by(order).limit(limit).offset(offset))
         return [ChipRow(chip, inst) for chip, inst in rows], total
 
     def clusters(
