@@ -106,8 +106,15 @@ class InventoryRepository:
                 count = count.where(*site_filters)
         elif site_filters or custody_filters:
             # Inner joins: every filter here needs an installation, and the planner may then
-            # start from the facility's installations instead of every chip.
-            count = count.join(Installation, _CURRENT).where(*custody_filters)
+            # start from the facility's installations instead of every chip; with no filter on
+            # the chip itself, the installations alone (every installation names an enrolled
+            # chip) are counted from their index.
+            if chip_filters:
+                count = count.join(Installation, _CURRENT)
+            else:
+                count = select(func.count()).select_from(Installation)
+                count = count.where(Installation.removed_at.is_(None))
+            count = count.where(*custody_filters)
             if site_filters:
                 count = count.join(Facility, Facility.id == Installation.facility_id)
                 count = count.where(*site_filters)
