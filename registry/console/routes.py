@@ -39,7 +39,7 @@ from registry.services.findings import FindingLifecycle
 from registry.services.inventory import InventoryService
 from registry.services.log import TransparencyLog
 from registry.services.obligations import ObligationService
-from registry.services.queries import FacilityView, QueryService
+from registry.services.queries import QueryService
 
 __all__ = ["install_console"]
 
@@ -320,8 +320,7 @@ def finding(
     f = InventoryService(session, ctx.clock).finding(live.principal, finding_id)
     log = TransparencyLog(session, ctx.log_signer)
     evidence: list[int] = json.loads(f.evidence_json)
-    decoder = EntryDecoder(session)
-    decoded = [d for d in (_decode(decoder, log, i) for i in evidence[:EVIDENCE_SHOWN]) if d]
+    decoded = EntryDecoder(session).decode_many(evidence[:EVIDENCE_SHOWN])
     trail = FindingLifecycle(session, ctx.clock).history(live.principal, finding_id)
     return _page(
         request,
@@ -362,20 +361,31 @@ def chips(
     ctx: ContextDep,
     country: Annotated[str | None, Query(pattern=r"^([A-Z]{2}|)$")] = None,
     model: Annotated[str | None, Query(max_length=100, pattern=r"^[^\x00]*$")] = None,
+    facility_id: Annotated[str | None, Query(pattern=r"^[0-9]{0,9}$")] = None,
+    after: Annotated[str | None, Query(pattern=r"^([A-Za-z0-9][A-Za-z0-9._:-]{0,63}|)$")] = None,
     offset: Annotated[Count, Query()] = 0,
 ) -> Response:
     _detail(live, ctx)
     page = InventoryService(session, ctx.clock).chips(
-        live.principal, country=country or None, model=model or None, limit=PAGE, offset=offset
+        live.principal,
+        country=country or None,
+        model=model or None,
+        facility_id=int(facility_id) if facility_id else None,
+        after=after or None,
+        limit=PAGE + 1,  # one more: is there a next page?
+        offset=offset,
     )
+    rows = page.rows[:PAGE]
     return _page(
         request,
         live,
         "chips.html",
         page=page,
-        offset=offset,
-        size=PAGE,
-        q={"country": country or "", "model": model or ""},
+        rows=rows,
+        # The next page starts after this page's last chip (keyset: no walk over the
+        # skipped rows, however deep the page).
+        next_after=rows[-1].chip.chip_id if len(page.rows) > PAGE else None,
+        q={"country": country or "", "model": model or "", "facility_id": facility_id or ""},
     )
 
 
@@ -446,16 +456,15 @@ def facilities(request: Request, live: LiveDep, session: SessionDep, ctx: Contex
 def facility(
     request: Request, facility_id: Id, live: LiveDep, session: SessionDep, ctx: ContextDep
 ) -> Response:
-    queries = QueryService(session)
+    facility = QueryService(session).readable_facility(live.principal, facility_id)
+    inventory = InventoryService(session, ctx.clock)
     try:
         _detail(live, ctx)
     except Forbidden:
-        detail = False
-        view = FacilityView(queries.readable_facility(live.principal, facility_id), [])
+        chips = None  # partners limited to aggregates see no per-chip rows
     else:
-        detail = True
-        view = queries.facility(live.principal, facility_id)
-    inventory = InventoryService(session, ctx.clock)
+        # One page of the chips, with their number: a campus holds tens of thousands.
+        chips = inventory.chips(live.principal, facility_id=facility_id, limit=PAGE)
     balance = inventory.power_balance(live.principal, facility_id)
     clusters = inventory.clusters(live.principal, facility_id=facility_id, limit=100)
     labels = [_hhmm(w.window_start) for w in balance.windows]
@@ -473,11 +482,11 @@ def facility(
         request,
         live,
         "facility.html",
-        view=view,
+        f=facility,
         balance=balance,
         chart=chart,
         clusters=clusters,
-        detail=detail,
+        chips=chips,
     )
 
 

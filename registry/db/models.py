@@ -186,11 +186,20 @@ class Installation(Base):
     """One link of the chain of custody: a chip at a facility from ``installed_at``."""
 
     __tablename__ = "installations"
-    __table_args__ = (Index("ix_installations_chip_current", "chip_id", "removed_at"),)
+    __table_args__ = (
+        Index("ix_installations_chip_current", "chip_id", "removed_at"),
+        Index(
+            "ix_installations_facility_current",
+            "facility_id",
+            "removed_at",
+            "chip_id",
+            "installed_at",
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     chip_id: Mapped[str] = mapped_column(ForeignKey("chips.chip_id"))
-    facility_id: Mapped[int] = mapped_column(ForeignKey("facilities.id"), index=True)
+    facility_id: Mapped[int] = mapped_column(ForeignKey("facilities.id"))
     installed_at: Mapped[datetime] = mapped_column(UTCDateTime)
     removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     declared_by_operator_id: Mapped[int] = mapped_column(ForeignKey("operators.id"))
@@ -231,7 +240,11 @@ class Report(Base):
     __tablename__ = "reports"
     __table_args__ = (
         UniqueConstraint("chip_id", "seq"),
-        Index("ix_reports_window", "window_start", "window_end"),
+        # Read side (console, inventory API): per-window sums from the index alone, reports
+        # received since an instant, a facility's chips' reports by chip.
+        Index("ix_reports_window_energy", "window_start", "window_end", "energy_j"),
+        Index("ix_reports_received_at", "received_at"),
+        Index("ix_reports_chip_window", "chip_id", "window_start", "window_end", "energy_j"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)

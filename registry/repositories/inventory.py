@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from registry.db.models import (
@@ -65,30 +65,68 @@ class InventoryRepository:
         vendor_id: int | None = None,
         model: str | None = None,
         installed: bool | None = None,
+        after: str | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> tuple[list[ChipRow], int]:
+        """One page of the chips matching the filters, in chip id order, from the first id
+        above ``after`` (keyset paging: a seek in the primary key, not a walk over ``offset``
+        rows), and the number of every match (``after`` does not change it)."""
+        chip_filters = []
+        if vendor_id is not None:
+            chip_filters.append(Chip.vendor_id == vendor_id)
+        if model is not None:
+            chip_filters.append(Chip.model == model)
+        site_filters = []
+        if country is not None:
+            site_filters.append(Facility.country == country)
+        if operator_id is not None:
+            site_filters.append(Facility.operator_id == operator_id)
+        custody_filters = []
+        if facility_id is not None:
+            custody_filters.append(Installation.facility_id == facility_id)
+        if installed is True:
+            custody_filters.append(Installation.id.is_not(None))
+        elif installed is False:
+            custody_filters.append(Installation.id.is_(None))
         stmt = (
             select(Chip, Installation)
             .outerjoin(Installation, _CURRENT)
             .outerjoin(Facility, Facility.id == Installation.facility_id)
+            .where(*chip_filters, *site_filters, *custody_filters)
         )
-        if country is not None:
-            stmt = stmt.where(Facility.country == country)
-        if facility_id is not None:
-            stmt = stmt.where(Installation.facility_id == facility_id)
-        if operator_id is not None:
-            stmt = stmt.where(Facility.operator_id == operator_id)
-        if vendor_id is not None:
-            stmt = stmt.where(Chip.vendor_id == vendor_id)
-        if model is not None:
-            stmt = stmt.where(Chip.model == model)
-        if installed is True:
-            stmt = stmt.where(Installation.id.is_not(None))
-        elif installed is False:
-            stmt = stmt.where(Installation.id.is_(None))
-        total = self._total(stmt.with_only_columns(Chip.chip_id))
-        rows = self.session.execute(stmt.order_by(Chip.chip_id).limit(limit).offset(offset))
+        # The count joins only what its filters need: a chip has at most one current
+        # installation, so an outer join nothing filters on changes no count, and counting
+        # 100,000 chips alone is several times cheaper than through two joins.
+        count = select(func.count()).select_from(Chip).where(*chip_filters)
+        if installed is False:
+            count = count.outerjoin(Installation, _CURRENT).where(*custody_filters)
+            if site_filters:
+                count = count.outerjoin(Facility, Facility.id == Installation.facility_id)
+                count = count.where(*site_filters)
+        elif site_filters or custody_filters:
+            # Inner joins: every filter here needs an installation, and the planner may then
+            # start from the facility's installations instead of every chip; with no filter on
+            # the chip itself, the installations alone (every installation names an enrolled
+            # chip) are counted from their index.
+            if chip_filters:
+                count = count.join(Installation, _CURRENT)
+            else:
+                count = select(func.count()).select_from(Installation)
+                count = count.where(Installation.removed_at.is_(None))
+            count = count.where(*custody_filters)
+            if site_filters:
+                count = count.join(Facility, Facility.id == Installation.facility_id)
+                count = count.where(*site_filters)
+        total = int(self.session.scalar(count) or 0)
+        # With a facility, the rows are that facility's current installations, which the index
+        # ix_installations_facility_current holds in chip id order: ordering by the
+        # installation's chip id (equal to the chip's) reads the page from the index instead
+        # of sorting every chip there (40,000 on a campus) for each page.
+        order = Installation.chip_id if facility_id is not None else Chip.chip_id
+        if after is not None:
+            stmt = stmt.where(order > after)
+        rows = self.session.execute(stmt.order_by(order).limit(limit).offset(offset))
         return [ChipRow(chip, inst) for chip, inst in rows], total
 
     def clusters(
@@ -145,7 +183,7 @@ class InventoryRepository:
                 Report.window_start,
                 Report.window_end,
                 func.sum(Report.energy_j),
-                func.count(Report.id),
+                func.count(),  # not count(id): the index ix_reports_chip_window has the rest
             )
             .join(Installation, Installation.chip_id == Report.chip_id)
             .where(
@@ -188,11 +226,31 @@ class InventoryRepository:
     def reports_per_window(self, *, operator_id: int | None, limit: int) -> list[WindowSum]:
         """Accepted reports per window (the newest ``limit`` windows), fleet-wide or for the
         chips delivered by one operator."""
-        stmt = select(
-            Report.window_start, Report.window_end, func.sum(Report.energy_j), func.count()
-        ).group_by(Report.window_start, Report.window_end)
+        mine: list[ColumnElement[bool]] = []
         if operator_id is not None:
-            stmt = stmt.where(Report.source_operator_id == operator_id)
+            mine.append(Report.source_operator_id == operator_id)
+        # Only the newest ``limit`` window starts are summed, not the whole history: found by
+        # one index seek each (the newest below the previous one), then the sums read only those
+        # windows' rows (the covering index ix_reports_window_energy holds all three columns).
+        cutoff: datetime | None = None
+        for _ in range(limit):
+            below = [] if cutoff is None else [Report.window_start < cutoff]
+            newest = self.session.scalar(
+                select(Report.window_start)
+                .where(*mine, *below)
+                .order_by(Report.window_start.desc())
+                .limit(1)
+            )
+            if newest is None:
+                break
+            cutoff = newest
+        if cutoff is None:
+            return []
+        stmt = (
+            select(Report.window_start, Report.window_end, func.sum(Report.energy_j), func.count())
+            .where(*mine, Report.window_start >= cutoff)
+            .group_by(Report.window_start, Report.window_end)
+        )
         rows = self.session.execute(stmt.order_by(Report.window_start.desc()).limit(limit))
         return [WindowSum(a, b, float(s or 0), int(n)) for a, b, s, n in rows][::-1]
 
@@ -243,6 +301,35 @@ class InventoryRepository:
                 .order_by(ClusterMember.chip_id)
             )
         )
+
+    def entries_at(self, indexes: Sequence[int]) -> list[LogEntry]:
+        """The log entries at these indexes (those that exist), in index order."""
+        wanted = sorted(set(indexes))
+        if not wanted:
+            return []
+        return list(
+            self.session.scalars(
+                select(LogEntry).where(LogEntry.index.in_(wanted)).order_by(LogEntry.index)
+            )
+        )
+
+    def key_holders_of(
+        self, key_ids: Sequence[str]
+    ) -> dict[str, list[tuple[str, str, str, bytes]]]:
+        """:meth:`key_holders` for many key ids at once: three queries, not three per key."""
+        wanted = sorted(set(key_ids))
+        found: dict[str, list[tuple[str, str, str, bytes]]] = {k: [] for k in wanted}
+        if not wanted:
+            return found
+        for chip in self.session.scalars(select(Chip).where(Chip.key_id.in_(wanted))):
+            found[chip.key_id].append(("chip", chip.chip_id, chip.model, bytes(chip.public_key)))
+        for lm in self.session.scalars(select(Landmark).where(Landmark.key_id.in_(wanted))):
+            found[lm.key_id].append(("landmark", str(lm.id), lm.name, bytes(lm.public_key)))
+        for meter in self.session.scalars(select(Meter).where(Meter.key_id.in_(wanted))):
+            found[meter.key_id].append(
+                ("meter", str(meter.id), meter.name, bytes(meter.public_key))
+            )
+        return found
 
     def key_holders(self, key_id: str) -> list[tuple[str, str, str, bytes]]:
         """(type, id, name, raw public key) of registered chips, landmarks and meters whose
@@ -322,7 +409,7 @@ class InventoryRepository:
 
     def received_since(self, since: datetime, *, operator_id: int | None) -> int:
         """Reports accepted since ``since`` (delivered by one operator, or all)."""
-        stmt = select(func.count(Report.id)).where(Report.received_at >= since)
+        stmt = select(func.count()).select_from(Report).where(Report.received_at >= since)
         if operator_id is not None:
             stmt = stmt.where(Report.source_operator_id == operator_id)
         return int(self.session.scalar(stmt) or 0)

@@ -11,6 +11,8 @@ import pytest
 
 from attestation.meter import MeterReading, sign_reading
 from registry.auth import Role
+from registry.services.entries import EntryDecoder
+from registry.services.log import TransparencyLog
 from tests.conftest import LiveRegistry
 from tests.registry.checks import refused
 from tests.registry.factories import (
@@ -226,6 +228,22 @@ def test_decoded_entries_name_and_check_their_signers(world: World) -> None:
     assert (missing.status_code, missing.json()["code"]) == (404, "unknown_entry")
 
 
+def test_decoding_many_entries_at_once_matches_one_by_one(world: World) -> None:
+    """The console decodes a finding's evidence with decode_many (one query for the entries,
+    three for all their signers): the same views as decoding each entry on its own, in the
+    order asked, skipping indexes past the end of the log."""
+    reg = world.registry
+    with reg.context.sessions() as s:
+        log = TransparencyLog(s, reg.context.log_signer)
+        size, _ = log.head()
+        indexes = [size - 1, 0, *range(1, size - 1, 2), size + 5]
+        one_by_one = [EntryDecoder(s).decode(log.entries(i, i + 1)[0]) for i in indexes[:-1]]
+        many = EntryDecoder(s).decode_many(indexes)
+    assert many == one_by_one
+    signed_by = {v.holder_type for d in many for v in d.signers if v.verified}
+    assert signed_by == {"chip", "operator"}
+
+
 def test_partners_limited_to_aggregates_by_policy(world: World) -> None:
     reg = world.registry
     partner = reg.token(Role.PARTNER)
@@ -253,3 +271,72 @@ def test_partners_limited_to_aggregates_by_policy(world: World) -> None:
     get(reg, partner, f"/v1/facilities/{world.facility_id}/power-balance")  # an aggregate
     mine = get(reg, world.operator_token, "/v1/inventory/aggregates")
     assert [f["facility_name"] for f in mine["facilities"]] == ["Abilene Compute site 1"]
+
+
+def test_chip_totals_count_each_chip_once_whatever_the_filters(world: World) -> None:
+    """The total is counted by its own query, joining only what the filters need: it must
+    equal the rows listed for every filter, also for a chip moved between two facilities
+    (its past installation must not count twice)."""
+    reg = world.registry
+    with reg.client(world.operator_token) as http:
+        second = ok(
+            http.post(
+                "/v1/facilities",
+                json={
+                    "operator_id": world.operator_id,
+                    "name": "Abilene Campus 2",
+                    "country": "US",
+                    "latitude": 32.45,
+                    "longitude": -99.73,
+                    "declared_power_kw": 20_000,
+                },
+            ),
+            201,
+        )["id"]
+        ok(
+            http.post(
+                "/v1/installations",
+                json=signed(
+                    "installation",
+                    {
+                        "chip_id": "NV-A0",
+                        "facility_id": second,
+                        "installed_at": "2026-03-02T00:00:00Z",
+                    },
+                    world.operator_key,
+                ),
+            ),
+            201,
+        )
+    inspector = reg.token(Role.INSPECTOR)
+    other_id, _, other_facility = world.other  # type: ignore[attr-defined]
+    expected = {
+        (): ["NV-A0", "NV-A1", "NV-A2", "NV-F", "NV-X"],
+        (("country", "US"),): ["NV-A0", "NV-A1", "NV-A2"],
+        (("country", "FI"),): ["NV-F"],
+        (("facility_id", world.facility_id),): ["NV-A1", "NV-A2"],
+        (("facility_id", second),): ["NV-A0"],
+        (("facility_id", other_facility), ("country", "FI")): ["NV-F"],
+        (("operator_id", world.operator_id),): ["NV-A0", "NV-A1", "NV-A2"],
+        (("operator_id", other_id), ("status", "installed")): ["NV-F"],
+        (("status", "installed"),): ["NV-A0", "NV-A1", "NV-A2", "NV-F"],
+        (("status", "uninstalled"),): ["NV-X"],
+        (("status", "uninstalled"), ("country", "US")): [],
+        (("model", "H100-SXM5-80GB"), ("country", "US")): ["NV-A0", "NV-A1", "NV-A2"],
+    }
+    for filters, chips in expected.items():
+        page = get(reg, inspector, "/v1/chips", limit=1000, **dict(filters))
+        assert [c["chip_id"] for c in page["chips"]] == chips, filters
+        assert page["total"] == len(chips), filters
+        assert get(reg, inspector, "/v1/chips", limit=1, **dict(filters))["total"] == len(chips)
+        # Keyset paging (after=the last chip id of a page) walks the same chips, same total.
+        walked, after = [], None
+        while True:
+            params = dict(filters) | ({"after": after} if after else {})
+            page = get(reg, inspector, "/v1/chips", limit=2, **params)
+            assert page["total"] == len(chips), filters
+            if not page["chips"]:
+                break
+            walked += [c["chip_id"] for c in page["chips"]]
+            after = page["chips"][-1]["chip_id"]
+        assert walked == chips, filters

@@ -58,10 +58,13 @@ def list_chips(
     operator_id: Annotated[Id | None, Query()] = None,
     model: Annotated[str | None, Query(max_length=100, pattern=r"^[^\x00]*$")] = None,
     status: Annotated[str | None, Query(pattern=r"^(installed|uninstalled)$")] = None,
+    after: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")] = None,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> ChipsPage:
-    """Enrolled chips with where they are now, filtered; ``total`` counts every match."""
+    """Enrolled chips with where they are now, filtered; ``total`` counts every match.
+    ``after``: only chips whose id sorts after it (pass a page's last ``chip_id`` to get the
+    next page; cheaper than a large ``offset``)."""
     page = InventoryService(session, ctx.clock).chips(
         caller,
         country=country,
@@ -69,6 +72,7 @@ def list_chips(
         operator_id=operator_id,
         model=model,
         status=status,
+        after=after,
         limit=limit,
         offset=offset,
     )

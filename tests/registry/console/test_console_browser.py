@@ -94,6 +94,7 @@ def login(browser: Any, world: SimWorld, token: str) -> Any:
     page = browser.new_page(viewport={"width": 1366, "height": 800})
     page.goto(world.registry.url + "/")  # / -> /console -> login
     assert page.url.endswith("/console/login")
+    shot(page, "00-login")
     page.fill("#token", token)
     page.click("#login")
     page.wait_for_url("**/console")
@@ -161,6 +162,19 @@ def test_inspector_follows_a_finding_to_its_signed_evidence(browser: Any, world:
     page.goto(world.registry.url + "/console/log")
     assert "test.chipreg.local/log" in page.inner_text("#checkpoint")
     shot(page, "07b-log")
+    # The list pages too, so a reviewer sees every page.
+    page.goto(world.registry.url + "/console/findings")
+    assert page.locator("#findings a").count() >= 1
+    shot(page, "07c-findings")
+    page.goto(world.registry.url + "/console/chips")
+    assert page.locator("#chips a").count() >= 1
+    shot(page, "07d-chips")
+    page.goto(world.registry.url + "/console/facilities")
+    assert "FI" in page.inner_text("#countries")
+    shot(page, "07e-facilities")
+    page.goto(world.registry.url + "/console/reports")
+    assert page.locator("#downloads a").count() >= 1
+    shot(page, "07f-reports")
     page.click("text=Log out")
     page.wait_for_url("**/console/login")
     page.goto(world.registry.url + "/console")

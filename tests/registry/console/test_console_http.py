@@ -308,3 +308,33 @@ def test_bad_console_input_is_a_4xx_never_a_500(world: World) -> None:
     assert {k: v for k, v in after.items() if k != "read_accesses"} == {
         k: v for k, v in before.items() if k != "read_accesses"
     }
+
+
+def test_facility_page_lists_one_page_of_chips_and_links_to_all(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A campus holds tens of thousands of chips: the facility page shows their number and
+    one page of them, and links to the chips list filtered to the facility, which pages on."""
+    reg = world.registry
+    world.enroll("NV-C")
+    monkeypatch.setattr("registry.console.routes.PAGE", 2)
+    client, _ = login(reg, reg.token(Role.INSPECTOR))
+    page = client.get(f"/console/facilities/{world.facility_id}").text
+    assert 'id="facility-chip-count">3<' in page
+    listed = re.findall(r'<td><a href="/console/chips/([^"]+)">', page)
+    assert listed == ["NV-A", "NV-B"]
+    link = f"/console/chips?facility_id={world.facility_id}"
+    assert f'id="facility-all-chips" href="{link}"' in page
+    first = client.get(link).text
+    assert "Chips (3)" in first
+    assert re.findall(r'<td><a href="/console/chips/([^"]+)">', first) == ["NV-A", "NV-B"]
+    more = re.search(r'id="next-page" href="(\?[^"]*)"', first)
+    assert more, first
+    assert more.group(1).endswith("after=NV-B")  # keyset: after the page's last chip
+    second = client.get("/console/chips" + more.group(1).replace("&amp;", "&")).text
+    assert "Chips (3)" in second
+    assert re.findall(r'<td><a href="/console/chips/([^"]+)">', second) == ["NV-C"]
+    assert "next-page" not in second
+    # Everything on one page: no link.
+    monkeypatch.setattr("registry.console.routes.PAGE", 50)
+    assert "facility-all-chips" not in client.get(f"/console/facilities/{world.facility_id}").text
