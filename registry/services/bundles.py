@@ -9,7 +9,6 @@ from sqlalchemy.orm import Session
 
 from attestation import logentries as le
 from attestation.errors import FormatError
-from audit.bundle import BundleEntry, Scope, build_bundle, select_records
 from registry.errors import InvalidRequest, NotFound
 from registry.repositories.facilities import FacilityRepository
 from registry.services.log import LogSigner, TransparencyLog
@@ -45,6 +44,10 @@ class BundleService:
         end: datetime | None,
     ) -> bytes:
         """A bundle of ``scope`` against the latest published checkpoint, signed by the log."""
+        # The auditor (audit.core) comes with audit.bundle: imported per export, not at API
+        # start-up (docs/benchmarks.md, recovery after kill -9).
+        from audit.bundle import BundleEntry, Scope, build_bundle, select_records
+
         try:
             scope = Scope(facility_id, country, start, end)
         except FormatError as exc:

@@ -15,7 +15,6 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from attestation.logentries import timestamp
-from audit.exports import EXPORT_FORMATS, EXPORT_KINDS, sign_export
 from registry.auth import Principal, Role
 from registry.errors import InvalidRequest, NotFound
 from registry.repositories.findings import FindingRepository
@@ -82,6 +81,10 @@ class ExportService:
         self.clock = clock
 
     def export(self, caller: Principal, kind: str, fmt: str) -> Export:
+        # audit.exports pulls in the auditor and the verifier: imported by the export itself,
+        # not by every API process at start-up.
+        from audit.exports import EXPORT_FORMATS, EXPORT_KINDS, sign_export
+
         caller.require(Role.ADMIN, Role.INSPECTOR, Role.PARTNER)
         if kind not in EXPORT_KINDS or fmt not in EXPORT_FORMATS:
             raise InvalidRequest(

@@ -433,27 +433,30 @@ class IngestService:
         chip = chips.get(chip_id)
         if chip is None:
             return Rejected(i, "unknown_chip", f"chip {chip_id!r} is not enrolled", chip_id, seq)
-        if chip.revoked_at is not None:
-            # Its key is no longer trusted: nothing it signs counts, whatever the window.
-            return Rejected(i, "chip_revoked", f"chip {chip_id!r} was revoked", chip_id, seq)
-        if chip.decommissioned_at is not None and report.window_end > chip.decommissioned_at:
-            # Its backlog (windows ending by the decommission) is still taken.
-            return Rejected(
-                i,
-                "chip_decommissioned",
-                f"chip {chip_id!r} was decommissioned at {timestamp(chip.decommissioned_at)}",
-                chip_id,
-                seq,
-            )
         if chip.operator_id is None:
+            # No custodian to hold it from anyone (its agent may run before the installation is
+            # declared): the same answer for every operator.
             return Rejected(
                 i, "chip_not_installed", f"chip {chip_id!r} is not installed anywhere", chip_id, seq
             )
         head = heads[chip_id]
+        out_of_service = _status_refusal(i, chip, report)
+        # Custody before the chip's status: an operator that does not hold the chip gets the same
+        # answer whether it was revoked or decommissioned or not.
         if chip.operator_id != caller.operator_id and (
             caller.operator_id is None
             or custodian_at(self._stays.get(chip_id, ()), report.window_start) != caller.operator_id
         ):
+            if out_of_service is not None:
+                # Not kept as evidence, as before custody came first: a revoked key proves
+                # nothing, and reports refused for the chip's status never were.
+                return Rejected(
+                    i,
+                    "forbidden",
+                    f"chip {chip_id!r} is not at one of your facilities",
+                    chip_id,
+                    seq,
+                )
             # Signed by the chip's key but delivered through another account: kept as evidence
             # (a clone, or a copy of the custodian's report), though the caller learns nothing.
             stored = None
@@ -470,6 +473,8 @@ class IngestService:
                 evidence=item,
                 copy_of_accepted=stored == digest,
             )
+        if out_of_service is not None:
+            return out_of_service
         if report.facility_id is not None and report.facility_id not in facilities:
             return Rejected(
                 i,
@@ -510,6 +515,25 @@ def _chain_detail(code: RejectionCode, chip_id: str, seq: int, head_seq: int) ->
             "window starts before the previous report's window ended"
         ),
     }[code]
+
+
+def _status_refusal(i: int, chip: ChipIngestState, report: UsageReport) -> Rejected | None:
+    """The refusal of a report because the chip is out of service (revoked, or decommissioned
+    before the window ended), told only to the chip's custodian; None if it may report."""
+    chip_id, seq = chip.chip_id, report.seq
+    if chip.revoked_at is not None:
+        # Its key is no longer trusted: nothing it signs counts, whatever the window.
+        return Rejected(i, "chip_revoked", f"chip {chip_id!r} was revoked", chip_id, seq)
+    if chip.decommissioned_at is not None and report.window_end > chip.decommissioned_at:
+        # Its backlog (windows ending by the decommission) is still taken.
+        return Rejected(
+            i,
+            "chip_decommissioned",
+            f"chip {chip_id!r} was decommissioned at {timestamp(chip.decommissioned_at)}",
+            chip_id,
+            seq,
+        )
+    return None
 
 
 def _report_row(

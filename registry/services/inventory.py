@@ -19,7 +19,6 @@ from registry.errors import Forbidden, NotFound
 from registry.repositories.inventory import ChipRow, InventoryRepository, WindowSum
 from registry.repositories.log import LogRepository
 from registry.services.queries import READ_ALL, QueryService
-from verifier._common import great_circle_km
 
 __all__ = [
     "BalanceWindow",
@@ -234,6 +233,9 @@ class InventoryService:
         return finding
 
     def locations(self, caller: Principal, chip_id: str, *, limit: int = 20) -> list[LocationCheck]:
+        # Importing the verifier package builds its whole rule engine: not at API start-up.
+        from verifier._common import great_circle_km
+
         _, current = self.queries.readable_chip(caller, chip_id)
         site = current.facility if current else None
         return [

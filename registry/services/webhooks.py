@@ -23,8 +23,8 @@ import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
-import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
 from registry.auth import Principal, Role
@@ -33,6 +33,9 @@ from registry.errors import AlreadyExists, InvalidRequest, NotFound
 from registry.repositories.webhooks import WebhookRepository
 from registry.services.findings import finding_document
 from registry.settings import Settings
+
+if TYPE_CHECKING:
+    import httpx  # delivery only: the API imports this module for subscriptions
 
 __all__ = [
     "EVENT_FINDING_CREATED",
@@ -227,6 +230,8 @@ class WebhookDeliverer:
 
     def _post(self, item: _Claimed) -> str | None:
         """None on a 2xx answer, else the reason."""
+        import httpx
+
         timestamp = int(self.clock().timestamp())
         msg_id = f"msg_{item.id}"  # the outbox row: the same on every retry of this delivery
         headers = {

@@ -33,6 +33,7 @@ from tests.registry.factories import (
     operator_key,
     signed,
 )
+from tests.registry.test_detection import rejected_records
 
 AS_OF = T0 + timedelta(days=1)
 MAR1 = "2026-03-01T00:00:00Z"
@@ -437,3 +438,31 @@ def test_operator_key_rotation_keeps_earlier_declarations_verifiable(
         new_key.public_key,
         third.public_key,
     ]
+
+
+def test_a_non_custodian_learns_nothing_of_the_chips_status(world: World) -> None:
+    """Custody is checked before revocation and decommission: another operator posting a
+    correctly signed report gets one answer whatever the chip's status (issue 9 review). Evidence
+    stays as it was: the in-service chip's report is kept and logged, the others are not."""
+    chips = [world.enroll(name) for name in ("NV-1", "NV-2", "NV-3")]
+    set_now(world, T0 + timedelta(hours=1))
+    ok(world.post([chip.report() for chip in chips]))
+    ok(status(world, world.operator_token, "NV-2", "decommission", "rack retired"))
+    ok(status(world, world.vendor_token, "NV-3", "revoke", "key extracted"))
+    set_now(world, T0 + timedelta(hours=2))
+    _, other_token, _ = add_operator(world.registry, "Toronto", "CA")
+
+    for chip in chips:  # windows after the decommission (its backlog would still be taken)
+        chip.window_end = T0 + timedelta(hours=1)
+    envelopes = [chip.report() for chip in chips]
+    results = ok(world.post(envelopes, other_token))["results"]
+    answers = {
+        (r["http_status"], r["code"], r["detail"].replace(r["chip_id"], "<chip>")) for r in results
+    }
+    assert answers == {(403, "forbidden", "chip '<chip>' is not at one of your facilities")}
+    kept = [(base64.b64decode(r["envelope"]), r["outcome"]) for r in rejected_records(world)]
+    assert kept == [(envelopes[0].to_json(), "forbidden")]
+
+    # The custodian is still told why: the chips' next reports, from their own operator.
+    results = ok(world.post([chip.report() for chip in chips[1:]]))["results"]
+    assert [r["code"] for r in results] == ["chip_decommissioned", "chip_revoked"]

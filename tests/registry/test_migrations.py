@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from alembic import command
@@ -16,7 +17,7 @@ from sqlalchemy import Column, Engine, Integer, MetaData, inspect, select, text
 from registry.db import models
 from registry.db.base import Base
 from registry.db.engine import make_engine
-from registry.db.migrate import alembic_config, upgrade
+from registry.db.migrate import alembic_config, head_revision, is_current, upgrade
 
 MODEL_TABLES = set(Base.metadata.tables)
 EMPTY_ROOT = hashlib.sha256(b"").digest()
@@ -117,3 +118,57 @@ def test_model_drift_would_be_detected(engine: Engine) -> None:
     assert [(d[0], d[2], d[3].name) for d in diffs if isinstance(d, tuple)] == [
         ("add_column", "operators", "headcount")
     ]
+
+
+def test_the_head_read_without_alembic_is_alembics() -> None:
+    assert head_revision() == ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def test_a_schema_one_revision_behind_is_still_migrated(engine: Engine) -> None:
+    """upgrade() skips Alembic only when the database is exactly at head."""
+    upgrade(engine)
+    assert is_current(engine)
+    downgrade(engine, "-1")
+    assert not is_current(engine)
+    upgrade(engine)
+    assert is_current(engine)
+    assert_fresh_schema(engine)
+
+
+def test_an_empty_database_is_not_current(engine: Engine) -> None:
+    assert not is_current(engine)
+
+
+def _versions(tmp_path: Path, *files: str) -> Path:
+    for number, body in enumerate(files):
+        (tmp_path / f"{number:04d}_m.py").write_text(body)
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("files", "head"),
+    [
+        (['revision = "a"\ndown_revision = None', 'revision = "b"\ndown_revision = "a"'], "b"),
+        (['revision: str = "a"\ndown_revision: str | None = None'], "a"),
+        (
+            [
+                'revision = "a"\ndown_revision = None',
+                'revision = "b"\ndown_revision = "a"',
+                'revision = "c"\ndown_revision = "a"',
+                'revision = "m"\ndown_revision = ("b", "c")',
+            ],
+            "m",
+        ),
+        # Anything Alembic must judge: two heads, a reused id, a computed value, depends_on.
+        (['revision = "a"\ndown_revision = None', 'revision = "b"\ndown_revision = None'], None),
+        (['revision = "a"\ndown_revision = None', 'revision = "a"\ndown_revision = None'], None),
+        (['revision = "a" + "b"\ndown_revision = None'], None),
+        (['revision = "a"\ndown_revision = NAME'], None),
+        (['revision = "a"'], None),
+        (['revision = "a"\ndown_revision = None\ndepends_on = "x"'], None),
+    ],
+)
+def test_head_revision_defers_to_alembic_when_unsure(
+    tmp_path: Path, files: list[str], head: str | None
+) -> None:
+    assert head_revision(_versions(tmp_path, *files)) == head

@@ -12,9 +12,6 @@ from registry.api.deps import CallerDep, ContextDep, SessionDep
 from registry.api.schemas.common import UtcDatetime
 from registry.auth import Role
 from registry.errors import InvalidRequest
-from registry.services.verification import VerificationService
-from verifier.errors import PolicyError
-from verifier.policy import load_builtin_policy
 
 router = APIRouter(route_class=StrictJsonRoute, prefix="/v1/verifier", tags=["verifier"])
 
@@ -43,6 +40,12 @@ def run_verifier(
     body: RunRequest, caller: CallerDep, session: SessionDep, ctx: ContextDep
 ) -> RunSummary:
     """Judge the period ``[since, as_of)`` (default: all history up to now); store new findings."""
+    # The verifier (its whole rule engine) is imported by the first run, not by every API
+    # process at start-up: that import is on the path from a restart to the first report.
+    from registry.services.verification import VerificationService
+    from verifier.errors import PolicyError
+    from verifier.policy import load_builtin_policy
+
     caller.require(Role.ADMIN, Role.INSPECTOR)
     try:
         policy = load_builtin_policy(body.policy)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -185,3 +186,47 @@ def test_migrate_never_prints_the_password(database_url: str) -> None:
     assert run.stdout.strip() == f"schema is up to date on {masked_url(rendered)}"
     if url.password:
         assert ":***@" in run.stdout
+
+
+#: Needed only by some routes (exports, bundles, verifier runs), by background work (webhook
+#: delivery, witnesses) or by a migration: never on the path from ``chipreg serve`` to serving.
+NOT_FOR_SERVING = ("alembic", "httpx", "httpcore", "audit", "verifier", "agents", "wsproto")
+
+
+def test_a_serve_parent_imports_nothing_only_some_routes_need(
+    database_url: str, tmp_path: Path
+) -> None:
+    """What ``chipreg serve --workers N`` does before it forks, on a current schema: check the
+    schema, load the log key, import and build the app. Each module above was seconds of the
+    restart after kill -9 on a loaded host (docs/benchmarks.md)."""
+    env = {
+        **os.environ,
+        "CHIPREG_DATABASE_URL": database_url,
+        "CHIPREG_LOG_KEY_FILE": str(tmp_path / "log-key"),
+        "CHIPREG_ENVIRONMENT": "development",
+    }
+    first = chipreg("admin", "migrate", env=env)  # brings the schema to head (with Alembic)
+    assert first.returncode == 0, first.stderr
+    code = (
+        "import sys\n"
+        "from registry.settings import Settings\n"
+        "from registry.cli.serve import _prepare\n"
+        "_prepare(Settings())\n"
+        "import registry.prefork\n"
+        "from registry.api.app import create_worker_app\n"
+        "create_worker_app()\n"
+        "print('MODULES', ' '.join(sorted(sys.modules)))\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    line = next(ln for ln in run.stdout.splitlines() if ln.startswith("MODULES "))
+    modules = line.split()[1:]
+    assert "registry.api.app" in modules and "registry.db.models" in modules
+    assert [m for m in modules if m.split(".")[0] in NOT_FOR_SERVING] == []
