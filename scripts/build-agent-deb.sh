@@ -4,7 +4,7 @@
 #   scripts/build-agent-deb.sh [OUTDIR]        # default OUTDIR: dist/
 #
 # The package carries the agent's Python code and only the libraries the agent imports
-# (cryptography, PyNaCl, httpx, pydantic, prometheus-client, nvidia-ml-py; not FastAPI or
+# (cryptography, PyNaCl, httpx, pydantic, prometheus-client, nvidia-ml-py, orjson; not FastAPI or
 # SQLAlchemy) in /usr/lib/chipreg-agent, for the Debian python3 it was built with (binary
 # wheels: the package is architecture- and Python-minor-specific). It installs
 #   /usr/lib/chipreg-agent/                     (the Python code and libraries)
@@ -35,7 +35,7 @@ version=$(sed -n 's/^version = "\(.*\)"$/\1/p' pyproject.toml | head -n 1)
 arch=$(dpkg --print-architecture)
 deps=(
   "cryptography>=42" "pynacl>=1.5" "httpx>=0.27" "pydantic>=2.6" "pydantic-settings>=2.2"
-  "prometheus-client>=0.20" "nvidia-ml-py>=12.535"
+  "prometheus-client>=0.20" "nvidia-ml-py>=12.535" "orjson>=3.9"
 )
 
 work=$(mktemp -d)
