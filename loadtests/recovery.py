@@ -31,8 +31,9 @@ import httpx
 from loadtests.fleet import _chain, create_accounts, enroll, make_chips
 from loadtests.server import (
     RegistryProcess,
+    add_database_arguments,
+    chosen_database_url,
     registry_env,
-    reset_postgres,
     spawn_serve,
     start_registry,
 )
@@ -98,12 +99,7 @@ def measure(
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m loadtests.recovery", description=__doc__)
-    p.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
-    p.add_argument(
-        "--database-url",
-        default=os.environ.get("CHIPREG_TEST_POSTGRES_URL"),
-        help="PostgreSQL URL (its public schema is dropped!); default $CHIPREG_TEST_POSTGRES_URL",
-    )
+    add_database_arguments(p)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     p.add_argument("--chips", type=int, default=16, help="reports per batch")
@@ -119,13 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="chipreg-recovery-") as tmp:
             workdir = Path(tmp)
-            if args.db == "sqlite":
-                url = f"sqlite:///{workdir / 'registry.sqlite3'}"
-            else:
-                if not args.database_url:
-                    p.error("--db postgresql needs --database-url or CHIPREG_TEST_POSTGRES_URL")
-                url = args.database_url
-                reset_postgres(url)
+            url = chosen_database_url(p, args, workdir)
             load_before = os.getloadavg()
             seconds = measure(
                 url,

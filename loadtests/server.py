@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import signal
@@ -18,7 +19,9 @@ from registry.server import free_port
 
 __all__ = [
     "RegistryProcess",
+    "add_database_arguments",
     "chipreg_command",
+    "chosen_database_url",
     "registry_env",
     "reset_postgres",
     "spawn_serve",
@@ -59,6 +62,26 @@ class RegistryProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+def add_database_arguments(p: argparse.ArgumentParser) -> None:
+    """``--db sqlite|postgresql`` and ``--database-url`` (default: the test PostgreSQL URL)."""
+    p.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
+    p.add_argument(
+        "--database-url",
+        default=os.environ.get("CHIPREG_TEST_POSTGRES_URL"),
+        help="PostgreSQL URL (its public schema is dropped!); default $CHIPREG_TEST_POSTGRES_URL",
+    )
+
+
+def chosen_database_url(p: argparse.ArgumentParser, args: argparse.Namespace, workdir: Path) -> str:
+    """A fresh SQLite file in ``workdir``, or the PostgreSQL URL with its schema emptied."""
+    if args.db == "sqlite":
+        return f"sqlite:///{workdir / 'registry.sqlite3'}"
+    if not args.database_url:
+        p.error("--db postgresql needs --database-url or CHIPREG_TEST_POSTGRES_URL")
+    reset_postgres(args.database_url)
+    return str(args.database_url)
 
 
 def reset_postgres(database_url: str) -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import sqlite3
 import sys
 import tempfile
@@ -36,7 +35,7 @@ from attestation.report import (
     sign_report,
 )
 from loadtests.fleet import T0, WINDOW, LoadChip, create_accounts, enroll, make_chips
-from loadtests.server import reset_postgres, start_registry
+from loadtests.server import add_database_arguments, chosen_database_url, start_registry
 
 __all__ = ["main", "measure_sizes"]
 
@@ -180,12 +179,7 @@ def run(database_url: str, workdir: Path, *, chips: int, reports: int) -> dict[s
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m loadtests.storage", description=__doc__)
-    p.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
-    p.add_argument(
-        "--database-url",
-        default=os.environ.get("CHIPREG_TEST_POSTGRES_URL"),
-        help="PostgreSQL URL (its public schema is dropped!); default $CHIPREG_TEST_POSTGRES_URL",
-    )
+    add_database_arguments(p)
     p.add_argument("--chips", type=int, default=512, help="a multiple of 8 (hosts of 8 chips)")
     p.add_argument("--reports", type=int, default=96, help="consecutive reports per chip")
     args = p.parse_args(argv)
@@ -193,13 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.error("--chips must be a positive multiple of 8 and --reports positive")
     with tempfile.TemporaryDirectory(prefix="chipreg-storage-") as tmp:
         workdir = Path(tmp)
-        if args.db == "sqlite":
-            url = f"sqlite:///{workdir / 'registry.sqlite3'}"
-        else:
-            if not args.database_url:
-                p.error("--db postgresql needs --database-url or CHIPREG_TEST_POSTGRES_URL")
-            url = args.database_url
-            reset_postgres(url)
+        url = chosen_database_url(p, args, workdir)
         result = run(url, workdir, chips=args.chips, reports=args.reports)
     json.dump(result, sys.stdout, indent=2)
     print()

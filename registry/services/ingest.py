@@ -447,16 +447,11 @@ class IngestService:
             caller.operator_id is None
             or custodian_at(self._stays.get(chip_id, ()), report.window_start) != caller.operator_id
         ):
+            forbidden = f"chip {chip_id!r} is not at one of your facilities"
             if out_of_service is not None:
                 # Not kept as evidence, as before custody came first: a revoked key proves
                 # nothing, and reports refused for the chip's status never were.
-                return Rejected(
-                    i,
-                    "forbidden",
-                    f"chip {chip_id!r} is not at one of your facilities",
-                    chip_id,
-                    seq,
-                )
+                return Rejected(i, "forbidden", forbidden, chip_id, seq)
             # Signed by the chip's key but delivered through another account: kept as evidence
             # (a clone, or a copy of the custodian's report), though the caller learns nothing.
             stored = None
@@ -467,7 +462,7 @@ class IngestService:
             return Rejected(
                 i,
                 "forbidden",
-                f"chip {chip_id!r} is not at one of your facilities",
+                forbidden,
                 chip_id,
                 seq,
                 evidence=item,
