@@ -6,10 +6,11 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from verifier.facts import ChipFact, InstallationFact, ReportFact, Snapshot
 from verifier.findings import Finding, fingerprint
-from verifier.policy import Policy, Rule
+from verifier.policy import Policy, RuleSettings
 
 __all__ = [
     "Window",
@@ -25,7 +26,7 @@ EARTH_RADIUS_KM = 6371.0088
 
 
 def make_finding(
-    rule: Rule,
+    rule: RuleSettings[Any],
     policy: Policy,
     *,
     kind: str,

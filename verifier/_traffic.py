@@ -23,9 +23,17 @@ from itertools import compress
 from operator import attrgetter, eq, ne, not_
 
 from verifier._common import Window
+from verifier._index import SnapshotIndex
 from verifier.facts import ChipFact, ReportFact
+from verifier.params import (
+    OneSidedLinkParams,
+    SplitClusterParams,
+    UndeclaredClusterParams,
+    UnderreportingParams,
+)
+from verifier.policy import Policy
 
-__all__ = ["WindowTraffic", "analyse_window", "claims_by_chip"]
+__all__ = ["WindowTraffic", "analyse_window", "analyse_windows", "claims_by_chip"]
 
 _links = attrgetter("links")
 _chip_id = attrgetter("chip_id")
@@ -185,6 +193,38 @@ def _roots(parent: list[int]) -> list[int]:
             root = parent[root]
         roots.append(root)
     return roots
+
+
+def analyse_windows(index: SnapshotIndex, policy: Policy) -> list[WindowTraffic]:
+    """Every window of the snapshot (in order) read once for all four link rules, with the
+    thresholds of those the policy enables: cluster edges above the lower of the cluster and
+    split link thresholds, inter-site edges, one-sided pairs, peers of idle-claiming chips."""
+    cluster = policy.settings(UndeclaredClusterParams)
+    split = policy.settings(SplitClusterParams)
+    sided = policy.settings(OneSidedLinkParams)
+    under = policy.settings(UnderreportingParams)
+    link_bits = None if cluster is None else cluster.params.link_threshold_bits_per_s
+    if split is not None:
+        split_bits = split.params.link_threshold_bits_per_s
+        link_bits = split_bits if link_bits is None else min(link_bits, split_bits)
+    site_bits = None if split is None else split.params.inter_site_link_threshold_bits_per_s
+    one_sided = (
+        None if sided is None else (sided.params.min_bits_per_s, sided.params.mismatch_fraction)
+    )
+    idle = None if under is None else (under.params.idle_utilization,)
+    chips = index.snapshot.chips
+    return [
+        analyse_window(
+            window,
+            reports,
+            chips,
+            link_bits_per_s=link_bits,
+            site_link_bits_per_s=site_bits,
+            one_sided=one_sided,
+            idle=idle,
+        )
+        for window, reports in index.by_window().items()
+    ]
 
 
 def analyse_window(

@@ -21,9 +21,18 @@ from verifier._common import reports_by_window
 from verifier._traffic import WindowTraffic, analyse_window
 from verifier.facts import ChipFact, DeclaredClusterFact, Snapshot
 from verifier.findings import Finding, fingerprint, rfc3339
-from verifier.policy import ClusterRule, Policy
+from verifier.params import UndeclaredClusterParams
+from verifier.policy import CLUSTER_RULE_ID, Policy
+from verifier.rules import Rule, RuleContext
 
-__all__ = ["H100_PEAK_OPS", "KIND", "components", "find_undeclared_clusters", "pair_gbps"]
+__all__ = [
+    "H100_PEAK_OPS",
+    "KIND",
+    "UNDECLARED_CLUSTER",
+    "components",
+    "find_undeclared_clusters",
+    "pair_gbps",
+]
 
 KIND = "undeclared_cluster"
 H100_PEAK_OPS = 989e12
@@ -55,33 +64,50 @@ class _Merged:
     edge_gbps: list[float] = field(default_factory=list)
 
 
-def find_undeclared_clusters(
-    snapshot: Snapshot, policy: Policy, traffic: Sequence[WindowTraffic] | None = None
-) -> list[Finding]:
-    """Return one finding per undeclared cluster, sorted by subject then window.
+def _find(ctx: RuleContext) -> list[Finding]:
+    if ctx.settings(UndeclaredClusterParams) is None:
+        return []
+    return _undeclared(ctx.snapshot, ctx.policy, ctx.traffic)
+
+
+UNDECLARED_CLUSTER = Rule(rule_ids=(CLUSTER_RULE_ID,), kinds=(KIND,), find=_find)
+"""Rule ``cluster.undeclared``, on the engine's shared per-window traffic analysis."""
+
+
+def find_undeclared_clusters(snapshot: Snapshot, policy: Policy) -> list[Finding]:
+    """Rule ``cluster.undeclared`` on its own, with its own pass over each window's link
+    claims (edges above its own link threshold; the engine's shared pass uses the lower of the
+    cluster and split thresholds).
 
     Only reports sharing the exact same ``(window_start, window_end)`` are compared: throughput
-    is a rate over a window, and mixing windows would mix rates. ``traffic`` is the engine's
-    shared per-window analysis; without it the rule computes its own.
+    is a rate over a window, and mixing windows would mix rates.
     """
-    rule = policy.cluster
-    if traffic is None:
-        traffic = [
-            analyse_window(
-                window,
-                reports,
-                snapshot.chips,
-                link_bits_per_s=rule.link_threshold_bits_per_s,
-                site_link_bits_per_s=None,
-                one_sided=None,
-                idle=None,
-            )
-            for window, reports in sorted(reports_by_window(snapshot.reports).items())
-        ]
+    if not policy.cluster.enabled:
+        return []
+    traffic = [
+        analyse_window(
+            window,
+            reports,
+            snapshot.chips,
+            link_bits_per_s=policy.cluster.params.link_threshold_bits_per_s,
+            site_link_bits_per_s=None,
+            one_sided=None,
+            idle=None,
+        )
+        for window, reports in sorted(reports_by_window(snapshot.reports).items())
+    ]
+    return _undeclared(snapshot, policy, traffic)
+
+
+def _undeclared(
+    snapshot: Snapshot, policy: Policy, traffic: Sequence[WindowTraffic]
+) -> list[Finding]:
+    """One finding per undeclared cluster, sorted by subject then window."""
+    params = policy.cluster.params
     merged: dict[tuple[str, ...], _Merged] = {}
     for window_traffic in traffic:
         for component in _flagged_components(
-            window_traffic, snapshot.chips, snapshot.clusters, rule
+            window_traffic, snapshot.chips, snapshot.clusters, params
         ):
             entry = merged.setdefault(component.members, _Merged(component.members))
             entry.windows.append(component.window)
@@ -147,11 +173,11 @@ def _flagged_components(
     traffic: WindowTraffic,
     chips: Mapping[str, ChipFact],
     declared: Sequence[DeclaredClusterFact],
-    rule: ClusterRule,
+    params: UndeclaredClusterParams,
 ) -> list[_Component]:
     window = traffic.window
     # Cheap filter first: most components in a real fleet are far below the compute threshold.
-    threshold = rule.compute_threshold_ops_per_s
+    threshold = params.compute_threshold_ops_per_s
     candidates = [
         members
         for members in traffic.heavy_components(threshold)
@@ -161,7 +187,7 @@ def _flagged_components(
         return []
     active = [d for d in declared if d.covers(*window)]
     declared_now: set[str] | None = None
-    threshold_gbps = rule.link_threshold_bits_per_s / 1e9
+    threshold_gbps = params.link_threshold_bits_per_s / 1e9
     flagged: list[_Component] = []
     for members in sorted(candidates):
         registered = frozenset(m for m in members if m in chips)
@@ -204,6 +230,7 @@ def _most_common(values: Iterable[_Key | None]) -> _Key | None:
 
 def _finding(entry: _Merged, snapshot: Snapshot, policy: Policy) -> Finding:
     rule = policy.cluster
+    params = rule.params
     chips = snapshot.chips
     members = entry.members
     registered = [chips[m] for m in members if m in chips]
@@ -225,7 +252,7 @@ def _finding(entry: _Merged, snapshot: Snapshot, policy: Policy) -> Finding:
         where = f"{len(facilities)} facilities (mostly facility {facility_id})"
     summary = (
         f"{len(members)} chips ({equivalent:g} H100-equivalent, {total:.3g} OP/s) at {where} "
-        f"were networked above {rule.link_threshold_bits_per_s / 1e9:g} Gbit/s with no "
+        f"were networked above {params.link_threshold_bits_per_s / 1e9:g} Gbit/s with no "
         f"declared cluster covering them, in {len(entry.windows)} window(s) "
         f"from {rfc3339(start)} to {rfc3339(end)}."
     )
@@ -245,8 +272,8 @@ def _finding(entry: _Merged, snapshot: Snapshot, policy: Policy) -> Finding:
         "mean_pair_throughput_gbps": round(sum(gbps) / len(gbps), 3),
         "windows_observed": len(entry.windows),
         "windows": [[rfc3339(s), rfc3339(e)] for s, e in entry.windows],
-        "link_threshold_bits_per_s": rule.link_threshold_bits_per_s,
-        "compute_threshold_ops_per_s": rule.compute_threshold_ops_per_s,
+        "link_threshold_bits_per_s": params.link_threshold_bits_per_s,
+        "compute_threshold_ops_per_s": params.compute_threshold_ops_per_s,
     }
     return Finding(
         rule_id=rule.rule_id,

@@ -24,27 +24,27 @@ from verifier._common import Window, make_finding
 from verifier._index import SnapshotIndex, report_order
 from verifier.facts import DeclaredClusterFact, ReportFact, Snapshot
 from verifier.findings import Finding, rfc3339
-from verifier.policy import Policy
+from verifier.params import AbovePeakParams, BudgetExceededParams, ThresholdUnnotifiedParams
+from verifier.rules import Rule, RuleContext
 
-__all__ = ["find_above_peak", "find_budget_findings"]
+__all__ = ["ABOVE_PEAK", "CLUSTER_COMPUTE", "THRESHOLD_RULE_ID"]
 
-ABOVE_PEAK_RULE_ID = "chip.above_peak"
-BUDGET_RULE_ID = "cluster.budget_exceeded"
-THRESHOLD_RULE_ID = "cluster.threshold_unnotified"
+ABOVE_PEAK_RULE_ID = AbovePeakParams.rule_id
+BUDGET_RULE_ID = BudgetExceededParams.rule_id
+THRESHOLD_RULE_ID = ThresholdUnnotifiedParams.rule_id
 _utilization = attrgetter("utilization")
 _log_index = attrgetter("log_index")
 _peak_power = attrgetter("peak_power_w")
 _peak_ops = attrgetter("peak_ops")
 
 
-def find_above_peak(
-    snapshot: Snapshot, policy: Policy, *, index: SnapshotIndex | None = None
-) -> list[Finding]:
+def _find_above_peak(ctx: RuleContext) -> list[Finding]:
     """One finding per chip with physically impossible reports."""
-    rule = policy.rule(ABOVE_PEAK_RULE_ID)
+    rule = ctx.settings(AbovePeakParams)
     if rule is None:
         return []
-    limit = 1 + rule.number("tolerance_fraction")
+    snapshot, policy = ctx.snapshot, ctx.policy
+    limit = 1 + rule.params.tolerance_fraction
     chips = snapshot.chips
     chips_get = chips.get
     hits: dict[str, list[tuple[ReportFact, float, float | None]]] = defaultdict(list)
@@ -53,7 +53,7 @@ def find_above_peak(
     seconds = 0.0
     reports: Iterable[ReportFact] = snapshot.reports
     lowest_w = min(filter(None, map(_peak_power, chips.values())), default=None)
-    windows = index.by_window() if index is not None else None
+    windows = ctx.index.by_window()
     if lowest_w is not None and limit >= 0 and windows:
         # A report can only be over when its utilization is, or its energy exceeds the
         # smallest peak power times the shortest window (less a margin for rounding): a
@@ -112,7 +112,7 @@ def find_above_peak(
                     "max_energy_over_peak": None if worst_power is None else round(worst_power, 4),
                     "peak_ops": None if chip is None else chip.peak_ops,
                     "peak_power_w": None if chip is None else chip.peak_power_w,
-                    "tolerance_fraction": rule.number("tolerance_fraction"),
+                    "tolerance_fraction": rule.params.tolerance_fraction,
                 },
                 evidence=[h[0].log_index for h in found],
             )
@@ -206,16 +206,14 @@ def _cumulative(
     return series
 
 
-def find_budget_findings(
-    snapshot: Snapshot, policy: Policy, as_of: datetime, *, index: SnapshotIndex | None = None
-) -> tuple[list[Finding], list[Finding]]:
-    """(budget-exceeded findings, threshold-unnotified findings) per declared cluster."""
-    budget_rule = policy.rule(BUDGET_RULE_ID)
-    notify_rule = policy.rule(THRESHOLD_RULE_ID)
+def _find_cluster_compute(ctx: RuleContext) -> list[Finding]:
+    """Budget-exceeded findings, then threshold-unnotified findings, per declared cluster (one
+    running total of each cluster's compute serves both)."""
+    budget_rule = ctx.settings(BudgetExceededParams)
+    notify_rule = ctx.settings(ThresholdUnnotifiedParams)
+    snapshot, policy, as_of, index = ctx.snapshot, ctx.policy, ctx.as_of, ctx.index
     if (budget_rule is None and notify_rule is None) or not snapshot.clusters:
-        return [], []
-    if index is None:
-        index = SnapshotIndex(snapshot)
+        return []
     clusters = sorted(snapshot.clusters, key=lambda c: c.cluster_id)
     all_series = _cumulative(clusters, snapshot, index)
     over: list[Finding] = []
@@ -224,7 +222,7 @@ def find_budget_findings(
         if not series:
             continue
         if budget_rule is not None and cluster.compute_budget_flop is not None:
-            limit = cluster.compute_budget_flop * (1 + budget_rule.number("tolerance_fraction"))
+            limit = cluster.compute_budget_flop * (1 + budget_rule.params.tolerance_fraction)
             crossing = next((i for i, (_, total, _) in enumerate(series) if total > limit), None)
             if crossing is not None:
                 window, total, _ = series[crossing]
@@ -257,8 +255,8 @@ def find_budget_findings(
                 )
         if notify_rule is None:
             continue
-        grace = timedelta(seconds=notify_rule.number("notification_grace_s"))
-        for threshold in notify_rule.lists["thresholds_flop"]:
+        grace = timedelta(seconds=notify_rule.params.notification_grace_s)
+        for threshold in notify_rule.params.thresholds_flop:
             crossing = next(
                 (i for i, (_, total, _) in enumerate(series) if total > threshold), None
             )
@@ -317,4 +315,14 @@ def find_budget_findings(
                     evidence=[cluster.log_index, *window_evidence],
                 )
             )
-    return over, unnotified
+    return over + unnotified
+
+
+ABOVE_PEAK = Rule(rule_ids=(ABOVE_PEAK_RULE_ID,), kinds=("above_peak",), find=_find_above_peak)
+CLUSTER_COMPUTE = Rule(
+    rule_ids=(BUDGET_RULE_ID, THRESHOLD_RULE_ID),
+    kinds=("budget_exceeded", "threshold_unnotified"),
+    find=_find_cluster_compute,
+)
+"""``cluster.budget_exceeded`` and ``cluster.threshold_unnotified`` over one running total of
+each declared cluster's compute."""

@@ -19,35 +19,41 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 
 from verifier._common import make_finding
-from verifier.errors import FactError
 from verifier.facts import GpuAttestationFact, Snapshot
 from verifier.findings import Finding, rfc3339
+from verifier.params import GpuAttestationLapsedParams, GpuDeviceChangedParams
 from verifier.policy import Policy
+from verifier.rules import Rule, RuleContext
 
 __all__ = [
     "DEVICE_CHANGED_KIND",
     "DEVICE_CHANGED_RULE_ID",
+    "GPU_ATTESTATION",
     "LAPSED_KIND",
     "LAPSED_RULE_ID",
     "find_gpu_attestation_findings",
 ]
 
-LAPSED_RULE_ID = "gpu.attestation_lapsed"
+LAPSED_RULE_ID = GpuAttestationLapsedParams.rule_id
 LAPSED_KIND = "gpu_attestation_lapsed"
-DEVICE_CHANGED_RULE_ID = "gpu.device_changed"
+DEVICE_CHANGED_RULE_ID = GpuDeviceChangedParams.rule_id
 DEVICE_CHANGED_KIND = "gpu_device_changed"
 
 
 def find_gpu_attestation_findings(
     snapshot: Snapshot, policy: Policy, as_of: datetime
 ) -> list[Finding]:
+    """Both GPU rules on their own, sorted by chip id then time."""
+    return _find_gpu(RuleContext(snapshot, policy, as_of))
+
+
+def _find_gpu(ctx: RuleContext) -> list[Finding]:
     """Both GPU rules, sorted by chip id then time."""
-    if as_of.utcoffset() is None:
-        raise FactError(f"as_of must be timezone-aware, got naive {as_of.isoformat()}")
-    lapsed_rule = policy.rule(LAPSED_RULE_ID)
-    changed_rule = policy.rule(DEVICE_CHANGED_RULE_ID)
+    lapsed_rule = ctx.settings(GpuAttestationLapsedParams)
+    changed_rule = ctx.settings(GpuDeviceChangedParams)
     if lapsed_rule is None and changed_rule is None:
         return []
+    snapshot, policy, as_of = ctx.snapshot, ctx.policy, ctx.as_of
     by_chip: dict[str, list[GpuAttestationFact]] = defaultdict(list)
     for fact in snapshot.gpu_attestations:
         if fact.verified_at <= as_of:
@@ -89,7 +95,7 @@ def find_gpu_attestation_findings(
                         )
                     )
         if lapsed_rule is not None and chip.installed_at is not None:
-            interval = timedelta(seconds=lapsed_rule.number("max_interval_s"))
+            interval = timedelta(seconds=lapsed_rule.params.max_interval_s)
             last = good[-1]
             # A chip installed after its last proof is judged from its installation.
             since = max(last.verified_at, chip.installed_at)
@@ -122,3 +128,10 @@ def find_gpu_attestation_findings(
                     )
                 )
     return findings
+
+
+GPU_ATTESTATION = Rule(
+    rule_ids=(DEVICE_CHANGED_RULE_ID, LAPSED_RULE_ID),
+    kinds=(DEVICE_CHANGED_KIND, LAPSED_KIND),
+    find=_find_gpu,
+)

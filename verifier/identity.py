@@ -20,15 +20,16 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from verifier._common import make_finding
-from verifier._index import SnapshotIndex, report_order
+from verifier._index import report_order
 from verifier.facts import ReportFact, Snapshot, SubmissionFact
 from verifier.findings import Finding, rfc3339
-from verifier.policy import Policy
+from verifier.params import CloneParams, ReplayParams
+from verifier.rules import Rule, RuleContext
 
-__all__ = ["find_clones", "find_replays"]
+__all__ = ["CLONE", "REPLAY"]
 
-CLONE_RULE_ID = "identity.clone"
-REPLAY_RULE_ID = "report.replay"
+CLONE_RULE_ID = CloneParams.rule_id
+REPLAY_RULE_ID = ReplayParams.rule_id
 FORBIDDEN = "forbidden"
 
 
@@ -94,14 +95,13 @@ def _copies_of_accepted(snapshot: Snapshot) -> set[tuple[str, int, str]]:
     return {(r.chip_id, r.seq, r.digest or "") for r in snapshot.reports} & wanted
 
 
-def find_clones(
-    snapshot: Snapshot, policy: Policy, *, index: SnapshotIndex | None = None
-) -> list[Finding]:
+def _find_clones(ctx: RuleContext) -> list[Finding]:
     """One finding per chip with conflicting signed reports."""
-    rule = policy.rule(CLONE_RULE_ID)
+    rule = ctx.settings(CloneParams)
     if rule is None:
         return []
-    min_conflicts = max(1, int(rule.number("min_conflicts")))
+    snapshot, policy = ctx.snapshot, ctx.policy
+    min_conflicts = rule.params.min_conflicts
     copies = _copies_of_accepted(snapshot)
     foreign = [
         s
@@ -113,7 +113,7 @@ def find_clones(
     # Accepted reports alone conflict only when two of one chip share a window start (the
     # registry refuses windows out of order), so only such chips are looked at closely.
     by_start: dict[datetime, list[list[ReportFact]]] = defaultdict(list)
-    for (start, _), group in (index or SnapshotIndex(snapshot)).by_window().items():
+    for (start, _), group in ctx.index.by_window().items():
         by_start[start].append(group)
     for groups in by_start.values():
         ids = [r.chip_id for group in groups for r in group]
@@ -128,7 +128,7 @@ def find_clones(
             if r.chip_id in suspects:
                 per_chip[r.chip_id].append(_signed(r))
     for s in snapshot.submissions:
-        # Copies of accepted reports (replays, forwarded or not) are find_replays' business.
+        # Copies of accepted reports (replays, forwarded or not) are the replay rule's business.
         if s.outcome != "replayed_report" and (s.chip_id, s.seq, s.digest) not in copies:
             per_chip[s.chip_id].append(_signed(s))
     outside: dict[str, set[_Signed]] = defaultdict(set)
@@ -203,11 +203,12 @@ def find_clones(
     return findings
 
 
-def find_replays(snapshot: Snapshot, policy: Policy) -> list[Finding]:
+def _find_replays(ctx: RuleContext) -> list[Finding]:
     """One finding per chip with replayed copies of its accepted reports."""
-    rule = policy.rule(REPLAY_RULE_ID)
+    rule = ctx.settings(ReplayParams)
     if rule is None:
         return []
+    snapshot, policy = ctx.snapshot, ctx.policy
     forwarded = _copies_of_accepted(snapshot)
     copies = [
         s
@@ -217,7 +218,7 @@ def find_replays(snapshot: Snapshot, policy: Policy) -> list[Finding]:
     ]
     if not copies:
         return []
-    max_delay = rule.number("max_retry_delay_s")
+    max_delay = rule.params.max_retry_delay_s
     wanted = {(s.chip_id, s.seq) for s in copies}
     wanted_chips = {s.chip_id for s in copies}
     originals: dict[tuple[str, int], ReportFact] = {}
@@ -295,3 +296,7 @@ def find_replays(snapshot: Snapshot, policy: Policy) -> list[Finding]:
             )
         )
     return findings
+
+
+CLONE = Rule(rule_ids=(CLONE_RULE_ID,), kinds=("cloned_identity",), find=_find_clones)
+REPLAY = Rule(rule_ids=(REPLAY_RULE_ID,), kinds=("replayed_report",), find=_find_replays)

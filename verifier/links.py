@@ -11,33 +11,27 @@
   ``idle_utilization`` while its peers claim more traffic with it than its links can carry in
   the time it says it was busy: more than ``peer_traffic_bits_per_s`` *and* more than
   ``capacity x max(utilization, busy_time_floor)``, with the capacity from the policy's
-  ``link_capacity_bits_per_s`` table for the chip's model (:func:`carried_bits_per_s`).
+  ``link_capacity_bits_per_s`` table for the chip's model
+  (:meth:`verifier.params.UnderreportingParams.carried_bits_per_s`).
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from verifier._common import Window, make_finding
-from verifier._traffic import WindowTraffic
 from verifier.clusters import H100_PEAK_OPS
-from verifier.facts import Snapshot
 from verifier.findings import Finding, rfc3339
-from verifier.policy import Policy, Rule
+from verifier.params import OneSidedLinkParams, SplitClusterParams, UnderreportingParams
+from verifier.rules import Rule, RuleContext
 
-__all__ = [
-    "carried_bits_per_s",
-    "find_idle_with_traffic",
-    "find_one_sided_links",
-    "find_split_clusters",
-]
+__all__ = ["ONE_SIDED_LINK", "SPLIT_CLUSTER", "UNDERREPORTING_PEERS"]
 
-SPLIT_RULE_ID = "cluster.split"
-ONE_SIDED_RULE_ID = "link.one_sided"
-UNDERREPORTING_RULE_ID = "chip.underreporting"
+SPLIT_RULE_ID = SplitClusterParams.rule_id
+ONE_SIDED_RULE_ID = OneSidedLinkParams.rule_id
+UNDERREPORTING_RULE_ID = UnderreportingParams.rule_id
 
 
 @dataclass(slots=True)
@@ -48,17 +42,16 @@ class _Seen:
     per_site: dict[str, float] = field(default_factory=dict)
 
 
-def find_split_clusters(
-    snapshot: Snapshot, policy: Policy, traffic: Sequence[WindowTraffic]
-) -> list[Finding]:
+def _find_split_clusters(ctx: RuleContext) -> list[Finding]:
     """One finding per chip set split across facilities above the threshold."""
-    rule = policy.rule(SPLIT_RULE_ID)
+    rule = ctx.settings(SplitClusterParams)
     if rule is None:
         return []
-    threshold = rule.number("site_compute_threshold_ops_per_s")
+    snapshot, policy = ctx.snapshot, ctx.policy
+    threshold = rule.params.site_compute_threshold_ops_per_s
     chips = snapshot.chips
     seen: dict[tuple[str, ...], _Seen] = {}
-    for t in traffic:
+    for t in ctx.traffic:
         # Only components spanning more than one facility key can be split.
         for members in t.mixed_components():
             per_site: dict[int, float] = defaultdict(float)
@@ -115,15 +108,14 @@ def find_split_clusters(
     return findings
 
 
-def find_one_sided_links(
-    snapshot: Snapshot, policy: Policy, traffic: Sequence[WindowTraffic]
-) -> list[Finding]:
+def _find_one_sided_links(ctx: RuleContext) -> list[Finding]:
     """One finding per chip pair whose two ends disagree, merged over windows."""
-    rule = policy.rule(ONE_SIDED_RULE_ID)
+    rule = ctx.settings(OneSidedLinkParams)
     if rule is None:
         return []
+    snapshot, policy = ctx.snapshot, ctx.policy
     seen: dict[tuple[str, str], _Seen] = {}
-    for t in traffic:
+    for t in ctx.traffic:
         if not t.one_sided:
             continue
         by_chip = t.reports_of()
@@ -176,8 +168,8 @@ def find_one_sided_links(
                     "peer_registered": registered,
                     "windows_observed": len(entry.windows),
                     "samples": entry.samples,
-                    "min_bits_per_s": rule.number("min_bits_per_s"),
-                    "mismatch_fraction": rule.number("mismatch_fraction"),
+                    "min_bits_per_s": rule.params.min_bits_per_s,
+                    "mismatch_fraction": rule.params.mismatch_fraction,
                 },
                 evidence=entry.evidence,
             )
@@ -185,30 +177,18 @@ def find_one_sided_links(
     return findings
 
 
-def carried_bits_per_s(rule: Rule, model: str | None, utilization: float) -> float:
-    """The most traffic (bits/s, both directions, all peers, averaged over the window) a chip
-    of ``model`` can exchange when a kernel ran for ``utilization`` of the window: its link
-    capacity for the busy time, never less than ``busy_time_floor`` of it (transfers without
-    a kernel), never less than the rule's absolute ``peer_traffic_bits_per_s`` floor."""
-    capacity = None if model is None else rule.lookup("link_capacity_bits_per_s", model)
-    if capacity is None:
-        capacity = rule.number("unknown_model_link_bits_per_s")
-    busy = min(1.0, max(utilization, rule.number("busy_time_floor")))
-    return max(rule.number("peer_traffic_bits_per_s"), capacity * busy)
-
-
-def find_idle_with_traffic(
-    snapshot: Snapshot, policy: Policy, traffic: Sequence[WindowTraffic]
-) -> list[Finding]:
+def _find_idle_with_traffic(ctx: RuleContext) -> list[Finding]:
     """One finding per chip claiming idle while its peers report more traffic with it than it
-    could carry in the time it claims to have been busy."""
-    rule = policy.rule(UNDERREPORTING_RULE_ID)
+    could carry in the time it claims to have been busy
+    (:meth:`~verifier.params.UnderreportingParams.carried_bits_per_s`)."""
+    rule = ctx.settings(UnderreportingParams)
     if rule is None:
         return []
-    floor = rule.number("peer_traffic_bits_per_s")
+    snapshot, policy, params = ctx.snapshot, ctx.policy, rule.params
+    floor = params.peer_traffic_bits_per_s
     chips = snapshot.chips
     seen: dict[str, _Seen] = {}
-    for t in traffic:
+    for t in ctx.traffic:
         candidates = [(c, b) for c, b in t.idle_peer_bytes.items() if b * 8 / t.seconds > floor]
         if not candidates:
             continue
@@ -218,7 +198,7 @@ def find_idle_with_traffic(
             chip = chips.get(chip_id)
             # A chip that reported the window twice is judged on its larger claim.
             claimed = max(r.utilization for r in by_chip[chip_id])
-            bound = carried_bits_per_s(rule, None if chip is None else chip.model, claimed)
+            bound = params.carried_bits_per_s(None if chip is None else chip.model, claimed)
             if total * 8 / t.seconds > bound:
                 hot.append((chip_id, total, bound))
         for chip_id, total, bound in sorted(hot):
@@ -267,11 +247,21 @@ def find_idle_with_traffic(
                     "channel": "peers",
                     "windows_observed": len(entry.windows),
                     "samples": entry.samples,
-                    "idle_utilization": rule.number("idle_utilization"),
+                    "idle_utilization": params.idle_utilization,
                     "peer_traffic_bits_per_s": floor,
-                    "busy_time_floor": rule.number("busy_time_floor"),
+                    "busy_time_floor": params.busy_time_floor,
                 },
                 evidence=entry.evidence,
             )
         )
     return findings
+
+
+SPLIT_CLUSTER = Rule(rule_ids=(SPLIT_RULE_ID,), kinds=("split_cluster",), find=_find_split_clusters)
+ONE_SIDED_LINK = Rule(
+    rule_ids=(ONE_SIDED_RULE_ID,), kinds=("one_sided_link",), find=_find_one_sided_links
+)
+UNDERREPORTING_PEERS = Rule(
+    rule_ids=(UNDERREPORTING_RULE_ID,), kinds=("underreporting",), find=_find_idle_with_traffic
+)
+"""The peer side of ``chip.underreporting`` (the meter side is :data:`verifier.power.POWER`)."""

@@ -34,30 +34,29 @@ from verifier._common import (
 from verifier._index import SnapshotIndex
 from verifier.facts import ReportFact, RttMeasurementFact, Snapshot
 from verifier.findings import Finding, rfc3339
-from verifier.policy import Policy
+from verifier.params import ForbiddenCountryParams, RttMismatchParams, WrongFacilityParams
+from verifier.rules import Rule, RuleContext
 
-__all__ = ["find_forbidden_countries", "find_rtt_mismatches", "find_wrong_facility_reports"]
+__all__ = ["FORBIDDEN_COUNTRY", "RTT_MISMATCH", "WRONG_FACILITY"]
 
-RTT_RULE_ID = "location.rtt_mismatch"
-WRONG_FACILITY_RULE_ID = "report.wrong_facility"
-FORBIDDEN_RULE_ID = "chip.forbidden_country"
+RTT_RULE_ID = RttMismatchParams.rule_id
+WRONG_FACILITY_RULE_ID = WrongFacilityParams.rule_id
+FORBIDDEN_RULE_ID = ForbiddenCountryParams.rule_id
 _FAR = datetime.max.replace(tzinfo=UTC)
 _allowed = attrgetter("allowed_countries")
 
 
-def find_rtt_mismatches(
-    snapshot: Snapshot, policy: Policy, *, index: SnapshotIndex | None = None
-) -> list[Finding]:
+def _find_rtt_mismatches(ctx: RuleContext) -> list[Finding]:
     """One finding per (chip, declared facility) that some landmark's round trips contradict."""
-    rule = policy.rule(RTT_RULE_ID)
+    rule = ctx.settings(RttMismatchParams)
+    snapshot, policy, index = ctx.snapshot, ctx.policy, ctx.index
     if rule is None or not snapshot.rtts:
         return []
-    km_per_ms = rule.number("km_per_ms_rtt")
-    slack = rule.number("slack_km")
-    inflation = rule.number("max_path_inflation")
-    excess = rule.number("max_excess_rtt_ms")
-    min_slow = max(1, int(rule.number("min_slow_measurements")))
-    index = index or SnapshotIndex(snapshot)
+    km_per_ms = rule.params.km_per_ms_rtt
+    slack = rule.params.slack_km
+    inflation = rule.params.max_path_inflation
+    excess = rule.params.max_excess_rtt_ms
+    min_slow = rule.params.min_slow_measurements
     # (chip, declared facility) -> landmark -> measurements
     grouped: dict[tuple[str, int], dict[int, list[RttMeasurementFact]]] = defaultdict(
         lambda: defaultdict(list)
@@ -190,16 +189,14 @@ def _window_of(windows: Sequence[tuple[datetime, datetime]], instant: datetime) 
     return -1
 
 
-def find_wrong_facility_reports(
-    snapshot: Snapshot, policy: Policy, *, index: SnapshotIndex | None = None
-) -> list[Finding]:
+def _find_wrong_facility_reports(ctx: RuleContext) -> list[Finding]:
     """One finding per (chip, claimed facility) of reports naming a facility the chip was not
     declared at during the report's window."""
-    rule = policy.rule(WRONG_FACILITY_RULE_ID)
+    rule = ctx.settings(WrongFacilityParams)
     if rule is None:
         return []
-    min_reports = max(1, int(rule.number("min_reports")))
-    index = index or SnapshotIndex(snapshot)
+    snapshot, policy, index = ctx.snapshot, ctx.policy, ctx.index
+    min_reports = rule.params.min_reports
     single, several = index.stay_maps()
     single_get = single.get
     chips_get = snapshot.chips.get
@@ -314,16 +311,14 @@ def _forbidden_suspects(snapshot: Snapshot, index: SnapshotIndex) -> set[str]:
     return suspects
 
 
-def find_forbidden_countries(
-    snapshot: Snapshot, policy: Policy, *, index: SnapshotIndex | None = None
-) -> list[Finding]:
+def _find_forbidden_countries(ctx: RuleContext) -> list[Finding]:
     """One finding per chip with transfer conditions that is declared, or claims to report,
     from a facility in a country outside its allowed countries."""
-    rule = policy.rule(FORBIDDEN_RULE_ID)
+    rule = ctx.settings(ForbiddenCountryParams)
     if rule is None:
         return []
-    min_reports = max(1, int(rule.number("min_reports")))
-    index = index or SnapshotIndex(snapshot)
+    snapshot, policy, index = ctx.snapshot, ctx.policy, ctx.index
+    min_reports = rule.params.min_reports
     suspects = _forbidden_suspects(snapshot, index)
     if not suspects:
         return []
@@ -396,3 +391,16 @@ def find_forbidden_countries(
             )
         )
     return findings
+
+
+RTT_MISMATCH = Rule(
+    rule_ids=(RTT_RULE_ID,), kinds=("location_mismatch",), find=_find_rtt_mismatches
+)
+WRONG_FACILITY = Rule(
+    rule_ids=(WRONG_FACILITY_RULE_ID,),
+    kinds=("wrong_facility",),
+    find=_find_wrong_facility_reports,
+)
+FORBIDDEN_COUNTRY = Rule(
+    rule_ids=(FORBIDDEN_RULE_ID,), kinds=("forbidden_country",), find=_find_forbidden_countries
+)

@@ -8,173 +8,124 @@ misspelt or mistyped field is a :class:`~verifier.errors.PolicyError` naming the
 
 from __future__ import annotations
 
-import math
 import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from importlib import resources
-from typing import Any
+from typing import Any, Generic, TypeVar, cast
 
 from verifier.errors import PolicyError
 from verifier.findings import Severity
+from verifier.params import (
+    PARAMS,
+    ModelTable,
+    RuleParams,
+    SilentParams,
+    UndeclaredClusterParams,
+)
 
 __all__ = [
     "CLUSTER_RULE_ID",
     "RULE_PARAMS",
-    "RULE_TABLES",
     "SILENCE_RULE_ID",
     "ClusterRule",
     "Policy",
-    "Rule",
+    "RuleSettings",
     "SilenceRule",
     "builtin_policy_names",
     "load_builtin_policy",
     "parse_policy",
 ]
 
-CLUSTER_RULE_ID = "cluster.undeclared"
-SILENCE_RULE_ID = "chip.silent"
+CLUSTER_RULE_ID = UndeclaredClusterParams.rule_id
+SILENCE_RULE_ID = SilentParams.rule_id
 
-# Rules beyond the two original ones: rule id -> (required numeric parameters, list parameters).
-# Each is optional in a policy document; a rule whose table is absent is not run.
-RULE_PARAMS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
-    "cluster.split": (
-        frozenset(
-            {
-                "link_threshold_bits_per_s",
-                "inter_site_link_threshold_bits_per_s",
-                "site_compute_threshold_ops_per_s",
-            }
-        ),
-        frozenset(),
-    ),
-    "chip.unaccounted": (frozenset({"grace_period_s"}), frozenset()),
-    "location.rtt_mismatch": (
-        frozenset(
-            {
-                "km_per_ms_rtt",
-                "slack_km",
-                "max_path_inflation",
-                "max_excess_rtt_ms",
-                "min_slow_measurements",
-            }
-        ),
-        frozenset(),
-    ),
-    "report.wrong_facility": (frozenset({"min_reports"}), frozenset()),
-    "chip.forbidden_country": (frozenset({"min_reports"}), frozenset()),
-    "identity.clone": (frozenset({"min_conflicts"}), frozenset()),
-    "report.replay": (frozenset({"max_retry_delay_s"}), frozenset()),
-    "power.ghost_chips": (
-        frozenset(
-            {
-                "host_overhead_fraction",
-                "tolerance_fraction",
-                "min_chip_equivalents",
-                "reference_chip_power_w",
-                "host_model_uncertainty_fraction",
-                "max_host_w_per_gpu",
-            }
-        ),
-        frozenset(),
-    ),
-    "chip.underreporting": (
-        frozenset(
-            {
-                "idle_utilization",
-                "peer_traffic_bits_per_s",
-                "host_overhead_fraction",
-                "busy_time_floor",
-                "unknown_model_link_bits_per_s",
-            }
-        ),
-        frozenset(),
-    ),
-    "chip.above_peak": (frozenset({"tolerance_fraction"}), frozenset()),
-    "link.one_sided": (frozenset({"min_bits_per_s", "mismatch_fraction"}), frozenset()),
-    "cluster.budget_exceeded": (frozenset({"tolerance_fraction"}), frozenset()),
-    "cluster.threshold_unnotified": (
-        frozenset({"notification_grace_s"}),
-        frozenset({"thresholds_flop"}),
-    ),
-    # GPU hardware attestation (issue 13): how often a hardware-attested chip must prove again,
-    # over a fresh registry nonce, that its enrolled GPU is still behind it.
-    "gpu.attestation_lapsed": (frozenset({"max_interval_s"}), frozenset()),
-    "gpu.device_changed": (frozenset(), frozenset()),
+RULE_PARAMS: Mapping[str, type[RuleParams]] = {
+    rule_id: params
+    for rule_id, params in PARAMS.items()
+    if rule_id not in {CLUSTER_RULE_ID, SILENCE_RULE_ID}
 }
-
-# Rules with per-key numeric tables (rule id -> table names), for settings that depend on the
-# chip model, e.g. ``link_capacity_bits_per_s = { "H100" = 8.0e12, ... }``. Keys are matched as
-# prefixes of a chip's model name (:meth:`Rule.lookup`).
-RULE_TABLES: dict[str, frozenset[str]] = {
-    "chip.underreporting": frozenset({"link_capacity_bits_per_s"}),
-}
+"""The rules beyond the two foundation ones, with their parameter classes
+(:mod:`verifier.params`). Each is optional in a policy document; a rule whose table is absent
+is not run."""
 
 _VERSION_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _COMMON_KEYS = frozenset({"version", "severity", "citation", "enabled"})
-_CLUSTER_KEYS = _COMMON_KEYS | {"link_threshold_bits_per_s", "compute_threshold_ops_per_s"}
-_SILENCE_KEYS = _COMMON_KEYS | {"grace_period_s"}
+
+P = TypeVar("P", bound=RuleParams)
 
 
 @dataclass(frozen=True, slots=True)
-class ClusterRule:
-    """Undeclared-cluster rule: chips transitively linked above a bandwidth, above a compute."""
+class RuleSettings(Generic[P]):
+    """One rule's settings in a policy: the common fields and its typed parameters.
+
+    ``params`` is the rule's parameter object (:mod:`verifier.params`). A mapping of its
+    policy keys is accepted too (``dataclasses.replace(rule, params={**rule.params, ...})``)
+    and parsed and validated as the policy file would be.
+    """
 
     rule_id: str
     version: int
     severity: Severity
     citation: str
     enabled: bool
-    link_threshold_bits_per_s: float
-    compute_threshold_ops_per_s: float
+    params: P
+
+    def __post_init__(self) -> None:
+        params_type = PARAMS.get(self.rule_id)
+        if params_type is None:
+            raise PolicyError(f"unknown rule {self.rule_id!r}")
+        if not isinstance(self.params, params_type):
+            if not isinstance(self.params, Mapping | RuleParams):
+                raise PolicyError(
+                    f"parameters of {self.rule_id} must be {params_type.__name__} or a mapping"
+                )
+            table = cast("Mapping[str, object]", self.params)
+            where = f'rules."{self.rule_id}"'
+            _check_keys(dict(table), params_type.keys_allowed(), where)
+            object.__setattr__(self, "params", params_type.parse(table, where))
+
+    def lookup(self, table: str, model: str) -> float | None:
+        """The entry of the per-model table ``table`` for ``model`` (longest key prefix), or
+        ``None`` when no key matches (:meth:`verifier.params.ModelTable.lookup`)."""
+        found = getattr(self.params, table)
+        if not isinstance(found, ModelTable):
+            raise KeyError(f"{self.rule_id} has no per-model table {table!r}")
+        return found.lookup(model)
 
 
 @dataclass(frozen=True, slots=True)
-class SilenceRule:
-    """Silent-chip rule: an installed chip that has not reported for longer than the grace."""
+class ClusterRule(RuleSettings[UndeclaredClusterParams]):
+    """Settings of ``cluster.undeclared``, with its two thresholds at hand."""
 
-    rule_id: str
-    version: int
-    severity: Severity
-    citation: str
-    enabled: bool
-    grace_period: timedelta
+    @property
+    def link_threshold_bits_per_s(self) -> float:
+        return self.params.link_threshold_bits_per_s
+
+    @property
+    def compute_threshold_ops_per_s(self) -> float:
+        return self.params.compute_threshold_ops_per_s
 
 
 @dataclass(frozen=True, slots=True)
-class Rule:
-    """Settings of one of the rules in :data:`RULE_PARAMS`: common fields plus its parameters."""
+class SilenceRule(RuleSettings[SilentParams]):
+    """Settings of ``chip.silent``, with its grace period as a ``timedelta``."""
 
-    rule_id: str
-    version: int
-    severity: Severity
-    citation: str
-    enabled: bool
-    params: Mapping[str, float]
-    lists: Mapping[str, tuple[float, ...]]
-    tables: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
-
-    def number(self, key: str) -> float:
-        """A numeric parameter (present: the parser checked every required one)."""
-        return self.params[key]
-
-    def lookup(self, table: str, name: str) -> float | None:
-        """The entry of a per-model table whose key is the longest prefix of ``name`` (so
-        ``"H100"`` covers ``"H100-SXM5-80GB"``), or ``None`` when no key matches."""
-        entries = self.tables[table]
-        best = max((k for k in entries if name.startswith(k)), key=len, default=None)
-        return None if best is None else entries[best]
+    @property
+    def grace_period(self) -> timedelta:
+        return timedelta(seconds=self.params.grace_period_s)
 
 
 @dataclass(frozen=True, slots=True)
 class Policy:
     """A named, versioned set of rule settings.
 
-    ``rules`` holds the optional rules present in the document, by id; :meth:`rule` returns
-    one only when it is present *and* enabled.
+    ``cluster`` and ``silence`` are the two rules every policy has; ``rules`` holds the
+    optional rules present in the document, by id. :meth:`rule` and :meth:`settings` return a
+    rule's settings only when it is present *and* enabled.
     """
 
     policy_id: str
@@ -182,12 +133,26 @@ class Policy:
     description: str
     cluster: ClusterRule
     silence: SilenceRule
-    rules: Mapping[str, Rule] = field(default_factory=dict)
+    rules: Mapping[str, RuleSettings[Any]] = field(default_factory=dict)
 
-    def rule(self, rule_id: str) -> Rule | None:
-        """The settings of an optional rule if the policy has it enabled, else ``None``."""
-        found = self.rules.get(rule_id)
+    def rule(self, rule_id: str) -> RuleSettings[Any] | None:
+        """The settings of a rule if the policy has it enabled, else ``None``."""
+        if rule_id == CLUSTER_RULE_ID:
+            found: RuleSettings[Any] | None = self.cluster
+        elif rule_id == SILENCE_RULE_ID:
+            found = self.silence
+        else:
+            found = self.rules.get(rule_id)
         return found if found is not None and found.enabled else None
+
+    def settings(self, params_type: type[P]) -> RuleSettings[P] | None:
+        """The typed settings of the rule whose parameters are ``params_type``, if enabled."""
+        found = self.rule(params_type.rule_id)
+        if found is None:
+            return None
+        if not isinstance(found.params, params_type):
+            raise TypeError(f"{params_type.rule_id} has {type(found.params).__name__} parameters")
+        return cast("RuleSettings[P]", found)
 
 
 def _table(parent: dict[str, Any], key: str, where: str) -> dict[str, Any]:
@@ -208,47 +173,6 @@ def _string(table: dict[str, Any], key: str, where: str, *, allow_empty: bool = 
     if not allow_empty and not value.strip():
         raise PolicyError(f"{where}.{key} must not be empty")
     return value
-
-
-def _positive_number(table: dict[str, Any], key: str, where: str) -> float:
-    if key not in table:
-        raise PolicyError(f"{where}.{key} is missing")
-    value = table[key]
-    # bool is an int subclass; `true` is never a threshold.
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise PolicyError(f"{where}.{key} must be a number, got {type(value).__name__}")
-    if not math.isfinite(value) or value <= 0:
-        raise PolicyError(f"{where}.{key} must be a finite number > 0, got {value!r}")
-    return float(value)
-
-
-def _non_negative_number(table: dict[str, Any], key: str, where: str) -> float:
-    if key not in table:
-        raise PolicyError(f"{where}.{key} is missing")
-    value = table[key]
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise PolicyError(f"{where}.{key} must be a number, got {type(value).__name__}")
-    if not math.isfinite(value) or value < 0:
-        raise PolicyError(f"{where}.{key} must be a finite number >= 0, got {value!r}")
-    return float(value)
-
-
-def _number_list(table: dict[str, Any], key: str, where: str) -> tuple[float, ...]:
-    if key not in table:
-        raise PolicyError(f"{where}.{key} is missing")
-    value = table[key]
-    if not isinstance(value, list) or not value:
-        raise PolicyError(f"{where}.{key} must be a non-empty array of numbers")
-    return tuple(sorted(_positive_number({key: v}, key, where) for v in value))
-
-
-def _number_table(table: dict[str, Any], key: str, where: str) -> dict[str, float]:
-    if key not in table:
-        raise PolicyError(f"{where}.{key} is missing")
-    value = table[key]
-    if not isinstance(value, dict) or not value:
-        raise PolicyError(f"{where}.{key} must be a non-empty table of numbers")
-    return {str(k): _positive_number(value, k, f"{where}.{key}") for k in sorted(value)}
 
 
 def _check_keys(table: dict[str, Any], allowed: frozenset[str], where: str) -> None:
@@ -279,6 +203,17 @@ def _common(table: dict[str, Any], where: str) -> tuple[int, Severity, str, bool
     if not isinstance(enabled, bool):
         raise PolicyError(f"{where}.enabled must be a boolean, got {type(enabled).__name__}")
     return version, severity, citation, enabled
+
+
+def _settings(
+    rules: dict[str, Any], rule_id: str, params_type: type[P]
+) -> tuple[str, int, Severity, str, bool, P]:
+    """The fields of one rule's :class:`RuleSettings`, read from its table under [rules]."""
+    where = f'rules."{rule_id}"'
+    table = _table(rules, rule_id, where)
+    _check_keys(table, _COMMON_KEYS | params_type.keys_allowed(), where)
+    version, severity, citation, enabled = _common(table, where)
+    return rule_id, version, severity, citation, enabled, params_type.parse(table, where)
 
 
 def parse_policy(text: str) -> Policy:
@@ -312,7 +247,7 @@ def parse_policy(text: str) -> Policy:
     description = _string(meta, "description", "policy")
 
     rules = _table(doc, "rules", "rules")
-    known = {CLUSTER_RULE_ID, SILENCE_RULE_ID, *RULE_PARAMS}
+    known = set(PARAMS)
     unknown_rules = sorted(set(rules) - known)
     if unknown_rules:
         raise PolicyError(
@@ -321,53 +256,12 @@ def parse_policy(text: str) -> Policy:
             f'[rules."{CLUSTER_RULE_ID}"])'
         )
 
-    where = f'rules."{CLUSTER_RULE_ID}"'
-    table = _table(rules, CLUSTER_RULE_ID, where)
-    _check_keys(table, _CLUSTER_KEYS, where)
-    rule_version, severity, citation, enabled = _common(table, where)
-    cluster = ClusterRule(
-        rule_id=CLUSTER_RULE_ID,
-        version=rule_version,
-        severity=severity,
-        citation=citation,
-        enabled=enabled,
-        link_threshold_bits_per_s=_positive_number(table, "link_threshold_bits_per_s", where),
-        compute_threshold_ops_per_s=_positive_number(table, "compute_threshold_ops_per_s", where),
-    )
-
-    where = f'rules."{SILENCE_RULE_ID}"'
-    table = _table(rules, SILENCE_RULE_ID, where)
-    _check_keys(table, _SILENCE_KEYS, where)
-    rule_version, severity, citation, enabled = _common(table, where)
-    silence = SilenceRule(
-        rule_id=SILENCE_RULE_ID,
-        version=rule_version,
-        severity=severity,
-        citation=citation,
-        enabled=enabled,
-        grace_period=timedelta(seconds=_positive_number(table, "grace_period_s", where)),
-    )
-
-    optional: dict[str, Rule] = {}
+    cluster = ClusterRule(*_settings(rules, CLUSTER_RULE_ID, UndeclaredClusterParams))
+    silence = SilenceRule(*_settings(rules, SILENCE_RULE_ID, SilentParams))
+    optional: dict[str, RuleSettings[Any]] = {}
     for rule_id in sorted(RULE_PARAMS):
-        if rule_id not in rules:
-            continue
-        numbers, lists = RULE_PARAMS[rule_id]
-        tables = RULE_TABLES.get(rule_id, frozenset())
-        where = f'rules."{rule_id}"'
-        table = _table(rules, rule_id, where)
-        _check_keys(table, _COMMON_KEYS | numbers | lists | tables, where)
-        rule_version, severity, citation, enabled = _common(table, where)
-        optional[rule_id] = Rule(
-            rule_id=rule_id,
-            version=rule_version,
-            severity=severity,
-            citation=citation,
-            enabled=enabled,
-            params={k: _non_negative_number(table, k, where) for k in sorted(numbers)},
-            lists={k: _number_list(table, k, where) for k in sorted(lists)},
-            tables={k: _number_table(table, k, where) for k in sorted(tables)},
-        )
+        if rule_id in rules:
+            optional[rule_id] = RuleSettings(*_settings(rules, rule_id, RULE_PARAMS[rule_id]))
 
     return Policy(
         policy_id=policy_id,

@@ -43,12 +43,13 @@ from verifier.facts import (
     Snapshot,
 )
 from verifier.findings import Finding, rfc3339
-from verifier.policy import Policy
+from verifier.params import GhostChipsParams, UnderreportingParams
+from verifier.rules import Rule, RuleContext
 
-__all__ = ["GHOST_RULE_ID", "UNDERREPORTING_RULE_ID", "find_power_anomalies"]
+__all__ = ["GHOST_RULE_ID", "POWER", "UNDERREPORTING_RULE_ID"]
 
-GHOST_RULE_ID = "power.ghost_chips"
-UNDERREPORTING_RULE_ID = "chip.underreporting"
+GHOST_RULE_ID = GhostChipsParams.rule_id
+UNDERREPORTING_RULE_ID = UnderreportingParams.rule_id
 _energy = attrgetter("energy_j")
 
 
@@ -223,23 +224,22 @@ class _Excess:
     host_w: list[float] = field(default_factory=list)
 
 
-def find_power_anomalies(
-    snapshot: Snapshot, policy: Policy, *, index: SnapshotIndex | None = None
-) -> tuple[list[Finding], list[Finding]]:
-    """(ghost-chip findings, meter-side under-reporting findings), one per facility each."""
-    ghost = policy.rule(GHOST_RULE_ID)
-    under = policy.rule(UNDERREPORTING_RULE_ID)
+def _find_power_anomalies(ctx: RuleContext) -> list[Finding]:
+    """Ghost-chip findings, then meter-side under-reporting findings, one per facility each
+    (the second needs the first's excess: it is not judged while ``power.ghost_chips`` is
+    disabled)."""
+    ghost = ctx.settings(GhostChipsParams)
+    under = ctx.settings(UnderreportingParams)
+    snapshot, policy, index = ctx.snapshot, ctx.policy, ctx.index
     if ghost is None or not snapshot.meter_readings:
-        return [], []
-    if index is None:
-        index = SnapshotIndex(snapshot)
-    overhead = ghost.number("host_overhead_fraction")
-    tolerance = ghost.number("tolerance_fraction")
-    min_eq = ghost.number("min_chip_equivalents")
-    reference_w = ghost.number("reference_chip_power_w")
-    host_uncertainty = ghost.number("host_model_uncertainty_fraction")
-    max_host_w = ghost.number("max_host_w_per_gpu")
-    idle_util = None if under is None else under.number("idle_utilization")
+        return []
+    overhead = ghost.params.host_overhead_fraction
+    tolerance = ghost.params.tolerance_fraction
+    min_eq = ghost.params.min_chip_equivalents
+    reference_w = ghost.params.reference_chip_power_w
+    host_uncertainty = ghost.params.host_model_uncertainty_fraction
+    max_host_w = ghost.params.max_host_w_per_gpu
+    idle_util = None if under is None else under.params.idle_utilization
 
     readings: dict[tuple[int, Window], list[MeterReadingFact]] = defaultdict(list)
     for m in snapshot.meter_readings:
@@ -363,4 +363,13 @@ def find_power_anomalies(
                     evidence=entry.evidence,
                 )
             )
-    return ghosts, unders
+    return ghosts + unders
+
+
+POWER = Rule(
+    rule_ids=(GHOST_RULE_ID, UNDERREPORTING_RULE_ID),
+    kinds=("ghost_chips", "underreporting"),
+    find=_find_power_anomalies,
+)
+"""``power.ghost_chips`` and the meter side of ``chip.underreporting``: one pass over the
+meter windows (the peer side is :data:`verifier.links.UNDERREPORTING_PEERS`)."""

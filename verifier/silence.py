@@ -17,69 +17,67 @@ service does not hide it), none that would begin later.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
-from verifier._index import SnapshotIndex
-from verifier.errors import FactError
 from verifier.facts import ChipFact, ReportFact, Snapshot
 from verifier.findings import Finding, fingerprint, rfc3339
-from verifier.policy import Policy, Rule, SilenceRule
+from verifier.params import SilentParams, UnaccountedParams
+from verifier.policy import SILENCE_RULE_ID, Policy, RuleSettings
+from verifier.rules import Rule, RuleContext
 
 __all__ = [
     "KIND",
+    "SILENT",
+    "UNACCOUNTED",
     "UNACCOUNTED_KIND",
     "UNACCOUNTED_RULE_ID",
     "find_silent_chips",
-    "find_unaccounted_chips",
 ]
 
 KIND = "chip_silent"
 UNACCOUNTED_KIND = "chip_unaccounted"
-UNACCOUNTED_RULE_ID = "chip.unaccounted"
+UNACCOUNTED_RULE_ID = UnaccountedParams.rule_id
 
 
-def find_silent_chips(
-    snapshot: Snapshot, policy: Policy, as_of: datetime, *, index: SnapshotIndex | None = None
-) -> list[Finding]:
-    """Return one finding per installed chip silent beyond the grace period, sorted by chip id.
+def _find_silent(ctx: RuleContext) -> list[Finding]:
+    """Installed chips silent beyond ``chip.silent``'s grace period, sorted by chip id.
 
     ``as_of`` is the instant of evaluation, passed in (never read from the clock) so that an
     auditor re-deriving the findings gets the same answer. Reports in the snapshot dated after
     ``as_of`` still count as heard from: the snapshot is what is known.
     """
-    grace = policy.silence.grace_period
-    return _silent(
-        snapshot, policy, as_of, rule=policy.silence, kind=KIND, grace=grace, index=index
-    )
-
-
-def find_unaccounted_chips(
-    snapshot: Snapshot, policy: Policy, as_of: datetime, *, index: SnapshotIndex | None = None
-) -> list[Finding]:
-    """Rule ``chip.unaccounted``: the same test as :func:`find_silent_chips` with the longer
-    ``grace_period_s`` of that rule (days, not hours): the chip's whereabouts are unknown."""
-    rule = policy.rule(UNACCOUNTED_RULE_ID)
+    rule = ctx.settings(SilentParams)
     if rule is None:
         return []
-    grace = timedelta(seconds=rule.number("grace_period_s"))
-    return _silent(
-        snapshot, policy, as_of, rule=rule, kind=UNACCOUNTED_KIND, grace=grace, index=index
-    )
+    return _silent(ctx, rule, kind=KIND, grace=timedelta(seconds=rule.params.grace_period_s))
+
+
+def _find_unaccounted(ctx: RuleContext) -> list[Finding]:
+    """Rule ``chip.unaccounted``: the same test with that rule's longer grace period (days,
+    not hours): the chip's whereabouts are unknown."""
+    rule = ctx.settings(UnaccountedParams)
+    if rule is None:
+        return []
+    grace = timedelta(seconds=rule.params.grace_period_s)
+    return _silent(ctx, rule, kind=UNACCOUNTED_KIND, grace=grace)
+
+
+SILENT = Rule(rule_ids=(SILENCE_RULE_ID,), kinds=(KIND,), find=_find_silent)
+UNACCOUNTED = Rule(
+    rule_ids=(UNACCOUNTED_RULE_ID,), kinds=(UNACCOUNTED_KIND,), find=_find_unaccounted
+)
+
+
+def find_silent_chips(snapshot: Snapshot, policy: Policy, as_of: datetime) -> list[Finding]:
+    """Rule ``chip.silent`` on its own: one finding per installed chip silent beyond the
+    grace period, sorted by chip id."""
+    return _find_silent(RuleContext(snapshot, policy, as_of))
 
 
 def _silent(
-    snapshot: Snapshot,
-    policy: Policy,
-    as_of: datetime,
-    *,
-    rule: SilenceRule | Rule,
-    kind: str,
-    grace: timedelta,
-    index: SnapshotIndex | None,
+    ctx: RuleContext, rule: RuleSettings[Any], *, kind: str, grace: timedelta
 ) -> list[Finding]:
-    if as_of.utcoffset() is None:
-        raise FactError(f"as_of must be timezone-aware, got naive {as_of.isoformat()}")
-    if index is None:
-        index = SnapshotIndex(snapshot)
+    snapshot, policy, as_of, index = ctx.snapshot, ctx.policy, ctx.as_of, ctx.index
     cutoff = as_of - grace
     # Only chips with no report ending at or after the cutoff can be silent.
     stale = index.stale_chips(cutoff)
@@ -133,7 +131,7 @@ def _finding(
     as_of: datetime,
     policy: Policy,
     *,
-    rule: SilenceRule | Rule,
+    rule: RuleSettings[Any],
     kind: str,
     grace: timedelta,
 ) -> Finding:

@@ -18,6 +18,7 @@ from agents.errors import AgentError
 from agents.simulator.catalog import H100, PLACES, ChipModel
 from agents.simulator.world import Delivery, FacilitySim, Label, World
 from attestation.report import LinkKind, sign_report
+from verifier.params import ThresholdUnnotifiedParams
 from verifier.policy import Policy
 
 __all__ = [
@@ -34,8 +35,8 @@ _MAX_PLANTED_CHIPS = 4096
 
 def notification_thresholds(policy: Policy) -> list[float]:
     """The legal FLOP thresholds a declared run must notify (``cluster.threshold_unnotified``)."""
-    rule = policy.rule("cluster.threshold_unnotified")
-    return [] if rule is None else list(rule.lists["thresholds_flop"])
+    rule = policy.settings(ThresholdUnnotifiedParams)
+    return [] if rule is None else list(rule.params.thresholds_flop)
 
 
 class ScenarioError(AgentError):
@@ -55,7 +56,7 @@ class PlantContext:
         rule = self.policy.rule(rule_id)
         if rule is None:
             raise ScenarioError(f"policy {self.policy.policy_id} has no rule {rule_id}")
-        return rule.number(name)
+        return float(rule.params[name])
 
     def facility(self, k: int) -> FacilitySim:
         facilities = list(self.world.facilities.values())

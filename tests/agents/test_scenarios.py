@@ -27,6 +27,7 @@ from attestation.dsse import Envelope, Signature
 from attestation.report import report_digest
 from verifier import engine
 from verifier.gpu import DEVICE_CHANGED_RULE_ID, LAPSED_RULE_ID
+from verifier.params import RttMismatchParams
 from verifier.policy import CLUSTER_RULE_ID, RULE_PARAMS, SILENCE_RULE_ID, load_builtin_policy
 
 POLICY = load_builtin_policy("demo")
@@ -133,9 +134,9 @@ def test_snapshot_facts_come_from_verified_signed_bytes() -> None:
 
 def test_round_trips_are_never_faster_than_light_and_stay_within_policy_margins() -> None:
     rng = random.Random(5)
-    rule = POLICY.rule("location.rtt_mismatch")
+    rule = POLICY.settings(RttMismatchParams)
     assert rule is not None
-    km_per_ms = rule.number("km_per_ms_rtt")
+    km_per_ms = rule.params.km_per_ms_rtt
     for site in SITES:
         for mark in LANDMARKS:
             d = great_circle_km(site.latitude, site.longitude, mark.latitude, mark.longitude)
@@ -143,8 +144,10 @@ def test_round_trips_are_never_faster_than_light_and_stay_within_policy_margins(
                 rtt = simulated_rtt_ms(d, rng)
                 assert rtt >= light_rtt_ms(d)
                 assert d <= rtt * km_per_ms  # the rule's bound holds for honest chips
-                assert rtt <= d / km_per_ms * rule.number("max_path_inflation") + rule.number(
-                    "max_excess_rtt_ms"
+                assert (
+                    rtt
+                    <= d / km_per_ms * rule.params.max_path_inflation
+                    + rule.params.max_excess_rtt_ms
                 )
     # Ashburn to Frankfurt is about 6,500 km: at least 65 ms there and back.
     d = great_circle_km(39.0438, -77.4874, 50.1109, 8.6821)
