@@ -1,8 +1,8 @@
 """Lookups over one snapshot, built once and shared by the rules.
 
 A million-chip window has a million reports and installations; grouping them is a pass each,
-so the engine builds every grouping at most once (on first use) and hands the same index to
-every rule. A rule called on its own builds its own.
+so each grouping is built at most once (on first use) in the run's
+:class:`~verifier.rules.RuleContext`, which every rule shares.
 """
 
 from __future__ import annotations
