@@ -117,7 +117,8 @@ def _integer(value: object, name: str) -> int:
     return value
 
 
-_POSITIVE = _Range(0.0, strict=True)
+_POSITIVE = POSITIVE[_RANGE]
+"""The range of every entry of a list or table parameter."""
 
 
 def _number_list(value: object, name: str) -> tuple[float, ...]:
