@@ -11,7 +11,6 @@ from __future__ import annotations
 import email.utils
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
 from urllib.parse import quote, urlsplit
@@ -19,7 +18,13 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from agents.errors import AgentError, Overloaded, RegistryRejected, TransportError, Unavailable
-from attestation.chain import RejectionCode
+from attestation.batchresult import (
+    ACKNOWLEDGED_CODES,
+    RETRY_LATER_CODES,
+    BatchResult,
+    ReportResult,
+)
+from attestation.errors import FormatError
 
 __all__ = [
     "ACKNOWLEDGED_CODES",
@@ -32,49 +37,7 @@ __all__ = [
     "raise_for_problem",
 ]
 
-#: Per-report rejection codes that mean "the registry already holds this exact report".
-ACKNOWLEDGED_CODES: frozenset[str] = frozenset({RejectionCode.REPLAYED_REPORT})
-#: Per-report rejection codes that mean "not yet": the window ends after the registry's clock
-#: (plus its tolerated skew), so the host clock runs ahead. The report stays spooled and is sent
-#: again later; the registry's chain head did not move, so nothing after it is lost. Every other
-#: rejection code (``unknown_facility``, ``window_before_installation``, ``forbidden``, ...) is
-#: final: the report is moved aside to ``rejected/``.
-RETRY_LATER_CODES: frozenset[str] = frozenset({RejectionCode.WINDOW_IN_FUTURE})
 _DEFAULT_RETRY_AFTER = 1.0
-
-
-@dataclass(frozen=True)
-class ReportResult:
-    """The registry's verdict on one report of a batch."""
-
-    index: int
-    status: str
-    chip_id: str | None = None
-    seq: int | None = None
-    digest: str | None = None
-    log_index: int | None = None
-    http_status: int | None = None
-    code: str | None = None
-    detail: str | None = None
-
-    @property
-    def acknowledged(self) -> bool:
-        """Durably stored by the registry: accepted now, or the same report accepted before."""
-        return self.status == "accepted" or self.code in ACKNOWLEDGED_CODES
-
-    @property
-    def retry_later(self) -> bool:
-        """Refused for now only (see :data:`RETRY_LATER_CODES`): keep it and send it again."""
-        return self.status == "rejected" and self.code in RETRY_LATER_CODES
-
-
-@dataclass(frozen=True)
-class BatchResult:
-    """The registry's answer to one batch post."""
-
-    accepted: int
-    rejected: int
-    results: tuple[ReportResult, ...]
 
 
 def _retry_after(value: str | None) -> float:
@@ -162,39 +125,15 @@ class JsonApi:
             raise TransportError(f"{method} {path}: response is not JSON") from exc
 
 
-def _opt_int(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _opt_str(value: object) -> str | None:
-    return value if isinstance(value, str) else None
-
-
 def _parse_batch(response: httpx.Response, count: int) -> BatchResult:
     try:
-        doc = response.json()
-        raw_results = doc["results"]
-        results = tuple(
-            ReportResult(
-                index=int(r["index"]),
-                status=str(r["status"]),
-                chip_id=_opt_str(r.get("chip_id")),
-                seq=_opt_int(r.get("seq")),
-                digest=_opt_str(r.get("digest")),
-                log_index=_opt_int(r.get("log_index")),
-                http_status=_opt_int(r.get("http_status")),
-                code=_opt_str(r.get("code")),
-                detail=_opt_str(r.get("detail")),
-            )
-            for r in raw_results
-        )
-        accepted, rejected = int(doc["accepted"]), int(doc["rejected"])
-    except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as exc:
+        batch = BatchResult.from_dict(response.json())
+    except (ValueError, FormatError, UnicodeDecodeError) as exc:
         # An answer we cannot read is not a verdict: the reports stay spooled.
         raise TransportError(f"unreadable batch response from registry: {exc}") from exc
-    if any(not 0 <= r.index < count for r in results):
+    if any(not 0 <= r.index < count for r in batch.results):
         raise TransportError("batch response names a report index outside the batch")
-    return BatchResult(accepted=accepted, rejected=rejected, results=results)
+    return batch
 
 
 class RegistryClient:

@@ -18,6 +18,7 @@ __all__ = [
     "GpuNonceError",
     "GpuSignatureError",
     "GpuWrongRootError",
+    "KeyFormatError",
     "KeyMismatchError",
     "ProofError",
     "SignatureError",
@@ -40,6 +41,12 @@ class DuplicateKeyError(FormatError):
     """A JSON object that names one key twice: parsers disagree on which value wins."""
 
     code = "duplicate_json_key"
+
+
+class KeyFormatError(FormatError):
+    """A public key that is not one: bad base64 or PEM, not 32 bytes, small order, not canonical."""
+
+    code = "bad_public_key"
 
 
 class SignatureError(AttestationError):

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from attestation import ed25519
-from attestation.errors import FormatError, SignatureError
+from attestation.errors import FormatError, KeyFormatError, SignatureError
 
 __all__ = [
     "KEY_SIZE",
@@ -57,16 +57,20 @@ class PublicKey:
 
     def __post_init__(self) -> None:
         if not isinstance(self.raw, bytes) or len(self.raw) != KEY_SIZE:
-            raise FormatError(f"an Ed25519 public key is {KEY_SIZE} raw bytes")
+            raise KeyFormatError(f"an Ed25519 public key is {KEY_SIZE} raw bytes")
         if is_small_order(self.raw):
-            raise FormatError("Ed25519 public key is a small-order point")
+            raise KeyFormatError("Ed25519 public key is a small-order point")
         if not ed25519.is_canonical_point(self.raw):
-            raise FormatError("Ed25519 public key encoding is not canonical")
+            raise KeyFormatError("Ed25519 public key encoding is not canonical")
 
     @classmethod
     def from_b64(cls, s: str) -> PublicKey:
         """Decode ``base64(raw public key)``, the API encoding."""
-        return cls(b64decode_strict(s, "public key"))
+        try:
+            raw = b64decode_strict(s, "public key")
+        except FormatError as e:
+            raise KeyFormatError(str(e)) from None
+        return cls(raw)
 
     def to_b64(self) -> str:
         """Encode as ``base64(raw public key)``."""
@@ -78,9 +82,9 @@ class PublicKey:
         try:
             key = serialization.load_pem_public_key(pem)
         except (ValueError, TypeError, UnsupportedAlgorithm) as e:
-            raise FormatError(f"invalid public key PEM: {e}") from None
+            raise KeyFormatError(f"invalid public key PEM: {e}") from None
         if not isinstance(key, Ed25519PublicKey):
-            raise FormatError(f"public key is {type(key).__name__}, not Ed25519")
+            raise KeyFormatError(f"public key is {type(key).__name__}, not Ed25519")
         return cls(key.public_bytes_raw())
 
     def to_pem(self) -> bytes:

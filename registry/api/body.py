@@ -16,7 +16,7 @@ from fastapi.routing import APIRoute
 
 from attestation._json import loads_strict
 from attestation.errors import DuplicateKeyError, FormatError
-from registry.errors import BadRequest, InvalidRequest, PayloadTooLarge
+from registry.errors import InvalidRequest, PayloadTooLarge
 
 __all__ = ["MAX_JSON_DEPTH", "StrictJsonRoute", "decode_json", "json_body"]
 
@@ -38,14 +38,16 @@ def _has_nul(value: dict[str, Any] | list[Any]) -> bool:
 
 
 def decode_json(body: bytes) -> Any:
-    """``body`` as JSON; BadRequest ``duplicate_json_key`` or ``malformed_json``, or
+    """``body`` as JSON; FormatError ``duplicate_json_key`` or ``malformed_json`` (400), or
     InvalidRequest for a string holding U+0000."""
     try:
         value = loads_strict(body, "body", max_depth=MAX_JSON_DEPTH)
-    except DuplicateKeyError as exc:
-        raise BadRequest(str(exc), code="duplicate_json_key") from None
     except FormatError as exc:
-        raise BadRequest(str(exc), code="malformed_json") from None
+        # Answered by the one mapping (registry.errors.from_core), as 400: a duplicate key with
+        # its own code, anything else a body names malformed JSON.
+        if not isinstance(exc, DuplicateKeyError):
+            exc.code = "malformed_json"
+        raise
     # PostgreSQL cannot store U+0000 in text, SQLite truncates at it in places: refuse it in
     # any string (keys too). In JSON it can only be spelled as an escape, so look only then.
     if b"\\u0000" in body and _has_nul([value]):

@@ -1,7 +1,9 @@
 """Every error leaves the API as an RFC 9457 problem document with a stable ``code``.
 
 This is the one place where errors become HTTP: the registry's own errors (which carry their
-status and code), FastAPI's validation errors, Starlette's routing errors, the database
+status and code), the protocol core's errors (attestation, verifier: their status is given by
+:func:`registry.errors.from_core`, so services let them through untranslated), FastAPI's
+validation errors, Starlette's routing errors, the database
 going away (503 ``database_unavailable``) and, last, bugs (500 ``internal_error``).
 """
 
@@ -18,7 +20,8 @@ from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from registry.errors import DatabaseUnavailable, RegistryError
+from attestation.errors import AttestationError
+from registry.errors import DatabaseUnavailable, RegistryError, as_registry_error, from_core
 
 __all__ = ["MEDIA_TYPE", "install_problem_handlers", "problem"]
 
@@ -85,7 +88,10 @@ class _LastResort:
         except Exception as exc:
             if started:
                 raise
-            if _is_outage(exc):
+            known = as_registry_error(exc)  # a verifier error (see install_problem_handlers)
+            if known is not None:
+                response = _registry_problem(known)
+            elif _is_outage(exc):
                 retry_after = scope["app"].state.context.settings.database_retry_after_s
                 logger.warning("database unavailable: %s", str(exc).splitlines()[0])
                 response = _registry_problem(
@@ -105,6 +111,13 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(RegistryError)
     async def _registry_error(_request: Request, exc: RegistryError) -> JSONResponse:
         return _registry_problem(exc)
+
+    @app.exception_handler(AttestationError)
+    async def _core_error(_request: Request, exc: AttestationError) -> JSONResponse:
+        return _registry_problem(from_core(exc))
+
+    # The verifier's errors are answered by _LastResort: registering a handler here would import
+    # the verifier, which serving must not load (registry.errors.is_core_error).
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -21,7 +21,7 @@ from registry.cli.errors import masked_url
 from registry.db.engine import make_engine, make_session_factory
 from registry.db.migrate import upgrade
 from registry.db.models import ApiToken
-from registry.errors import RegistryError
+from registry.errors import RegistryError, as_registry_error
 from registry.logkey import create_log_key
 from registry.repositories.log import LogRepository
 from registry.services.accounts import AccountService
@@ -189,8 +189,11 @@ def _run(settings: Settings, action: Callable[[AccountService], dict[str, object
         try:
             result = action(AccountService(session, utc_now))
             session.commit()
-        except RegistryError as exc:
+        except Exception as caught:
             session.rollback()
+            exc = as_registry_error(caught)
+            if exc is None:
+                raise
             print(json.dumps({"error": exc.code, "detail": exc.detail}))
             return 2
     print(json.dumps(result, indent=2, default=str))

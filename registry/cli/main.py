@@ -146,11 +146,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.func(args, settings)
     except Exception as exc:
-        line = describe_failure(exc, settings)
-        if line is None:
+        failure = describe_failure(exc, settings)
+        if failure is None:
             raise
+        line, exit_code = failure
         print(f"chipreg {args.command}: {line}", file=sys.stderr)
-        return 1
+        return exit_code
     return code
 
 

@@ -15,7 +15,6 @@ from agents.simulator.scenarios import (
 )
 from registry.cli.render import table
 from registry.settings import Settings
-from verifier.errors import PolicyError
 from verifier.policy import builtin_policy_names, load_builtin_policy
 
 __all__ = ["add_parser", "results_table"]
@@ -65,11 +64,7 @@ def _scenarios(args: argparse.Namespace, _settings: Settings) -> int:
     if args.chips < 1 or args.windows < 1 or args.every < 1:
         print("chipreg scenarios: --chips, --windows and --every must be positive", file=sys.stderr)
         return 2
-    try:
-        policy = load_builtin_policy(args.policy)
-    except PolicyError as exc:
-        print(f"chipreg scenarios: {exc}", file=sys.stderr)
-        return 2
+    policy = load_builtin_policy(args.policy)  # unknown: exits 2 through the error handler
     params = ScenarioParams(chips=args.chips, seed=args.seed, windows=args.windows)
     began = time.perf_counter()
     results = []

@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from datetime import datetime
 
-from attestation.errors import FormatError
 from attestation.timefmt import parse_time
 from registry.api.context import utc_now
 from registry.cli.render import describe_finding, table
 from registry.db.engine import make_engine, make_session_factory
 from registry.db.migrate import upgrade
 from registry.errors import InvalidRequest
+from registry.services.findings import finding_document
 from registry.services.verification import VerificationRun, VerificationService
 from registry.settings import Settings
 from registry.worker import VerifierWorker
-from verifier.errors import PolicyError
 from verifier.findings import Finding
 from verifier.policy import builtin_policy_names, load_builtin_policy
 
@@ -44,18 +42,20 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="keep running: judge each reporting window as it closes (CHIPREG_VERIFIER_WINDOW_S, "
         "after CHIPREG_VERIFIER_SETTLE_S) and deliver new findings to the webhooks",
     )
-    p.add_argument("--json", action="store_true", help="print findings as JSON lines")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print findings as JSON lines, each in the public form of GET /v1/findings "
+        "(id, fingerprint, rule_id, kind, severity, status, subject_type, subject_id, ...)",
+    )
     p.set_defaults(func=_verify)
 
 
 def _verify(args: argparse.Namespace, settings: Settings) -> int:
-    try:
-        policy = load_builtin_policy(args.policy)
-        as_of: datetime | None = parse_time(args.as_of) if args.as_of else None
-        since: datetime | None = parse_time(args.since) if args.since else None
-    except (PolicyError, FormatError) as exc:
-        print(f"chipreg verify: {exc}", file=sys.stderr)
-        return 2
+    # An unknown policy or a malformed time exits 2 through the CLI's one error handler.
+    policy = load_builtin_policy(args.policy)
+    as_of: datetime | None = parse_time(args.as_of) if args.as_of else None
+    since: datetime | None = parse_time(args.since) if args.since else None
     engine = make_engine(settings.database_url)
     upgrade(engine)
     if args.follow:
@@ -72,10 +72,13 @@ def _verify(args: argparse.Namespace, settings: Settings) -> int:
         except InvalidRequest as exc:
             print(f"chipreg verify: {exc.code}: {exc}")
             return 2
+        # The public form of each finding, as GET /v1/findings and the webhooks show it; read
+        # from the rows before the commit expires them.
+        documents = [finding_document(row) for row in run.stored]
         session.commit()
     if args.json:
-        for f in run.findings:
-            print(json.dumps(_finding_json(f), sort_keys=True))
+        for document in documents:
+            print(json.dumps(document, sort_keys=True))
     else:
         print(summary(run))
     return 0
@@ -111,20 +114,3 @@ def findings_table(findings: list[Finding]) -> str:
             ]
         )
     return table(["severity", "kind", "subject", "facility", "country", "what", "evidence"], rows)
-
-
-def _finding_json(f: Finding) -> dict[str, object]:
-    return {
-        "rule_id": f.rule_id,
-        "rule_version": f.rule_version,
-        "policy": f"{f.policy_id}@{f.policy_version}",
-        "kind": f.kind,
-        "severity": str(f.severity),
-        "subject": f"{f.subject_type}:{f.subject_id}",
-        "facility_id": f.facility_id,
-        "country": f.country,
-        "summary": f.summary,
-        "details": dict(f.details),
-        "evidence": list(f.evidence),
-        "fingerprint": f.fingerprint,
-    }

@@ -30,7 +30,7 @@ from registry.api.routes.queries import ChipIdPath
 from registry.api.schemas.common import INT64_MAX, Count, Id, request_time
 from registry.auth import Role
 from registry.console.charts import Series, bar_chart, line_chart
-from registry.errors import BadRequest, Forbidden, NotFound, RegistryError
+from registry.errors import BadRequest, Forbidden, NotFound, as_registry_error
 from registry.services.access import AccessLog, require_detail
 from registry.services.console import ConsoleSessions, LiveSession
 from registry.services.entries import DecodedEntry, EntryDecoder
@@ -81,7 +81,10 @@ class ConsoleRoute(StrictJsonRoute):
                 return await handler(request)
             except LoginRequired:
                 return RedirectResponse("/console/login", status_code=303)
-            except RegistryError as exc:
+            except Exception as caught:
+                exc = as_registry_error(caught)
+                if exc is None:
+                    raise
                 return TEMPLATES.TemplateResponse(
                     request,
                     "error.html",

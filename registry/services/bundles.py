@@ -51,6 +51,8 @@ class BundleService:
         try:
             scope = Scope(facility_id, country, start, end)
         except FormatError as exc:
+            # Kept by hand: a scope is query parameters that parsed fine but do not make a scope
+            # (422), not a body that does not parse (400, the default for a format error).
             raise InvalidRequest(str(exc), code="bad_scope") from exc
         # An empty bundle for a facility that does not exist would read as "nothing happened
         # there", a signed statement about something the registry never heard of.

@@ -15,7 +15,6 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session
 
 from attestation.dsse import Envelope
-from attestation.errors import FormatError, KeyMismatchError, SignatureError
 from attestation.keys import PublicKey
 from attestation.landmark import open_measurement, verify_challenge_answer, verify_measurement
 from attestation.logentries import LANDMARK, METER, record_body, timestamp
@@ -28,7 +27,13 @@ from registry.db.models import (
     Meter,
     MeterReading,
 )
-from registry.errors import AlreadyExists, BadRequest, Conflict, InvalidRequest, NotFound
+from registry.errors import (
+    AlreadyExists,
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    reported_as,
+)
 from registry.repositories.channels import ChannelRepository
 from registry.repositories.chips import ChipRepository
 from registry.repositories.facilities import FacilityRepository
@@ -55,17 +60,12 @@ class LoggedArtifact:
 
 
 def _public_key(b64: str) -> PublicKey:
-    try:
-        return PublicKey.from_b64(b64)
-    except FormatError as exc:
-        raise InvalidRequest(str(exc), code="bad_public_key") from exc
+    return PublicKey.from_b64(b64)  # bad_public_key (422) if it is not a key
 
 
 def _envelope(obj: object, what: str) -> Envelope:
-    try:
+    with reported_as(f"malformed_{what}"):
         return Envelope.from_dict(obj)
-    except FormatError as exc:
-        raise BadRequest(f"{what}: {exc}", code=f"malformed_{what}") from exc
 
 
 class ChannelService:
@@ -192,17 +192,10 @@ class ChannelService:
         """Verify a landmark measurement (both signatures, the nonce), store it and log it."""
         caller.require(Role.ADMIN, Role.LANDMARK)
         envelope = _envelope(body, "measurement")
-        try:
+        with reported_as("malformed_measurement"):
             claimed = open_measurement(envelope)
-        except FormatError as exc:
-            raise BadRequest(str(exc), code="malformed_measurement") from exc
         landmark = self._landmark(claimed.landmark_id)
-        try:
-            verified = verify_measurement(
-                envelope, landmark.id, PublicKey(bytes(landmark.public_key))
-            )
-        except SignatureError as exc:
-            raise InvalidRequest(str(exc), code="bad_signature") from exc
+        verified = verify_measurement(envelope, landmark.id, PublicKey(bytes(landmark.public_key)))
         m = verified.measurement
         challenge = self.repo.challenge(m.nonce)
         if challenge is None:
@@ -229,15 +222,11 @@ class ChannelService:
         chip = self.chips.get(m.chip_id)
         if chip is None:  # enrolled when the nonce was issued; kept for type narrowing
             raise NotFound(f"chip {m.chip_id!r} is not enrolled", code="unknown_chip")
-        try:
+        # Its own code: the landmark's signature verified, the chip's answer inside it did not.
+        with reported_as("bad_chip_signature"):
             verify_challenge_answer(
                 m.landmark_id, m.chip_id, m.nonce, m.chip_signature, PublicKey(chip.public_key)
             )
-        except SignatureError as exc:
-            raise InvalidRequest(
-                f"the chip's answer does not verify under its key: {exc}",
-                code="bad_chip_signature",
-            ) from exc
         if not self.repo.mark_answered(m.nonce, now):
             raise Conflict("this nonce was answered already", code="replayed_measurement")
         body_bytes = envelope.to_json()
@@ -261,19 +250,12 @@ class ChannelService:
         """Verify a meter reading, check its window, store it and log it."""
         caller.require(Role.ADMIN, Role.METER)
         envelope = _envelope(body, "reading")
-        try:
+        with reported_as("malformed_reading"):
             claimed = open_reading(envelope)
-        except FormatError as exc:
-            raise BadRequest(str(exc), code="malformed_reading") from exc
         meter = self.repo.meter(claimed.meter_id)
         if meter is None:
             raise NotFound(f"no meter {claimed.meter_id}", code="unknown_meter")
-        try:
-            verified = verify_reading(envelope, meter.id, PublicKey(bytes(meter.public_key)))
-        except SignatureError as exc:
-            raise InvalidRequest(str(exc), code="bad_signature") from exc
-        except KeyMismatchError as exc:  # cannot happen: the meter was looked up by its id
-            raise InvalidRequest(str(exc), code="key_mismatch") from exc
+        verified = verify_reading(envelope, meter.id, PublicKey(bytes(meter.public_key)))
         r = verified.reading
         if r.facility_id != meter.facility_id:
             raise InvalidRequest(

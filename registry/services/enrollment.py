@@ -29,7 +29,15 @@ from attestation.logentries import (
 )
 from registry.auth import Principal, Role
 from registry.db.models import Chip, DeclaredCluster, Facility, Installation, Vendor
-from registry.errors import AlreadyExists, Conflict, Forbidden, InvalidRequest, NotFound
+from registry.errors import (
+    AlreadyExists,
+    Conflict,
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+    RegistryError,
+    from_core,
+)
 from registry.repositories.accounts import AccountRepository
 from registry.repositories.chips import ChipRepository
 from registry.repositories.facilities import FacilityRepository
@@ -76,6 +84,8 @@ class EnrollmentService:
             key = PublicKey.from_b64(facility.operator.public_key)
             verify_envelope(envelope, key)
         except (FormatError, SignatureError) as exc:
+            # Kept by hand: whatever fails here (a stored key, a signature), the request's
+            # answer is that the declaration is not its operator's, 422 bad_signature.
             raise InvalidRequest(
                 f"declaration is not signed by operator {facility.operator_id}'s key: {exc}",
                 code="bad_signature",
@@ -151,12 +161,9 @@ class EnrollmentService:
 
     @staticmethod
     def _endorse(vendor: Vendor, certificate_pem: str, at: datetime) -> ChipEndorsement:
-        try:
-            return verify_chip_certificate(
-                certificate_pem.encode(), vendor.root_certificate_pem.encode(), at=at
-            )
-        except CertificateError as exc:
-            raise InvalidRequest(str(exc), code="bad_certificate") from exc
+        return verify_chip_certificate(
+            certificate_pem.encode(), vendor.root_certificate_pem.encode(), at=at
+        )
 
     @staticmethod
     def _chip_row(
@@ -260,20 +267,16 @@ class EnrollmentService:
         # against what is enrolled already.
         errors: dict[int, dict[str, Any]] = {}
         endorsed: list[tuple[int, ChipEndorsement]] = []
-        try:
-            # The vendor's root is parsed and self-verified once for the whole batch.
-            results = verify_chip_certificates(
-                [item.certificate_pem.encode() for item in items],
-                vendor.root_certificate_pem.encode(),
-                at=now,
-            )
-        except CertificateError as exc:
-            raise InvalidRequest(f"vendor root: {exc}", code="bad_certificate") from exc
+        # The vendor's root is parsed and self-verified once for the whole batch (a bad root
+        # fails the whole request, 422 bad_certificate).
+        results = verify_chip_certificates(
+            [item.certificate_pem.encode() for item in items],
+            vendor.root_certificate_pem.encode(),
+            at=now,
+        )
         for index, result in enumerate(results):
             if isinstance(result, CertificateError):
-                errors[index] = _item_error(
-                    index, None, InvalidRequest(str(result), code="bad_certificate")
-                )
+                errors[index] = _item_error(index, None, from_core(result))
             else:
                 endorsed.append((index, result))
         seen_ids: dict[str, int] = {}
@@ -452,9 +455,7 @@ class EnrollmentService:
         return cluster
 
 
-def _item_error(
-    index: int, chip_id: str | None, exc: InvalidRequest | AlreadyExists
-) -> dict[str, Any]:
+def _item_error(index: int, chip_id: str | None, exc: RegistryError) -> dict[str, Any]:
     return {
         "index": index,
         "chip_id": chip_id,

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from attestation.logentries import timestamp
 from registry.auth import Principal, Role
 from registry.db.models import Finding, FindingTransition
 from registry.errors import Conflict, Forbidden, InvalidRequest, NotFound
@@ -42,7 +43,9 @@ _READERS = (Role.ADMIN, Role.INSPECTOR, Role.PARTNER, Role.OPERATOR)
 
 
 def _iso(dt: datetime | None) -> str | None:
-    return None if dt is None else dt.isoformat().replace("+00:00", "Z")
+    # The protocol's one way to write a time (as in the log), so a finding's times read the
+    # same in the API, the webhooks, the exports and the verifier_run record.
+    return None if dt is None else timestamp(dt)
 
 
 def finding_document(f: Finding) -> dict[str, Any]:

@@ -17,7 +17,6 @@ from datetime import datetime, timedelta
 from cryptography import x509
 from sqlalchemy.orm import Session
 
-from attestation.errors import FormatError, GpuEvidenceError
 from attestation.gpu import (
     ENROLLMENT_BINDING,
     REATTESTATION_BINDING,
@@ -102,10 +101,7 @@ class GpuAttestationService:
         """A fresh nonce for a chip key about to enroll with GPU evidence."""
         caller.require(Role.ADMIN, Role.VENDOR)
         self._require_enabled()
-        try:
-            key = PublicKey.from_b64(chip_public_key)
-        except FormatError as exc:
-            raise InvalidRequest(str(exc), code="bad_public_key") from exc
+        key = PublicKey.from_b64(chip_public_key)
         now = self.clock()
         challenge = GpuChallenge(
             nonce=secrets.token_hex(32),
@@ -153,12 +149,9 @@ class GpuAttestationService:
             raise Conflict("this GPU nonce was answered already", code="replayed_nonce")
         root = self._root_for(evidence)
         expected = bind_spdm_nonce(_BINDINGS[purpose], chip_key.raw, bytes.fromhex(evidence.nonce))
-        try:
-            claims = verify_gpu_evidence(
-                evidence.report, evidence.certificates, root=root, expected_nonce=expected, at=now
-            )
-        except GpuEvidenceError as exc:
-            raise InvalidRequest(str(exc), code=exc.code) from exc
+        claims = verify_gpu_evidence(
+            evidence.report, evidence.certificates, root=root, expected_nonce=expected, at=now
+        )
         return claims, root, now
 
     def verify_for_enrollment(

@@ -70,6 +70,9 @@ class VerificationRun:
     reports_examined: int
     findings: list[FindingValue]
     new_findings: int
+    stored: tuple[Finding, ...] = ()
+    """The stored rows of ``findings``, in the same order: what the API, the webhooks and
+    ``chipreg verify --json`` show (:func:`registry.services.findings.finding_document`)."""
 
 
 class VerificationService:
@@ -278,16 +281,19 @@ class VerificationService:
         known = self.findings.by_fingerprints([f.fingerprint for f in found])
         now = self.clock()
         new = []
+        stored = []
         for f in found:
             row = known.get(f.fingerprint)
             if row is None:
-                new.append(_to_row(f, now))
+                row = _to_row(f, now)
+                new.append(row)
             else:
                 # The same subject seen again (a cluster persisting): extend, don't duplicate.
                 row.window_end = f.window_end
                 row.summary = f.summary
                 row.details_json = json.dumps(f.details, sort_keys=True)
                 row.evidence_json = json.dumps(list(f.evidence))
+            stored.append(row)
         self.findings.add_all(new)
         self.webhooks.enqueue_findings(new)
         return VerificationRun(
@@ -298,6 +304,7 @@ class VerificationService:
             reports_examined=len(snap.reports),
             findings=found,
             new_findings=len(new),
+            stored=tuple(stored),
         )
 
     def follow(

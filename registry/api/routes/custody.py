@@ -5,13 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from attestation.dsse import Envelope
-from attestation.errors import FormatError
 from registry.api.body import StrictJsonRoute
 from registry.api.deps import CallerDep, ContextDep, SessionDep
 from registry.api.routes.queries import ChipIdPath
 from registry.api.schemas.custody import ChipStatusChange
 from registry.api.schemas.declarations import ChipPublic, InstallationPublic, SignedDeclaration
-from registry.errors import BadRequest
+from registry.errors import reported_as
 from registry.services.chipstatus import ChipStatusService
 from registry.services.transfers import TransferService
 
@@ -57,10 +56,8 @@ def transfer_chip(
     the receiving operator's (of ``to_facility_id``). Posted by either operator or an admin;
     answered with the chip's new installation; logged as kind ``transfer``.
     """
-    try:
+    with reported_as("malformed_declaration"):
         envelope = Envelope.from_dict(body.model_dump())
-    except FormatError as exc:
-        raise BadRequest(str(exc), code="malformed_declaration") from exc
     return TransferService(
         session, ctx.clock, max_clock_skew_s=ctx.settings.max_clock_skew_s
     ).transfer(caller, envelope)

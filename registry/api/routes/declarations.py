@@ -13,7 +13,6 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
 from attestation.dsse import Envelope
-from attestation.errors import FormatError
 from attestation.logentries import CLUSTER, INSTALLATION, open_declaration
 from registry.api.body import StrictJsonRoute
 from registry.api.deps import CallerDep, ContextDep, SessionDep
@@ -31,7 +30,7 @@ from registry.api.schemas.declarations import (
     InstallationPublic,
     SignedDeclaration,
 )
-from registry.errors import BadRequest
+from registry.errors import reported_as
 from registry.services.enrollment import ChipEnrollment, EnrollmentService
 from registry.services.gpu_attestation import SubmittedEvidence
 
@@ -42,11 +41,9 @@ M = TypeVar("M", bound=BaseModel)
 
 def _open(body: SignedDeclaration, kind: str, schema: type[M]) -> tuple[Envelope, M]:
     """Parse the envelope and its declaration payload (the service checks the signature)."""
-    try:
+    with reported_as("malformed_declaration"):
         envelope = Envelope.from_dict(body.model_dump())
         fields = open_declaration(envelope, kind)
-    except FormatError as exc:
-        raise BadRequest(str(exc), code="malformed_declaration") from exc
     try:
         return envelope, schema.model_validate(fields)
     except ValidationError as exc:

@@ -206,7 +206,7 @@ def get_tile(log: LogDep, path: str) -> Response:
     """
     try:
         level, index, width = tiles.parse_tile_path("tile/" + path)
-    except FormatError as exc:
+    except FormatError as exc:  # kept by hand: a path that is no tile names nothing (404)
         raise NotFound(str(exc), code="unknown_tile") from exc
     partial = width < tiles.TILE_WIDTH
     if level is None:

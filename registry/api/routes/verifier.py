@@ -11,7 +11,7 @@ from registry.api.body import StrictJsonRoute
 from registry.api.deps import CallerDep, ContextDep, SessionDep
 from registry.api.schemas.common import UtcDatetime
 from registry.auth import Role
-from registry.errors import InvalidRequest
+from registry.errors import InvalidRequest, reported_as
 
 router = APIRouter(route_class=StrictJsonRoute, prefix="/v1/verifier", tags=["verifier"])
 
@@ -43,14 +43,11 @@ def run_verifier(
     # The verifier (its whole rule engine) is imported by the first run, not by every API
     # process at start-up: that import is on the path from a restart to the first report.
     from registry.services.verification import VerificationService
-    from verifier.errors import PolicyError
     from verifier.policy import load_builtin_policy
 
     caller.require(Role.ADMIN, Role.INSPECTOR)
-    try:
+    with reported_as("unknown_policy"):  # the request names a policy: say which part is wrong
         policy = load_builtin_policy(body.policy)
-    except PolicyError as exc:
-        raise InvalidRequest(str(exc), code="unknown_policy") from exc
     if body.since is not None and body.as_of is not None and body.since >= body.as_of:
         raise InvalidRequest("since must be before as_of", code="bad_window")
     run = VerificationService(session, ctx.clock).run(policy, as_of=body.as_of, since=body.since)

@@ -2,29 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from attestation.batchresult import BatchResult, ReportResult
 
-from pydantic import BaseModel
-
-__all__ = ["BatchResult", "ReportResult"]
-
-
-class ReportResult(BaseModel):
-    index: int
-    status: Literal["accepted", "rejected"]
-    chip_id: str | None = None
-    seq: int | None = None
-    digest: str | None = None
-    log_index: int | None = None
-    http_status: int | None = None
-    code: str | None = None
-    detail: str | None = None
-
-
-class BatchResult(BaseModel):
-    accepted: int
-    rejected: int
-    results: list[ReportResult]
+# The result classes are defined once, in attestation.batchresult (the agent reads them too);
+# the OpenAPI document declares them from there.
+__all__ = ["BATCH_SCHEMA", "ENVELOPE_SCHEMA", "BatchResult", "ReportResult"]
 
 
 ENVELOPE_SCHEMA = {

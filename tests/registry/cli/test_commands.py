@@ -115,3 +115,29 @@ def test_agent_facility_claim_from_option_or_environment(tmp_path: Path) -> None
     assert bad.returncode == 1 and "CHIPREG_AGENT_FACILITY_ID" in bad.stderr
     zero = chipreg(*base, "--state-dir", str(tmp_path / "e"), "--facility-id", "0")
     assert zero.returncode == 1 and "facility id" in zero.stderr
+
+
+def test_verify_json_prints_the_api_s_public_form_of_each_finding(tmp_path: Path) -> None:
+    """``chipreg verify --json``, the API (``FindingPublic``) and the webhooks show a finding in
+    one form (:func:`registry.services.findings.finding_document`), field for field."""
+    from registry.api.schemas.queries import FindingPublic
+    from registry.db.engine import make_engine, make_session_factory
+    from registry.db.models import Finding
+
+    demo = chipreg("demo", "--data-dir", str(tmp_path))
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    url = f"sqlite:///{tmp_path / 'chipreg.sqlite3'}"
+    env = {"CHIPREG_DATABASE_URL": url, "CHIPREG_LOG_KEY_FILE": str(tmp_path / "log-key")}
+    verified = chipreg("verify", "--policy", "demo", "--json", env=env)
+    assert verified.returncode == 0, verified.stderr
+    printed = [json.loads(line) for line in verified.stdout.splitlines()]
+    assert printed, verified.stdout
+    engine = make_engine(url)
+    try:
+        with make_session_factory(engine)() as session:
+            for document in printed:
+                row = session.get(Finding, document["id"])
+                assert row is not None
+                assert FindingPublic.from_row(row).model_dump(mode="json") == document
+    finally:
+        engine.dispose()

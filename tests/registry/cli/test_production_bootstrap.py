@@ -249,7 +249,13 @@ def test_production_bootstrap_with_the_documented_commands(
         # -- the verifier: exactly the installed chips that never reported are silent -----
         verified = sh.run("verify", "--policy", "demo", "--json", env=admin)
         findings = [json.loads(line) for line in verified.stdout.splitlines()]
-        silent = {f["subject"] for f in findings if f["kind"] == "chip_silent"}
-        assert silent == {f"chip:SIM-H100-{i:04d}" for i in range(REPORTING, INSTALLED)}
+        silent = {
+            (f["subject_type"], f["subject_id"]) for f in findings if f["kind"] == "chip_silent"
+        }
+        assert silent == {("chip", f"SIM-H100-{i:04d}") for i in range(REPORTING, INSTALLED)}
+        # The CLI prints the API's public form of a finding, field for field.
+        served = httpx.get(f"{url}/v1/findings", headers=inspect, params={"limit": 1000}).json()
+        by_id = {f["id"]: f for f in served["findings"]}
+        assert findings and all(by_id[f["id"]] == f for f in findings)
     finally:
         stop(server)
