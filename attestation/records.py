@@ -504,11 +504,12 @@ class Declaration(JsonFields):
         return sign_declaration(self.KIND, self.to_dict(), key)
 
     @classmethod
-    def from_envelope(cls, envelope: Envelope) -> Self:
-        """The declaration an envelope carries (signature NOT checked here).
+    def payload_fields(cls, envelope: Envelope) -> JsonObject:
+        """The payload's fields but ``type``, once the envelope is this kind's declaration.
 
         Any JSON layout is accepted (the signature covers the bytes received, which are logged
-        as they are); the fields are checked strictly. :class:`FormatError` otherwise.
+        as they are). :class:`FormatError` if the payload type, JSON or ``type`` is not this
+        declaration's; the fields are checked by :meth:`from_dict` (signature NOT checked here).
         """
         what = f"{cls.KIND} declaration"
         if envelope.payload_type != DECLARATION_PAYLOAD_TYPE:
@@ -516,7 +517,12 @@ class Declaration(JsonFields):
         obj = loads_strict(envelope.payload, what)
         if not isinstance(obj, dict) or obj.get("type") != cls.type_name():
             raise FormatError(f"payload is not a {cls.type_name()} declaration")
-        return cls.from_dict({k: v for k, v in obj.items() if k != "type"}, what)
+        return {k: v for k, v in obj.items() if k != "type"}
+
+    @classmethod
+    def from_envelope(cls, envelope: Envelope) -> Self:
+        """The declaration an envelope carries, strictly (signature NOT checked here)."""
+        return cls.from_dict(cls.payload_fields(envelope), f"{cls.KIND} declaration")
 
 
 @dataclass(frozen=True, slots=True)

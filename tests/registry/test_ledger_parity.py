@@ -343,7 +343,7 @@ def test_registry_findings_equal_the_partners_rederivation(fleet_factory: Any, s
     replay = audit_matches(fleet.world)
     assert len(replay.runs) == fleet.runs
     # The worlds exercise what parity rests on: evidence, custody changes and findings.
-    assert replay.reports and any(run.findings for run in replay.runs)
+    assert replay.reports and any(run.record.findings for run in replay.runs)
 
 
 def test_chips_and_facilities_are_cut_at_the_runs_log_size(live_registry: Any) -> None:

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from attestation.dsse import Envelope
 from attestation.errors import FormatError
-from attestation.logentries import CLUSTER, INSTALLATION, open_declaration
+from attestation.records import ClusterDeclaration, Declaration, InstallationDeclaration
 from registry.api.body import StrictJsonRoute
 from registry.api.deps import CallerDep, ContextDep, SessionDep
 from registry.api.routes.gpu import gpu_service
@@ -40,18 +40,27 @@ router = APIRouter(route_class=StrictJsonRoute, prefix="/v1", tags=["declaration
 M = TypeVar("M", bound=BaseModel)
 
 
-def _open(body: SignedDeclaration, kind: str, schema: type[M]) -> tuple[Envelope, M]:
+def _open(
+    body: SignedDeclaration, declaration: type[Declaration], schema: type[M]
+) -> tuple[Envelope, M]:
     """Parse the envelope and its declaration payload (the service checks the signature)."""
     try:
         envelope = Envelope.from_dict(body.model_dump())
-        fields = open_declaration(envelope, kind)
+        fields = declaration.payload_fields(envelope)
     except FormatError as exc:
         raise BadRequest(str(exc), code="malformed_declaration") from exc
     try:
-        return envelope, schema.model_validate(fields)
+        validated = schema.model_validate(fields)
+        # The audit reads the logged payload with the typed parser: whatever pydantic would
+        # coerce ("3" for 3, true for 1) is refused here too, so both accept the same bytes.
+        declaration.from_dict(fields, "payload")
     except ValidationError as exc:
         errors = [{**e, "loc": ("body", "payload", *e["loc"])} for e in exc.errors()]
         raise RequestValidationError(errors) from exc
+    except FormatError as exc:
+        error = {"loc": ("body", "payload"), "msg": str(exc), "type": "value_error"}
+        raise RequestValidationError([error]) from exc
+    return envelope, validated
 
 
 @router.post("/facilities", status_code=201, response_model=FacilityPublic)
@@ -103,7 +112,7 @@ def install_chip(
     ``{"type": "chipreg.dev/declaration/installation/v1", "chip_id", "facility_id",
     "installed_at"}``. The envelope is appended to the log as kind ``installation``.
     """
-    envelope, fields = _open(body, INSTALLATION, InstallationCreate)
+    envelope, fields = _open(body, InstallationDeclaration, InstallationCreate)
     return EnrollmentService(session, ctx.clock).install(
         caller, envelope=envelope, **fields.model_dump()
     )
@@ -119,7 +128,7 @@ def declare_cluster(
     ``{"type": "chipreg.dev/declaration/cluster/v1", "facility_id", "name", "purpose",
     "chip_ids", "start", "end"}``. Logged as kind ``cluster``; the cluster id is its log index.
     """
-    envelope, fields = _open(body, CLUSTER, ClusterCreate)
+    envelope, fields = _open(body, ClusterDeclaration, ClusterCreate)
     cluster = EnrollmentService(session, ctx.clock).declare_cluster(
         caller, envelope=envelope, **fields.model_dump()
     )
