@@ -197,7 +197,7 @@ def test_admin_cli_decommissions_and_revokes(
     with world.registry.client(world.registry.admin_token) as http:
         assert ok(http.get("/v1/chips/NV-5"))["chip"]["revocation_reason"] == "key leaked"
         assert ok(http.get("/v1/chips/NV-6"))["chip"]["decommission_reason"] == "end of life"
-    assert [s.status for s in replay_log(world).statuses] == ["revoked", "decommissioned"]
+    assert [s.record.status for s in replay_log(world).statuses] == ["revoked", "decommissioned"]
 
 
 # -- custody transfers ------------------------------------------------------------------------
