@@ -18,7 +18,6 @@ from attestation.dsse import Envelope
 from attestation.errors import FormatError, KeyMismatchError, SignatureError
 from attestation.keys import PublicKey
 from attestation.landmark import open_measurement, verify_challenge_answer, verify_measurement
-from attestation.logentries import LANDMARK, METER
 from attestation.meter import open_reading, verify_reading
 from attestation.records import LandmarkRecord, MeterRecord
 from registry.auth import Principal, Role
@@ -111,8 +110,7 @@ class ChannelService:
         )
         self.repo.add(landmark)
         # Logged with its key: partners check measurements against it and locate from it.
-        landmark.log_index = self._append(
-            LANDMARK,
+        landmark.log_index = self.appender.append_record(
             LandmarkRecord(
                 landmark_id=landmark.id,
                 name=name,
@@ -120,7 +118,7 @@ class ChannelService:
                 latitude=latitude,
                 longitude=longitude,
                 registered_at=landmark.created_at,
-            ).to_json(),
+            ),
             landmark.created_at,
         )
         return landmark
@@ -143,15 +141,14 @@ class ChannelService:
             created_at=self.clock(),
         )
         self.repo.add(meter)
-        meter.log_index = self._append(
-            METER,
+        meter.log_index = self.appender.append_record(
             MeterRecord(
                 meter_id=meter.id,
                 name=name,
                 facility_id=facility_id,
                 public_key=key.to_b64(),
                 registered_at=meter.created_at,
-            ).to_json(),
+            ),
             meter.created_at,
         )
         return meter
