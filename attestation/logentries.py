@@ -13,20 +13,22 @@ Two shapes:
   and meter registrations, chip-signed reports it rejected) are logged as a canonical JSON
   *record*: sorted keys, no whitespace, UTF-8, with a ``type`` field naming the record and its
   version.
+
+The typed record and declaration classes, with their one writer and one strict parser, are in
+:mod:`attestation.records`; this module names the kinds and holds the canonical JSON encoding.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from attestation._json import loads_strict
 from attestation.dsse import Envelope, sign_envelope
 from attestation.errors import FormatError
 from attestation.keys import PrivateKey
-from attestation.timefmt import format_time
+from attestation.timefmt import parse_timestamp, timestamp
 
 __all__ = [
     "DECLARATION_KINDS",
@@ -36,10 +38,7 @@ __all__ = [
     "RESERVED_KINDS",
     "SENSOR_KINDS",
     "canonical_json",
-    "open_declaration",
-    "parse_record",
     "parse_timestamp",
-    "record_body",
     "sign_cluster_declaration",
     "sign_declaration",
     "sign_installation_declaration",
@@ -107,28 +106,6 @@ KINDS = (USAGE_REPORT, *RECORD_KINDS, *DECLARATION_KINDS, *SENSOR_KINDS)
 DECLARATION_PAYLOAD_TYPE = "application/vnd.chipreg.declaration+json"
 
 
-def timestamp(value: datetime) -> str:
-    """RFC 3339 UTC with ``Z``; fractional seconds only when present (canonical per instant)."""
-    if value.utcoffset() is None:
-        raise FormatError(f"timestamp must be timezone-aware, got {value.isoformat()}")
-    utc = value.astimezone(UTC)
-    if utc.microsecond:
-        return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return utc.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_timestamp(text: str) -> datetime:
-    """Inverse of :func:`timestamp`; :class:`FormatError` otherwise."""
-    for fmt in ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S.%fZ"):
-        try:
-            value = datetime.strptime(text, fmt).replace(tzinfo=UTC)
-        except (TypeError, ValueError):
-            continue
-        if timestamp(value) == text:
-            return value
-    raise FormatError(f"invalid timestamp {text!r}")
-
-
 def canonical_json(obj: object) -> bytes:
     """Sorted keys, no whitespace, UTF-8, no NaN: the bytes a record is logged as."""
     return json.dumps(
@@ -136,29 +113,12 @@ def canonical_json(obj: object) -> bytes:
     ).encode("utf-8")
 
 
-def record_body(kind: str, fields: Mapping[str, Any]) -> bytes:
-    """The log entry bytes of a registry record of ``kind``."""
-    if kind not in RECORD_KINDS:
-        raise FormatError(f"{kind!r} is not a record kind")
-    if "type" in fields:
-        raise FormatError("record fields must not contain 'type'")
-    return canonical_json({"type": RECORD_KINDS[kind], **fields})
-
-
-def parse_record(kind: str, body: bytes) -> dict[str, Any]:
-    """Parse a record entry of ``kind``; its fields without ``type``. :class:`FormatError`."""
-    if kind not in RECORD_KINDS:
-        raise FormatError(f"{kind!r} is not a record kind")
-    obj = loads_strict(body, f"{kind} record")
-    if not isinstance(obj, dict) or obj.get("type") != RECORD_KINDS[kind]:
-        raise FormatError(f"{kind} record does not have type {RECORD_KINDS[kind]!r}")
-    if canonical_json(obj) != body:
-        raise FormatError(f"{kind} record is not canonical JSON")
-    return {k: v for k, v in obj.items() if k != "type"}
-
-
 def sign_declaration(kind: str, fields: Mapping[str, Any], key: PrivateKey) -> Envelope:
-    """An operator's signed declaration: DSSE over ``{"type": ..., **fields}``."""
+    """An operator's signed declaration: DSSE over ``{"type": ..., **fields}``, any fields.
+
+    Clients build the fields with :mod:`attestation.records` (``Declaration.sign``); this
+    signs whatever it is given, so tests can also sign payloads the registry must refuse.
+    """
     if kind not in DECLARATION_KINDS:
         raise FormatError(f"{kind!r} is not a declaration kind")
     if "type" in fields:
@@ -173,17 +133,12 @@ def sign_installation_declaration(
     """The operator's declaration that ``chip_id`` is (from ``installed_at``) at the facility.
 
     The one builder of installation declarations: the CLI, the simulator and the load tests
-    all sign through it, so every client puts the same fields in the same format.
+    all sign through it, so every client puts the same fields in the same format
+    (:class:`attestation.records.InstallationDeclaration`).
     """
-    return sign_declaration(
-        INSTALLATION,
-        {
-            "chip_id": chip_id,
-            "facility_id": facility_id,
-            "installed_at": format_time(installed_at),
-        },
-        key,
-    )
+    from attestation.records import InstallationDeclaration  # noqa: PLC0415 (a cycle)
+
+    return InstallationDeclaration(chip_id, facility_id, installed_at).sign(key)
 
 
 def sign_cluster_declaration(
@@ -197,30 +152,6 @@ def sign_cluster_declaration(
     key: PrivateKey,
 ) -> Envelope:
     """The operator's declaration of a cluster of chips working together over [start, end)."""
-    return sign_declaration(
-        CLUSTER,
-        {
-            "name": name,
-            "purpose": purpose,
-            "facility_id": facility_id,
-            "chip_ids": list(chip_ids),
-            "start": format_time(start),
-            "end": format_time(end),
-        },
-        key,
-    )
+    from attestation.records import ClusterDeclaration  # noqa: PLC0415 (a cycle)
 
-
-def open_declaration(envelope: Envelope, kind: str) -> dict[str, Any]:
-    """The fields of a declaration envelope of ``kind`` (signature NOT checked here).
-
-    :class:`FormatError` if the payload type, JSON or ``type`` is not a ``kind`` declaration.
-    """
-    if kind not in DECLARATION_KINDS:
-        raise FormatError(f"{kind!r} is not a declaration kind")
-    if envelope.payload_type != DECLARATION_PAYLOAD_TYPE:
-        raise FormatError(f"declaration payloadType must be {DECLARATION_PAYLOAD_TYPE!r}")
-    obj = loads_strict(envelope.payload, f"{kind} declaration")
-    if not isinstance(obj, dict) or obj.get("type") != DECLARATION_KINDS[kind]:
-        raise FormatError(f"payload is not a {DECLARATION_KINDS[kind]} declaration")
-    return {k: v for k, v in obj.items() if k != "type"}
+    return ClusterDeclaration(name, purpose, facility_id, tuple(chip_ids), start, end).sign(key)

@@ -1,4 +1,9 @@
-"""RFC 3339 timestamps as the protocol writes them: UTC, ``Z`` suffix, whole seconds."""
+"""RFC 3339 timestamps as the protocol writes them: UTC, ``Z`` suffix.
+
+Three shapes, one module: report windows are whole seconds (:func:`parse_time`); the registry's
+log records carry its clock, so a fraction when there is one (:func:`parse_timestamp`); what an
+operator signs may carry an offset (:func:`parse_declared_time`).
+"""
 
 from __future__ import annotations
 
@@ -7,12 +12,24 @@ from datetime import UTC, datetime, timedelta
 
 from attestation.errors import FormatError
 
-__all__ = ["format_time", "parse_declared_time", "parse_time", "require_utc_seconds"]
+__all__ = [
+    "format_time",
+    "parse_declared_time",
+    "parse_time",
+    "parse_timestamp",
+    "require_utc_seconds",
+    "timestamp",
+]
 
 # One exact shape only: lenient parsers (fromisoformat, dateutil) accept offsets, fractions and
 # spaces, and two verifiers must never disagree about which window a signed report covers.
 # [0-9], not \d: \d also matches non-ASCII digits such as U+FF12, which int() then accepts.
 _TIME_RE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})Z")
+# A log record's time: the same, or with exactly six fraction digits when the microseconds are
+# not zero, so each instant has exactly one text (the record bytes are hashed into the log).
+_STAMP_RE = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{6}))?Z"
+)
 _ZERO = timedelta(0)
 # What an operator may write in a declaration it signs (installations, clusters, notices): RFC 3339
 # with an explicit zone, optional fraction. A JSON string only: a number is not a time.
@@ -91,3 +108,32 @@ def parse_declared_time(value: object, what: str = "time") -> datetime:
         return parsed.astimezone(UTC)
     except OverflowError:  # within a day of year 1 or 9999, e.g. 0001-01-01T00:00:00+01:00
         raise FormatError(f"invalid {what} {value!r}: out of the representable range") from None
+
+
+def timestamp(value: datetime) -> str:
+    """A log record's time: RFC 3339 UTC with ``Z``; six fraction digits only when the
+    microseconds are not zero, so the text is canonical per instant."""
+    if not isinstance(value, datetime) or value.utcoffset() is None:
+        raise FormatError(f"timestamp must be a timezone-aware datetime, got {value!r}")
+    utc = value.astimezone(UTC)
+    if not utc.microsecond:
+        return utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_timestamp(text: object, what: str = "timestamp") -> datetime:
+    """Inverse of :func:`timestamp`: exactly its output shape, else :class:`FormatError`."""
+    m = _STAMP_RE.fullmatch(text) if isinstance(text, str) else None
+    if m is None:
+        raise FormatError(
+            f"invalid {what} {text!r}: want RFC 3339 UTC like 2026-11-22T17:00:00Z "
+            "(or with six fraction digits, not all zero)"
+        )
+    year, month, day, hour, minute, second = map(int, m.groups()[:6])
+    micro = int(m.group(7) or 0)
+    if m.group(7) is not None and not micro:
+        raise FormatError(f"invalid {what} {text!r}: a zero fraction is written without one")
+    try:
+        return datetime(year, month, day, hour, minute, second, micro, tzinfo=UTC)
+    except ValueError as e:  # e.g. month 13, Feb 30, leap second 60
+        raise FormatError(f"invalid {what} {text!r}: {e}") from None

@@ -31,6 +31,15 @@ from attestation._json import loads_strict
 from attestation.dsse import Envelope, sign_envelope, verify_envelope
 from attestation.errors import AttestationError, FormatError
 from attestation.keys import PrivateKey
+from attestation.records import (
+    ChipStatusRecord,
+    ClusterDeclaration,
+    EnrollmentRecord,
+    FacilityRecord,
+    InstallationDeclaration,
+    VerifierRunRecord,
+)
+from attestation.transfer import open_transfer
 from audit.core import AuditReport, TrustPolicy, check_checkpoint
 from audit.replay import Replay
 
@@ -99,41 +108,44 @@ def select_records(
     facilities: set[int] = set()
     for _, kind, body in items:
         if kind == le.FACILITY:
-            rec = le.parse_record(kind, body)
-            if rec["facility_id"] == scope.facility_id or rec["country"] == scope.country:
-                facilities.add(int(rec["facility_id"]))
+            facility = FacilityRecord.from_json(body)
+            if facility.facility_id == scope.facility_id or facility.country == scope.country:
+                facilities.add(facility.facility_id)
     chips: set[str] = set()
     chosen: list[int] = []
-    declarations: dict[int, tuple[str, dict[str, Any]]] = {}
+    # Per declaration: its chip (None for a cluster) and the facilities it names.
+    declarations: dict[int, tuple[str | None, set[int]]] = {}
     for index, kind, body in items:
-        if kind in (le.INSTALLATION, le.CLUSTER):
-            fields = le.open_declaration(Envelope.from_json(body), kind)
-            declarations[index] = (kind, fields)
-            if kind == le.INSTALLATION and int(fields["facility_id"]) in facilities:
-                chips.add(str(fields["chip_id"]))
+        if kind == le.INSTALLATION:
+            installation = InstallationDeclaration.from_envelope(Envelope.from_json(body))
+            declarations[index] = (installation.chip_id, {installation.facility_id})
         elif kind == le.TRANSFER:
-            fields = le.open_declaration(Envelope.from_json(body), kind)
-            declarations[index] = (kind, fields)
-            ends = {int(fields["from_facility_id"]), int(fields["to_facility_id"])}
-            if ends & facilities:
-                chips.add(str(fields["chip_id"]))
+            transfer = open_transfer(Envelope.from_json(body))
+            ends = {transfer.from_facility_id, transfer.to_facility_id}
+            declarations[index] = (transfer.chip_id, ends)
+        elif kind == le.CLUSTER:
+            cluster = ClusterDeclaration.from_envelope(Envelope.from_json(body))
+            declarations[index] = (None, {cluster.facility_id})
+        else:
+            continue
+        chip_id, named = declarations[index]
+        if chip_id is not None and named & facilities:
+            chips.add(chip_id)
     for index, kind, body in items:
         if kind in _ALWAYS:
             chosen.append(index)
         elif kind == le.ENROLLMENT:
-            if str(le.parse_record(kind, body)["chip_id"]) in chips:
+            if EnrollmentRecord.from_json(body).chip_id in chips:
                 chosen.append(index)
         elif index in declarations:
-            dkind, fields = declarations[index]
-            if (dkind in (le.INSTALLATION, le.TRANSFER) and str(fields["chip_id"]) in chips) or (
-                dkind == le.CLUSTER and int(fields["facility_id"]) in facilities
-            ):
+            chip_id, named = declarations[index]
+            if (chip_id in chips) if chip_id is not None else bool(named & facilities):
                 chosen.append(index)
         elif kind == le.CHIP_STATUS:
-            if str(le.parse_record(kind, body)["chip_id"]) in chips:
+            if ChipStatusRecord.from_json(body).chip_id in chips:
                 chosen.append(index)
         elif kind == le.VERIFIER_RUN:
-            as_of = le.parse_timestamp(str(le.parse_record(kind, body)["as_of"]))
+            as_of = VerifierRunRecord.from_json(body).as_of
             if (scope.start is None or as_of >= scope.start) and (
                 scope.end is None or as_of <= scope.end
             ):

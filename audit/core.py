@@ -134,7 +134,8 @@ class AuditReport:
         for r in self.runs:
             if r.ok:
                 continue
-            head = f"verifier run at entry {r.run.index} ({r.run.policy_id} as of {r.run.as_of})"
+            run = r.run.record
+            head = f"verifier run at entry {r.run.index} ({run.policy_id} as of {run.as_of})"
             if r.error:
                 out.append(f"{head}: {r.error}")
             for what, fps in (
@@ -231,7 +232,7 @@ def check_served_findings(report: AuditReport, served: Iterable[dict[str, object
     same fingerprint, rule, subject and evidence. Returns how many were compared."""
     logged: dict[str, dict[str, object]] = {}
     for check in report.runs:
-        for f in check.run.findings:
+        for f in check.run.record.findings:
             logged[str(f.get("fingerprint"))] = f
     n = 0
     for f in served:

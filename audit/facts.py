@@ -9,10 +9,11 @@ identical, byte for byte in canonical JSON.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from attestation.logentries import canonical_json
-from audit.records import VerifierRun
+from audit.records import Logged, R, VerifierRun
 from audit.replay import Replay
 from verifier import engine
 from verifier.errors import PolicyError
@@ -63,47 +64,59 @@ def ledger_of(replay: Replay) -> Ledger:
                     facility_id=f.facility_id,
                     operator_id=f.operator_id,
                     country=f.country,
-                    latitude=f.latitude,
-                    longitude=f.longitude,
-                    declared_power_kw=f.declared_power_kw,
-                    pue=f.pue,
-                    non_it_load_kw=f.non_it_load_kw,
+                    # As the registry's float columns give them back (1 -> 1.0).
+                    latitude=float(f.latitude),
+                    longitude=float(f.longitude),
+                    declared_power_kw=float(f.declared_power_kw),
+                    pue=float(f.pue),
+                    non_it_load_kw=float(f.non_it_load_kw),
                     name=f.name,
-                    host_power=HostPowerFact.from_record(f.host_power),
+                    host_power=HostPowerFact.from_record(
+                        None if f.host_power is None else f.host_power.to_dict()
+                    ),
                 ),
-                f.index,
+                index,
             )
-            for f in replay.facilities.values()
+            for index, f in _records(replay.facilities.values())
         ],
         installations=[
             InstallationRecord(d.chip_id, d.facility_id, d.installed_at, d.index)
             for d in replay.installations
         ],
         conditions=[
-            ConditionRecord(c.chip_id, c.allowed, c.effective_from, c.index)
-            for c in replay.conditions
+            ConditionRecord(c.chip_id, frozenset(c.allowed_countries), c.effective_from, index)
+            for index, c in _records(replay.conditions)
         ],
-        statuses=[ChipStatusRecord(s.chip_id, s.effective_at, s.index) for s in replay.statuses],
+        statuses=[
+            ChipStatusRecord(s.chip_id, s.effective_at, index)
+            for index, s in _records(replay.statuses)
+        ],
         clusters=[
-            ClusterRecord(c.index, c.name, c.chip_ids, c.start, c.end, c.facility_id, c.index)
-            for c in replay.clusters
+            ClusterRecord(
+                index, c.name, frozenset(c.chip_ids), c.start, c.end, c.facility_id, index
+            )
+            for index, c in _records(replay.clusters)
         ],
         budgets=[
-            BudgetRecord(b.cluster_id, b.compute_budget_flop, b.index) for b in replay.budgets
+            BudgetRecord(b.cluster_id, float(b.compute_budget_flop), index)
+            for index, b in _records(replay.budgets)
         ],
         notifications=[
-            NotificationRecord(n.cluster_id, n.threshold_flop, n.created_at, n.notified_at, n.index)
-            for n in replay.notifications
+            NotificationRecord(
+                n.cluster_id, float(n.threshold_flop), n.created_at, n.notified_at, index
+            )
+            for index, n in _records(replay.notifications)
         ],
         landmarks=[
             LandmarkRecord(
-                LandmarkFact(lm.landmark_id, lm.latitude, lm.longitude, lm.name), lm.index
+                LandmarkFact(lm.landmark_id, float(lm.latitude), float(lm.longitude), lm.name),
+                index,
             )
-            for lm in replay.landmarks.values()
+            for index, lm in _records(replay.landmarks.values())
         ],
         meters=[
-            MeterRecord(MeterFact(m.meter_id, m.facility_id), m.index)
-            for m in replay.meters.values()
+            MeterRecord(MeterFact(m.meter_id, m.facility_id), index)
+            for index, m in _records(replay.meters.values())
         ],
         reports=[
             ReportFact(
@@ -158,10 +171,15 @@ def ledger_of(replay: Replay) -> Ledger:
     )
 
 
+def _records(logged: Iterable[Logged[R]]) -> list[tuple[int, R]]:
+    return [(entry.index, entry.record) for entry in logged]
+
+
 def snapshot_at(replay: Replay, run: VerifierRun, ledger: Ledger | None = None) -> Snapshot:
     """The verifier's input as the registry saw it for ``run``: the log's records below its
     size, cut by the same :func:`verifier.ledger.snapshot` the registry calls."""
-    return snapshot(ledger or ledger_of(replay), as_of=run.as_of, since=run.since, cut=run.log_size)
+    rec = run.record
+    return snapshot(ledger or ledger_of(replay), as_of=rec.as_of, since=rec.since, cut=rec.log_size)
 
 
 def _source(operator_id: int | None) -> str | None:
@@ -187,26 +205,27 @@ class FindingsCheck:
 def check_run(replay: Replay, run: VerifierRun, ledger: Ledger | None = None) -> FindingsCheck:
     """Re-derive ``run``'s findings from the log and compare them with the published ones
     (``ledger``: :func:`ledger_of` the replay, when the caller checks several runs)."""
+    rec = run.record
     try:
-        policy = load_builtin_policy(run.policy_id)
+        policy = load_builtin_policy(rec.policy_id)
     except PolicyError as exc:
-        return FindingsCheck(run, 0, (), (), (), f"policy {run.policy_id!r}: {exc}")
-    if policy.version != run.policy_version:
+        return FindingsCheck(run, 0, (), (), (), f"policy {rec.policy_id!r}: {exc}")
+    if policy.version != rec.policy_version:
         return FindingsCheck(
             run,
             0,
             (),
             (),
             (),
-            f"policy {run.policy_id} is version {policy.version} here, the run used "
-            f"{run.policy_version}",
+            f"policy {rec.policy_id} is version {policy.version} here, the run used "
+            f"{rec.policy_version}",
         )
     derived = {
         f.fingerprint: canonical_json(f.to_dict())
-        for f in engine.run(snapshot_at(replay, run, ledger), policy, run.as_of)
+        for f in engine.run(snapshot_at(replay, run, ledger), policy, rec.as_of)
     }
     published = {}
-    for f in run.findings:
+    for f in rec.findings:
         published[str(f.get("fingerprint"))] = canonical_json(f)
     missing = tuple(sorted(set(derived) - set(published)))
     extra = tuple(sorted(set(published) - set(derived)))

@@ -1,37 +1,49 @@
-"""What a replay of the log learned: one record type per kind of logged fact, with its index.
+"""What a replay of the log learned: each logged fact with its index.
 
 :class:`audit.replay.Replay` fills these as it re-verifies entries; :mod:`audit.facts` turns
 them into the verifier's input as of any log size. Plain values, no verification logic.
+
+A registry record or a declaration is kept as its typed class from :mod:`attestation.records`
+(the one parser of the log) in :class:`Logged`; the classes below hold what the replay derived
+beyond a record's fields: a chip's chain state, a placement from an installation or a transfer,
+verified reports and sensor evidence.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Generic, TypeVar
 
 from attestation.keys import PublicKey
+from attestation.records import JsonFields, VerifierRunRecord
 from attestation.report import GENESIS_DIGEST, UsageReport
 
 __all__ = [
-    "BudgetRec",
     "ChipState",
-    "ChipStatusRec",
-    "ClusterDecl",
-    "ConditionRec",
-    "FacilityRec",
     "GpuAttestationRec",
     "InstallationDecl",
-    "LandmarkRec",
+    "Logged",
     "LoggedMeasurement",
     "LoggedReading",
     "LoggedReport",
-    "MeterRec",
-    "NotificationRec",
     "Problem",
     "RejectedRec",
     "VerifierRun",
 ]
+
+R = TypeVar("R", bound=JsonFields)
+
+
+@dataclass(frozen=True, slots=True)
+class Logged(Generic[R]):
+    """A parsed registry record or declaration and the log index it was logged at."""
+
+    index: int
+    record: R
+
+
+VerifierRun = Logged[VerifierRunRecord]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,22 +53,6 @@ class Problem:
     index: int | None
     check: str
     detail: str
-
-
-@dataclass(frozen=True, slots=True)
-class FacilityRec:
-    index: int
-    facility_id: int
-    operator_id: int
-    country: str
-    name: str = ""
-    latitude: float = 0.0
-    longitude: float = 0.0
-    declared_power_kw: float = 0.0
-    pue: float = 1.0
-    non_it_load_kw: float = 0.0
-    host_power: dict[str, float] | None = None
-    """The record's ``host_power`` object (``None`` when the facility declared none)."""
 
 
 @dataclass(slots=True)
@@ -84,16 +80,6 @@ class InstallationDecl:
 
 
 @dataclass(frozen=True, slots=True)
-class ClusterDecl:
-    index: int
-    facility_id: int
-    name: str
-    chip_ids: frozenset[str]
-    start: datetime
-    end: datetime
-
-
-@dataclass(frozen=True, slots=True)
 class LoggedReport:
     """An accepted report; ``source`` is its delivering operator (the chip's custodian at
     receipt, which the registry requires), ``digest`` its SHA-256 over the payload."""
@@ -102,48 +88,6 @@ class LoggedReport:
     report: UsageReport
     digest: str = ""
     source: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ConditionRec:
-    index: int
-    chip_id: str
-    allowed: frozenset[str]
-    effective_from: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class BudgetRec:
-    index: int
-    cluster_id: int
-    compute_budget_flop: float
-
-
-@dataclass(frozen=True, slots=True)
-class NotificationRec:
-    index: int
-    cluster_id: int
-    threshold_flop: float
-    created_at: datetime
-    notified_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class LandmarkRec:
-    index: int
-    landmark_id: int
-    name: str
-    latitude: float
-    longitude: float
-    public_key: PublicKey
-
-
-@dataclass(frozen=True, slots=True)
-class MeterRec:
-    index: int
-    meter_id: int
-    facility_id: int
-    public_key: PublicKey
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,28 +122,6 @@ class RejectedRec:
     operator_id: int | None
     received_at: datetime
     original_received_at: datetime | None = None  # the record's ``original.received_at``
-
-
-@dataclass(frozen=True, slots=True)
-class VerifierRun:
-    index: int
-    as_of: datetime
-    since: datetime | None
-    policy_id: str
-    policy_version: str
-    log_size: int
-    findings: list[dict[str, Any]]
-
-
-@dataclass(frozen=True, slots=True)
-class ChipStatusRec:
-    """A logged ``chip_status`` record: the chip left service (``decommissioned`` or
-    ``revoked``) at ``effective_at``."""
-
-    index: int
-    chip_id: str
-    status: str
-    effective_at: datetime
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from attestation.certs import load_vendor_root
 from attestation.keys import PublicKey
-from attestation.logentries import OPERATOR, OPERATOR_KEY, VENDOR, timestamp
+from attestation.records import OperatorKeyRecord, OperatorRecord, VendorRecord
 from registry.auth import Principal, Role, generate_token, hash_token
 from registry.db.models import ApiToken, Operator, OperatorKey, TokenEvent, Vendor
 from registry.errors import AlreadyExists, Conflict, InvalidRequest, NotFound, Unauthenticated
@@ -60,14 +60,13 @@ class AccountService:
         )
         self.repo.add(vendor)
         self.log.append_record(
-            VENDOR,
-            {
-                "vendor_id": vendor.id,
-                "name": name,
-                "root_certificate_pem": root_certificate_pem,
-                "fingerprint": root.fingerprint,
-                "registered_at": timestamp(vendor.created_at),
-            },
+            VendorRecord(
+                vendor_id=vendor.id,
+                name=name,
+                root_certificate_pem=root_certificate_pem,
+                fingerprint=root.fingerprint,
+                registered_at=vendor.created_at,
+            ),
             vendor.created_at,
         )
         return vendor
@@ -82,14 +81,13 @@ class AccountService:
         self.repo.add(operator)
         # The operator's key goes in the log: auditors check declarations against it.
         index = self.log.append_record(
-            OPERATOR,
-            {
-                "operator_id": operator.id,
-                "name": name,
-                "country": country,
-                "public_key": public_key,
-                "registered_at": timestamp(operator.created_at),
-            },
+            OperatorRecord(
+                operator_id=operator.id,
+                name=name,
+                country=country,
+                public_key=public_key,
+                registered_at=operator.created_at,
+            ),
             operator.created_at,
         )
         self.repo.add(
@@ -127,15 +125,14 @@ class AccountService:
             reason=reason,
             valid_from=now,
             log_index=self.log.append_record(
-                OPERATOR_KEY,
-                {
-                    "operator_id": operator_id,
-                    "public_key": public_key,
-                    "previous_public_key": previous,
-                    "reason": reason,
-                    "declared_by": caller.name,
-                    "rotated_at": timestamp(now),
-                },
+                OperatorKeyRecord(
+                    operator_id=operator_id,
+                    public_key=public_key,
+                    previous_public_key=previous,
+                    reason=reason,
+                    declared_by=caller.name,
+                    rotated_at=now,
+                ),
                 now,
             ),
         )

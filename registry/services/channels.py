@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session
 from attestation.dsse import Envelope
 from attestation.keys import PublicKey
 from attestation.landmark import open_measurement, verify_challenge_answer, verify_measurement
-from attestation.logentries import LANDMARK, METER, record_body, timestamp
 from attestation.meter import open_reading, verify_reading
+from attestation.records import LandmarkRecord, MeterRecord
 from registry.auth import Principal, Role
 from registry.db.models import (
     Landmark,
@@ -110,18 +110,14 @@ class ChannelService:
         )
         self.repo.add(landmark)
         # Logged with its key: partners check measurements against it and locate from it.
-        landmark.log_index = self._append(
-            LANDMARK,
-            record_body(
-                LANDMARK,
-                {
-                    "landmark_id": landmark.id,
-                    "name": name,
-                    "public_key": key.to_b64(),
-                    "latitude": latitude,
-                    "longitude": longitude,
-                    "registered_at": timestamp(landmark.created_at),
-                },
+        landmark.log_index = self.appender.append_record(
+            LandmarkRecord(
+                landmark_id=landmark.id,
+                name=name,
+                public_key=key.to_b64(),
+                latitude=latitude,
+                longitude=longitude,
+                registered_at=landmark.created_at,
             ),
             landmark.created_at,
         )
@@ -145,17 +141,13 @@ class ChannelService:
             created_at=self.clock(),
         )
         self.repo.add(meter)
-        meter.log_index = self._append(
-            METER,
-            record_body(
-                METER,
-                {
-                    "meter_id": meter.id,
-                    "name": name,
-                    "facility_id": facility_id,
-                    "public_key": key.to_b64(),
-                    "registered_at": timestamp(meter.created_at),
-                },
+        meter.log_index = self.appender.append_record(
+            MeterRecord(
+                meter_id=meter.id,
+                name=name,
+                facility_id=facility_id,
+                public_key=key.to_b64(),
+                registered_at=meter.created_at,
             ),
             meter.created_at,
         )

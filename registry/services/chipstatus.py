@@ -15,7 +15,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from attestation.logentries import CHIP_STATUS, timestamp
+from attestation.records import ChipStatusRecord
 from registry.auth import Principal, Role
 from registry.db.models import Chip
 from registry.errors import Conflict, Forbidden, NotFound
@@ -99,15 +99,14 @@ class ChipStatusService:
         operator_id: int | None,
     ) -> int:
         return self.log.append_record(
-            CHIP_STATUS,
-            {
-                "chip_id": chip.chip_id,
-                "status": status,
-                "reason": reason,
-                "effective_at": timestamp(now),
-                "declared_by": caller.name,
-                "declared_role": caller.role.value,
-                "operator_id": operator_id,
-            },
+            ChipStatusRecord(
+                chip_id=chip.chip_id,
+                status=status,
+                reason=reason,
+                effective_at=now,
+                declared_by=caller.name,
+                declared_role=caller.role.value,
+                operator_id=operator_id,
+            ),
             now,
         )

@@ -19,14 +19,8 @@ from attestation.certs import ChipEndorsement, verify_chip_certificate, verify_c
 from attestation.dsse import Envelope, verify_envelope
 from attestation.errors import CertificateError, FormatError, SignatureError
 from attestation.keys import PublicKey
-from attestation.logentries import (
-    CLUSTER,
-    ENROLLMENT,
-    FACILITY,
-    INSTALLATION,
-    record_body,
-    timestamp,
-)
+from attestation.logentries import CLUSTER, ENROLLMENT, INSTALLATION
+from attestation.records import EnrollmentRecord, FacilityRecord, HostPower
 from registry.auth import Principal, Role
 from registry.db.models import Chip, DeclaredCluster, Facility, Installation, Vendor
 from registry.errors import (
@@ -128,21 +122,22 @@ class EnrollmentService:
             facility.host_per_gpu_slot_w = float(host_power["per_gpu_slot_w"])
             facility.host_busy_w = float(host_power["busy_w"])
         self.facilities.add(facility)
-        record: dict[str, object] = {
-            "facility_id": facility.id,
-            "operator_id": operator_id,
-            "name": name,
-            "country": country,
-            "latitude": latitude,
-            "longitude": longitude,
-            "declared_power_kw": declared_power_kw,
-            "pue": pue,
-            "non_it_load_kw": non_it_load_kw,
-            "declared_at": timestamp(facility.created_at),
-        }
-        if facility.host_power is not None:  # absent, not null: older records stay as they were
-            record["host_power"] = facility.host_power
-        facility.log_index = self.log.append_record(FACILITY, record, facility.created_at)
+        record = FacilityRecord(
+            facility_id=facility.id,
+            operator_id=operator_id,
+            name=name,
+            country=country,
+            latitude=latitude,
+            longitude=longitude,
+            declared_power_kw=declared_power_kw,
+            pue=pue,
+            non_it_load_kw=non_it_load_kw,
+            declared_at=facility.created_at,
+            host_power=None
+            if facility.host_power is None
+            else HostPower.from_dict(facility.host_power),
+        )
+        facility.log_index = self.log.append_record(record, facility.created_at)
         return facility
 
     def facility(self, facility_id: int) -> Facility:
@@ -184,22 +179,19 @@ class EnrollmentService:
             "last_seq": 0,
             "last_digest": "0" * 64,
         }
-        record = record_body(
-            ENROLLMENT,
-            {
-                "chip_id": endorsement.chip_id,
-                "vendor_id": vendor.id,
-                "vendor_root_fingerprint": vendor.fingerprint,
-                "model": endorsement.model,
-                "public_key": endorsement.public_key.to_b64(),
-                "key_id": endorsement.public_key.key_id,
-                "certificate_pem": item.certificate_pem,
-                "certificate_fingerprint": endorsement.fingerprint,
-                "peak_tflops_bf16": item.peak_tflops_bf16,
-                "tdp_watts": item.tdp_watts,
-                "enrolled_at": timestamp(at),
-            },
-        )
+        record = EnrollmentRecord(
+            chip_id=endorsement.chip_id,
+            vendor_id=vendor.id,
+            vendor_root_fingerprint=vendor.fingerprint,
+            model=endorsement.model,
+            public_key=endorsement.public_key.to_b64(),
+            key_id=endorsement.public_key.key_id,
+            certificate_pem=item.certificate_pem,
+            certificate_fingerprint=endorsement.fingerprint,
+            peak_tflops_bf16=item.peak_tflops_bf16,
+            tdp_watts=item.tdp_watts,
+            enrolled_at=at,
+        ).to_json()
         return row, record
 
     def enroll_chip(

@@ -19,12 +19,8 @@ from sqlalchemy.orm import Session
 from attestation.dsse import Envelope, verify_envelope
 from attestation.errors import AttestationError
 from attestation.keys import PublicKey
-from attestation.logentries import (
-    DECLARATION_KINDS,
-    SENSOR_KINDS,
-    USAGE_REPORT,
-    parse_record,
-)
+from attestation.logentries import DECLARATION_KINDS, SENSOR_KINDS, USAGE_REPORT
+from attestation.records import parse_record
 from registry.repositories.inventory import InventoryRepository
 from registry.services.log import LogEntryOut
 
@@ -148,7 +144,7 @@ class EntryDecoder:
 
         try:
             if entry.kind not in ENVELOPE_KINDS:
-                return decoded(None, parse_record(entry.kind, entry.body), [])
+                return decoded(None, parse_record(entry.body, entry.kind).to_dict(), [])
             envelope = Envelope.from_json(entry.body)
             payload = json.loads(envelope.payload)
             fields = (

@@ -26,7 +26,7 @@ from attestation.gpu import (
     verify_gpu_evidence,
 )
 from attestation.keys import PublicKey
-from attestation.logentries import GPU_ATTESTATION, timestamp
+from attestation.records import GpuAttestationRecord
 from registry.auth import Principal, Role
 from registry.db.models import Chip, GpuAttestation, GpuChallenge
 from registry.errors import AlreadyExists, Conflict, Forbidden, InvalidRequest, NotFound
@@ -246,22 +246,21 @@ class GpuAttestationService:
     ) -> int:
         """Append the verified evidence, exactly as received, to the log; its index."""
         index = self.log.append_record(
-            GPU_ATTESTATION,
-            {
-                "chip_id": chip_id,
-                "purpose": purpose,
-                "chip_public_key": chip_key.to_b64(),
-                "registry_nonce": evidence.nonce,
-                "report": base64.b64encode(evidence.report).decode(),
-                "certificates": [base64.b64encode(c).decode() for c in evidence.certificates],
-                "root_certificate": base64.b64encode(root.der).decode(),
-                "root_fingerprint": root.fingerprint,
-                "hardware_id": claims.hardware_id,
-                "device_serial": claims.device_serial,
-                "driver_version": claims.driver_version,
-                "vbios_version": claims.vbios_version,
-                "verified_at": timestamp(verified_at),
-            },
+            GpuAttestationRecord(
+                chip_id=chip_id,
+                purpose=purpose,
+                chip_public_key=chip_key.to_b64(),
+                registry_nonce=evidence.nonce,
+                report=evidence.report,
+                certificates=tuple(evidence.certificates),
+                root_certificate=root.der,
+                root_fingerprint=root.fingerprint,
+                hardware_id=claims.hardware_id,
+                device_serial=claims.device_serial,
+                driver_version=claims.driver_version,
+                vbios_version=claims.vbios_version,
+                verified_at=verified_at,
+            ),
             verified_at,
         )
         self.repo.add_attestation(

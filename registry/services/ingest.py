@@ -24,7 +24,6 @@ evidence: an agent whose clock ran ahead may sign the same sequence number again
 
 from __future__ import annotations
 
-import base64
 import json
 import time
 from collections import Counter
@@ -39,8 +38,10 @@ from attestation.chain import RejectionCode, judge
 from attestation.dsse import Envelope
 from attestation.errors import FormatError, KeyMismatchError, SignatureError
 from attestation.keys import PublicKey
-from attestation.logentries import REJECTED_REPORT, record_body, timestamp
+from attestation.logentries import REJECTED_REPORT
+from attestation.records import RejectedReportRecord, ReportReceipt
 from attestation.report import OpenedReport, UsageReport, open_envelope
+from attestation.timefmt import timestamp
 from registry.auth import Principal, Role
 from registry.repositories.chips import ChipIngestState, ChipRepository, Stay, custodian_at
 from registry.repositories.facilities import FacilityRepository
@@ -376,20 +377,17 @@ class IngestService:
             if r.code == "replayed_report" or r.copy_of_accepted:
                 receipt = originals.get((rep.chip_id, rep.seq))
                 if receipt is not None:
-                    original = {"log_index": receipt[0], "received_at": timestamp(receipt[1])}
+                    original = ReportReceipt(log_index=receipt[0], received_at=receipt[1])
                     original_at = receipt[1]
             bodies.append(
-                record_body(
-                    REJECTED_REPORT,
-                    {
-                        "envelope": base64.b64encode(ev.body).decode("ascii"),
-                        "digest": ev.digest,
-                        "outcome": r.code,
-                        "operator_id": operator_id,
-                        "received_at": timestamp(now),
-                        "original": original,
-                    },
-                )
+                RejectedReportRecord(
+                    envelope=ev.body,
+                    digest=ev.digest,
+                    outcome=r.code,
+                    operator_id=operator_id,
+                    received_at=now,
+                    original=original,
+                ).to_json()
             )
             rows.append(
                 {

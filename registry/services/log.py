@@ -10,18 +10,17 @@ the witnesses' cosignatures.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy.orm import Session
 
 from attestation import merkle, tiles
 from attestation.checkpoint import Checkpoint, sign_checkpoint
 from attestation.errors import FormatError
-from attestation.logentries import record_body
 from attestation.note import NoteSigner
+from attestation.records import Record
 from registry.db.models import LogState
 from registry.errors import BadRequest, NotFound
 from registry.repositories.log import LogRepository
@@ -83,9 +82,9 @@ class LogAppender:
         self.repo = LogRepository(session)
         self._locked: LogState | None = None
 
-    def append_record(self, kind: str, fields: Mapping[str, Any], at: datetime) -> int:
-        """Append one registry record (canonical JSON, see attestation.logentries)."""
-        return self.append(kind, [record_body(kind, fields)], at)
+    def append_record(self, record: Record, at: datetime) -> int:
+        """Append one registry record (its canonical JSON, :mod:`attestation.records`)."""
+        return self.append(record.KIND, [record.to_json()], at)
 
     def append(self, kind: str, bodies: Sequence[bytes], at: datetime) -> int:
         """Append entries in one batch; returns the index of the first. Caller commits."""

@@ -8,11 +8,10 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from attestation.logentries import (
-    CLUSTER_BUDGET,
-    CLUSTER_NOTIFICATION,
-    TRANSFER_CONDITION,
-    timestamp,
+from attestation.records import (
+    ClusterBudgetRecord,
+    ClusterNotificationRecord,
+    TransferConditionRecord,
 )
 from registry.auth import Principal, Role
 from registry.db.models import (
@@ -75,15 +74,14 @@ class ObligationService:
         )
         # Logged with who set it, so partners re-derive the forbidden-country findings.
         condition.log_index = self.log.append_record(
-            TRANSFER_CONDITION,
-            {
-                "chip_id": chip_id,
-                "allowed_countries": sorted(parse_countries(condition.allowed_countries)),
-                "effective_from": timestamp(condition.effective_from),
-                "declared_by": caller.name,
-                "declared_role": caller.role.value,
-                "created_at": timestamp(now),
-            },
+            TransferConditionRecord(
+                chip_id=chip_id,
+                allowed_countries=tuple(sorted(parse_countries(condition.allowed_countries))),
+                effective_from=condition.effective_from,
+                declared_by=caller.name,
+                declared_role=caller.role.value,
+                created_at=now,
+            ),
             now,
         )
         self.repo.add(condition)
@@ -121,14 +119,13 @@ class ObligationService:
         cluster = self._cluster(caller, cluster_id, write=True)
         now = self.clock()
         index = self.log.append_record(
-            CLUSTER_BUDGET,
-            {
-                "cluster_id": cluster_id,
-                "operator_id": cluster.operator_id,
-                "compute_budget_flop": compute_budget_flop,
-                "declared_by": caller.name,
-                "declared_at": timestamp(now),
-            },
+            ClusterBudgetRecord(
+                cluster_id=cluster_id,
+                operator_id=cluster.operator_id,
+                compute_budget_flop=compute_budget_flop,
+                declared_by=caller.name,
+                declared_at=now,
+            ),
             now,
         )
         self.repo.add(
@@ -187,16 +184,15 @@ class ObligationService:
             created_at=now,
         )
         notification.log_index = self.log.append_record(
-            CLUSTER_NOTIFICATION,
-            {
-                "cluster_id": cluster_id,
-                "operator_id": cluster.operator_id,
-                "threshold_flop": threshold_flop,
-                "notified_at": timestamp(notification.notified_at),
-                "note": note,
-                "declared_by": caller.name,
-                "created_at": timestamp(now),
-            },
+            ClusterNotificationRecord(
+                cluster_id=cluster_id,
+                operator_id=cluster.operator_id,
+                threshold_flop=threshold_flop,
+                notified_at=notification.notified_at,
+                note=note,
+                declared_by=caller.name,
+                created_at=now,
+            ),
             now,
         )
         self.repo.add(notification)

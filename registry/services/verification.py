@@ -13,7 +13,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from attestation.logentries import VERIFIER_RUN, timestamp
+from attestation.records import VerifierRunRecord
+from attestation.timefmt import timestamp
 from registry.db.models import Finding, VerifierProgress
 from registry.errors import InvalidRequest
 from registry.repositories.channels import ChannelRepository
@@ -267,15 +268,14 @@ class VerificationService:
         found = engine.run(snap, policy, as_of)
         # The run and everything it found go in the log, so partners can re-derive and compare.
         self.log.append_record(
-            VERIFIER_RUN,
-            {
-                "as_of": timestamp(as_of),
-                "since": None if since is None else timestamp(since),
-                "policy_id": policy.policy_id,
-                "policy_version": policy.version,
-                "log_size": log_size,
-                "findings": [f.to_dict() for f in found],
-            },
+            VerifierRunRecord(
+                as_of=as_of,
+                since=since,
+                policy_id=policy.policy_id,
+                policy_version=policy.version,
+                log_size=log_size,
+                findings=tuple(f.to_dict() for f in found),
+            ),
             self.clock(),
         )
         known = self.findings.by_fingerprints([f.fingerprint for f in found])

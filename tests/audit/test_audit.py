@@ -6,15 +6,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
-from attestation.logentries import VERIFIER_RUN, parse_record
+from attestation.logentries import VERIFIER_RUN
 from attestation.note import NoteVerifier
+from attestation.records import VerifierRunRecord
 from audit.bundle import verify_bundle
 from audit.core import TrustPolicy
 from registry.api.app import create_app
@@ -218,10 +219,9 @@ def test_suppressed_findings_are_caught_by_re_derivation(
     with audited.registry.context.sessions() as s:
         repo = LogRepository(s)
         [(_, _, body)] = [e for e in repo.entries_of_kinds([VERIFIER_RUN], 10**9)][-1:]
-        run = parse_record(VERIFIER_RUN, body)
-        assert run["findings"]
-        run["findings"] = run["findings"][1:]
-        LogAppender(s).append_record(VERIFIER_RUN, run, utc_now())
+        run = VerifierRunRecord.from_json(body)
+        assert run.findings
+        LogAppender(s).append_record(replace(run, findings=run.findings[1:]), utc_now())
         s.commit()
     audited.settle()
     code, out = audited.audit(capsys)

@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import select
 
 from attestation.certs import create_vendor_root, issue_chip_certificate
-from attestation.logentries import ENROLLMENT, parse_record
+from attestation.logentries import ENROLLMENT
+from attestation.records import EnrollmentRecord
 from registry.auth import Role
 from registry.db.models import Chip, LogEntry
 from tests.conftest import LiveRegistry
@@ -59,9 +60,9 @@ def test_a_batch_enrolls_and_logs_every_chip_in_order(world: World) -> None:
         )
         chips = {c.chip_id: c for c in s.scalars(select(Chip))}
     assert [e.kind for e in entries] == [ENROLLMENT] * 120
-    records = [parse_record(ENROLLMENT, e.body) for e in entries]
-    assert [r["chip_id"] for r in records] == chip_ids
-    assert records[7]["public_key"] == key("chip:GPU-B0007").public_key.to_b64()
+    records = [EnrollmentRecord.from_json(e.body) for e in entries]
+    assert [r.chip_id for r in records] == chip_ids
+    assert records[7].public_key == key("chip:GPU-B0007").public_key.to_b64()
     assert chips["GPU-B0007"].last_seq == 0 and chips["GPU-B0007"].model == "H100-SXM5-80GB"
 
     # A batch-enrolled chip is like any other: installed, it reports and is accepted.

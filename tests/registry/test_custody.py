@@ -16,7 +16,7 @@ import pytest
 from attestation.dsse import Envelope, verify_envelope
 from attestation.errors import SignatureError
 from attestation.keys import PrivateKey
-from attestation.logentries import open_declaration
+from attestation.records import InstallationDeclaration
 from attestation.transfer import Transfer, countersign, sign_transfer
 from audit.facts import check_run
 from audit.replay import Replay
@@ -172,7 +172,7 @@ def test_decommission_and_revocation(world: World) -> None:
 
     # The partner's replay re-derives the same (chip_status records in the log).
     replay = audit_matches(world)
-    assert [(s.chip_id, s.status) for s in replay.statuses] == [
+    assert [(s.record.chip_id, s.record.status) for s in replay.statuses] == [
         ("NV-1", "decommissioned"),
         ("NV-4", "decommissioned"),
         ("NV-2", "revoked"),
@@ -197,7 +197,7 @@ def test_admin_cli_decommissions_and_revokes(
     with world.registry.client(world.registry.admin_token) as http:
         assert ok(http.get("/v1/chips/NV-5"))["chip"]["revocation_reason"] == "key leaked"
         assert ok(http.get("/v1/chips/NV-6"))["chip"]["decommission_reason"] == "end of life"
-    assert [s.status for s in replay_log(world).statuses] == ["revoked", "decommissioned"]
+    assert [s.record.status for s in replay_log(world).statuses] == ["revoked", "decommissioned"]
 
 
 # -- custody transfers ------------------------------------------------------------------------
@@ -424,7 +424,7 @@ def test_operator_key_rotation_keeps_earlier_declarations_verifiable(
         accounts = AccountService(session, reg.context.clock)
         signers = []
         for index, envelope in declarations:
-            if open_declaration(envelope, "installation")["facility_id"] != world.facility_id:
+            if InstallationDeclaration.from_envelope(envelope).facility_id != world.facility_id:
                 continue
             registry_key = accounts.operator_key_at(world.operator_id, index)
             assert registry_key == replay.operator_key_at(world.operator_id, index)

@@ -621,6 +621,66 @@ def test_installation_time_the_audit_would_reject_is_refused(
     assert "installed_at" in json.dumps(problem)
 
 
+@pytest.mark.parametrize(
+    ("path", "change"),
+    [
+        ("/v1/installations", {"facility_id": "FACILITY"}),  # pydantic's lax int took "3"
+        ("/v1/installations", {"facility_id": 1.0}),
+        ("/v1/installations", {"facility_id": True}),
+        ("/v1/clusters", {"facility_id": "FACILITY"}),
+    ],
+)
+def test_declarations_the_audit_would_reject_are_refused(
+    world: World, path: str, change: dict[str, object]
+) -> None:
+    # Regression: the registry's schema coerced these into integers and logged the envelope;
+    # the audit parses the logged payload with attestation.records, which does not. Both now
+    # read declarations with that one parser.
+    world.enroll("NV-0001")
+    fields: dict[str, object]
+    if path == "/v1/installations":
+        world.enroll("NV-0002", install=False)
+        fields = {"chip_id": "NV-0002", "facility_id": world.facility_id, "installed_at": FEB}
+    else:
+        fields = {
+            "facility_id": world.facility_id,
+            "name": "run",
+            "purpose": "training",
+            "chip_ids": ["NV-0001"],
+            "start": FEB,
+            "end": "2026-03-01T00:00:00Z",
+        }
+    for key_, value in change.items():
+        fields[key_] = str(world.facility_id) if value == "FACILITY" else value
+    kind = "installation" if path == "/v1/installations" else "cluster"
+    problem = refused(
+        world.registry,
+        world.operator_token,
+        "POST",
+        path,
+        (422, "invalid_request"),
+        json=signed(kind, fields, operator_key("Abilene Compute")),
+    )
+    assert "facility_id" in json.dumps(problem)
+
+
+def test_a_cluster_is_stored_as_signed(world: World) -> None:
+    # Regression: the schema stripped a name's spaces before storing it, while the partner's
+    # audit keeps the signed name, and the name appears in the cluster's findings.
+    world.enroll("NV-0001")
+    fields = {
+        "facility_id": world.facility_id,
+        "name": "  run 7 ",
+        "purpose": "training",
+        "chip_ids": ["NV-0001"],
+        "start": MAR,
+        "end": "2026-04-01T00:00:00Z",
+    }
+    body = signed("cluster", fields, operator_key("Abilene Compute"))
+    created = post(world, world.operator_token, "/v1/clusters", body)
+    assert created["name"] == "  run 7 "
+
+
 def test_installation_time_with_an_offset_is_normalised_to_utc(world: World) -> None:
     world.enroll("NV-0001", install=False)
     created = post(

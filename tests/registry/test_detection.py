@@ -19,7 +19,8 @@ import pytest
 from sqlalchemy import func, select
 
 from attestation.dsse import Envelope
-from attestation.logentries import REJECTED_REPORT, parse_record
+from attestation.logentries import REJECTED_REPORT
+from attestation.records import RejectedReportRecord
 from attestation.report import open_envelope
 from attestation.transfer import Transfer, sign_transfer
 from registry.db.models import Chip, LogEntry, RejectedSubmission, Report
@@ -239,7 +240,7 @@ def rejected_records(world: World) -> list[dict[str, Any]]:
         bodies = s.scalars(
             select(LogEntry.body).where(LogEntry.kind == REJECTED_REPORT).order_by(LogEntry.index)
         ).all()
-    return [parse_record(REJECTED_REPORT, bytes(b)) for b in bodies]
+    return [RejectedReportRecord.from_json(bytes(b)).to_dict() for b in bodies]
 
 
 def test_a_cloned_key_through_another_account_is_kept_logged_and_found(world: World) -> None:

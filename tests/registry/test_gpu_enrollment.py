@@ -4,6 +4,7 @@ chip key, the clone refused, the evidence logged and re-verified by the partner'
 from __future__ import annotations
 
 import base64
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,7 +15,8 @@ from agents.backends.gpu_simulated import SimulatedGpu, SimulatedGpuVendor
 from agents.gpu_attest import answer_gpu_challenge
 from attestation.gpu import ENROLLMENT_BINDING, bind_spdm_nonce
 from attestation.keys import PrivateKey
-from attestation.logentries import GPU_ATTESTATION, parse_record, record_body
+from attestation.logentries import GPU_ATTESTATION
+from attestation.records import GpuAttestationRecord
 from audit.facts import check_run
 from audit.replay import Replay
 from registry.cli.audit import fetch_entries
@@ -124,16 +126,13 @@ def test_hardware_attested_enrollment_clone_refused_and_audited(
     with live_registry.client(live_registry.admin_token) as http:
         entries = list(fetch_entries(http, 1_000_000))
     first_gpu = next(e for e in entries if e.kind == GPU_ATTESTATION)
-    rec = parse_record(GPU_ATTESTATION, first_gpu.body)
-    report = bytearray(base64.b64decode(rec["report"]))
+    rec = GpuAttestationRecord.from_json(first_gpu.body)
+    report = bytearray(rec.report)
     report[-1] ^= 1
-    for tampered in (
-        {**rec, "report": base64.b64encode(bytes(report)).decode()},
-        {**rec, "chip_id": "NV-HW-0003"},
-    ):
+    for tampered in (replace(rec, report=bytes(report)), replace(rec, chip_id="NV-HW-0003")):
         replay = Replay()
         for e in entries:
-            body = record_body(GPU_ATTESTATION, tampered) if e is first_gpu else e.body
+            body = tampered.to_json() if e is first_gpu else e.body
             replay.feed(e.index, e.kind, body)
         assert [p.check for p in replay.problems] == [GPU_ATTESTATION]
 
@@ -184,9 +183,9 @@ def test_evidence_for_another_key_nonce_or_root_is_refused(
     with live_registry.client(live_registry.admin_token) as http:
         entries = list(fetch_entries(http, 1_000_000))
     gpu_records = [
-        parse_record(GPU_ATTESTATION, e.body) for e in entries if e.kind == GPU_ATTESTATION
+        GpuAttestationRecord.from_json(e.body) for e in entries if e.kind == GPU_ATTESTATION
     ]
-    assert [r["chip_id"] for r in gpu_records] == ["NV-F"]
+    assert [r.chip_id for r in gpu_records] == ["NV-F"]
 
 
 def test_gpu_challenges_need_configured_roots(database_url: str, tmp_path: Path) -> None:

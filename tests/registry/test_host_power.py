@@ -82,7 +82,10 @@ def test_declared_host_power_is_stored_logged_and_judged_with(world: World) -> N
     for i, entry in enumerate(_log(world)):
         replay.feed(i, entry["kind"], base64.b64decode(entry["body"]))
     assert not replay.problems
-    assert {fid: f.host_power for fid, f in replay.facilities.items()} == {
+    assert {
+        fid: None if f.record.host_power is None else f.record.host_power.to_dict()
+        for fid, f in replay.facilities.items()
+    } == {
         world.facility_id: None,
         created["id"]: HOSTS,
         plain["id"]: None,

@@ -23,9 +23,10 @@ import pytest
 
 from attestation.dsse import Envelope
 from attestation.logentries import CLUSTER, INSTALLATION
+from attestation.records import VerifierRunRecord
 from attestation.transfer import Transfer, sign_transfer
 from audit.facts import snapshot_at
-from audit.records import VerifierRun
+from audit.records import Logged
 from registry.auth import Role
 from registry.services.verification import VerificationService
 from tests.registry.factories import (
@@ -343,7 +344,7 @@ def test_registry_findings_equal_the_partners_rederivation(fleet_factory: Any, s
     replay = audit_matches(fleet.world)
     assert len(replay.runs) == fleet.runs
     # The worlds exercise what parity rests on: evidence, custody changes and findings.
-    assert replay.reports and any(run.findings for run in replay.runs)
+    assert replay.reports and any(run.record.findings for run in replay.runs)
 
 
 def test_chips_and_facilities_are_cut_at_the_runs_log_size(live_registry: Any) -> None:
@@ -367,14 +368,11 @@ def test_chips_and_facilities_are_cut_at_the_runs_log_size(live_registry: Any) -
     assert set(cut.chips) == {"NV-1"} and late_facility not in cut.facilities
     assert set(full.chips) == {"NV-1", "NV-2"} and late_facility in full.facilities
     replay = replay_log(world)
-    run = VerifierRun(
-        index=size,
-        as_of=as_of,
-        since=None,
-        policy_id="demo",
-        policy_version="",
-        log_size=size,
-        findings=[],
+    run = Logged(
+        size,
+        VerifierRunRecord(
+            as_of=as_of, since=None, policy_id="demo", policy_version="", log_size=size, findings=()
+        ),
     )
     partner = snapshot_at(replay, run)
     assert (set(partner.chips), set(partner.facilities)) == (set(cut.chips), set(cut.facilities))

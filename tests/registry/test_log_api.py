@@ -11,8 +11,8 @@ import pytest
 
 from attestation import merkle, tiles
 from attestation.checkpoint import verify_checkpoint
-from attestation.logentries import parse_record
 from attestation.note import NoteVerifier
+from attestation.records import EnrollmentRecord, VerifierRunRecord
 from attestation.tlog_proof import verify_proof
 from registry.auth import Role
 from registry.repositories.log import LogRepository
@@ -129,13 +129,13 @@ def test_everything_accepted_is_logged_with_its_kind(live_registry: LiveRegistry
         "usage_report",
         "verifier_run",
     ]
-    enrollment = parse_record("enrollment", b64(entries[3]["body"]))
-    assert enrollment["chip_id"] == "NV-H100-0001"
-    assert "BEGIN CERTIFICATE" in enrollment["certificate_pem"]
+    enrollment = EnrollmentRecord.from_json(b64(entries[3]["body"]))
+    assert enrollment.chip_id == "NV-H100-0001"
+    assert "BEGIN CERTIFICATE" in enrollment.certificate_pem
     installation = json.loads(b64(entries[4]["body"]))
     assert installation["payloadType"] == "application/vnd.chipreg.declaration+json"
-    run = parse_record("verifier_run", b64(entries[6]["body"]))
-    assert (run["policy_id"], run["log_size"]) == ("demo", 6)
+    run = VerifierRunRecord.from_json(b64(entries[6]["body"]))
+    assert (run.policy_id, run.log_size) == ("demo", 6)
 
 
 @pytest.mark.parametrize(

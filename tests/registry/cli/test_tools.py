@@ -15,7 +15,7 @@ from sqlalchemy import select
 from attestation.certs import verify_chip_certificate
 from attestation.dsse import Envelope, verify_envelope
 from attestation.keys import PrivateKey, PublicKey
-from attestation.logentries import CLUSTER, INSTALLATION, open_declaration
+from attestation.records import ClusterDeclaration, InstallationDeclaration
 from registry.auth import Role
 from registry.db.engine import make_engine, make_session_factory
 from registry.db.models import TokenEvent
@@ -190,7 +190,7 @@ def test_operator_keygen_and_dry_run_prints_the_exact_signed_bytes(tmp_path: Pat
     assert [e.to_json().decode() for e in envelopes] == run.stdout.splitlines()
     for chip_id, envelope in zip(["GPU-1", "GPU-2"], envelopes, strict=True):
         verify_envelope(envelope, public)
-        assert open_declaration(envelope, INSTALLATION) == {
+        assert InstallationDeclaration.payload_fields(envelope) == {
             "chip_id": chip_id,
             "facility_id": 3,
             "installed_at": "2026-03-01T00:00:00Z",
@@ -201,7 +201,7 @@ def test_operator_keygen_and_dry_run_prints_the_exact_signed_bytes(tmp_path: Pat
     )  # fmt: skip
     envelope = Envelope.from_json(cluster.stdout.strip())
     verify_envelope(envelope, public)
-    assert open_declaration(envelope, CLUSTER)["chip_ids"] == ["A", "B"]
+    assert ClusterDeclaration.from_envelope(envelope).chip_ids == ("A", "B")
     bad = chipreg(
         "operator", "declare", "cluster", *common, "--name", "c", "--chip-id", "A",
         "--start", "yesterday", "--end", "2026-04-01T00:00:00Z",
