@@ -37,8 +37,8 @@ from registry.db.engine import make_engine, make_session_factory
 from registry.db.migrate import upgrade
 from registry.logconfig import configure_logging
 from registry.logkey import load_log_signer
-from registry.services.publisher import CheckpointPublisher, WitnessEndpoint
 from registry.settings import Settings
+from registry.workers.checkpoints import CheckpointPublisher, WitnessEndpoint
 
 __all__ = ["create_app", "create_worker_app"]
 
