@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 __all__ = ["CheckpointPublisher", "WitnessEndpoint"]
 
 log = logging.getLogger("chipreg.publisher")
+# The longest pause between failing rounds (the log's checkpoint age grows meanwhile).
+PUBLISH_MAX_BACKOFF_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,12 @@ class CheckpointPublisher:
 
             self._http = httpx.Client(timeout=witness_timeout_s, transport=transport)
         self.loop = WorkerLoop(
-            "chipreg-checkpoint-publisher", self.publish_once, interval_s=interval_s, logger=log
+            "chipreg-checkpoint-publisher",
+            self.publish_once,
+            interval_s=interval_s,
+            logger=log,
+            # Short: after a database outage checkpoints resume within seconds of recovery.
+            max_backoff_s=PUBLISH_MAX_BACKOFF_S,
         )
 
     # -- one round ---------------------------------------------------------------------
