@@ -9,11 +9,13 @@ wrote is really rolled back by the database and really absent afterwards.
 
 from __future__ import annotations
 
+import ast
 import logging
 import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -350,3 +352,22 @@ def test_verifier_step_that_fails_at_commit_leaves_nothing_and_the_worker_goes_o
 def findings_rows(world: World) -> list[Finding]:
     with world.registry.context.sessions() as s:
         return list(s.scalars(select(Finding)))
+
+
+# --- who owns a transaction -----------------------------------------------------------------
+
+
+def test_services_and_repositories_never_end_a_transaction() -> None:
+    """Only a scope (request, worker step, CLI command) commits or rolls back."""
+    root = Path(__file__).resolve().parents[2] / "registry"
+    found = []
+    for package in ("services", "repositories"):
+        for path in sorted((root / package).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                if (
+                    isinstance(node, ast.Call)
+                    and isinstance(node.func, ast.Attribute)
+                    and node.func.attr in ("commit", "rollback")
+                ):
+                    found.append(f"{path.relative_to(root.parent)}:{node.lineno}")
+    assert found == []
