@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import ast
 import logging
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -352,6 +356,34 @@ def test_verifier_step_that_fails_at_commit_leaves_nothing_and_the_worker_goes_o
 def findings_rows(world: World) -> list[Finding]:
     with world.registry.context.sessions() as s:
         return list(s.scalars(select(Finding)))
+
+
+def test_verify_follow_runs_the_worker_until_interrupted(world: World) -> None:
+    """``chipreg verify --follow``: the worker in the foreground, stopped by Ctrl-C (exit 0)."""
+    url = world.registry.context.engine.url.render_as_string(hide_password=False)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "registry.cli.main", "verify", "--follow", "--policy", "demo"],
+        env={**os.environ, "CHIPREG_DATABASE_URL": url, "CHIPREG_VERIFIER_INTERVAL_S": "0.2"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:  # ends when the process does: no timing involved
+            lines.append(line)
+            assert len(lines) < 200, "".join(lines)  # failing steps log; a judged one prints
+            if line.startswith("verifier policy demo"):  # a step judged a window
+                process.send_signal(signal.SIGINT)
+                break
+        assert process.wait(timeout=60) == 0, "".join(lines)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert lines[0].startswith("chipreg verify: following with policy demo")
+    assert verifier_runs(world) >= 1
 
 
 # --- who owns a transaction -----------------------------------------------------------------
