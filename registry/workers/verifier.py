@@ -78,4 +78,5 @@ class VerifierWorker:
         self.loop.start()
 
     def stop(self) -> None:
+        """End the loop after the step in progress (from any thread, the loop's own too)."""
         self.loop.stop()
