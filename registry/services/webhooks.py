@@ -2,11 +2,11 @@
 
 New findings are written to the outbox (``webhook_outbox``) in the same transaction that stores
 them, so a finding is never stored without its notifications nor notified without being stored.
-The delivery worker (:mod:`registry.workers.webhooks`) claims due rows (:meth:`WebhookService.
-claim_due`), POSTs them signed per the Standard Webhooks specification
-(https://www.standardwebhooks.com), and records the outcome (:meth:`WebhookService.
-record_attempt`); a failed attempt is retried with exponential backoff until
-``webhook_max_attempts``. Nothing here commits: the worker's scopes do.
+The delivery worker (:mod:`registry.workers.webhooks`) claims due rows
+(``WebhookService.claim_due``), POSTs them signed per the Standard Webhooks specification
+(https://www.standardwebhooks.com), and records the outcome (``WebhookService.record_attempt``);
+a failed attempt is retried with exponential backoff until ``webhook_max_attempts``. Nothing
+here commits: the worker's scopes do.
 
 Signature (PROTOCOL.md section 10): headers ``webhook-id`` (the outbox id, the same on every
 retry), ``webhook-timestamp`` (Unix seconds) and ``webhook-signature: v1,<base64 HMAC-SHA256>``
@@ -106,6 +106,8 @@ class DueDelivery:
 
 
 class Outcome(StrEnum):
+    """What one attempt led to."""
+
     DELIVERED = "delivered"
     RETRIED = "retried"
     FAILED = "failed"

@@ -1,12 +1,13 @@
 """The webhook deliverer: POSTs due outbox rows, signed, and records each outcome.
 
-Each claim and each outcome is its own short transaction (:func:`registry.db.engine.
-session_scope`); the HTTP call happens outside any transaction, under the lease the claim set,
-so a crashed worker's rows come due again. An outcome that cannot be recorded (the database went
-away) is logged and skipped: its row comes due again when its lease ends, and the receiver sees
-the same ``webhook-id`` (PROTOCOL.md section 10) and can drop the duplicate. The rules (what is
-due, what a failure leads to) live in :class:`registry.services.webhooks.WebhookService`. The
-continuous verifier (:mod:`registry.workers.verifier`) runs a delivery round after each step.
+Each claim and each outcome is its own short transaction
+(:func:`registry.db.engine.session_scope`); the HTTP call happens outside any transaction, under
+the lease the claim set, so a crashed worker's rows come due again. An outcome that cannot be
+recorded (the database went away) is logged and skipped: its row comes due again when its lease
+ends, and the receiver sees the same ``webhook-id`` (PROTOCOL.md section 10) and can drop the
+duplicate. The rules (what is due, what a failure leads to) live in
+:class:`registry.services.webhooks.WebhookService`. The continuous verifier
+(:mod:`registry.workers.verifier`) runs a delivery round after each step.
 """
 
 from __future__ import annotations
