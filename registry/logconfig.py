@@ -45,7 +45,7 @@ def _utc_time(record: logging.LogRecord) -> str:
 
 
 class TextFormatter(logging.Formatter):
-    """``2026-12-03T20:10:11.123Z INFO registry.worker: message`` (exceptions follow)."""
+    """``2026-12-03T20:10:11.123Z INFO registry.workers.verifier: message`` (exceptions follow)."""
 
     def format(self, record: logging.LogRecord) -> str:
         line = f"{_utc_time(record)} {record.levelname} {record.name}: {record.getMessage()}"

@@ -19,15 +19,15 @@ from registry.api.openapi import install_openapi, operation_id
 from registry.api.problems import install_problem_handlers
 from registry.api.routes import (
     accounts,
-    channels,
+    conditions_budgets,
     custody,
     declarations,
     gpu,
     health,
     inventory,
+    landmarks_meters,
     lifecycle,
     log,
-    obligations,
     queries,
     reports,
     verifier,
@@ -37,8 +37,8 @@ from registry.db.engine import make_engine, make_session_factory
 from registry.db.migrate import upgrade
 from registry.logconfig import configure_logging
 from registry.logkey import load_log_signer
-from registry.services.publisher import CheckpointPublisher, WitnessEndpoint
 from registry.settings import Settings
+from registry.workers.checkpoints import CheckpointPublisher, WitnessEndpoint
 
 __all__ = ["create_app", "create_worker_app"]
 
@@ -108,9 +108,9 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         accounts,
         declarations,
         custody,
-        obligations,
+        conditions_budgets,
         reports,
-        channels,
+        landmarks_meters,
         gpu,
         inventory,
         queries,

@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from attestation.gpu import GpuRoot
 from registry.services.log import LogSigner
-from registry.services.publisher import CheckpointPublisher
 from registry.settings import Settings
+from registry.workers.checkpoints import CheckpointPublisher
 
 __all__ = ["AppContext", "utc_now"]
 

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from registry.api.context import AppContext
 from registry.auth import Principal
+from registry.db.engine import session_scope
 from registry.errors import Unauthenticated
 from registry.services.access import AccessLog, require_detail
 from registry.services.accounts import AccountService
@@ -35,15 +36,8 @@ def get_session(context: ContextDep) -> Iterator[Session]:
     ``scope="function"`` below makes the commit happen before the response is sent, so a
     client never sees an acknowledgement for something that was not committed.
     """
-    session = context.sessions()
-    try:
+    with session_scope(context.sessions) as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]

@@ -92,7 +92,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _start_verifier(app: FastAPI, settings: Settings) -> int:
-    from registry.worker import VerifierWorker
+    from registry.workers.verifier import VerifierWorker
     from verifier.errors import PolicyError
     from verifier.policy import load_builtin_policy
 
@@ -102,7 +102,7 @@ def _start_verifier(app: FastAPI, settings: Settings) -> int:
         print(f"chipreg serve: {exc}", file=sys.stderr)
         return 2
     context = app.state.context
-    VerifierWorker(context.sessions, settings, policy, context.clock).start_thread()
+    VerifierWorker(context.sessions, settings, policy, context.clock).start()
     return 0
 
 

@@ -15,7 +15,7 @@ from registry.errors import InvalidRequest
 from registry.services.findings import finding_document
 from registry.services.verification import VerificationRun, VerificationService
 from registry.settings import Settings
-from registry.worker import VerifierWorker
+from registry.workers.verifier import VerifierWorker
 from verifier.findings import Finding
 from verifier.policy import builtin_policy_names, load_builtin_policy
 
@@ -59,10 +59,12 @@ def _verify(args: argparse.Namespace, settings: Settings) -> int:
     engine = make_engine(settings.database_url)
     upgrade(engine)
     if args.follow:
-        worker = VerifierWorker(make_session_factory(engine), settings, policy, utc_now)
+        worker = VerifierWorker(
+            make_session_factory(engine), settings, policy, utc_now, on_step=_print_runs
+        )
         print(f"chipreg verify: following with policy {policy.policy_id}", flush=True)
         try:
-            worker.run_forever(_print_runs)
+            worker.run_forever()
         except KeyboardInterrupt:
             return 0
         return 0

@@ -32,13 +32,13 @@ from registry.auth import Role
 from registry.console.charts import Series, bar_chart, line_chart
 from registry.errors import BadRequest, Forbidden, NotFound, as_registry_error
 from registry.services.access import AccessLog, require_detail
+from registry.services.conditions_budgets import ConditionsBudgetsService
 from registry.services.console import ConsoleSessions, LiveSession
 from registry.services.entries import DecodedEntry, EntryDecoder
 from registry.services.exports import ExportService
 from registry.services.findings import FindingLifecycle
 from registry.services.inventory import InventoryService
 from registry.services.log import TransparencyLog
-from registry.services.obligations import ObligationService
 from registry.services.queries import QueryService
 
 __all__ = ["install_console"]
@@ -401,7 +401,9 @@ def chip(
     view = queries.chip(live.principal, chip_id, reports=10)
     _, series = InventoryService(session, ctx.clock).chip_series(live.principal, chip_id)
     try:
-        conditions = ObligationService(session, ctx.clock).conditions(live.principal, chip_id)
+        conditions = ConditionsBudgetsService(session, ctx.clock).conditions(
+            live.principal, chip_id
+        )
     except Forbidden:
         conditions = None
     labels = [_hhmm(r.window_start) for r in series]
@@ -530,7 +532,7 @@ def cluster(
 ) -> Response:
     declared, operator = InventoryService(session, ctx.clock).cluster(live.principal, cluster_id)
     try:
-        budget, notes = ObligationService(session, ctx.clock).obligations(
+        budget, notes = ConditionsBudgetsService(session, ctx.clock).budget_and_notifications(
             live.principal, cluster_id
         )
     except Forbidden:

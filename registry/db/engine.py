@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +11,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-__all__ = ["make_engine", "make_session_factory"]
+__all__ = ["make_engine", "make_session_factory", "session_scope"]
 
 
 def make_engine(database_url: str, *, sqlite_busy_timeout_ms: int = 30_000) -> Engine:
@@ -47,3 +49,22 @@ def make_engine(database_url: str, *, sqlite_busy_timeout_ms: int = 30_000) -> E
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+@contextmanager
+def session_scope(sessions: sessionmaker[Session]) -> Iterator[Session]:
+    """One transaction: commit when the block ends normally, roll back on any exception.
+
+    The one owner of commits: the request scope (``registry.api.deps.get_session``), each step
+    of a background worker (``registry.workers``) and the CLI's commands open one of these;
+    repositories and services never commit.
+    """
+    session = sessions()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()

@@ -17,16 +17,16 @@ from attestation.records import VerifierRunRecord
 from attestation.timefmt import timestamp
 from registry.db.models import Finding, VerifierProgress
 from registry.errors import InvalidRequest
-from registry.repositories.channels import ChannelRepository
 from registry.repositories.chips import ChipRepository
+from registry.repositories.conditions_budgets import ConditionsBudgetsRepository
 from registry.repositories.facilities import FacilityRepository
 from registry.repositories.findings import FindingRepository
 from registry.repositories.gpu import GpuRepository
-from registry.repositories.obligations import ObligationRepository
+from registry.repositories.landmarks_meters import LandmarksMetersRepository
 from registry.repositories.reports import ReportRepository
 from registry.repositories.submissions import SubmissionRepository
+from registry.services.conditions_budgets import parse_countries
 from registry.services.log import LogAppender
-from registry.services.obligations import parse_countries
 from registry.services.webhooks import WebhookService
 from verifier import engine
 from verifier.facts import (
@@ -82,8 +82,8 @@ class VerificationService:
         self.facilities = FacilityRepository(session)
         self.reports = ReportRepository(session)
         self.findings = FindingRepository(session)
-        self.channels = ChannelRepository(session)
-        self.obligations = ObligationRepository(session)
+        self.landmarks_meters = LandmarksMetersRepository(session)
+        self.conditions_budgets = ConditionsBudgetsRepository(session)
         self.submissions = SubmissionRepository(session)
         self.gpu = GpuRepository(session)
         self.webhooks = WebhookService(session, clock)
@@ -145,7 +145,7 @@ class VerificationService:
                 ConditionRecord(
                     c.chip_id, parse_countries(c.allowed_countries), c.effective_from, c.log_index
                 )
-                for c in self.obligations.conditions()
+                for c in self.conditions_budgets.conditions()
             ],
             statuses=[
                 ChipStatusRecord(chip.chip_id, at, index)
@@ -170,23 +170,23 @@ class VerificationService:
             ],
             budgets=[
                 BudgetRecord(b.cluster_id, b.compute_budget_flop, b.log_index)
-                for b in self.obligations.budget_revisions()
+                for b in self.conditions_budgets.budget_revisions()
             ],
             notifications=[
                 NotificationRecord(
                     n.cluster_id, n.threshold_flop, n.created_at, n.notified_at, n.log_index
                 )
-                for n in self.obligations.notifications()
+                for n in self.conditions_budgets.notifications()
             ],
             landmarks=[
                 LandmarkRecord(
                     LandmarkFact(lm.id, lm.latitude, lm.longitude, lm.name), lm.log_index
                 )
-                for lm in self.channels.landmarks()
+                for lm in self.landmarks_meters.landmarks()
             ],
             meters=[
                 MeterRecord(MeterFact(m.id, m.facility_id), m.log_index)
-                for m in self.channels.meters()
+                for m in self.landmarks_meters.meters()
             ],
             reports=[
                 ReportFact(
@@ -227,13 +227,13 @@ class VerificationService:
                 RttMeasurementFact(
                     m.landmark_id, m.chip_id, m.nonce, m.rtt_ms, m.measured_at, m.log_index
                 )
-                for m in self.channels.measurements(since, as_of)
+                for m in self.landmarks_meters.measurements(since, as_of)
             ],
             readings=[
                 MeterReadingFact(
                     r.meter_id, r.facility_id, r.window_start, r.window_end, r.energy_j, r.log_index
                 )
-                for r in self.channels.readings(since, as_of)
+                for r in self.landmarks_meters.readings(since, as_of)
             ],
             gpu_attestations=[
                 GpuAttestationFact(a.chip_id, a.purpose, a.hardware_id, a.verified_at, a.log_index)

@@ -1,10 +1,12 @@
-"""Webhooks: subscriptions, the durable outbox, and the delivery worker.
+"""Webhooks: subscriptions, the durable outbox, and the rules of its delivery.
 
 New findings are written to the outbox (``webhook_outbox``) in the same transaction that stores
 them, so a finding is never stored without its notifications nor notified without being stored.
-The worker claims due rows, POSTs them signed per the Standard Webhooks specification
-(https://www.standardwebhooks.com), and records the outcome; a failed attempt is retried with
-exponential backoff until ``webhook_max_attempts``.
+The delivery worker (:mod:`registry.workers.webhooks`) claims due rows
+(``WebhookService.claim_due``), POSTs them signed per the Standard Webhooks specification
+(https://www.standardwebhooks.com), and records the outcome (``WebhookService.record_attempt``);
+a failed attempt is retried with exponential backoff until ``webhook_max_attempts``. Nothing
+here commits: the worker's scopes do.
 
 Signature (PROTOCOL.md section 10): headers ``webhook-id`` (the outbox id, the same on every
 retry), ``webhook-timestamp`` (Unix seconds) and ``webhook-signature: v1,<base64 HMAC-SHA256>``
@@ -23,24 +25,20 @@ import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from enum import StrEnum
 
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from registry.auth import Principal, Role
 from registry.db.models import Finding, WebhookDelivery, WebhookSubscription
 from registry.errors import AlreadyExists, InvalidRequest, NotFound
 from registry.repositories.webhooks import WebhookRepository
 from registry.services.findings import finding_document
-from registry.settings import Settings
-
-if TYPE_CHECKING:
-    import httpx  # delivery only: the API imports this module for subscriptions
 
 __all__ = [
     "EVENT_FINDING_CREATED",
-    "DeliveryStats",
-    "WebhookDeliverer",
+    "DueDelivery",
+    "Outcome",
     "WebhookService",
     "generate_secret",
     "secret_key",
@@ -93,6 +91,26 @@ def sign_payload(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     message = f"{msg_id}.{timestamp}.".encode() + body
     mac = hmac.new(secret_key(secret), message, hashlib.sha256).digest()
     return "v1," + base64.b64encode(mac).decode("ascii")
+
+
+@dataclass(frozen=True)
+class DueDelivery:
+    """A claimed outbox row with what its POST needs, read before the claim commits."""
+
+    id: int
+    url: str
+    secret: str
+    event: str
+    payload: bytes
+    attempts: int
+
+
+class Outcome(StrEnum):
+    """What one attempt led to."""
+
+    DELIVERED = "delivered"
+    RETRIED = "retried"
+    FAILED = "failed"
 
 
 class WebhookService:
@@ -167,115 +185,52 @@ class WebhookService:
         self.repo.enqueue(rows)
         return len(rows)
 
+    # -- delivery (the worker's steps; each in the worker's own transaction) --------------
+    def claim_due(self, limit: int, lease: timedelta) -> list[DueDelivery]:
+        """Up to ``limit`` due rows of active subscriptions, leased for ``lease``.
 
-@dataclass(frozen=True)
-class DeliveryStats:
-    delivered: int = 0
-    retried: int = 0
-    failed: int = 0
-
-
-@dataclass(frozen=True)
-class _Claimed:
-    id: int
-    url: str
-    secret: str
-    event: str
-    payload: bytes
-    attempts: int
-
-
-class WebhookDeliverer:
-    """Delivers due outbox rows. Each claim and each outcome is its own short transaction; the
-    HTTP call happens outside any transaction, under a lease (``next_attempt_at`` pushed ahead)
-    so a crashed worker's rows come due again."""
-
-    def __init__(
-        self,
-        sessions: sessionmaker[Session],
-        settings: Settings,
-        clock: Callable[[], datetime],
-        http: httpx.Client,
-    ) -> None:
-        self.sessions = sessions
-        self.settings = settings
-        self.clock = clock
-        self.http = http
-
-    def backoff(self, attempts: int) -> timedelta:
-        """Delay after the ``attempts``-th failure: base * 2^(attempts-1), capped."""
-        s = self.settings
-        return timedelta(
-            seconds=min(s.webhook_max_backoff_s, s.webhook_backoff_s * 2 ** (attempts - 1))
-        )
-
-    def _claim(self, limit: int) -> list[_Claimed]:
-        lease = timedelta(seconds=self.settings.webhook_timeout_s * 2 + 1)
-        with self.sessions() as session:
-            repo = WebhookRepository(session)
-            now = self.clock()
-            claimed = []
-            for row in repo.claim_due(now, limit):
-                sub = repo.subscription(row.subscription_id)
-                if sub is None or not sub.active:
-                    continue
-                row.next_attempt_at = now + lease
-                claimed.append(
-                    _Claimed(
-                        row.id, sub.url, sub.secret, row.event, bytes(row.payload), row.attempts
-                    )
+        The lease (``next_attempt_at`` pushed ahead) keeps another worker off a row while its
+        POST is in flight, and brings the row due again if this worker dies before recording
+        the outcome.
+        """
+        now = self.clock()
+        claimed = []
+        for row in self.repo.claim_due(now, limit):
+            sub = self.repo.subscription(row.subscription_id)
+            if sub is None or not sub.active:
+                continue
+            row.next_attempt_at = now + lease
+            claimed.append(
+                DueDelivery(
+                    row.id, sub.url, sub.secret, row.event, bytes(row.payload), row.attempts
                 )
-            session.commit()
+            )
         return claimed
 
-    def _post(self, item: _Claimed) -> str | None:
-        """None on a 2xx answer, else the reason."""
-        import httpx
+    def record_attempt(
+        self,
+        item: DueDelivery,
+        error: str | None,
+        *,
+        max_attempts: int,
+        retry_delay: Callable[[int], timedelta],
+    ) -> Outcome | None:
+        """Record one attempt at ``item`` (``error`` None: the receiver answered 2xx).
 
-        timestamp = int(self.clock().timestamp())
-        msg_id = f"msg_{item.id}"  # the outbox row: the same on every retry of this delivery
-        headers = {
-            "Content-Type": "application/json",
-            "User-Agent": "chipreg-webhooks/1",
-            "X-Chipreg-Event": item.event,
-            "webhook-id": msg_id,
-            "webhook-timestamp": str(timestamp),
-            "webhook-signature": sign_payload(item.secret, msg_id, timestamp, item.payload),
-        }
-        try:
-            response = self.http.post(
-                item.url,
-                content=item.payload,
-                headers=headers,
-                timeout=self.settings.webhook_timeout_s,
-            )
-        except httpx.HTTPError as exc:
-            return f"transport error: {exc!r}"
-        if 200 <= response.status_code < 300:
+        A failed attempt is retried after ``retry_delay(attempts)`` until ``max_attempts``.
+        None if the row is gone.
+        """
+        row = self.repo.delivery(item.id)
+        if row is None:
             return None
-        return f"HTTP {response.status_code}"
-
-    def deliver_due(self, limit: int = 100) -> DeliveryStats:
-        delivered = retried = failed = 0
-        for item in self._claim(limit):
-            error = self._post(item)
-            with self.sessions() as session:
-                row = WebhookRepository(session).delivery(item.id)
-                if row is None:
-                    continue
-                now = self.clock()
-                row.attempts = item.attempts + 1
-                if error is None:
-                    row.delivered_at = now
-                    row.last_error = None
-                    delivered += 1
-                elif row.attempts >= self.settings.webhook_max_attempts:
-                    row.failed_at = now
-                    row.last_error = error
-                    failed += 1
-                else:
-                    row.next_attempt_at = now + self.backoff(row.attempts)
-                    row.last_error = error
-                    retried += 1
-                session.commit()
-        return DeliveryStats(delivered, retried, failed)
+        now = self.clock()
+        row.attempts = item.attempts + 1
+        row.last_error = error
+        if error is None:
+            row.delivered_at = now
+            return Outcome.DELIVERED
+        if row.attempts >= max_attempts:
+            row.failed_at = now
+            return Outcome.FAILED
+        row.next_attempt_at = now + retry_delay(row.attempts)
+        return Outcome.RETRIED

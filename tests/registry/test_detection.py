@@ -26,7 +26,7 @@ from attestation.transfer import Transfer, sign_transfer
 from registry.db.models import Chip, LogEntry, RejectedSubmission, Report
 from registry.services.log import TransparencyLog
 from registry.services.verification import VerificationRun
-from registry.worker import VerifierWorker
+from registry.workers.verifier import VerifierWorker
 from tests.conftest import LiveRegistry
 from tests.registry.checks import refused
 from tests.registry.factories import (
@@ -172,14 +172,16 @@ def test_a_failing_step_does_not_stop_the_verifier_worker(world: World) -> None:
         return at
 
     settings = reg.context.settings.model_copy(update={"verifier_interval_s": 0.01})
-    worker = VerifierWorker(reg.context.sessions, settings, load_builtin_policy("demo"), clock)
     judged: list[VerificationRun] = []
 
     def on_step(runs: list[VerificationRun]) -> None:
         judged.extend(runs)
-        worker.stop_event.set()
+        worker.stop()
 
-    thread = threading.Thread(target=worker.run_forever, args=(on_step,), daemon=True)
+    worker = VerifierWorker(
+        reg.context.sessions, settings, load_builtin_policy("demo"), clock, on_step=on_step
+    )
+    thread = threading.Thread(target=worker.run_forever, daemon=True)
     thread.start()
     thread.join(timeout=60)
     assert not thread.is_alive()

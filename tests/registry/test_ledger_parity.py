@@ -213,7 +213,7 @@ class Fleet:
         else:
             assert r.status_code in (403, 409, 422), r.text
 
-    def obligations(self) -> None:
+    def budget_or_notice(self) -> None:
         if not self.clusters:
             return
         cluster_id = self.rng.choice(self.clusters)
@@ -256,13 +256,13 @@ class Fleet:
                 "transfer",
                 "condition",
                 "cluster",
-                "obligations",
+                "budget_or_notice",
                 "decommission",
                 "verify",
             ),
             weights=(10, 3, 1, 2, 2, 2, 1, 2, 0.3 if len(live) > 3 else 0, 3),
         )[0]
-        if action in ("cluster", "obligations", "verify"):
+        if action in ("cluster", "budget_or_notice", "verify"):
             getattr(self, action)()
         else:
             getattr(self, action)(chip_id)

@@ -19,7 +19,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from registry.api.context import utc_now
 from registry.auth import Role
-from registry.services.webhooks import WebhookDeliverer
+from registry.workers.webhooks import WebhookDeliverer
 from tests.registry.factories import (
     World,
     add_operator,
@@ -307,7 +307,7 @@ def world(live_registry: Any) -> World:
 
 
 def test_follow_judges_each_closed_window_once_and_resumes(world: World) -> None:
-    from registry.worker import VerifierWorker
+    from registry.workers.verifier import VerifierWorker
     from verifier.policy import load_builtin_policy
 
     reg = world.registry

@@ -25,7 +25,7 @@ from tests.conftest import LiveRegistry
 from tests.registry.checks import row_counts
 from tests.registry.factories import T0, WINDOW, World, add_operator, make_world, ok
 from tests.registry.logtools import wait_checkpoint
-from tests.registry.test_channels import NOW, measure, post, register
+from tests.registry.test_landmarks_meters import NOW, measure, post, register
 
 AS_OF = T0 + 4 * WINDOW + (WINDOW * 2) / 3
 

@@ -9,13 +9,15 @@ cosignatures are stored with the checkpoint in one transaction, so a checkpoint 
 visible without the cosignatures collected for it (one row per size: with several workers the
 first insert wins). A witness that is down delays a checkpoint by at most
 ``CHIPREG_WITNESS_TIMEOUT_S``.
+
+Transactions: a round reads the head in one short transaction, talks to the witnesses with none
+open (a consistency proof is read in its own), and writes the checkpoint with its cosignatures
+in a last one; a round that fails is rolled back, logged and retried (:mod:`registry.workers.loop`).
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,7 +28,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from attestation.cosignature import CosignatureVerifier
 from attestation.errors import FormatError, SignatureError
 from attestation.tlog_witness import SIZE_CONTENT_TYPE, format_add_checkpoint
+from registry.db.engine import session_scope
 from registry.services.log import LogSigner, PublishedCheckpoint, TransparencyLog
+from registry.workers.loop import WorkerLoop
 
 if TYPE_CHECKING:
     import httpx
@@ -34,6 +38,8 @@ if TYPE_CHECKING:
 __all__ = ["CheckpointPublisher", "WitnessEndpoint"]
 
 log = logging.getLogger("chipreg.publisher")
+# The longest pause between failing rounds (the log's checkpoint age grows meanwhile).
+PUBLISH_MAX_BACKOFF_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,8 @@ class WitnessEndpoint:
 
 
 class CheckpointPublisher:
+    """Signs and stores checkpoints; ``start()`` runs it every ``interval_s`` on a thread."""
+
     def __init__(
         self,
         sessions: sessionmaker[Session],
@@ -72,8 +80,14 @@ class CheckpointPublisher:
             import httpx
 
             self._http = httpx.Client(timeout=witness_timeout_s, transport=transport)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.loop = WorkerLoop(
+            "chipreg-checkpoint-publisher",
+            self.publish_once,
+            interval_s=interval_s,
+            logger=log,
+            # Short: after a database outage checkpoints resume within seconds of recovery.
+            max_backoff_s=PUBLISH_MAX_BACKOFF_S,
+        )
 
     # -- one round ---------------------------------------------------------------------
     def publish_once(self) -> PublishedCheckpoint | None:
@@ -83,35 +97,40 @@ class CheckpointPublisher:
         the newly published checkpoint, or None if there was nothing new (or another worker
         stored this size first).
         """
-        with self.sessions() as session:
+        with session_scope(self.sessions) as session:
             tlog = TransparencyLog(session, self.signer)
             latest = tlog.repo.latest_checkpoint()
             cp, note = tlog.sign_head()
             if latest is not None and latest.size >= cp.size:
                 return None
             known = tlog.repo.witness_sizes()
-            lines = {}
-            for witness in self.witnesses:
-                line = self._submit(tlog, witness, known.get(witness.name, 0), cp.size, note)
-                if line is not None:
-                    lines[witness.name] = line
+        lines = {}
+        for witness in self.witnesses:
+            line = self._submit(witness, known.get(witness.name, 0), cp.size, note)
+            if line is not None:
+                lines[witness.name] = line
+        # Written in a fresh transaction: upgrading a stale SQLite read snapshot to a write
+        # fails at once (SQLITE_BUSY) instead of waiting. The checkpoint stays valid: the log
+        # only grows.
+        with session_scope(self.sessions) as session:
+            tlog = TransparencyLog(session, self.signer)
             now = self.clock()
-            # Write in a fresh transaction: upgrading a stale SQLite read snapshot to a write
-            # fails at once (SQLITE_BUSY) instead of waiting. The checkpoint stays valid: the
-            # log only grows.
-            session.rollback()
             if not tlog.repo.add_checkpoint(cp.size, cp.root_hash, note, now):
-                session.rollback()
                 return None
             for name, line in sorted(lines.items()):
                 tlog.repo.add_cosignature(cp.size, name, line, now)
-            session.commit()
+            session.flush()
             return tlog.published(cp.size)
 
-    def _submit(
-        self, tlog: TransparencyLog, witness: WitnessEndpoint, old: int, size: int, note: str
-    ) -> str | None:
-        """One witness's cosignature line for ``note``, or None (logged) if it gave none."""
+    def _proof(self, old: int, size: int) -> list[bytes]:
+        with session_scope(self.sessions) as session:
+            return TransparencyLog(session, self.signer).consistency_proof(old, size)
+
+    def _submit(self, witness: WitnessEndpoint, old: int, size: int, note: str) -> str | None:
+        """One witness's cosignature line for ``note``, or None (logged) if it gave none.
+
+        No database transaction stays open while a witness answers.
+        """
         import httpx
 
         if self._http is None:  # built in __init__ whenever there are witnesses
@@ -120,9 +139,7 @@ class CheckpointPublisher:
             if old > size:
                 log.warning("witness %s has size %d above ours (%d)", witness.name, old, size)
                 return None
-            proof = tlog.consistency_proof(old, size) if 0 < old < size else []
-            # No database transaction stays open while a witness answers.
-            tlog.repo.session.rollback()
+            proof = self._proof(old, size) if 0 < old < size else []
             try:
                 response = self._http.post(
                     witness.url.rstrip("/") + "/add-checkpoint",
@@ -167,25 +184,12 @@ class CheckpointPublisher:
 
     # -- the background thread -----------------------------------------------------------
     def start(self) -> None:
-        if self._thread is None and self.interval_s > 0:
-            self._thread = threading.Thread(
-                target=self._loop, name="chipreg-checkpoint-publisher", daemon=True
-            )
-            self._thread.start()
+        """Publish every ``interval_s`` on a daemon thread (none when the interval is 0)."""
+        if self.interval_s > 0:
+            self.loop.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-            self._thread = None
+        """Stop the thread after the round in progress, then close the witness client."""
+        self.loop.stop()
         if self._http is not None:
             self._http.close()
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            began = time.monotonic()
-            try:
-                self.publish_once()
-            except Exception:  # a publishing round must never kill the thread
-                log.exception("checkpoint publishing failed; retrying")
-            self._stop.wait(max(0.0, self.interval_s - (time.monotonic() - began)))

@@ -1,4 +1,7 @@
-"""Independent channels into the registry: location landmarks and facility power meters.
+"""Landmarks and meters: evidence not signed by the chip (where it is, what its facility draws).
+
+Location landmarks measure a chip's round-trip time to a nonce; facility power meters sign
+their energy readings.
 
 Each accepted measurement or reading is verified over the exact bytes received, stored, and
 appended to the transparency log in the same transaction; anything that fails is rejected with
@@ -34,15 +37,15 @@ from registry.errors import (
     NotFound,
     reported_as,
 )
-from registry.repositories.channels import ChannelRepository
 from registry.repositories.chips import ChipRepository
 from registry.repositories.facilities import FacilityRepository
+from registry.repositories.landmarks_meters import LandmarksMetersRepository
 from registry.services.log import LogAppender, TransparencyLog
 
 __all__ = [
     "LOG_KIND_MEASUREMENT",
     "LOG_KIND_READING",
-    "ChannelService",
+    "LandmarksMetersService",
     "LoggedArtifact",
 ]
 
@@ -68,7 +71,7 @@ def _envelope(obj: object, what: str) -> Envelope:
         return Envelope.from_dict(obj)
 
 
-class ChannelService:
+class LandmarksMetersService:
     def __init__(
         self,
         session: Session,
@@ -78,7 +81,7 @@ class ChannelService:
         challenge_ttl: timedelta = timedelta(seconds=60),
         max_skew: timedelta = timedelta(seconds=120),
     ) -> None:
-        self.repo = ChannelRepository(session)
+        self.repo = LandmarksMetersRepository(session)
         self.chips = ChipRepository(session)
         self.facilities = FacilityRepository(session)
         self.log = log

@@ -1,4 +1,4 @@
-"""Independent channels: landmarks, their challenges and RTT measurements; meters and readings."""
+"""Landmarks, their challenges and RTT measurements; power meters and their readings."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ from registry.db.models import (
     MeterReading,
 )
 
-__all__ = ["ChannelRepository"]
+__all__ = ["LandmarksMetersRepository"]
 
 
-class ChannelRepository:
+class LandmarksMetersRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 

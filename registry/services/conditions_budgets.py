@@ -1,5 +1,6 @@
-"""Obligations attached to declarations: where a chip may be (transfer conditions) and how much
-compute a declared cluster may use (budget), with the operator's threshold notifications."""
+"""Transfer conditions and cluster budgets: where a chip may be (the countries allowed from a
+date) and how much compute a declared cluster may use (its budget), with the operator's
+threshold notifications."""
 
 from __future__ import annotations
 
@@ -24,11 +25,11 @@ from registry.db.models import (
 )
 from registry.errors import InvalidRequest, NotFound
 from registry.repositories.chips import ChipRepository
+from registry.repositories.conditions_budgets import ConditionsBudgetsRepository
 from registry.repositories.facilities import FacilityRepository
-from registry.repositories.obligations import ObligationRepository
 from registry.services.log import LogAppender
 
-__all__ = ["ObligationService", "parse_countries"]
+__all__ = ["ConditionsBudgetsService", "parse_countries"]
 
 
 def parse_countries(stored: str) -> frozenset[str]:
@@ -36,9 +37,9 @@ def parse_countries(stored: str) -> frozenset[str]:
     return frozenset(c for c in stored.split(",") if c)
 
 
-class ObligationService:
+class ConditionsBudgetsService:
     def __init__(self, session: Session, clock: Callable[[], datetime]) -> None:
-        self.repo = ObligationRepository(session)
+        self.repo = ConditionsBudgetsRepository(session)
         self.chips = ChipRepository(session)
         self.facilities = FacilityRepository(session)
         self.log = LogAppender(session)
@@ -198,7 +199,7 @@ class ObligationService:
         self.repo.add(notification)
         return notification
 
-    def obligations(
+    def budget_and_notifications(
         self, caller: Principal, cluster_id: int
     ) -> tuple[ClusterBudget | None, list[ClusterNotification]]:
         self._cluster(caller, cluster_id, write=False)

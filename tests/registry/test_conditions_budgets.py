@@ -1,8 +1,8 @@
-"""Obligations over real HTTP, on SQLite and PostgreSQL: chips' transfer conditions (admin and
-vendor, accumulating by intersection), declared clusters' compute budgets and threshold
-notifications (the owning operator), and facilities' declared non-IT load. Every refusal is
-checked for its status, its stable ``code``, and that it wrote nothing; what is accepted is
-checked down to the facts the verifier is given."""
+"""Transfer conditions and cluster budgets over real HTTP, on SQLite and PostgreSQL: chips'
+transfer conditions (admin and vendor, accumulating by intersection), declared clusters' compute
+budgets and threshold notifications (the owning operator), and facilities' declared non-IT load.
+Every refusal is checked for its status, its stable ``code``, and that it wrote nothing; what is
+accepted is checked down to the facts the verifier is given."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from attestation.certs import create_vendor_root
 from attestation.logentries import CLUSTER
 from registry.auth import Role
-from registry.repositories.obligations import ObligationRepository
+from registry.repositories.conditions_budgets import ConditionsBudgetsRepository
 from registry.services.verification import VerificationService
 from tests.registry.checks import refused
 from tests.registry.factories import (
@@ -217,7 +217,7 @@ def test_owning_operator_sets_and_revises_the_budget(world: World) -> None:
     # Every revision is kept, and a run cut at a log size between them (an audit of an older
     # run) judges by the revision logged by then, as a partner replaying the log does.
     with reg.context.sessions() as s:
-        revisions = ObligationRepository(s).budget_revisions(cluster_id)
+        revisions = ConditionsBudgetsRepository(s).budget_revisions(cluster_id)
         assert [(r.compute_budget_flop, r.declared_by) for r in revisions] == [
             (5e24, "test operator"),
             (8e24, "test admin"),

@@ -1,5 +1,5 @@
-"""Obligations attached to declarations: chips' transfer conditions, clusters' compute budgets
-and threshold notifications."""
+"""Chips' transfer conditions, declared clusters' compute budgets (and their revisions) and
+threshold notifications."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from registry.db.models import (
     TransferCondition,
 )
 
-__all__ = ["ObligationRepository"]
+__all__ = ["ConditionsBudgetsRepository"]
 
 
-class ObligationRepository:
+class ConditionsBudgetsRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 

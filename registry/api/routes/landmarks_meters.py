@@ -1,4 +1,6 @@
-"""Independent channels: landmarks and meters (admin), challenges, measurements and readings."""
+"""Landmarks and meters (admin), landmark challenges, RTT measurements and meter readings.
+
+The OpenAPI tag stays ``channels``: generated clients name their API classes after it."""
 
 from __future__ import annotations
 
@@ -11,7 +13,8 @@ from sqlalchemy.orm import Session
 from registry.api.body import StrictJsonRoute
 from registry.api.context import AppContext
 from registry.api.deps import CallerDep, ContextDep, LogDep, SessionDep
-from registry.api.schemas.channels import (
+from registry.api.schemas.common import Id
+from registry.api.schemas.landmarks_meters import (
     ChallengeCreate,
     ChallengePublic,
     LandmarkCreate,
@@ -20,9 +23,8 @@ from registry.api.schemas.channels import (
     MeterCreate,
     MeterPublic,
 )
-from registry.api.schemas.common import Id
 from registry.auth import Role
-from registry.services.channels import ChannelService
+from registry.services.landmarks_meters import LandmarksMetersService
 from registry.services.log import TransparencyLog
 
 router = APIRouter(route_class=StrictJsonRoute, prefix="/v1", tags=["channels"])
@@ -31,8 +33,8 @@ _READERS = (Role.ADMIN, Role.INSPECTOR, Role.PARTNER)
 
 def _service(
     session: Session, ctx: AppContext, log: TransparencyLog | None = None
-) -> ChannelService:
-    return ChannelService(
+) -> LandmarksMetersService:
+    return LandmarksMetersService(
         session,
         ctx.clock,
         log=log,

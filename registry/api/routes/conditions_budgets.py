@@ -1,4 +1,7 @@
-"""Chips' transfer conditions; declared clusters' compute budgets and threshold notifications."""
+"""Chips' transfer conditions; declared clusters' compute budgets and threshold notifications.
+
+The OpenAPI tag (``obligations``) and ``GET /v1/clusters/{id}/obligations`` keep their names:
+they are part of the published API."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from registry.api.body import StrictJsonRoute
 from registry.api.deps import CallerDep, ContextDep, SessionDep
 from registry.api.routes.queries import ChipIdPath
 from registry.api.schemas.common import Id
-from registry.api.schemas.obligations import (
+from registry.api.schemas.conditions_budgets import (
     BudgetPublic,
     BudgetSet,
     ClusterObligations,
@@ -18,7 +21,7 @@ from registry.api.schemas.obligations import (
     NotificationPublic,
 )
 from registry.db.models import TransferCondition
-from registry.services.obligations import ObligationService, parse_countries
+from registry.services.conditions_budgets import ConditionsBudgetsService, parse_countries
 
 router = APIRouter(route_class=StrictJsonRoute, prefix="/v1", tags=["obligations"])
 
@@ -46,7 +49,7 @@ def add_condition(
     ctx: ContextDep,
 ) -> ConditionPublic:
     """Where the chip may be, from ``effective_from``; conditions accumulate (intersect)."""
-    c = ObligationService(session, ctx.clock).add_condition(
+    c = ConditionsBudgetsService(session, ctx.clock).add_condition(
         caller, chip_id=chip_id, **body.model_dump()
     )
     return _condition(c)
@@ -57,7 +60,8 @@ def list_conditions(
     chip_id: ChipIdPath, caller: CallerDep, session: SessionDep, ctx: ContextDep
 ) -> list[ConditionPublic]:
     return [
-        _condition(c) for c in ObligationService(session, ctx.clock).conditions(caller, chip_id)
+        _condition(c)
+        for c in ConditionsBudgetsService(session, ctx.clock).conditions(caller, chip_id)
     ]
 
 
@@ -65,7 +69,7 @@ def list_conditions(
 def set_budget(
     cluster_id: Id, body: BudgetSet, caller: CallerDep, session: SessionDep, ctx: ContextDep
 ) -> object:
-    return ObligationService(session, ctx.clock).set_budget(
+    return ConditionsBudgetsService(session, ctx.clock).set_budget(
         caller, cluster_id=cluster_id, compute_budget_flop=body.compute_budget_flop
     )
 
@@ -80,7 +84,7 @@ def notify_threshold(
     session: SessionDep,
     ctx: ContextDep,
 ) -> object:
-    return ObligationService(session, ctx.clock).notify(
+    return ConditionsBudgetsService(session, ctx.clock).notify(
         caller, cluster_id=cluster_id, **body.model_dump()
     )
 
@@ -89,7 +93,9 @@ def notify_threshold(
 def cluster_obligations(
     cluster_id: Id, caller: CallerDep, session: SessionDep, ctx: ContextDep
 ) -> ClusterObligations:
-    budget, notes = ObligationService(session, ctx.clock).obligations(caller, cluster_id)
+    budget, notes = ConditionsBudgetsService(session, ctx.clock).budget_and_notifications(
+        caller, cluster_id
+    )
     return ClusterObligations(
         cluster_id=cluster_id,
         budget=BudgetPublic.model_validate(budget) if budget else None,
