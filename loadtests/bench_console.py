@@ -45,9 +45,6 @@ from typing import Any
 import httpx
 from sqlalchemy import Engine, create_engine, event, text
 
-from agents.simulator.fleet import FleetSpec, build_fleet
-from agents.simulator.provision import provision
-from agents.simulator.run import run_windows
 from attestation.timefmt import format_time
 from loadtests.console_fleet import seed, send_reports
 from registry.api.app import create_app
@@ -56,6 +53,9 @@ from registry.auth import Role
 from registry.server import BackgroundServer
 from registry.services.accounts import AccountService
 from registry.settings import Settings
+from simulator.fleet import FleetSpec, build_fleet
+from simulator.provision import provision
+from simulator.run import run_windows
 
 WINDOW = timedelta(minutes=15)
 POSTGRES_ENV = "CHIPREG_TEST_POSTGRES_URL"

@@ -1,7 +1,7 @@
 """A large simulated fleet in a registry, fast enough to build 100,000 chips for the console
 benchmark (``loadtests.bench_console --fleet large``).
 
-The fleet is the simulator's (:func:`agents.simulator.fleet.build_fleet`: four facilities in
+The fleet is the simulator's (:func:`simulator.fleet.build_fleet`: four facilities in
 three countries, a declared training cluster, an undeclared cluster, chips that go dark), only
 scaled up, and every record goes through the registry's own code:
 
@@ -31,13 +31,13 @@ from datetime import datetime, timedelta
 import httpx
 
 from agents.backends.simulated import SimulatedAccelerator
-from agents.simulator.fleet import Fleet, SimChip
-from agents.simulator.provision import ProvisionedFleet, provision
 from attestation.logentries import sign_cluster_declaration, sign_installation_declaration
 from attestation.report import GENESIS_DIGEST, UsageReport, report_digest, sign_report
 from registry.api.context import AppContext
 from registry.auth import Principal, Role
 from registry.services.enrollment import EnrollmentService
+from simulator.fleet import Fleet, SimChip
+from simulator.provision import ProvisionedFleet, provision
 
 __all__ = ["BATCH_CHIPS", "BATCH_REPORTS", "INSTALLS_PER_COMMIT", "seed", "send_reports"]
 

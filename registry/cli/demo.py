@@ -20,10 +20,6 @@ from typing import Any
 
 import httpx
 
-from agents.simulator.fleet import Fleet, FleetSpec, build_fleet
-from agents.simulator.gpu_attestation import gpu_vendor, run_gpu_episode
-from agents.simulator.provision import provision
-from agents.simulator.run import run_windows
 from attestation.checkpoint import Checkpoint
 from attestation.note import NoteVerifier
 from attestation.timefmt import format_time
@@ -37,6 +33,10 @@ from registry.server import BackgroundServer
 from registry.services.accounts import AccountService
 from registry.services.log import TransparencyLog
 from registry.settings import Settings
+from simulator.fleet import Fleet, FleetSpec, build_fleet
+from simulator.gpu_attestation import gpu_vendor, run_gpu_episode
+from simulator.provision import provision
+from simulator.run import run_windows
 
 __all__ = ["add_parser"]
 

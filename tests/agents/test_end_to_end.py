@@ -16,9 +16,6 @@ from agents.backends.simulated import SimulatedAccelerator, SimulatedBackend
 from agents.chain import ChainState
 from agents.client import RegistryClient
 from agents.errors import TransportError
-from agents.simulator.fleet import Fleet
-from agents.simulator.provision import ProvisionedFleet, provision
-from agents.simulator.run import run_windows
 from agents.spool import Spool
 from registry.api.app import create_app
 from registry.api.context import utc_now
@@ -27,6 +24,9 @@ from registry.db.models import Report
 from registry.server import BackgroundServer
 from registry.services.accounts import AccountService
 from registry.settings import Settings
+from simulator.fleet import Fleet
+from simulator.provision import ProvisionedFleet, provision
+from simulator.run import run_windows
 from tests.conftest import LiveRegistry
 
 WINDOW = timedelta(minutes=15)

@@ -21,11 +21,11 @@ from agents.backends.simulated import SimulatedAccelerator, SimulatedBackend
 from agents.chain import ChainState
 from agents.client import RegistryClient
 from agents.metrics import AgentMetrics
-from agents.simulator.fleet import Fleet
-from agents.simulator.provision import ProvisionedFleet, provision
 from agents.spool import Spool
 from agents.status import STATUS_FILE, read_status
 from attestation.timefmt import format_time
+from simulator.fleet import Fleet
+from simulator.provision import ProvisionedFleet, provision
 from tests.agents.test_end_to_end import stored_reports
 from tests.conftest import LiveRegistry
 from tests.registry.cli.test_commands import chipreg

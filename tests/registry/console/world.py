@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from agents.simulator.fleet import FleetSpec, build_fleet
-from agents.simulator.provision import ProvisionedFleet, provision
-from agents.simulator.run import run_windows
 from attestation.note import NoteVerifier
 from attestation.timefmt import format_time
 from registry.auth import Role
 from registry.services.log import TransparencyLog
+from simulator.fleet import FleetSpec, build_fleet
+from simulator.provision import ProvisionedFleet, provision
+from simulator.run import run_windows
 from tests.conftest import LiveRegistry
 from tests.registry.logtools import wait_checkpoint
 

@@ -25,15 +25,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
-from agents.simulator.catalog import LANDMARKS, ChipModel, Place, Site
-from agents.simulator.physics import (
-    IB_GBYTES_PER_S,
-    PAIR_GBYTES_PER_S,
-    great_circle_km,
-    meter_energy_j,
-    simulated_rtt_ms,
-    true_host_model,
-)
 from attestation.keys import PrivateKey, PublicKey
 from attestation.landmark import LandmarkMeasurement, sign_challenge, sign_measurement
 from attestation.meter import MeterReading, sign_reading
@@ -44,6 +35,15 @@ from attestation.report import (
     UsageReport,
     report_digest,
     sign_report,
+)
+from simulator.catalog import LANDMARKS, ChipModel, Place, Site
+from simulator.physics import (
+    IB_GBYTES_PER_S,
+    PAIR_GBYTES_PER_S,
+    great_circle_km,
+    meter_energy_j,
+    simulated_rtt_ms,
+    true_host_model,
 )
 from verifier.facts import HostPowerFact
 

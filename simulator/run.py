@@ -19,8 +19,8 @@ from agents.backends.simulated import SimulatedAccelerator, SimulatedBackend
 from agents.chain import ChainState
 from agents.client import RegistryClient
 from agents.errors import AgentError
-from agents.simulator.provision import ProvisionedFleet
 from agents.spool import Spool
+from simulator.provision import ProvisionedFleet
 
 __all__ = ["RunStats", "run_windows", "window_bounds"]
 

@@ -1,6 +1,6 @@
-"""Set up a scenario :class:`~agents.simulator.world.World` in a running registry over HTTP.
+"""Set up a scenario :class:`~simulator.world.World` in a running registry over HTTP.
 
-Besides what :mod:`agents.simulator.provision` declares for an agent fleet, a world brings the
+Besides what :mod:`simulator.provision` declares for an agent fleet, a world brings the
 independent channels: landmarks and meters with their own keys and tokens, transfer
 conditions, cluster budgets and threshold notifications, each facility's PUE and non-IT load.
 :func:`deliver` then posts the world's signed artifacts (chip-signed usage reports,
@@ -25,9 +25,6 @@ from agents.backends.simulated import SimulatedAccelerator
 from agents.challenge import answer_challenge
 from agents.client import RegistryClient
 from agents.errors import AgentError, RegistryRejected
-from agents.simulator.physics import great_circle_km, simulated_rtt_ms
-from agents.simulator.provision import AdminApi, SetTime
-from agents.simulator.world import Artifacts, ChipSim, Delivery, Reading, World
 from attestation.certs import create_vendor_root, issue_chip_certificate
 from attestation.dsse import Envelope
 from attestation.keys import PrivateKey
@@ -35,6 +32,9 @@ from attestation.landmark import LandmarkMeasurement, sign_measurement
 from attestation.logentries import sign_cluster_declaration, sign_installation_declaration
 from attestation.meter import open_reading, sign_reading
 from attestation.timefmt import format_time
+from simulator.physics import great_circle_km, simulated_rtt_ms
+from simulator.provision import AdminApi, SetTime
+from simulator.world import Artifacts, ChipSim, Delivery, Reading, World
 from verifier.facts import HostPowerFact
 
 __all__ = [
@@ -420,7 +420,7 @@ def measure_locations(
 
     Per round trip: the landmark asks the registry for a nonce; the chip, wherever it truly
     is, signs its answer through the agent; the landmark times the round trip over the real
-    distance (:func:`~agents.simulator.physics.simulated_rtt_ms`) and posts the signed
+    distance (:func:`~simulator.physics.simulated_rtt_ms`) and posts the signed
     measurement, dated when the challenge was issued plus the round trip.
     """
     world = provisioned.world

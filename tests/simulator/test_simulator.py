@@ -9,13 +9,13 @@ from pathlib import Path
 from agents.agent import Agent
 from agents.backends.simulated import SimulatedAccelerator, SimulatedBackend
 from agents.chain import ChainState
-from agents.simulator.catalog import CATALOG
-from agents.simulator.fleet import Fleet, FleetSpec, build_fleet
 from agents.spool import Spool
 from attestation.certs import verify_chip_certificate
 from attestation.dsse import Envelope
 from attestation.report import verify_report
-from tests.agents.conftest import SMALL
+from simulator.catalog import CATALOG
+from simulator.fleet import Fleet, FleetSpec, build_fleet
+from tests.simulator.fleets import SMALL
 
 T0 = datetime(2026, 11, 22, 12, tzinfo=UTC)
 W = timedelta(minutes=15)

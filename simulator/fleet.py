@@ -19,10 +19,10 @@ from datetime import UTC, datetime, timedelta
 
 from agents.backends.simulated import PeerRate, Workload
 from agents.errors import AgentError
-from agents.simulator.catalog import B200, H100, H200, MI300X, ChipModel
 from attestation.certs import create_vendor_root, issue_chip_certificate
 from attestation.keys import PrivateKey
 from attestation.report import LinkKind
+from simulator.catalog import B200, H100, H200, MI300X, ChipModel
 
 __all__ = [
     "DeclaredCluster",

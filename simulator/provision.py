@@ -5,9 +5,9 @@ Every call is the one a real vendor, operator or administrator would make (PROTO
 enrollment with endorsement certificates, installations and declared clusters. Installations
 and clusters are declarations signed with the operator's key (DSSE).
 
-:func:`provision` takes the agent fleet (:mod:`agents.simulator.fleet`), whose agents then
-report through :mod:`agents.simulator.run`. A scenario world with the independent channels
-(landmarks, meters, obligations) is set up by :mod:`agents.simulator.world_provision`.
+:func:`provision` takes the agent fleet (:mod:`simulator.fleet`), whose agents then
+report through :mod:`simulator.run`. A scenario world with the independent channels
+(landmarks, meters, obligations) is set up by :mod:`simulator.world_provision`.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from datetime import datetime
 import httpx
 
 from agents.client import JsonApi
-from agents.simulator.fleet import Fleet
 from attestation.logentries import sign_cluster_declaration, sign_installation_declaration
+from simulator.fleet import Fleet
 
 __all__ = ["AdminApi", "ProvisionedFleet", "SetTime", "provision"]
 

@@ -1,8 +1,8 @@
 """Violations the scenario suite plants in an honest world, each with its ground-truth label.
 
-Every ``plant_*`` function changes a :class:`~agents.simulator.world.World` before it is
+Every ``plant_*`` function changes a :class:`~simulator.world.World` before it is
 simulated (moves, clones, silences or adds chips, rewrites reports, adds load to a meter) and
-records a :class:`~agents.simulator.world.Label`: the rule that must catch it, its subjects and
+records a :class:`~simulator.world.Label`: the rule that must catch it, its subjects and
 the window it starts. Sizes come from the policy's thresholds (:class:`PlantContext`).
 """
 
@@ -15,9 +15,9 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 from agents.errors import AgentError
-from agents.simulator.catalog import H100, PLACES, ChipModel
-from agents.simulator.world import Delivery, FacilitySim, Label, World
 from attestation.report import LinkKind, sign_report
+from simulator.catalog import H100, PLACES, ChipModel
+from simulator.world import Delivery, FacilitySim, Label, World
 from verifier.policy import Policy
 
 __all__ = [

@@ -1,9 +1,9 @@
 """Fleet simulator: a deterministic fleet with planted violations, provisioned and run over HTTP."""
 
-from agents.simulator.catalog import CATALOG, ChipModel
-from agents.simulator.fleet import Fleet, FleetSpec, PlantedViolation, build_fleet
-from agents.simulator.provision import ProvisionedFleet, provision
-from agents.simulator.run import RunStats, run_windows
+from simulator.catalog import CATALOG, ChipModel
+from simulator.fleet import Fleet, FleetSpec, PlantedViolation, build_fleet
+from simulator.provision import ProvisionedFleet, provision
+from simulator.run import RunStats, run_windows
 
 __all__ = [
     "CATALOG",
