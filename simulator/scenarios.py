@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from simulator.catalog import B200, H100, H200, MI300X, SITES, ChipModel
+from simulator.ground_truth import Label
 from simulator.snapshots import ingest, registered_from_world
 from simulator.violations import (
     PLANTS,
@@ -28,7 +29,7 @@ from simulator.violations import (
     ScenarioError,
     notification_thresholds,
 )
-from simulator.world import Label, World
+from simulator.world import World
 from verifier import engine
 from verifier.findings import Finding
 from verifier.policy import Policy

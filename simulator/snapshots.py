@@ -34,7 +34,8 @@ from attestation.keys import PublicKey
 from attestation.landmark import verify_challenge_answer, verify_measurement
 from attestation.meter import verify_reading
 from attestation.report import GENESIS_DIGEST, VerifiedReport, open_envelope
-from simulator.world import Artifacts, Delivery, World
+from simulator.artifacts import Artifacts, Delivery
+from simulator.world import World
 from verifier.facts import (
     ClusterNotificationFact,
     DeclaredClusterFact,

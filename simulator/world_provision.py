@@ -32,9 +32,11 @@ from attestation.landmark import LandmarkMeasurement, sign_measurement
 from attestation.logentries import sign_cluster_declaration, sign_installation_declaration
 from attestation.meter import open_reading, sign_reading
 from attestation.timefmt import format_time
+from simulator.artifacts import Artifacts, Delivery, Reading
+from simulator.inventory import ChipSim
 from simulator.physics import great_circle_km, simulated_rtt_ms
 from simulator.provision import AdminApi, SetTime
-from simulator.world import Artifacts, ChipSim, Delivery, Reading, World
+from simulator.world import World
 from verifier.facts import HostPowerFact
 
 __all__ = [

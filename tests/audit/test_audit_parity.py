@@ -27,8 +27,9 @@ from registry.auth import Role
 from registry.cli.main import main
 from registry.repositories.log import LogRepository
 from registry.server import BackgroundServer
+from simulator.artifacts import Delivery
 from simulator.catalog import H100, MI300X, PLACES, SITES
-from simulator.world import Delivery, World
+from simulator.world import World
 from simulator.world_provision import (
     deliver,
     honest_chips,

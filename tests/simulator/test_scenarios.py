@@ -11,7 +11,9 @@ import pytest
 
 from attestation.dsse import Envelope, Signature
 from attestation.report import report_digest
+from simulator.artifacts import Delivery
 from simulator.catalog import LANDMARKS, SITES
+from simulator.ground_truth import Label
 from simulator.physics import great_circle_km, light_rtt_ms, simulated_rtt_ms
 from simulator.scenarios import (
     EPOCH,
@@ -24,7 +26,6 @@ from simulator.scenarios import (
     run_scenario,
 )
 from simulator.snapshots import ingest, registered_from_world
-from simulator.world import Delivery, Label
 from verifier import engine
 from verifier.gpu import DEVICE_CHANGED_RULE_ID, LAPSED_RULE_ID
 from verifier.policy import CLUSTER_RULE_ID, RULE_PARAMS, SILENCE_RULE_ID, load_builtin_policy
