@@ -54,7 +54,7 @@ from registry.server import BackgroundServer
 from registry.services.accounts import AccountService
 from registry.settings import Settings
 from simulator.fleet import FleetSpec, build_fleet
-from simulator.provision import provision
+from simulator.provision import provision_world
 from simulator.run import run_windows
 
 WINDOW = timedelta(minutes=15)
@@ -221,10 +221,10 @@ def _fill(
     began = time.perf_counter()
     fleet = build_fleet(_spec(fleet_name, args.scale))
     print(f"  built {len(fleet.chips)} chips in {time.perf_counter() - began:.0f} s", flush=True)
-    start = fleet.installed_at + timedelta(hours=1)
+    start = fleet.epoch + timedelta(hours=1)
     began = time.perf_counter()
     if fleet_name == "demo":
-        provisioned = provision(fleet, server.url, admin)
+        provisioned = provision_world(fleet, server.url, admin)
         stats = run_windows(provisioned, start, args.windows, WINDOW, spool)
         sent = stats.acknowledged
     else:

@@ -106,3 +106,5 @@ class ClusterDecl:
     declared_at: datetime
     cumulative_flop: list[float] = field(default_factory=list)
     """The cluster's reported compute summed up to the end of each window (for ground truth)."""
+    purpose: str = "training"
+    """The purpose its operator declares."""

@@ -211,6 +211,7 @@ class World:
         *,
         budget_flop: float | None,
         notify: Sequence[float] = (),
+        purpose: str = "training",
     ) -> ClusterDecl:
         """A cluster declaration in force for two years from the epoch; ``notify`` thresholds
         are notified at declaration time (an honest operator announces the run's size)."""
@@ -225,6 +226,7 @@ class World:
             budget_flop=budget_flop,
             notifications=[(t, self.epoch) for t in notify],
             declared_at=self.epoch,
+            purpose=purpose,
         )
         self.clusters[cid] = decl
         return decl

@@ -29,13 +29,13 @@ from registry.repositories.log import LogRepository
 from registry.server import BackgroundServer
 from simulator.artifacts import Delivery
 from simulator.catalog import H100, MI300X, PLACES, SITES
-from simulator.world import World
-from simulator.world_provision import (
+from simulator.provision import (
     deliver,
     honest_chips,
     measure_locations,
     provision_world,
 )
+from simulator.world import World
 from tests.audit.test_audit import registry_app
 from tests.conftest import LiveRegistry
 from tests.registry.factories import ok

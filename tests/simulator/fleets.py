@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from simulator.fleet import Fleet, FleetSpec, build_fleet
+from simulator.fleet import FleetSpec, build_fleet
+from simulator.world import World
 
 SMALL = FleetSpec(
     seed=11,
@@ -19,5 +20,5 @@ SMALL = FleetSpec(
 
 
 @pytest.fixture(scope="session")
-def small_fleet() -> Fleet:
+def small_fleet() -> World:
     return build_fleet(SMALL)

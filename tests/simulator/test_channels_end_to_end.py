@@ -19,13 +19,13 @@ import pytest
 from agents.errors import AgentError
 from registry.auth import Role
 from simulator.catalog import H100, MI300X, PLACES, SITES
-from simulator.world import World
-from simulator.world_provision import (
+from simulator.provision import (
     deliver,
     honest_chips,
     measure_locations,
     provision_world,
 )
+from simulator.world import World
 from tests.conftest import LiveRegistry
 from tests.registry.factories import add_operator, ok
 

@@ -12,9 +12,11 @@ from agents.chain import ChainState
 from agents.spool import Spool
 from attestation.certs import verify_chip_certificate
 from attestation.dsse import Envelope
-from attestation.report import verify_report
+from attestation.report import open_report, verify_report
 from simulator.catalog import CATALOG
-from simulator.fleet import Fleet, FleetSpec, build_fleet
+from simulator.fleet import FleetSpec, build_fleet, silenced_from, workload
+from simulator.identities import identities
+from simulator.world import World
 from tests.simulator.fleets import SMALL
 
 T0 = datetime(2026, 11, 22, 12, tzinfo=UTC)
@@ -23,19 +25,19 @@ DEMO_CLUSTER_OPS = 2e16  # demo policy cluster threshold
 LINK_BITS = 100e9
 
 
-def _fingerprint(fleet: Fleet) -> list[tuple[object, ...]]:
+def _fingerprint(fleet: World) -> list[tuple[object, ...]]:
     return [
-        (c.chip_id, c.model.name, c.facility, c.role, c.key.public_key, c.workload)
-        for c in fleet.chips
+        (c.chip_id, c.model.name, c.facility_id, c.public_key, workload(c))
+        for c in fleet.chips.values()
     ]
 
 
-def test_same_seed_same_fleet_other_seed_other_fleet(small_fleet: Fleet) -> None:
+def test_same_seed_same_fleet_other_seed_other_fleet(small_fleet: World) -> None:
     again = build_fleet(SMALL)
     assert _fingerprint(again) == _fingerprint(small_fleet)
-    assert again.ground_truth == small_fleet.ground_truth
-    assert {n: o.key.public_key for n, o in again.operators.items()} == {
-        n: o.key.public_key for n, o in small_fleet.operators.items()
+    assert again.labels == small_fleet.labels
+    assert {o: k.public_key for o, k in identities(again).operator_keys.items()} == {
+        o: k.public_key for o, k in identities(small_fleet).operator_keys.items()
     }
     other = build_fleet(FleetSpec(**{**SMALL.__dict__, "seed": 12}))
     assert _fingerprint(other) != _fingerprint(small_fleet)
@@ -44,71 +46,76 @@ def test_same_seed_same_fleet_other_seed_other_fleet(small_fleet: Fleet) -> None
 def test_default_fleet_shape() -> None:
     fleet = build_fleet()
     assert 150 <= len(fleet.chips) <= 500
-    assert {v for v in fleet.vendors} == {"NVIDIA", "AMD"}
+    assert set(identities(fleet).vendors) == {"NVIDIA", "AMD"}
     assert len(fleet.operators) == 2
     assert len(fleet.facilities) >= 3
-    assert len({f.country for f in fleet.facilities.values()}) >= 2
-    assert len(set(c.chip_id for c in fleet.chips)) == len(fleet.chips)
-    (cluster,) = fleet.clusters
+    assert len({f.site.country for f in fleet.facilities.values()}) >= 2
+    (cluster,) = fleet.clusters.values()
     assert len(cluster.chip_ids) == 64
-    assert {fleet.chip(c).facility for c in cluster.chip_ids} == {cluster.facility}
-    assert Counter(c.model.vendor for c in fleet.chips)["AMD"] > 0
+    assert {fleet.chips[c].facility_id for c in cluster.chip_ids} == {cluster.facility_id}
+    assert Counter(c.model.vendor for c in fleet.chips.values())["AMD"] > 0
     assert CATALOG["H100-SXM5-80GB"].peak_tflops_bf16 == 989.0
 
 
-def test_ground_truth_planted_violations(small_fleet: Fleet) -> None:
-    kinds = {v.kind: v for v in small_fleet.ground_truth}
+def test_ground_truth_planted_violations(small_fleet: World) -> None:
+    kinds = {v.kind: v for v in small_fleet.labels}
     assert set(kinds) == {"undeclared_cluster", "gone_dark"}
     hidden = kinds["undeclared_cluster"]
-    declared = {cid for c in small_fleet.clusters for cid in c.chip_ids}
-    assert not set(hidden.chip_ids) & declared
-    assert {small_fleet.chip(c).facility for c in hidden.chip_ids} == {hidden.facility}
-    assert sum(small_fleet.chip(c).model.peak_ops_per_s for c in hidden.chip_ids) > (
-        DEMO_CLUSTER_OPS
-    )
+    assert hidden.rule_id == "cluster.undeclared"
+    declared = {cid for c in small_fleet.clusters.values() for cid in c.chip_ids}
+    assert not hidden.chips & declared
+    assert {small_fleet.chips[c].facility_id for c in hidden.chips} == hidden.facilities
+    assert sum(small_fleet.chips[c].model.peak_ops_per_s for c in hidden.chips) > (DEMO_CLUSTER_OPS)
     # Every hidden chip has at least one link above 100 Gbit/s to another hidden chip.
-    for cid in hidden.chip_ids:
+    for cid in hidden.chips:
         fast = [
             p
-            for p in small_fleet.chip(cid).workload.peers
+            for p in workload(small_fleet.chips[cid]).peers
             if (p.tx_bytes_per_s + p.rx_bytes_per_s) * 8 / 2 > LINK_BITS
         ]
         assert fast
-        assert all(p.peer in hidden.chip_ids for p in fast)
+        assert all(p.peer in hidden.chips for p in fast)
     dark = kinds["gone_dark"]
-    assert len(dark.chip_ids) == SMALL.dark_chips
-    assert dark.from_window == SMALL.dark_after_window
-    assert small_fleet.dark_chip_ids() == frozenset(dark.chip_ids)
+    assert dark.rule_id == "chip.silent"
+    assert len(dark.chips) == SMALL.dark_chips
+    assert dark.start_window == SMALL.dark_after_window
+    assert silenced_from(small_fleet) == dict.fromkeys(dark.chips, SMALL.dark_after_window)
 
 
-def test_inference_and_idle_chips_stay_below_link_threshold(small_fleet: Fleet) -> None:
-    for chip in small_fleet.chips:
-        if chip.role in {"inference", "idle"}:
-            assert len(chip.workload.peers) <= 1
-            for p in chip.workload.peers:
+def test_inference_and_idle_chips_stay_below_link_threshold(small_fleet: World) -> None:
+    clustered = {c for cl in small_fleet.clusters.values() for c in cl.chip_ids} | {
+        c for v in small_fleet.labels if v.kind == "undeclared_cluster" for c in v.chips
+    }
+    for chip in small_fleet.chips.values():
+        if chip.chip_id not in clustered:
+            peers = workload(chip).peers
+            assert len(peers) <= 1
+            for p in peers:
                 assert max(p.tx_bytes_per_s, p.rx_bytes_per_s) * 8 < LINK_BITS
 
 
-def test_interconnect_is_consistent_from_both_ends(small_fleet: Fleet) -> None:
+def test_interconnect_is_consistent_from_both_ends(small_fleet: World) -> None:
     rates = {
         (c.chip_id, p.peer, p.link): (p.tx_bytes_per_s, p.rx_bytes_per_s)
-        for c in small_fleet.chips
-        for p in c.workload.peers
+        for c in small_fleet.chips.values()
+        for p in workload(c).peers
     }
     for (a, b, link), (tx, rx) in rates.items():
         assert rates[(b, a, link)] == (rx, tx)
 
 
-def test_endorsements_and_reports_verify(small_fleet: Fleet, tmp_path: Path) -> None:
+def test_endorsements_and_reports_verify(small_fleet: World, tmp_path: Path) -> None:
     now = datetime.now(UTC)
-    for chip in small_fleet.chips:
+    ids = identities(small_fleet)
+    for chip in small_fleet.chips.values():
         endorsement = verify_chip_certificate(
-            chip.certificate_pem, small_fleet.vendors[chip.model.vendor].root_pem, at=now
+            ids.certificate(chip), ids.vendors[chip.model.vendor].root_pem, at=now
         )
         assert endorsement.chip_id == chip.chip_id
-        assert endorsement.public_key == chip.key.public_key
+        assert endorsement.public_key == chip.public_key
     backend = SimulatedBackend(
-        SimulatedAccelerator(c.chip_id, c.model.name, c.key, c.workload) for c in small_fleet.chips
+        SimulatedAccelerator(c.chip_id, c.model.name, c.key, workload(c))
+        for c in small_fleet.chips.values()
     )
     spool = Spool(tmp_path / "spool", durable=False)
     agent = Agent(backend, spool, ChainState.load(tmp_path / "c.json", durable=False), None)
@@ -116,6 +123,25 @@ def test_endorsements_and_reports_verify(small_fleet: Fleet, tmp_path: Path) -> 
     items = spool.pending()
     assert len(items) == len(small_fleet.chips)
     for item in items:
-        chip = small_fleet.chip(item.chip_id)
-        report = verify_report(Envelope.from_json(item.read()), chip.key.public_key).report
+        chip = small_fleet.chips[item.chip_id]
+        report = verify_report(Envelope.from_json(item.read()), chip.public_key).report
         assert report.energy_j <= chip.model.tdp_watts * 900
+
+
+def test_the_fleet_is_a_world_its_simulation_keeps_the_ground_truth() -> None:
+    """One world model: the demo's fleet simulated window by window (as the scenario suite
+    does) signs every chip's reports, and the planted chips fall silent at the labelled window."""
+    fleet = build_fleet(SMALL)
+    artifacts = fleet.simulate()
+    silent = silenced_from(fleet)
+    windows: dict[str, set[int]] = {}
+    for delivery in artifacts.deliveries:
+        envelope = Envelope.from_json(delivery.envelope)
+        claimed, _ = open_report(envelope)
+        report = verify_report(envelope, fleet.chips[claimed.chip_id].public_key).report
+        index = int((report.window_start - fleet.epoch) / SMALL.window)
+        windows.setdefault(report.chip_id, set()).add(index)
+    assert set(windows) == set(fleet.chips)
+    for chip_id, seen in windows.items():
+        last = silent.get(chip_id, SMALL.windows)
+        assert seen == set(range(last)), chip_id
