@@ -55,7 +55,7 @@ def workload(chip: ChipSim) -> Workload:
     """What a simulated accelerator reports for ``chip``: its base utilisation, the board power
     that goes with it, and its peers' traffic (the agent's view of the world's chip)."""
     model = chip.model
-    power = model.idle_watts + (model.tdp_watts - model.idle_watts) * chip.util * 0.95
+    power = model.board_power_w(chip.util)
     return Workload(
         utilization=round(chip.util, 4),
         power_w=round(power, 1),

@@ -365,7 +365,7 @@ class World:
             util = rng.uniform(0.0, 0.02)
         else:
             util = min(1.0, max(0.0, chip.util + rng.gauss(0.0, 0.01))) * chip.duty
-        return util, model.idle_watts + (model.tdp_watts - model.idle_watts) * util * 0.95
+        return util, model.board_power_w(util)
 
     def report(
         self,

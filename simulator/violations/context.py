@@ -78,7 +78,7 @@ def facility_watts(world: World, facility: FacilitySim) -> float:
         if c.at_facility == facility.facility_id:
             m = c.model
             util = c.util * c.duty
-            total += m.idle_watts + (m.tdp_watts - m.idle_watts) * util * 0.95
+            total += m.board_power_w(util)
             chips += 1
             busy += util
     return total + facility.host_truth.watts(chips, busy)
