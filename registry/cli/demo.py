@@ -2,7 +2,8 @@
 
 It starts the registry on a local port, provisions a simulated fleet through the public API
 (vendors, operators, facilities in several countries, a few hundred endorsed chips, their
-installations and one declared training cluster), runs one simulated agent per facility for
+installations, one declared training cluster, and the location landmarks and facility meters
+of the independent channels), runs one simulated agent per facility for
 several reporting windows over real HTTP, runs the verifier, and prints what it found next to
 the fleet's ground truth. Hidden in the fleet: an undeclared cluster and chips that go dark.
 Last, it audits the registry as a treaty partner would (``chipreg audit`` with only the log's
