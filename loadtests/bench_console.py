@@ -45,9 +45,6 @@ from typing import Any
 import httpx
 from sqlalchemy import Engine, create_engine, event, text
 
-from agents.simulator.fleet import FleetSpec, build_fleet
-from agents.simulator.provision import provision
-from agents.simulator.run import run_windows
 from attestation.timefmt import format_time
 from loadtests.console_fleet import seed, send_reports
 from registry.api.app import create_app
@@ -56,6 +53,9 @@ from registry.auth import Role
 from registry.server import BackgroundServer
 from registry.services.accounts import AccountService
 from registry.settings import Settings
+from simulator.fleet import FleetSpec, build_fleet
+from simulator.provision import provision_world
+from simulator.run import run_windows
 
 WINDOW = timedelta(minutes=15)
 POSTGRES_ENV = "CHIPREG_TEST_POSTGRES_URL"
@@ -221,10 +221,10 @@ def _fill(
     began = time.perf_counter()
     fleet = build_fleet(_spec(fleet_name, args.scale))
     print(f"  built {len(fleet.chips)} chips in {time.perf_counter() - began:.0f} s", flush=True)
-    start = fleet.installed_at + timedelta(hours=1)
+    start = fleet.epoch + timedelta(hours=1)
     began = time.perf_counter()
     if fleet_name == "demo":
-        provisioned = provision(fleet, server.url, admin)
+        provisioned = provision_world(fleet, server.url, admin)
         stats = run_windows(provisioned, start, args.windows, WINDOW, spool)
         sent = stats.acknowledged
     else:

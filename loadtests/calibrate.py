@@ -36,21 +36,21 @@ from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
 
-from agents.simulator.scenarios import (
+from loadtests.traces import make_samples
+from simulator.scenarios import (
     ScenarioParams,
     ScenarioResult,
     build_world,
     judge_world,
 )
-from agents.simulator.traces import load_trace, trace_world
-from agents.simulator.violations import (
+from simulator.traces import load_trace, trace_world
+from simulator.violations import (
     PLANTS,
     PlantContext,
     plant_burst_hider,
     plant_host_power_misdeclared,
 )
-from agents.simulator.world import World
-from loadtests.traces import make_samples
+from simulator.world import World
 from verifier.policy import Policy, load_builtin_policy, parse_policy
 
 __all__ = ["main"]

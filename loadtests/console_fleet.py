@@ -1,11 +1,11 @@
 """A large simulated fleet in a registry, fast enough to build 100,000 chips for the console
 benchmark (``loadtests.bench_console --fleet large``).
 
-The fleet is the simulator's (:func:`agents.simulator.fleet.build_fleet`: four facilities in
+The fleet is the simulator's (:func:`simulator.fleet.build_fleet`: four facilities in
 three countries, a declared training cluster, an undeclared cluster, chips that go dark), only
 scaled up, and every record goes through the registry's own code:
 
-* vendors, operators, tokens and facilities: over HTTP, as :func:`provision` makes them;
+* vendors, operators, tokens and facilities: over HTTP, as :func:`provision_world` makes them;
 * chips: ``POST /v1/chips/batch`` (10,000 per call, each endorsement checked and logged);
 * installations: the operator-signed declarations, given to the registry's
   :class:`EnrollmentService` in-process, a few thousand per transaction (one HTTP call each
@@ -31,13 +31,16 @@ from datetime import datetime, timedelta
 import httpx
 
 from agents.backends.simulated import SimulatedAccelerator
-from agents.simulator.fleet import Fleet, SimChip
-from agents.simulator.provision import ProvisionedFleet, provision
 from attestation.logentries import sign_cluster_declaration, sign_installation_declaration
 from attestation.report import GENESIS_DIGEST, UsageReport, report_digest, sign_report
 from registry.api.context import AppContext
 from registry.auth import Principal, Role
 from registry.services.enrollment import EnrollmentService
+from simulator.fleet import silenced_from, workload
+from simulator.identities import Identities, identities
+from simulator.inventory import ChipSim
+from simulator.provision import ProvisionedWorld, provision_world
+from simulator.world import World
 
 __all__ = ["BATCH_CHIPS", "BATCH_REPORTS", "INSTALLS_PER_COMMIT", "seed", "send_reports"]
 
@@ -56,8 +59,10 @@ def _ok(response: httpx.Response) -> dict[str, object]:
     return doc
 
 
-def _enroll(http: httpx.Client, accounts: ProvisionedFleet, chips: Sequence[SimChip]) -> None:
-    by_vendor: dict[str, list[SimChip]] = defaultdict(list)
+def _enroll(
+    http: httpx.Client, accounts: ProvisionedWorld, ids: Identities, chips: Sequence[ChipSim]
+) -> None:
+    by_vendor: dict[str, list[ChipSim]] = defaultdict(list)
     for chip in chips:
         by_vendor[chip.model.vendor].append(chip)
     for vendor, mine in by_vendor.items():
@@ -65,7 +70,7 @@ def _enroll(http: httpx.Client, accounts: ProvisionedFleet, chips: Sequence[SimC
         for start in range(0, len(mine), BATCH_CHIPS):
             items = [
                 {
-                    "certificate_pem": c.certificate_pem.decode(),
+                    "certificate_pem": ids.certificate(c).decode(),
                     "peak_tflops_bf16": c.model.peak_tflops_bf16,
                     "tdp_watts": c.model.tdp_watts,
                 }
@@ -81,97 +86,104 @@ def _enroll(http: httpx.Client, accounts: ProvisionedFleet, chips: Sequence[SimC
             )
 
 
-def _install(ctx: AppContext, accounts: ProvisionedFleet, chips: Sequence[SimChip]) -> None:
-    fleet = accounts.fleet
-    for start in range(0, len(chips), INSTALLS_PER_COMMIT):
+def _install(ctx: AppContext, accounts: ProvisionedWorld, ids: Identities) -> None:
+    world = accounts.world
+    stays = sorted(world.stays, key=lambda s: s.start)
+    for start in range(0, len(stays), INSTALLS_PER_COMMIT):
         with ctx.sessions() as session:
             service = EnrollmentService(session, ctx.clock)
-            for chip in chips[start : start + INSTALLS_PER_COMMIT]:
-                owner = fleet.facilities[chip.facility].operator
-                facility_id = accounts.facility_ids[chip.facility]
+            for stay in stays[start : start + INSTALLS_PER_COMMIT]:
+                owner = world.facilities[stay.facility_id].operator_id
                 envelope = sign_installation_declaration(
-                    chip_id=chip.chip_id,
-                    facility_id=facility_id,
-                    installed_at=fleet.installed_at,
-                    key=fleet.operators[owner].key,
+                    chip_id=stay.chip_id,
+                    facility_id=stay.facility_id,
+                    installed_at=stay.start,
+                    key=ids.operator_keys[owner],
                 )
                 # The operator's own token would be checked by the route; the service takes
                 # the principal it stands for.
+                source = f"operator:{owner}"
                 caller = Principal(
                     token_id=0,
-                    name=f"{owner} agents",
+                    name=f"{source} agents",
                     role=Role.OPERATOR,
-                    operator_id=accounts.operator_ids[owner],
+                    operator_id=accounts.operator_ids[source],
                 )
                 service.install(
                     caller,
                     envelope=envelope,
-                    chip_id=chip.chip_id,
-                    facility_id=facility_id,
-                    installed_at=fleet.installed_at,
+                    chip_id=stay.chip_id,
+                    facility_id=stay.facility_id,
+                    installed_at=stay.start,
                 )
             session.commit()
 
 
-def _declare_clusters(http: httpx.Client, accounts: ProvisionedFleet) -> dict[str, int]:
-    fleet = accounts.fleet
-    ids = {}
-    for cluster in fleet.clusters:
-        owner = fleet.facilities[cluster.facility].operator
+def _declare_clusters(
+    http: httpx.Client, accounts: ProvisionedWorld, ids: Identities
+) -> dict[int, int]:
+    world = accounts.world
+    cluster_ids = {}
+    for cid, cluster in sorted(world.clusters.items()):
+        owner = world.facilities[cluster.facility_id].operator_id
         doc = _ok(
             http.post(
                 "/v1/clusters",
                 json=sign_cluster_declaration(
                     name=cluster.name,
                     purpose=cluster.purpose,
-                    facility_id=accounts.facility_ids[cluster.facility],
-                    chip_ids=cluster.chip_ids,
+                    facility_id=cluster.facility_id,
+                    chip_ids=sorted(cluster.chip_ids),
                     start=cluster.start,
                     end=cluster.end,
-                    key=fleet.operators[owner].key,
+                    key=ids.operator_keys[owner],
                 ).to_dict(),
-                headers={"Authorization": f"Bearer {accounts.operator_tokens[owner]}"},
+                headers={
+                    "Authorization": f"Bearer {accounts.operator_tokens[f'operator:{owner}']}"
+                },
             )
         )
         value = doc["id"]
         assert isinstance(value, int)
-        ids[cluster.name] = value
-    return ids
+        cluster_ids[cid] = value
+    return cluster_ids
 
 
 def seed(
     ctx: AppContext,
     base_url: str,
     admin_token: str,
-    fleet: Fleet,
+    fleet: World,
     *,
     progress: Progress = print,
-) -> ProvisionedFleet:
+) -> ProvisionedWorld:
     """Register ``fleet`` (accounts, chips, installations, clusters) in the registry served at
     ``base_url`` whose app context is ``ctx``. Reports are sent afterwards by the agents."""
     began = time.perf_counter()
-    # provision() makes the accounts and facilities: the same calls, without chips and clusters.
-    accounts = provision(dataclasses.replace(fleet, chips=(), clusters=()), base_url, admin_token)
-    accounts = dataclasses.replace(accounts, fleet=fleet)
+    # provision_world() makes the accounts and facilities: the same calls, without chips and
+    # clusters.
+    accounts = provision_world(fleet, base_url, admin_token, declare_chips=False)
+    ids = identities(fleet)
     with httpx.Client(base_url=base_url, timeout=60) as http:
-        _enroll(http, accounts, fleet.chips)
+        _enroll(http, accounts, ids, list(fleet.chips.values()))
         progress(f"  enrolled {len(fleet.chips)} chips in {time.perf_counter() - began:.0f} s")
-        _install(ctx, accounts, fleet.chips)
+        _install(ctx, accounts, ids)
         progress(f"  installed them by {time.perf_counter() - began:.0f} s")
-        clusters = _declare_clusters(http, accounts)
+        clusters = _declare_clusters(http, accounts, ids)
     return dataclasses.replace(accounts, cluster_ids=clusters)
 
 
 def send_reports(
-    accounts: ProvisionedFleet, start: datetime, windows: int, window: timedelta
+    accounts: ProvisionedWorld, start: datetime, windows: int, window: timedelta
 ) -> int:
     """Report ``windows`` consecutive windows for every chip; the planted dark chips stop at
-    the fleet's ``dark_after_window``. Returns the number of reports accepted."""
-    fleet = accounts.fleet
-    dark = fleet.dark_chip_ids()
-    heads = {c.chip_id: (0, GENESIS_DIGEST) for c in fleet.chips}
+    their labelled window. Returns the number of reports accepted."""
+    fleet = accounts.world
+    silent = silenced_from(fleet)
+    heads = {c: (0, GENESIS_DIGEST) for c in fleet.chips}
     sims = [
-        (SimulatedAccelerator(c.chip_id, c.model.name, c.key, c.workload), c) for c in fleet.chips
+        (SimulatedAccelerator(c.chip_id, c.model.name, c.key, workload(c)), c)
+        for c in fleet.chips.values()
     ]
     accepted = 0
     with httpx.Client(base_url=accounts.base_url, timeout=600) as http:
@@ -179,13 +191,13 @@ def send_reports(
             w_start, w_end = start + w * window, start + (w + 1) * window
             pending: dict[str, list[bytes]] = defaultdict(list)
             for sim, chip in sims:
-                if w >= fleet.spec.dark_after_window and chip.chip_id in dark:
+                if w >= silent.get(chip.chip_id, windows):
                     continue
                 seq, prev = heads[chip.chip_id]
                 telemetry = sim.read_window(w_start, w_end)
                 report = UsageReport(
                     chip_id=chip.chip_id,
-                    key_id=chip.key.public_key.key_id,
+                    key_id=chip.public_key.key_id,
                     seq=seq + 1,
                     prev_digest=prev,
                     window_start=w_start,
@@ -196,8 +208,7 @@ def send_reports(
                 )
                 envelope = sign_report(report, chip.key)
                 heads[chip.chip_id] = (seq + 1, report_digest(envelope.payload))
-                owner = fleet.facilities[chip.facility].operator
-                pending[owner].append(envelope.to_json())
+                pending[chip.source].append(envelope.to_json())
             for owner, bodies in pending.items():
                 headers = {
                     "Authorization": f"Bearer {accounts.operator_tokens[owner]}",

@@ -54,7 +54,7 @@ rm -rf "$lib/bin"
   --implementation cp --target "$lib" "${deps[@]}"
 # The agent never runs the registry, verifier, simulator or audit code: keep the package small.
 rm -rf "$lib/bin" "$lib"/registry/{api,db,ingest,migrations,repositories,services} \
-  "$lib"/agents/simulator "$lib"/verifier "$lib"/audit
+  "$lib"/simulator "$lib"/verifier "$lib"/audit
 find "$lib" -name '__pycache__' -prune -exec rm -rf {} +
 rm -rf "$lib"/certifi/tests "$lib"/example.py
 find "$lib" -name '*.so' -exec strip --strip-unneeded {} +

@@ -41,6 +41,7 @@ def test_the_wheel_holds_the_packages_their_data_and_the_licence(wheel: Path) ->
         "verifier/py.typed",
         "attestation/py.typed",
         "agents/agent.py",
+        "simulator/world.py",
         "audit/core.py",
     ):
         assert required in names, required

@@ -2,7 +2,8 @@
 
 It starts the registry on a local port, provisions a simulated fleet through the public API
 (vendors, operators, facilities in several countries, a few hundred endorsed chips, their
-installations and one declared training cluster), runs one simulated agent per facility for
+installations, one declared training cluster, and the location landmarks and facility meters
+of the independent channels), runs one simulated agent per facility for
 several reporting windows over real HTTP, runs the verifier, and prints what it found next to
 the fleet's ground truth. Hidden in the fleet: an undeclared cluster and chips that go dark.
 Last, it audits the registry as a treaty partner would (``chipreg audit`` with only the log's
@@ -20,10 +21,6 @@ from typing import Any
 
 import httpx
 
-from agents.simulator.fleet import Fleet, FleetSpec, build_fleet
-from agents.simulator.gpu_attestation import gpu_vendor, run_gpu_episode
-from agents.simulator.provision import provision
-from agents.simulator.run import run_windows
 from attestation.checkpoint import Checkpoint
 from attestation.note import NoteVerifier
 from attestation.timefmt import format_time
@@ -37,6 +34,11 @@ from registry.server import BackgroundServer
 from registry.services.accounts import AccountService
 from registry.services.log import TransparencyLog
 from registry.settings import Settings
+from simulator.fleet import FleetSpec, build_fleet, silenced_from
+from simulator.gpu_attestation import gpu_vendor, run_gpu_episode
+from simulator.provision import ProvisionedWorld, provision_world
+from simulator.run import run_windows
+from simulator.world import World
 
 __all__ = ["add_parser"]
 
@@ -98,9 +100,9 @@ def _run(args: argparse.Namespace, data: Path) -> int:
         fleet = build_fleet(
             FleetSpec(seed=args.seed, inference_chips_per_facility=48, idle_chips_per_facility=16)
         )
-        provisioned = provision(fleet, server.url, admin)
-        _describe_fleet(fleet)
-        start = fleet.installed_at + timedelta(hours=1)
+        provisioned = provision_world(fleet, server.url, admin)
+        _describe_fleet(provisioned)
+        start = fleet.epoch + timedelta(hours=1)
         stats = run_windows(provisioned, start, args.windows, WINDOW, data / "agents")
         _step(
             f"agents posted {stats.acknowledged} signed reports over {args.windows} windows "
@@ -199,10 +201,11 @@ def _ok(response: httpx.Response) -> Any:
     return response.json()
 
 
-def _describe_fleet(fleet: Fleet) -> None:
-    countries = sorted({f.country for f in fleet.facilities.values()})
+def _describe_fleet(provisioned: ProvisionedWorld) -> None:
+    fleet = provisioned.world
+    countries = sorted({f.site.country for f in fleet.facilities.values()})
     _step(
-        f"provisioned {len(fleet.vendors)} vendors, {len(fleet.operators)} operators, "
+        f"provisioned {len(provisioned.vendor_ids)} vendors, {len(fleet.operators)} operators, "
         f"{len(fleet.facilities)} facilities in {len(countries)} countries "
         f"({', '.join(countries)}), {len(fleet.chips)} endorsed chips, "
         f"{len(fleet.clusters)} declared cluster(s)"
@@ -229,24 +232,24 @@ def _findings_table(findings: list[dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
-def _compare(fleet: Fleet, findings: list[dict[str, Any]]) -> bool:
+def _compare(fleet: World, findings: list[dict[str, Any]]) -> bool:
     """Print planted violations against findings; True when they match exactly."""
     clusters = [
         set(f["details"].get("chip_ids", [])) for f in findings if f["kind"] == "undeclared_cluster"
     ]
     silent = {f["subject_id"] for f in findings if f["kind"] == "chip_silent"}
     rows, ok = [], True
-    for v in fleet.ground_truth:
-        planted = set(v.chip_ids)
+    for v in fleet.labels:
+        planted = set(v.chips)
         if v.kind == "undeclared_cluster":
             found = any(planted <= c for c in clusters)
         else:
             found = planted <= silent
         ok &= found
-        rows.append([v.kind, v.facility, len(planted), "FOUND" if found else "MISSED", v.detail])
-    expected_silent = fleet.dark_chip_ids()
-    false_silent = silent - expected_silent
-    declared = {c for cl in fleet.clusters for c in cl.chip_ids}
+        where = ", ".join(fleet.facilities[f].site.slug for f in sorted(v.facilities))
+        rows.append([v.kind, where, len(planted), "FOUND" if found else "MISSED", v.detail])
+    false_silent = silent - set(silenced_from(fleet))
+    declared = {c for cl in fleet.clusters.values() for c in cl.chip_ids}
     false_cluster = [c for c in clusters if c <= declared]
     ok &= not false_silent and not false_cluster and len(clusters) == 1
     print()

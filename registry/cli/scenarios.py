@@ -6,15 +6,15 @@ import argparse
 import sys
 import time
 
-from agents.simulator.scenarios import (
+from registry.cli.render import table
+from registry.settings import Settings
+from simulator.scenarios import (
     SCENARIOS,
     ScenarioError,
     ScenarioParams,
     ScenarioResult,
     run_scenario,
 )
-from registry.cli.render import table
-from registry.settings import Settings
 from verifier.policy import builtin_policy_names, load_builtin_policy
 
 __all__ = ["add_parser", "results_table"]

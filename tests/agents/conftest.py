@@ -1,22 +1,5 @@
-"""Shared fixtures for agent tests: a small deterministic simulated fleet."""
+"""Shared fixtures for agent tests: the small deterministic simulated fleet they report from."""
 
-from __future__ import annotations
+from tests.simulator.fleets import small_fleet
 
-import pytest
-
-from agents.simulator.fleet import Fleet, FleetSpec, build_fleet
-
-SMALL = FleetSpec(
-    seed=11,
-    declared_cluster_chips=16,
-    undeclared_cluster_chips=24,
-    inference_chips_per_facility=6,
-    idle_chips_per_facility=2,
-    dark_chips=2,
-    dark_after_window=2,
-)
-
-
-@pytest.fixture(scope="session")
-def small_fleet() -> Fleet:
-    return build_fleet(SMALL)
+__all__ = ["small_fleet"]

@@ -16,9 +16,6 @@ from agents.backends.simulated import SimulatedAccelerator, SimulatedBackend
 from agents.chain import ChainState
 from agents.client import RegistryClient
 from agents.errors import TransportError
-from agents.simulator.fleet import Fleet
-from agents.simulator.provision import ProvisionedFleet, provision
-from agents.simulator.run import run_windows
 from agents.spool import Spool
 from registry.api.app import create_app
 from registry.api.context import utc_now
@@ -27,6 +24,10 @@ from registry.db.models import Report
 from registry.server import BackgroundServer
 from registry.services.accounts import AccountService
 from registry.settings import Settings
+from simulator.fleet import workload
+from simulator.provision import ProvisionedWorld, provision_world
+from simulator.run import run_windows
+from simulator.world import World
 from tests.conftest import LiveRegistry
 
 WINDOW = timedelta(minutes=15)
@@ -37,30 +38,32 @@ def stored_reports(registry: LiveRegistry) -> int:
         return int(session.scalar(select(func.count()).select_from(Report)) or 0)
 
 
-def facility_agent(provisioned: ProvisionedFleet, slug: str, root: Path, url: str) -> Agent:
-    fleet = provisioned.fleet
+def facility_agent(provisioned: ProvisionedWorld, slug: str, root: Path, url: str) -> Agent:
+    world = provisioned.world
+    (facility,) = (f for f in world.facilities.values() if f.site.slug == slug)
     backend = SimulatedBackend(
-        SimulatedAccelerator(c.chip_id, c.model.name, c.key, c.workload)
-        for c in fleet.chips_at(slug)
+        SimulatedAccelerator(c.chip_id, c.model.name, c.key, workload(c))
+        for c in world.chips.values()
+        if c.facility_id == facility.facility_id
     )
     spool = Spool(root / "spool")
     chain = ChainState.load(root / "chain.json", spool)
-    token = provisioned.operator_tokens[fleet.facilities[slug].operator]
+    token = provisioned.operator_tokens[f"operator:{facility.operator_id}"]
     return Agent(backend, spool, chain, RegistryClient(url, token))
 
 
 def test_simulated_fleet_reports_are_all_acknowledged_and_stored(
-    live_registry: LiveRegistry, small_fleet: Fleet, tmp_path: Path
+    live_registry: LiveRegistry, small_fleet: World, tmp_path: Path
 ) -> None:
-    provisioned = provision(small_fleet, live_registry.url, live_registry.admin_token)
-    start = small_fleet.installed_at + timedelta(hours=1)
+    provisioned = provision_world(small_fleet, live_registry.url, live_registry.admin_token)
+    start = small_fleet.epoch + timedelta(hours=1)
     stats = run_windows(provisioned, start, 4, WINDOW, tmp_path)
     assert stats.pending == 0 and stats.rejected == 0
     assert stats.acknowledged == stats.collected == stored_reports(live_registry)
 
 
 def test_outage_keeps_reports_spooled_until_the_registry_is_back(
-    registry_settings: Settings, small_fleet: Fleet, tmp_path: Path
+    registry_settings: Settings, small_fleet: World, tmp_path: Path
 ) -> None:
     app = create_app(registry_settings)
     context = app.state.context
@@ -70,10 +73,10 @@ def test_outage_keeps_reports_spooled_until_the_registry_is_back(
     server = BackgroundServer(app)
     port = server.port
     with server:
-        provisioned = provision(small_fleet, server.url, admin)
-    slug = next(iter(small_fleet.facilities))
+        provisioned = provision_world(small_fleet, server.url, admin)
+    slug = small_fleet.facilities[1].site.slug
     agent = facility_agent(provisioned, slug, tmp_path / slug, f"http://127.0.0.1:{port}")
-    start = small_fleet.installed_at + timedelta(hours=1)
+    start = small_fleet.epoch + timedelta(hours=1)
 
     # Registry down: two windows are signed and spooled, nothing is lost.
     collected = len(agent.collect(start, start + WINDOW))
@@ -95,12 +98,12 @@ def test_outage_keeps_reports_spooled_until_the_registry_is_back(
 
 
 def test_lost_acknowledgement_is_recovered_as_a_replay(
-    live_registry: LiveRegistry, small_fleet: Fleet, tmp_path: Path
+    live_registry: LiveRegistry, small_fleet: World, tmp_path: Path
 ) -> None:
-    provisioned = provision(small_fleet, live_registry.url, live_registry.admin_token)
-    slug = next(iter(small_fleet.facilities))
+    provisioned = provision_world(small_fleet, live_registry.url, live_registry.admin_token)
+    slug = small_fleet.facilities[1].site.slug
     agent = facility_agent(provisioned, slug, tmp_path, live_registry.url)
-    start = small_fleet.installed_at + timedelta(hours=1)
+    start = small_fleet.epoch + timedelta(hours=1)
     items = agent.collect(start, start + WINDOW)
     # The registry commits the batch, but the agent never hears back (say, a dropped
     # connection): the reports are still in its spool.
@@ -116,14 +119,14 @@ def test_lost_acknowledgement_is_recovered_as_a_replay(
 
 
 def test_a_clock_ahead_defers_reports_without_breaking_the_chain(
-    live_registry: LiveRegistry, small_fleet: Fleet, tmp_path: Path
+    live_registry: LiveRegistry, small_fleet: World, tmp_path: Path
 ) -> None:
     """Issue 9: a window ending after the registry's clock is refused ``window_in_future``; the
     agent keeps it (and the chip's later reports) spooled and sends them once it is due."""
-    provisioned = provision(small_fleet, live_registry.url, live_registry.admin_token)
-    slug = next(iter(small_fleet.facilities))
+    provisioned = provision_world(small_fleet, live_registry.url, live_registry.admin_token)
+    slug = small_fleet.facilities[1].site.slug
     agent = facility_agent(provisioned, slug, tmp_path / slug, live_registry.url)
-    start = small_fleet.installed_at + timedelta(hours=1)
+    start = small_fleet.epoch + timedelta(hours=1)
     registry_now = start + WINDOW / 2  # the host's clock is a window and a half ahead
     live_registry.context.clock = lambda: registry_now
     collected = len(agent.collect(start, start + WINDOW))

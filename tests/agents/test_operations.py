@@ -21,11 +21,12 @@ from agents.backends.simulated import SimulatedAccelerator, SimulatedBackend
 from agents.chain import ChainState
 from agents.client import RegistryClient
 from agents.metrics import AgentMetrics
-from agents.simulator.fleet import Fleet
-from agents.simulator.provision import ProvisionedFleet, provision
 from agents.spool import Spool
 from agents.status import STATUS_FILE, read_status
 from attestation.timefmt import format_time
+from simulator.fleet import workload
+from simulator.provision import ProvisionedWorld, provision_world
+from simulator.world import World
 from tests.agents.test_end_to_end import stored_reports
 from tests.conftest import LiveRegistry
 from tests.registry.cli.test_commands import chipreg
@@ -34,29 +35,30 @@ WINDOW = timedelta(minutes=15)
 
 
 def _agent(
-    provisioned: ProvisionedFleet,
+    provisioned: ProvisionedWorld,
     root: Path,
     url: str | None,
     *,
     spool_dir: Path | None = None,
     **kwargs: Any,
 ) -> Agent:
-    fleet = provisioned.fleet
-    slug = next(iter(fleet.facilities))
+    world = provisioned.world
+    facility = world.facilities[1]
     backend = SimulatedBackend(
-        SimulatedAccelerator(c.chip_id, c.model.name, c.key, c.workload)
-        for c in fleet.chips_at(slug)
+        SimulatedAccelerator(c.chip_id, c.model.name, c.key, workload(c))
+        for c in world.chips.values()
+        if c.facility_id == facility.facility_id
     )
     spool = Spool(spool_dir or root / "spool")
     chain = ChainState.load(root / "chain.json", spool)
-    token = provisioned.operator_tokens[fleet.facilities[slug].operator]
+    token = _token(provisioned)
     client = RegistryClient(url, token) if url else None
     return Agent(backend, spool, chain, client, status_file=root / STATUS_FILE, **kwargs)
 
 
-def _token(provisioned: ProvisionedFleet) -> str:
-    fleet = provisioned.fleet
-    return provisioned.operator_tokens[fleet.facilities[next(iter(fleet.facilities))].operator]
+def _token(provisioned: ProvisionedWorld) -> str:
+    """The token of the operator of the world's first facility."""
+    return provisioned.operator_tokens[f"operator:{provisioned.world.facilities[1].operator_id}"]
 
 
 def test_default_jitter_is_a_tenth_of_the_window_capped_at_a_minute() -> None:
@@ -67,15 +69,15 @@ def test_default_jitter_is_a_tenth_of_the_window_capped_at_a_minute() -> None:
 
 def test_each_window_waits_a_seeded_jitter_then_flushes_and_says_so_in_one_line(
     live_registry: LiveRegistry,
-    small_fleet: Fleet,
+    small_fleet: World,
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    provisioned = provision(small_fleet, live_registry.url, live_registry.admin_token)
+    provisioned = provision_world(small_fleet, live_registry.url, live_registry.admin_token)
     agent = _agent(provisioned, tmp_path, live_registry.url, jitter_s=30.0, rng=random.Random(42))
     expected = random.Random(42)
     waits: list[float] = []
-    start = small_fleet.installed_at + timedelta(hours=1)
+    start = small_fleet.epoch + timedelta(hours=1)
     with caplog.at_level(logging.INFO, logger="agents.agent"):
         for i in range(2):
             window = agent.close_window(
@@ -100,21 +102,21 @@ def test_each_window_waits_a_seeded_jitter_then_flushes_and_says_so_in_one_line(
 
 
 def test_a_stop_during_the_jitter_keeps_the_window_spooled(
-    live_registry: LiveRegistry, small_fleet: Fleet, tmp_path: Path
+    live_registry: LiveRegistry, small_fleet: World, tmp_path: Path
 ) -> None:
-    provisioned = provision(small_fleet, live_registry.url, live_registry.admin_token)
+    provisioned = provision_world(small_fleet, live_registry.url, live_registry.admin_token)
     agent = _agent(provisioned, tmp_path, live_registry.url, jitter_s=5.0)
-    start = small_fleet.installed_at + timedelta(hours=1)
+    start = small_fleet.epoch + timedelta(hours=1)
     window = agent.close_window(start, start + WINDOW, lambda _s: True)
     assert window.posted == 0 and window.spooled == window.signed > 0
     assert stored_reports(live_registry) == 0
 
 
 def test_status_reads_spool_depth_last_success_and_chain_heads(
-    live_registry: LiveRegistry, small_fleet: Fleet, tmp_path: Path
+    live_registry: LiveRegistry, small_fleet: World, tmp_path: Path
 ) -> None:
-    provisioned = provision(small_fleet, live_registry.url, live_registry.admin_token)
-    start = small_fleet.installed_at + timedelta(hours=1)
+    provisioned = provision_world(small_fleet, live_registry.url, live_registry.admin_token)
+    start = small_fleet.epoch + timedelta(hours=1)
     agent = _agent(provisioned, tmp_path, live_registry.url)
     agent.close_window(start, start + WINDOW)
     # The next window cannot be delivered: the registry is "down".
@@ -141,12 +143,12 @@ def test_status_reads_spool_depth_last_success_and_chain_heads(
 
 
 def test_metrics_use_dcgm_exporter_names_units_and_labels(
-    live_registry: LiveRegistry, small_fleet: Fleet, tmp_path: Path
+    live_registry: LiveRegistry, small_fleet: World, tmp_path: Path
 ) -> None:
-    provisioned = provision(small_fleet, live_registry.url, live_registry.admin_token)
+    provisioned = provision_world(small_fleet, live_registry.url, live_registry.admin_token)
     metrics = AgentMetrics(hostname="node-1")
     agent = _agent(provisioned, tmp_path, live_registry.url, metrics=metrics)
-    start = small_fleet.installed_at + timedelta(hours=1)
+    start = small_fleet.epoch + timedelta(hours=1)
     agent.close_window(start, start + WINDOW)
     agent.close_window(start + WINDOW, start + 2 * WINDOW)
     chips = agent.backend.discover()
@@ -182,12 +184,12 @@ def test_metrics_use_dcgm_exporter_names_units_and_labels(
 
 
 def test_offline_directory_is_uploaded_later_and_a_second_upload_is_a_no_op(
-    live_registry: LiveRegistry, small_fleet: Fleet, tmp_path: Path
+    live_registry: LiveRegistry, small_fleet: World, tmp_path: Path
 ) -> None:
-    provisioned = provision(small_fleet, live_registry.url, live_registry.admin_token)
+    provisioned = provision_world(small_fleet, live_registry.url, live_registry.admin_token)
     offline = tmp_path / "usb"
     agent = _agent(provisioned, tmp_path / "state", None, spool_dir=offline)
-    start = small_fleet.installed_at + timedelta(hours=1)
+    start = small_fleet.epoch + timedelta(hours=1)
     signed = sum(
         agent.close_window(start + i * WINDOW, start + (i + 1) * WINDOW).signed for i in range(2)
     )

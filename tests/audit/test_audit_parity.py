@@ -21,26 +21,27 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from agents.simulator.catalog import H100, MI300X, PLACES, SITES
-from agents.simulator.world import Delivery, World
-from agents.simulator.world_provision import (
-    deliver,
-    honest_chips,
-    measure_locations,
-    provision_world,
-)
 from attestation.note import NoteVerifier
 from attestation.report import sign_report
 from registry.auth import Role
 from registry.cli.main import main
 from registry.repositories.log import LogRepository
 from registry.server import BackgroundServer
-from tests.agents.test_channels_end_to_end import EPOCH, GHOST_CHIPS, GHOST_W, WINDOW, WINDOWS
+from simulator.artifacts import Delivery
+from simulator.catalog import H100, MI300X, PLACES, SITES
+from simulator.provision import (
+    deliver,
+    honest_chips,
+    measure_locations,
+    provision_world,
+)
+from simulator.world import World
 from tests.audit.test_audit import registry_app
 from tests.conftest import LiveRegistry
 from tests.registry.factories import ok
 from tests.registry.logtools import wait_checkpoint
 from tests.registry.test_witness import WitnessServer, write_log_key
+from tests.simulator.test_channels_end_to_end import EPOCH, GHOST_CHIPS, GHOST_W, WINDOW, WINDOWS
 
 ASHBURN, HAMINA, DUBLIN, FRANKFURT = SITES[0], SITES[2], SITES[3], SITES[4]
 END = EPOCH + WINDOWS * WINDOW

@@ -76,8 +76,8 @@ def test_contents_app_unit_config_state_and_modes(deb: Path, unpacked: Path) -> 
     lib = unpacked / "usr/lib/chipreg-agent"
     for needed in ("agents/agent.py", "attestation/report.py", "registry/cli/agent.py", "nacl"):
         assert (lib / needed).exists(), needed
-    # Only what the agent imports: no web server, no database, no verifier.
-    for absent in ("fastapi", "sqlalchemy", "uvicorn", "verifier", "registry/api"):
+    # Only what the agent imports: no web server, no database, no verifier, no simulator.
+    for absent in ("fastapi", "sqlalchemy", "uvicorn", "verifier", "simulator", "registry/api"):
         assert not (lib / absent).exists(), absent
     assert (unpacked / "DEBIAN/conffiles").read_text().split() == ["/etc/chipreg/agent.env"]
     assert (unpacked / "etc/chipreg/agent.env").read_text() == (

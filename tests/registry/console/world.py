@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from agents.simulator.fleet import FleetSpec, build_fleet
-from agents.simulator.provision import ProvisionedFleet, provision
-from agents.simulator.run import run_windows
 from attestation.note import NoteVerifier
 from attestation.timefmt import format_time
 from registry.auth import Role
 from registry.services.log import TransparencyLog
+from simulator.fleet import FleetSpec, build_fleet
+from simulator.provision import ProvisionedWorld, provision_world
+from simulator.run import run_windows
 from tests.conftest import LiveRegistry
 from tests.registry.logtools import wait_checkpoint
 
@@ -32,7 +32,7 @@ SPEC = FleetSpec(
 @dataclass
 class SimWorld:
     registry: LiveRegistry
-    provisioned: ProvisionedFleet
+    provisioned: ProvisionedWorld
     inspector: str
     partner: str
     hidden_operator: str  # the operator hiding the undeclared cluster
@@ -43,8 +43,8 @@ class SimWorld:
 
 def build(registry: LiveRegistry, spool: Path) -> SimWorld:
     fleet = build_fleet(SPEC)
-    provisioned = provision(fleet, registry.url, registry.admin_token)
-    start = fleet.installed_at + timedelta(hours=1)
+    provisioned = provision_world(fleet, registry.url, registry.admin_token)
+    start = fleet.epoch + timedelta(hours=1)
     run_windows(provisioned, start, WINDOWS, WINDOW, spool)
     inspector = registry.token(Role.INSPECTOR)
     with registry.client(inspector) as http:

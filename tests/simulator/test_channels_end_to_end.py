@@ -17,15 +17,15 @@ from typing import Any
 import pytest
 
 from agents.errors import AgentError
-from agents.simulator.catalog import H100, MI300X, PLACES, SITES
-from agents.simulator.world import World
-from agents.simulator.world_provision import (
+from registry.auth import Role
+from simulator.catalog import H100, MI300X, PLACES, SITES
+from simulator.provision import (
     deliver,
     honest_chips,
     measure_locations,
     provision_world,
 )
-from registry.auth import Role
+from simulator.world import World
 from tests.conftest import LiveRegistry
 from tests.registry.factories import add_operator, ok
 

@@ -27,7 +27,6 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
-from agents.simulator.world import Artifacts, Delivery, World
 from attestation.chain import RejectionCode, judge
 from attestation.dsse import Envelope
 from attestation.errors import AttestationError
@@ -35,6 +34,8 @@ from attestation.keys import PublicKey
 from attestation.landmark import verify_challenge_answer, verify_measurement
 from attestation.meter import verify_reading
 from attestation.report import GENESIS_DIGEST, VerifiedReport, open_envelope
+from simulator.artifacts import Artifacts, Delivery
+from simulator.world import World
 from verifier.facts import (
     ClusterNotificationFact,
     DeclaredClusterFact,

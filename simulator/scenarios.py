@@ -1,9 +1,9 @@
 """Scenario suites: honest fleets and planted violations, judged window by window.
 
-A scenario builds a :class:`~agents.simulator.world.World` (an honest fleet of the requested
+A scenario builds a :class:`~simulator.world.World` (an honest fleet of the requested
 size across several countries), plants violations in it (each with a :class:`Label`: the rule
 that must catch it, its subjects, the window it starts), simulates it into signed artifacts,
-ingests them (:mod:`agents.simulator.snapshots`) and runs :func:`verifier.engine.run` as each
+ingests them (:mod:`simulator.snapshots`) and runs :func:`verifier.engine.run` as each
 window closes, on what the registry knew by then. Every finding is matched against the labels:
 a planted violation is *found* when its rule fires on its subjects, with a *delay* in reporting
 windows from the violation's first window; a finding no label explains is a *false alarm*.
@@ -20,15 +20,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from agents.simulator.catalog import B200, H100, H200, MI300X, SITES, ChipModel
-from agents.simulator.snapshots import ingest, registered_from_world
-from agents.simulator.violations import (
+from simulator.catalog import B200, H100, H200, MI300X, SITES, ChipModel
+from simulator.ground_truth import Label
+from simulator.snapshots import ingest, registered_from_world
+from simulator.violations import (
     PLANTS,
     PlantContext,
     ScenarioError,
     notification_thresholds,
 )
-from agents.simulator.world import Label, World
+from simulator.world import World
 from verifier import engine
 from verifier.findings import Finding
 from verifier.policy import Policy

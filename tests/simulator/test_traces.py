@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from agents.simulator.scenarios import judge_world
-from agents.simulator.traces import TraceRun, load_trace, trace_world
 from loadtests.traces import make_samples
+from simulator.scenarios import judge_world
+from simulator.traces import TraceRun, load_trace, trace_world
 from verifier.policy import load_builtin_policy
 
 TRACES = Path(__file__).resolve().parent.parent / "data" / "traces"

@@ -18,9 +18,9 @@ import httpx
 from agents.backends.gpu_simulated import SimulatedGpuVendor
 from agents.errors import RegistryRejected
 from agents.gpu_attest import answer_gpu_challenge
-from agents.simulator.provision import AdminApi
 from attestation.certs import create_vendor_root, issue_chip_certificate
 from attestation.keys import PrivateKey
+from simulator.provision import AdminApi
 
 __all__ = ["GPU_VENDOR_SEED", "GpuEpisode", "gpu_vendor", "run_gpu_episode"]
 

@@ -9,9 +9,13 @@ from datetime import timedelta
 
 import pytest
 
-from agents.simulator.catalog import LANDMARKS, SITES
-from agents.simulator.physics import great_circle_km, light_rtt_ms, simulated_rtt_ms
-from agents.simulator.scenarios import (
+from attestation.dsse import Envelope, Signature
+from attestation.report import report_digest
+from simulator.artifacts import Delivery
+from simulator.catalog import LANDMARKS, SITES
+from simulator.ground_truth import Label
+from simulator.physics import great_circle_km, light_rtt_ms, simulated_rtt_ms
+from simulator.scenarios import (
     EPOCH,
     SCENARIOS,
     WINDOW,
@@ -21,10 +25,7 @@ from agents.simulator.scenarios import (
     explains,
     run_scenario,
 )
-from agents.simulator.snapshots import ingest, registered_from_world
-from agents.simulator.world import Delivery, Label
-from attestation.dsse import Envelope, Signature
-from attestation.report import report_digest
+from simulator.snapshots import ingest, registered_from_world
 from verifier import engine
 from verifier.gpu import DEVICE_CHANGED_RULE_ID, LAPSED_RULE_ID
 from verifier.params import RttMismatchParams

@@ -1,21 +1,26 @@
-"""Set up a scenario :class:`~agents.simulator.world.World` in a running registry over HTTP.
+"""Set up a simulated :class:`~simulator.world.World` in a running registry over its public API.
 
-Besides what :mod:`agents.simulator.provision` declares for an agent fleet, a world brings the
-independent channels: landmarks and meters with their own keys and tokens, transfer
-conditions, cluster budgets and threshold notifications, each facility's PUE and non-IT load.
-:func:`deliver` then posts the world's signed artifacts (chip-signed usage reports,
-meter-signed readings) in the order the registry would receive them, and
-:func:`measure_locations` runs live landmark challenges: the registry issues each nonce, the
-chip answers it through the agent (:func:`agents.challenge.answer_challenge`), and the
-landmark signs a round trip timed from the chip's true position (:mod:`.physics`).
+Every call is the one a real vendor, operator or administrator would make (PROTOCOL.md section
+6): vendors and their roots, operators, per-vendor and per-operator tokens, facilities with
+their PUE and non-IT load, chip enrollment with endorsement certificates, installations and
+declared clusters (declarations signed with the operator's key, DSSE), and the independent
+channels: landmarks and meters with their own keys and tokens, transfer conditions, cluster
+budgets and threshold notifications. The keys and certificates are the world's
+(:mod:`.identities`).
+
+Then either real agents report the world's chips (:func:`simulator.run.run_windows`, the demo),
+or :func:`deliver` posts the world's simulated artifacts (chip-signed usage reports,
+meter-signed readings) in the order the registry would receive them; :func:`measure_locations`
+runs live landmark challenges: the registry issues each nonce, the chip answers it through the
+agent (:func:`agents.challenge.answer_challenge`), and the landmark signs a round trip timed
+from the chip's true position (:mod:`.physics`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import random
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
@@ -23,31 +28,36 @@ import httpx
 
 from agents.backends.simulated import SimulatedAccelerator
 from agents.challenge import answer_challenge
-from agents.client import RegistryClient
+from agents.client import JsonApi, RegistryClient
 from agents.errors import AgentError, RegistryRejected
-from agents.simulator.physics import great_circle_km, simulated_rtt_ms
-from agents.simulator.provision import AdminApi, SetTime
-from agents.simulator.world import Artifacts, ChipSim, Delivery, Reading, World
-from attestation.certs import create_vendor_root, issue_chip_certificate
 from attestation.dsse import Envelope
-from attestation.keys import PrivateKey
 from attestation.landmark import LandmarkMeasurement, sign_measurement
 from attestation.logentries import sign_cluster_declaration, sign_installation_declaration
 from attestation.meter import open_reading, sign_reading
 from attestation.timefmt import format_time
+from simulator.artifacts import Artifacts, Delivery, Reading
+from simulator.identities import Identities, identities
+from simulator.inventory import ChipSim
+from simulator.physics import great_circle_km, simulated_rtt_ms
+from simulator.world import World
 from verifier.facts import HostPowerFact
 
 __all__ = [
+    "AdminApi",
     "DeliveryStats",
     "ProvisionedWorld",
+    "SetTime",
     "deliver",
     "honest_chips",
     "measure_locations",
     "provision_world",
 ]
 
-_CERT_FROM = datetime(2025, 1, 1, tzinfo=UTC)
-_CERT_TO = datetime(2036, 1, 1, tzinfo=UTC)
+SetTime = Callable[[datetime], None]
+"""Told the simulated time before each request (a test registry's clock can follow it)."""
+
+#: The simulator's JSON calls are the CLI's: one client (:class:`agents.client.JsonApi`).
+AdminApi = JsonApi
 
 
 @dataclass(frozen=True)
@@ -56,8 +66,8 @@ class ProvisionedWorld:
 
     Facility ids are the world's own (its chips sign them into their reports), so a world is
     provisioned into a registry that has no facilities yet. Landmarks, meters and clusters are
-    mapped from the world's ids to the registry's. ``operator_tokens`` is keyed by the world's
-    report source (``operator:<id>``).
+    mapped from the world's ids to the registry's. ``operator_ids`` (the registry's) and
+    ``operator_tokens`` are keyed by the world's report source (``operator:<id>``).
     """
 
     world: World
@@ -67,6 +77,7 @@ class ProvisionedWorld:
     meter_token: str
     vendor_ids: Mapping[str, int]
     vendor_tokens: Mapping[str, str]
+    operator_ids: Mapping[str, int]
     operator_tokens: Mapping[str, str]
     landmark_ids: Mapping[int, int]
     meter_ids: Mapping[int, int]
@@ -83,12 +94,6 @@ class DeliveryStats:
     rejected: Mapping[str, int]
 
 
-def _world_key(world: World, label: str) -> PrivateKey:
-    return PrivateKey.from_seed(
-        hashlib.sha256(f"chipreg-provision:{world.seed}:{label}".encode()).digest()
-    )
-
-
 def _tick(set_time: SetTime | None, at: datetime) -> None:
     if set_time is not None:
         set_time(at)
@@ -100,6 +105,7 @@ def provision_world(
     admin_token: str,
     *,
     set_time: SetTime | None = None,
+    declare_chips: bool = True,
     timeout: float = 30.0,
     transport: httpx.BaseTransport | None = None,
 ) -> ProvisionedWorld:
@@ -111,23 +117,25 @@ def provision_world(
     epoch); declared clusters with their budgets and threshold notifications; landmarks and
     meters with their keys, and one landmark and one meter token. Call it after
     :meth:`World.simulate` so installations declared during the run are included.
+    ``declare_chips=False`` stops after the accounts and facilities (chips, installations,
+    transfer conditions and clusters left to the caller: the load tests enrol 100,000 chips
+    in bulk), landmarks and meters included.
 
     Raises :class:`~agents.errors.AgentError` if the registry already has facilities (the
     world's facility ids would not match), :class:`~agents.errors.RegistryRejected` if it
     refuses a step and :class:`~agents.errors.TransportError` if it cannot be reached.
     """
     _tick(set_time, world.epoch)
+    ids = identities(world)
     with httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout, transport=transport) as h:
         api = AdminApi(h)
-        roots: dict[str, tuple[PrivateKey, bytes]] = {}
         vendor_ids: dict[str, int] = {}
         vendor_tokens: dict[str, str] = {}
-        for name in sorted({c.model.vendor for c in world.chips.values()}):
-            key = _world_key(world, f"vendor:{name}")
-            pem = create_vendor_root(name, key, not_before=_CERT_FROM, not_after=_CERT_TO)
-            roots[name] = (key, pem)
+        for name, vendor in ids.vendors.items():
             doc = api.post(
-                "/v1/vendors", admin_token, {"name": name, "root_certificate_pem": pem.decode()}
+                "/v1/vendors",
+                admin_token,
+                {"name": name, "root_certificate_pem": vendor.root_pem.decode()},
             )
             vendor_ids[name] = int(doc["id"])
             token = api.post(
@@ -139,17 +147,18 @@ def provision_world(
 
         operator_ids: dict[int, int] = {}
         operator_tokens: dict[int, str] = {}
-        operator_keys: dict[int, PrivateKey] = {}
         for name, world_id in world.operators.items():
             country = next(
                 f.site.country for f in world.facilities.values() if f.operator_id == world_id
             )
-            key = _world_key(world, f"operator:{world_id}")
-            operator_keys[world_id] = key
             doc = api.post(
                 "/v1/operators",
                 admin_token,
-                {"name": name, "country": country, "public_key": key.public_key.to_b64()},
+                {
+                    "name": name,
+                    "country": country,
+                    "public_key": ids.operator_keys[world_id].public_key.to_b64(),
+                },
             )
             operator_ids[world_id] = int(doc["id"])
             token = api.post(
@@ -187,81 +196,19 @@ def provision_world(
                     f"{fid}: provision a world into a registry without facilities"
                 )
 
-        for chip in world.chips.values():
-            root_key, root_pem = roots[chip.model.vendor]
-            api.post(
-                "/v1/chips",
-                vendor_tokens[chip.model.vendor],
-                {
-                    "vendor_id": vendor_ids[chip.model.vendor],
-                    "certificate_pem": issue_chip_certificate(
-                        root_pem=root_pem,
-                        root_key=root_key,
-                        chip_id=chip.chip_id,
-                        model=chip.model.name,
-                        chip_key=chip.public_key,
-                        not_before=_CERT_FROM,
-                        not_after=_CERT_TO,
-                    ).decode(),
-                    "peak_tflops_bf16": chip.model.peak_tflops_bf16,
-                    "tdp_watts": chip.model.tdp_watts,
-                },
-            )
-        for stay in sorted(world.stays, key=lambda s: s.start):
-            owner = world.facilities[stay.facility_id].operator_id
-            api.post(
-                "/v1/installations",
-                operator_tokens[owner],
-                sign_installation_declaration(
-                    chip_id=stay.chip_id,
-                    facility_id=stay.facility_id,
-                    installed_at=stay.start,
-                    key=operator_keys[owner],
-                ).to_dict(),
-            )
-        for chip in world.chips.values():
-            if chip.allowed_countries is not None:
-                api.post(
-                    f"/v1/chips/{chip.chip_id}/transfer-conditions",
-                    vendor_tokens[chip.model.vendor],
-                    {
-                        "allowed_countries": sorted(chip.allowed_countries),
-                        "effective_from": format_time(world.epoch),
-                    },
-                )
-
         cluster_ids: dict[int, int] = {}
-        for cid, decl in sorted(world.clusters.items()):
-            owner = world.facilities[decl.facility_id].operator_id
-            owner_token = operator_tokens[owner]
-            doc = api.post(
-                "/v1/clusters",
-                owner_token,
-                sign_cluster_declaration(
-                    name=decl.name,
-                    purpose="training",
-                    facility_id=decl.facility_id,
-                    chip_ids=sorted(decl.chip_ids),
-                    start=decl.start,
-                    end=decl.end,
-                    key=operator_keys[owner],
-                ).to_dict(),
+        if declare_chips:
+            _declare_chips(
+                api,
+                world,
+                ids,
+                vendor_ids=vendor_ids,
+                vendor_tokens=vendor_tokens,
+                operator_tokens=operator_tokens,
             )
-            cluster_ids[cid] = int(doc["id"])
-            if decl.budget_flop is not None:
-                api.request(
-                    "PUT",
-                    f"/v1/clusters/{cluster_ids[cid]}/budget",
-                    owner_token,
-                    {"compute_budget_flop": decl.budget_flop},
-                )
-            for threshold, notified_at in decl.notifications:
-                _tick(set_time, max(notified_at, world.epoch))
-                api.post(
-                    f"/v1/clusters/{cluster_ids[cid]}/notifications",
-                    owner_token,
-                    {"threshold_flop": threshold, "notified_at": format_time(notified_at)},
-                )
+            cluster_ids = _declare_clusters(
+                api, world, ids, operator_tokens=operator_tokens, set_time=set_time
+            )
 
         landmark_ids: dict[int, int] = {}
         for lid, mark in sorted(world.landmarks.items()):
@@ -303,11 +250,103 @@ def provision_world(
         meter_token=str(meter_token),
         vendor_ids=vendor_ids,
         vendor_tokens=vendor_tokens,
+        operator_ids={f"operator:{w}": i for w, i in operator_ids.items()},
         operator_tokens={f"operator:{w}": t for w, t in operator_tokens.items()},
         landmark_ids=landmark_ids,
         meter_ids=meter_ids,
         cluster_ids=cluster_ids,
     )
+
+
+def _declare_chips(
+    api: AdminApi,
+    world: World,
+    ids: Identities,
+    *,
+    vendor_ids: Mapping[str, int],
+    vendor_tokens: Mapping[str, str],
+    operator_tokens: Mapping[int, str],
+) -> None:
+    """Enrol every chip, declare every installation in time order, then the transfer
+    conditions."""
+    for chip in world.chips.values():
+        api.post(
+            "/v1/chips",
+            vendor_tokens[chip.model.vendor],
+            {
+                "vendor_id": vendor_ids[chip.model.vendor],
+                "certificate_pem": ids.certificate(chip).decode(),
+                "peak_tflops_bf16": chip.model.peak_tflops_bf16,
+                "tdp_watts": chip.model.tdp_watts,
+            },
+        )
+    for stay in sorted(world.stays, key=lambda s: s.start):
+        owner = world.facilities[stay.facility_id].operator_id
+        api.post(
+            "/v1/installations",
+            operator_tokens[owner],
+            sign_installation_declaration(
+                chip_id=stay.chip_id,
+                facility_id=stay.facility_id,
+                installed_at=stay.start,
+                key=ids.operator_keys[owner],
+            ).to_dict(),
+        )
+    for chip in world.chips.values():
+        if chip.allowed_countries is not None:
+            api.post(
+                f"/v1/chips/{chip.chip_id}/transfer-conditions",
+                vendor_tokens[chip.model.vendor],
+                {
+                    "allowed_countries": sorted(chip.allowed_countries),
+                    "effective_from": format_time(world.epoch),
+                },
+            )
+
+
+def _declare_clusters(
+    api: AdminApi,
+    world: World,
+    ids: Identities,
+    *,
+    operator_tokens: Mapping[int, str],
+    set_time: SetTime | None,
+) -> dict[int, int]:
+    """Declare every cluster with its budget and threshold notifications; registry ids by the
+    world's cluster id."""
+    cluster_ids: dict[int, int] = {}
+    for cid, decl in sorted(world.clusters.items()):
+        owner = world.facilities[decl.facility_id].operator_id
+        owner_token = operator_tokens[owner]
+        doc = api.post(
+            "/v1/clusters",
+            owner_token,
+            sign_cluster_declaration(
+                name=decl.name,
+                purpose=decl.purpose,
+                facility_id=decl.facility_id,
+                chip_ids=sorted(decl.chip_ids),
+                start=decl.start,
+                end=decl.end,
+                key=ids.operator_keys[owner],
+            ).to_dict(),
+        )
+        cluster_ids[cid] = int(doc["id"])
+        if decl.budget_flop is not None:
+            api.request(
+                "PUT",
+                f"/v1/clusters/{cluster_ids[cid]}/budget",
+                owner_token,
+                {"compute_budget_flop": decl.budget_flop},
+            )
+        for threshold, notified_at in decl.notifications:
+            _tick(set_time, max(notified_at, world.epoch))
+            api.post(
+                f"/v1/clusters/{cluster_ids[cid]}/notifications",
+                owner_token,
+                {"threshold_flop": threshold, "notified_at": format_time(notified_at)},
+            )
+    return cluster_ids
 
 
 def _reading_for_registry(provisioned: ProvisionedWorld, reading: Reading) -> bytes:
@@ -420,7 +459,7 @@ def measure_locations(
 
     Per round trip: the landmark asks the registry for a nonce; the chip, wherever it truly
     is, signs its answer through the agent; the landmark times the round trip over the real
-    distance (:func:`~agents.simulator.physics.simulated_rtt_ms`) and posts the signed
+    distance (:func:`~simulator.physics.simulated_rtt_ms`) and posts the signed
     measurement, dated when the challenge was issued plus the round trip.
     """
     world = provisioned.world

@@ -1,8 +1,9 @@
-"""Run a provisioned fleet for a number of windows: one agent per facility, real HTTP.
+"""Run a provisioned world through real agents for a number of windows: one agent per facility.
 
 Each facility gets the same stack a real deployment runs (SimulatedBackend instead of NVML):
-backend -> Agent -> Spool + ChainState -> RegistryClient with the operator's token. The
-planted ``gone_dark`` chips are silenced from their window on.
+backend -> Agent -> Spool + ChainState -> RegistryClient with the operator's token, each chip's
+telemetry its :func:`~simulator.fleet.workload`. Chips planted to go silent (ground truth under
+``chip.silent``) are silenced from their window on.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from agents.backends.simulated import SimulatedAccelerator, SimulatedBackend
 from agents.chain import ChainState
 from agents.client import RegistryClient
 from agents.errors import AgentError
-from agents.simulator.provision import ProvisionedFleet
 from agents.spool import Spool
+from simulator.fleet import silenced_from, workload
+from simulator.provision import ProvisionedWorld
 
 __all__ = ["RunStats", "run_windows", "window_bounds"]
 
@@ -47,7 +49,7 @@ def window_bounds(
 
 
 def run_windows(
-    provisioned: ProvisionedFleet,
+    provisioned: ProvisionedWorld,
     start: datetime,
     windows: int,
     window: timedelta,
@@ -57,37 +59,38 @@ def run_windows(
     batch_size: int = 500,
     first_window: int = 0,
 ) -> RunStats:
-    """Collect and flush ``windows`` consecutive windows for every facility of the fleet.
+    """Collect and flush ``windows`` consecutive windows for every facility of the world.
 
     ``durable=False`` (the default here) skips fsync in spool and chain files: the simulator's
     spools are throwaway; real agents always run durable. ``first_window`` is the index of
     the first window in the scenario, so a run continued in several calls (same ``spool_root``)
-    silences the ``gone_dark`` chips at the right window.
+    silences the planted silent chips at the right window.
     """
     if start.tzinfo is None:
         raise AgentError("start must be timezone-aware")
     start = start.astimezone(UTC)
-    fleet = provisioned.fleet
-    dark = fleet.dark_chip_ids()
+    world = provisioned.world
+    silenced = silenced_from(world)
     began = time.perf_counter()
     collected = acked = rejected = interruptions = 0
     with ExitStack() as stack:
         agents: list[tuple[Agent, SimulatedBackend]] = []
-        for slug, facility in fleet.facilities.items():
+        for fid, facility in world.facilities.items():
             backend = SimulatedBackend(
-                SimulatedAccelerator(c.chip_id, c.model.name, c.key, c.workload)
-                for c in fleet.chips_at(slug)
+                SimulatedAccelerator(c.chip_id, c.model.name, c.key, workload(c))
+                for c in world.chips.values()
+                if c.facility_id == fid
             )
-            spool = Spool(Path(spool_root) / slug / "spool", durable=durable)
-            chain = ChainState.load(Path(spool_root) / slug / "chain.json", spool, durable=durable)
-            client = stack.enter_context(
-                RegistryClient(provisioned.base_url, provisioned.operator_tokens[facility.operator])
-            )
+            home = Path(spool_root) / facility.site.slug
+            spool = Spool(home / "spool", durable=durable)
+            chain = ChainState.load(home / "chain.json", spool, durable=durable)
+            token = provisioned.operator_tokens[f"operator:{facility.operator_id}"]
+            client = stack.enter_context(RegistryClient(provisioned.base_url, token))
             agents.append((Agent(backend, spool, chain, client, batch_size=batch_size), backend))
         for index, (w_start, w_end) in enumerate(window_bounds(start, windows, window)):
-            if first_window + index >= fleet.spec.dark_after_window:
-                for _, backend in agents:
-                    backend.silence(dark)
+            now_silent = [c for c, w in silenced.items() if w <= first_window + index]
+            for _, backend in agents:
+                backend.silence(now_silent)
             for agent, _ in agents:
                 collected += len(agent.collect(w_start, w_end))
                 stats = agent.flush()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from agents.simulator.scenarios import SCENARIOS, ScenarioParams, run_scenario
+from simulator.scenarios import SCENARIOS, ScenarioParams, run_scenario
 from verifier.policy import load_builtin_policy
 
 POLICY = load_builtin_policy("demo")

@@ -40,6 +40,11 @@ class ChipModel:
         """Peak dense BF16 operations per second."""
         return self.peak_tflops_bf16 * 1e12
 
+    def board_power_w(self, utilization: float) -> float:
+        """Mean board power at ``utilization`` (0-1): idle power plus 95% of the range up to
+        the TDP in proportion to the busy time."""
+        return self.idle_watts + (self.tdp_watts - self.idle_watts) * utilization * 0.95
+
 
 # NVIDIA H100 SXM5 datasheet: 989 TFLOP/s dense BF16 (1,979 with sparsity), up to 700 W.
 H100 = ChipModel("H100-SXM5-80GB", "NVIDIA", 989.0, 700.0, 70.0, LinkKind.NVLINK)

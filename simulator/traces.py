@@ -3,7 +3,7 @@
 A trace (``tests/data/traces/``, format in ``loadtests/traces/make_samples.py``) lists runs of
 real jobs: how many GPUs, when each attempt started and ended (a job that crashed and was
 retried has several), and what share of each GPU it held. :func:`trace_world` turns a slice of
-it into a :class:`~agents.simulator.world.World`: one facility whose 8-GPU hosts are
+it into a :class:`~simulator.world.World`: one facility whose 8-GPU hosts are
 allocated to runs as they start (first fit, whole hosts first for runs of 8 or more), and per
 15-minute window, every chip's state follows its run:
 
@@ -14,7 +14,7 @@ allocated to runs as they start (first fit, whole hosts first for runs of 8 or m
   full use), times the GPU share for shared GPUs;
 * *traffic* between a run's GPUs: all-to-all within a host, a ring across hosts, at a per-job
   communication intensity (20-95% of what the links carry in the busy time, see
-  :mod:`agents.simulator.physics`), so communication-heavy jobs are in the fleet;
+  :mod:`simulator.physics`), so communication-heavy jobs are in the fleet;
 * *power*: board power from utilization, hosts from the facility's true host model (declared,
   a few % off, as an honest operator would).
 
@@ -31,10 +31,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from agents.simulator.catalog import H100, SITES, ChipModel, Site
-from agents.simulator.physics import IB_GBYTES_PER_S, PAIR_GBYTES_PER_S
-from agents.simulator.world import World
 from attestation.report import LinkKind
+from simulator.catalog import H100, SITES, ChipModel, Site
+from simulator.physics import IB_GBYTES_PER_S, PAIR_GBYTES_PER_S
+from simulator.world import World
 
 __all__ = ["TraceRun", "TraceWorld", "load_trace", "trace_world"]
 

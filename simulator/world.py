@@ -22,11 +22,24 @@ import hashlib
 import random
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from agents.simulator.catalog import LANDMARKS, ChipModel, Place, Site
-from agents.simulator.physics import (
+from attestation.keys import PrivateKey
+from attestation.landmark import LandmarkMeasurement, sign_challenge, sign_measurement
+from attestation.meter import MeterReading, sign_reading
+from attestation.report import (
+    LinkKind,
+    LinkTraffic,
+    UsageReport,
+    report_digest,
+    sign_report,
+)
+from simulator.artifacts import Artifacts, Delivery, Measurement, Reading
+from simulator.catalog import LANDMARKS, ChipModel, Place, Site
+from simulator.ground_truth import Label
+from simulator.inventory import ChipSim, ClusterDecl, FacilitySim, LandmarkSim, Stay
+from simulator.physics import (
     IB_GBYTES_PER_S,
     PAIR_GBYTES_PER_S,
     great_circle_km,
@@ -34,180 +47,10 @@ from agents.simulator.physics import (
     simulated_rtt_ms,
     true_host_model,
 )
-from attestation.keys import PrivateKey, PublicKey
-from attestation.landmark import LandmarkMeasurement, sign_challenge, sign_measurement
-from attestation.meter import MeterReading, sign_reading
-from attestation.report import (
-    GENESIS_DIGEST,
-    LinkKind,
-    LinkTraffic,
-    UsageReport,
-    report_digest,
-    sign_report,
-)
-from verifier.facts import HostPowerFact
 
-__all__ = [
-    "Artifacts",
-    "ChipSim",
-    "ClusterDecl",
-    "Delivery",
-    "FacilitySim",
-    "Label",
-    "LandmarkSim",
-    "Measurement",
-    "Reading",
-    "Stay",
-    "World",
-]
+__all__ = ["World"]
 
 _GB = 1e9
-
-
-@dataclass(frozen=True, slots=True)
-class Label:
-    """Ground truth for one planted violation.
-
-    ``rule_id`` is the rule that must catch it; ``also`` rules whose findings on the same
-    subjects are legitimate consequences of it (not false alarms). ``start_window`` is the index
-    of the first window in which the violation happens. Subjects: chip ids, facility ids,
-    declared cluster ids.
-    """
-
-    kind: str
-    rule_id: str
-    start_window: int
-    chips: frozenset[str] = frozenset()
-    facilities: frozenset[int] = frozenset()
-    clusters: frozenset[int] = frozenset()
-    also: frozenset[str] = frozenset()
-    detail: str = ""
-
-
-@dataclass(slots=True)
-class FacilitySim:
-    """A declared facility, its meter, and the truth about its power (host overhead, PUE)."""
-
-    facility_id: int
-    site: Site
-    operator_id: int
-    meter_id: int
-    meter_key: PrivateKey
-    host_truth: HostPowerFact
-    """What its hosts really draw beyond the GPUs."""
-    true_pue: float
-    host_declared: HostPowerFact | None = None
-    """The host power model the operator declares (``None``: none declared)."""
-    ghost_w: float = 0.0
-    """Undeclared draw (ghost chips, hosts included) the meter sees, in W."""
-    outages: set[int] = field(default_factory=set)
-    """Windows in which the facility's agent cannot reach the registry (backlog sent later)."""
-
-
-@dataclass(slots=True)
-class LandmarkSim:
-    landmark_id: int
-    place: Place
-    key: PrivateKey
-
-
-@dataclass(slots=True)
-class ChipSim:
-    """One chip: what is declared about it, where it really is, what it does and claims."""
-
-    chip_id: str
-    model: ChipModel
-    key: PrivateKey
-    public_key: PublicKey
-    facility_id: int
-    """Where it is declared installed (its current installation)."""
-    latitude: float
-    longitude: float
-    at_facility: int | None
-    """Whose meter sees its power (``None``: not at any declared facility)."""
-    source: str
-    """Who delivers its reports (``operator:<id>``)."""
-    util: float = 0.01
-    peers: dict[str, tuple[LinkKind, float, float]] = field(default_factory=dict)
-    """peer -> (link kind, tx bytes/s, rx bytes/s), while busy."""
-    duty: float = 1.0
-    """Fraction of the window its work runs (a job starting, ending or crash-looping inside
-    the window): utilization, busy power and traffic all scale with it."""
-    allowed_countries: frozenset[str] | None = None
-    reporting: bool = True
-    powered: bool = True
-    claim_facility: int | None = None
-    """The facility its reports name (``None``: its declared facility)."""
-    claim_util: float | None = None
-    """A lie about utilisation (energy then claimed at idle power)."""
-    energy_factor: float = 1.0
-    fake_peers: dict[str, tuple[LinkKind, float, float]] = field(default_factory=dict)
-    hidden_peers: set[str] = field(default_factory=set)
-    seq: int = 0
-    prev: str = GENESIS_DIGEST
-    last: UsageReport | None = None
-    history: dict[int, bytes] | None = None
-    """Signed envelopes by window, kept only for chips a scenario wants to replay."""
-
-
-@dataclass(frozen=True, slots=True)
-class Stay:
-    """A declared installation ``[start, end)``."""
-
-    chip_id: str
-    facility_id: int
-    start: datetime
-    end: datetime | None = None
-
-
-@dataclass(slots=True)
-class ClusterDecl:
-    """A declared training cluster, its budget and the threshold notifications filed for it."""
-
-    cluster_id: int
-    name: str
-    facility_id: int
-    chip_ids: frozenset[str]
-    start: datetime
-    end: datetime
-    budget_flop: float | None
-    notifications: list[tuple[float, datetime]]
-    declared_at: datetime
-    cumulative_flop: list[float] = field(default_factory=list)
-    """The cluster's reported compute summed up to the end of each window (for ground truth)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """A signed usage-report envelope arriving at the registry."""
-
-    received_at: datetime
-    order: int
-    envelope: bytes
-    source: str
-
-
-@dataclass(frozen=True, slots=True)
-class Reading:
-    meter_id: int
-    received_at: datetime
-    envelope: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class Measurement:
-    landmark_id: int
-    received_at: datetime
-    envelope: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class Artifacts:
-    """Everything the registry receives from a simulated run, in the order it was produced."""
-
-    deliveries: tuple[Delivery, ...]
-    readings: tuple[Reading, ...]
-    measurements: tuple[Measurement, ...]
 
 
 def _key(seed: int, label: str) -> PrivateKey:
@@ -368,6 +211,7 @@ class World:
         *,
         budget_flop: float | None,
         notify: Sequence[float] = (),
+        purpose: str = "training",
     ) -> ClusterDecl:
         """A cluster declaration in force for two years from the epoch; ``notify`` thresholds
         are notified at declaration time (an honest operator announces the run's size)."""
@@ -382,6 +226,7 @@ class World:
             budget_flop=budget_flop,
             notifications=[(t, self.epoch) for t in notify],
             declared_at=self.epoch,
+            purpose=purpose,
         )
         self.clusters[cid] = decl
         return decl
@@ -520,7 +365,7 @@ class World:
             util = rng.uniform(0.0, 0.02)
         else:
             util = min(1.0, max(0.0, chip.util + rng.gauss(0.0, 0.01))) * chip.duty
-        return util, model.idle_watts + (model.tdp_watts - model.idle_watts) * util * 0.95
+        return util, model.board_power_w(util)
 
     def report(
         self,

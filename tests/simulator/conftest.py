@@ -1,0 +1,5 @@
+"""Shared fixtures for simulator tests: a small deterministic simulated fleet."""
+
+from tests.simulator.fleets import small_fleet
+
+__all__ = ["small_fleet"]
