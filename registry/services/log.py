@@ -3,8 +3,8 @@
 The tree head (size + compact range) lives in one row that each append transaction locks, so
 appending costs O(log n) hashes per entry and never recomputes the tree. Each batch also
 writes the C2SP tlog-tiles it changed (a few rows per batch), and every proof is computed
-from O(log n) stored tiles. Checkpoints are signed by the publisher
-(``registry.services.publisher``) about once a second, not per request, and served with
+from O(log n) stored tiles. Checkpoints are signed by the checkpoint worker
+(``registry.workers.checkpoints``) about once a second, not per request, and served with
 the witnesses' cosignatures.
 """
 

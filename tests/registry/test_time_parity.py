@@ -153,7 +153,7 @@ def test_verifier_run_time_the_registry_takes_the_audit_re_derives(
         replay.feed(index, kind, body)
     assert replay.problems == []
     [run] = replay.runs
-    assert run.as_of == parse_declared_time(as_of)
+    assert run.record.as_of == parse_declared_time(as_of)
     check = check_run(replay, run)
     assert check.ok, check
 
@@ -212,4 +212,4 @@ def test_request_field_time_the_registry_takes_the_audit_reads(
         replay.feed(index, kind, body)
     assert replay.problems == []
     [condition] = replay.conditions
-    assert condition.effective_from == expected == parse_declared_time(r.json()["effective_from"])
+    assert condition.record.effective_from == expected == parse_declared_time(r.json()["effective_from"])
