@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from registry.services.verification import VerificationRun, VerificationService
 from registry.services.webhooks import DeliveryStats, WebhookDeliverer
 from registry.settings import Settings
+from registry.workers.rollup import roll_up_totals
 from verifier.policy import Policy
 
 __all__ = ["VerifierWorker"]
@@ -53,7 +54,13 @@ class VerifierWorker:
                 settle=timedelta(seconds=self.settings.verifier_settle_s),
             )
             session.commit()
+        self.roll_up()
         return runs, self.deliverer.deliver_due()
+
+    def roll_up(self) -> None:
+        """Keep the read side's running totals (the console's overview and facility pages)
+        close to the log, off the ingest path: one roll-up step per verifier step."""
+        roll_up_totals(self.sessions, self.clock)
 
     def run_forever(self, on_step: Callable[[list[VerificationRun]], None] | None = None) -> None:
         interval = self.settings.verifier_interval_s

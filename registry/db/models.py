@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -63,6 +64,8 @@ __all__ = [
 
 # SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT for big tables.
 BigId = BigInteger().with_variant(Integer, "sqlite")
+# The predicate of the log's partial index by kind (every kind but the ingest path's reports).
+NOT_A_REPORT = "kind <> 'usage_report'"
 
 GENESIS = "0" * 64
 
@@ -195,6 +198,8 @@ class Installation(Base):
             "chip_id",
             "installed_at",
         ),
+        # The read totals' custody mark (registry/services/rollup.py): the newest installation.
+        Index("ix_installations_log_index", "log_index"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -280,7 +285,18 @@ class LogEntry(Base):
     """One leaf of the append-only Merkle log: the exact bytes it commits to."""
 
     __tablename__ = "log_entries"
-    __table_args__ = (Index("ix_log_entries_leaf_hash", "leaf_hash"),)
+    __table_args__ = (
+        Index("ix_log_entries_leaf_hash", "leaf_hash"),
+        # The newest entry of a kind (the overview's last verifier run) by a seek; usage
+        # reports are left out, so ingest's appends never write to it.
+        Index(
+            "ix_log_entries_kind_index",
+            "kind",
+            "index",
+            sqlite_where=text(NOT_A_REPORT),
+            postgresql_where=text(NOT_A_REPORT),
+        ),
+    )
 
     index: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     kind: Mapped[str] = mapped_column(String(32))
@@ -669,3 +685,49 @@ class ReadAccess(Base):
     channel: Mapped[str] = mapped_column(String(16))  # "api" or "console"
     path: Mapped[str] = mapped_column(Text)
     query: Mapped[str] = mapped_column(Text)
+
+
+class ReportTotal(Base):
+    """Running totals of accepted reports per window, delivering operator (0: none) and the
+    facility that had custody of the chip over the window (0: none), for every report up to
+    ``rollup_state.report_log_index``; readers add the reports past it (the tail), so every
+    sum stays exact. Kept by :mod:`registry.services.rollup`, off the ingest path."""
+
+    __tablename__ = "report_totals"
+    __table_args__ = (
+        UniqueConstraint(
+            "window_start", "window_end", "operator_id", "facility_id", name="uq_report_totals_key"
+        ),
+        Index("ix_report_totals_facility", "facility_id", "window_start"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime)
+    window_end: Mapped[datetime] = mapped_column(UTCDateTime)
+    operator_id: Mapped[int] = mapped_column(Integer)
+    facility_id: Mapped[int] = mapped_column(Integer)
+    reports: Mapped[int] = mapped_column(BigInteger)
+    energy_j: Mapped[float] = mapped_column(Float)
+
+
+class FacilityTotal(Base):
+    """Chips installed at a facility and their BF16 peak, as of ``rollup_state``'s custody
+    mark (the log position of the newest installation then)."""
+
+    __tablename__ = "facility_totals"
+
+    facility_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    chips: Mapped[int] = mapped_column(BigInteger)
+    peak_tflops_bf16: Mapped[float] = mapped_column(Float)
+
+
+class RollupState(Base):
+    """The one row (id 1) of the read totals' watermarks: the last report log index rolled
+    up, and the custody mark the totals' facility attribution is as of (-1: none yet)."""
+
+    __tablename__ = "rollup_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    report_log_index: Mapped[int] = mapped_column(BigInteger)
+    custody_log_index: Mapped[int] = mapped_column(BigInteger)
+    rolled_up_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

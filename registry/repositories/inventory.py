@@ -8,10 +8,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy import Select, and_, func, or_, select, text
 from sqlalchemy.orm import Session
 
+from attestation.logentries import USAGE_REPORT
 from registry.db.models import (
+    NOT_A_REPORT,
     Chip,
     ClusterMember,
     DeclaredCluster,
@@ -223,37 +225,6 @@ class InventoryRepository:
             stmt = stmt.where(MeterReading.window_start < end)
         return [WindowSum(a, b, float(s or 0), int(n)) for a, b, s, n in self.session.execute(stmt)]
 
-    def reports_per_window(self, *, operator_id: int | None, limit: int) -> list[WindowSum]:
-        """Accepted reports per window (the newest ``limit`` windows), fleet-wide or for the
-        chips delivered by one operator."""
-        mine: list[ColumnElement[bool]] = []
-        if operator_id is not None:
-            mine.append(Report.source_operator_id == operator_id)
-        # Only the newest ``limit`` window starts are summed, not the whole history: found by
-        # one index seek each (the newest below the previous one), then the sums read only those
-        # windows' rows (the covering index ix_reports_window_energy holds all three columns).
-        cutoff: datetime | None = None
-        for _ in range(limit):
-            below = [] if cutoff is None else [Report.window_start < cutoff]
-            newest = self.session.scalar(
-                select(Report.window_start)
-                .where(*mine, *below)
-                .order_by(Report.window_start.desc())
-                .limit(1)
-            )
-            if newest is None:
-                break
-            cutoff = newest
-        if cutoff is None:
-            return []
-        stmt = (
-            select(Report.window_start, Report.window_end, func.sum(Report.energy_j), func.count())
-            .where(*mine, Report.window_start >= cutoff)
-            .group_by(Report.window_start, Report.window_end)
-        )
-        rows = self.session.execute(stmt.order_by(Report.window_start.desc()).limit(limit))
-        return [WindowSum(a, b, float(s or 0), int(n)) for a, b, s, n in rows][::-1]
-
     def counts(self, *, operator_id: int | None) -> dict[str, int]:
         """Chips installed, facilities and countries (of one operator, or all)."""
         facilities = select(Facility.id, Facility.country)
@@ -350,9 +321,27 @@ class InventoryRepository:
         return list(self.session.scalars(select(Operator).order_by(Operator.id)))
 
     def latest_entry_of_kind(self, kind: str) -> LogEntry | None:
+        """The newest entry of a kind other than a usage report: a seek in the partial index
+        ix_log_entries_kind_index (the query repeats its predicate so SQLite can use it;
+        without it PostgreSQL scanned the whole log for a rare kind)."""
+        if kind == USAGE_REPORT:
+            msg = "the newest usage report is the log's newest report entry, not a kind lookup"
+            raise ValueError(msg)
         return self.session.scalar(
-            select(LogEntry).where(LogEntry.kind == kind).order_by(LogEntry.index.desc()).limit(1)
+            select(LogEntry)
+            .where(LogEntry.kind == kind, text(NOT_A_REPORT))
+            .order_by(LogEntry.index.desc())
+            .limit(1)
         )
+
+    def facilities(self, *, operator_id: int | None, country: str | None) -> list[Facility]:
+        """Facilities (of one operator, in one country, or all) by country, then id."""
+        stmt = select(Facility).order_by(Facility.country, Facility.id)
+        if operator_id is not None:
+            stmt = stmt.where(Facility.operator_id == operator_id)
+        if country is not None:
+            stmt = stmt.where(Facility.country == country)
+        return list(self.session.scalars(stmt))
 
     def facility_aggregates(
         self, *, operator_id: int | None, country: str | None

@@ -19,6 +19,7 @@ from registry.errors import Forbidden, NotFound
 from registry.repositories.inventory import ChipRow, InventoryRepository, WindowSum
 from registry.repositories.log import LogRepository
 from registry.services.queries import READ_ALL, QueryService
+from registry.services.rollup import ReadTotals
 
 __all__ = [
     "BalanceWindow",
@@ -127,6 +128,7 @@ class InventoryService:
         self.repo = InventoryRepository(session)
         self.log = LogRepository(session)
         self.queries = QueryService(session)
+        self.totals = ReadTotals(session, clock)
         self.clock = clock
 
     def _scope(self, caller: Principal, operator_id: int | None) -> dict[str, Any]:
@@ -198,12 +200,19 @@ class InventoryService:
         else:
             caller.require(Role.OPERATOR)
             operator_id = caller.operator_id
-        per_facility = [
-            FacilityAggregate(f, n, peak)
-            for f, n, peak in self.repo.facility_aggregates(
-                operator_id=operator_id, country=country
-            )
-        ]
+        facilities = self.repo.facilities(operator_id=operator_id, country=country)
+        # The running totals (registry/services/rollup.py) while custody is unchanged since the
+        # last roll-up step; otherwise counted from the installations.
+        totals = self.totals.facility_chips([f.id for f in facilities])
+        if totals is not None:
+            per_facility = [FacilityAggregate(f, *totals.get(f.id, (0, 0.0))) for f in facilities]
+        else:
+            per_facility = [
+                FacilityAggregate(f, n, peak)
+                for f, n, peak in self.repo.facility_aggregates(
+                    operator_id=operator_id, country=country
+                )
+            ]
         countries: dict[str, CountryAggregate] = {}
         for a in per_facility:
             c = countries.get(a.facility.country) or CountryAggregate(a.facility.country, 0, 0, 0.0)
@@ -273,10 +282,14 @@ class InventoryService:
         end: datetime | None = None,
     ) -> PowerBalance:
         facility = self.queries.readable_facility(caller, facility_id)
-        chips = {
-            (w.window_start, w.window_end): w
-            for w in self.repo.facility_chip_energy(facility_id, start=start, end=end)
-        }
+        rolled = self.totals.facility_windows(facility_id, start=start, end=end)
+        if rolled is not None:
+            energy = [
+                WindowSum(w.window_start, w.window_end, w.energy_j, w.reports) for w in rolled
+            ]
+        else:  # custody changed since the last roll-up step: from the rows
+            energy = self.repo.facility_chip_energy(facility_id, start=start, end=end)
+        chips = {(w.window_start, w.window_end): w for w in energy}
         meters = {
             (w.window_start, w.window_end): w
             for w in self.repo.facility_metered(facility_id, start=start, end=end)
@@ -320,7 +333,10 @@ class InventoryService:
             checkpoint_at=None if checkpoint is None else checkpoint.created_at,
             cosignatures=cosignatures,
             last_run=self.repo.latest_entry_of_kind(VERIFIER_RUN),
-            reports_per_window=self.repo.reports_per_window(operator_id=operator_id, limit=windows),
+            reports_per_window=[
+                WindowSum(w.window_start, w.window_end, w.energy_j, w.reports)
+                for w in self.totals.windows(operator_id=operator_id, newest=windows)
+            ],
             received_last_hour=self.repo.received_since(
                 self.clock() - timedelta(hours=1), operator_id=operator_id
             ),
