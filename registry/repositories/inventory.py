@@ -344,7 +344,7 @@ class InventoryRepository:
         return list(self.session.scalars(stmt))
 
     def facility_aggregates(
-        self, *, operator_id: int | None, country: str | None
+        self, *, operator_id: int | None, country: str | None, facility_id: int | None = None
     ) -> list[tuple[Facility, int, float]]:
         """(facility, chips installed now, their total BF16 peak TFLOP/s) per facility."""
         stmt = (
@@ -365,6 +365,8 @@ class InventoryRepository:
             stmt = stmt.where(Facility.operator_id == operator_id)
         if country is not None:
             stmt = stmt.where(Facility.country == country)
+        if facility_id is not None:
+            stmt = stmt.where(Facility.id == facility_id)
         return [(f, int(n), float(p)) for f, n, p in self.session.execute(stmt)]
 
     def cluster_compute(self, cluster_id: int) -> list[WindowSum]:

@@ -27,6 +27,7 @@ __all__ = [
     "ClustersPage",
     "CountryAggregate",
     "FacilityAggregate",
+    "FacilityPage",
     "InventoryService",
     "LocationCheck",
     "Overview",
@@ -44,6 +45,17 @@ class ChipsPage:
     rows: list[ChipRow]
     total: int
     operator_names: dict[int, str]
+
+
+@dataclass(frozen=True)
+class FacilityPage:
+    """A facility, its chips' number and total peak, and one page of its chips."""
+
+    facility: Facility
+    chip_count: int
+    peak_tflops_bf16: float
+    chips: list[Chip]
+    next_after: str | None
 
 
 @dataclass(frozen=True)
@@ -159,6 +171,25 @@ class InventoryService:
         )
         ops = [r.installation.facility.operator_id for r in rows if r.installation]
         return ChipsPage(rows, total, self.repo.operator_names(ops))
+
+    def facility(
+        self, caller: Principal, facility_id: int, *, after: str | None, limit: int
+    ) -> FacilityPage:
+        """The facility, the number and total peak of the chips installed there now (running
+        totals, or the installations while custody changed since the last roll-up step), and
+        one page of them in chip id order after ``after``."""
+        facility = self.queries.readable_facility(caller, facility_id)
+        rows, _ = self.repo.chips(facility_id=facility_id, after=after, limit=limit + 1)
+        chips = [r.chip for r in rows[:limit]]
+        totals = self.totals.facility_chips([facility_id])
+        if totals is not None:
+            count, peak = totals.get(facility_id, (0, 0.0))
+        else:
+            _, count, peak = self.repo.facility_aggregates(
+                operator_id=None, country=None, facility_id=facility_id
+            )[0]
+        next_after = chips[-1].chip_id if len(rows) > limit else None
+        return FacilityPage(facility, count, peak, chips, next_after)
 
     def clusters(
         self, caller: Principal, *, operator_id: int | None = None, **filters: Any
