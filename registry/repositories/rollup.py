@@ -50,15 +50,6 @@ class Custody:
     id: int
 
 
-# A chip's installation covers a report when it began by the window's start and was not
-# removed before the window's end: the same rule as the power balance's direct query.
-_COVERS = and_(
-    Installation.chip_id == Report.chip_id,
-    Installation.installed_at <= Report.window_start,
-    or_(Installation.removed_at.is_(None), Installation.removed_at >= Report.window_end),
-)
-
-
 class RollupRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -122,30 +113,51 @@ class RollupRepository:
     ) -> list[tuple[TotalKey, int, float]]:
         """Reports with ``above < log_index <= upto`` summed per (window, delivering operator,
         custodial facility now), optionally only one operator's or one facility's; without
-        ``custody`` the facility is not looked up (reported as NONE)."""
-        operator = func.coalesce(Report.source_operator_id, NONE)
-        facility = func.coalesce(Installation.facility_id, NONE) if custody else literal(NONE)
-        stmt = select(
+        ``custody`` the facility is not looked up (reported as NONE).
+
+        The reports are first taken by their log index alone, as a MATERIALIZED common table
+        expression: without it SQLite (no statistics) summed by walking the per-window index
+        over every report, or a facility's chips' reports, to find a tail of a few."""
+        tail = select(
+            Report.chip_id,
             Report.window_start,
             Report.window_end,
-            operator,
+            func.coalesce(Report.source_operator_id, NONE).label("operator_id"),
+            Report.energy_j,
+        ).where(Report.log_index > above)
+        if upto is not None:
+            tail = tail.where(Report.log_index <= upto)
+        if operator_id is not None:
+            tail = tail.where(Report.source_operator_id == operator_id)
+        if start is not None:
+            tail = tail.where(Report.window_end > start)
+        if end is not None:
+            tail = tail.where(Report.window_start < end)
+        t = tail.cte("tail").prefix_with("MATERIALIZED")
+        facility = func.coalesce(Installation.facility_id, NONE) if custody else literal(NONE)
+        stmt = select(
+            t.c.window_start,
+            t.c.window_end,
+            t.c.operator_id,
             facility,
             func.count(),
-            func.sum(Report.energy_j),
-        ).where(Report.log_index > above)
+            func.sum(t.c.energy_j),
+        ).select_from(t)
         if custody:
-            stmt = stmt.outerjoin(Installation, _COVERS)
-        stmt = stmt.group_by(Report.window_start, Report.window_end, operator, facility)
-        if upto is not None:
-            stmt = stmt.where(Report.log_index <= upto)
-        if operator_id is not None:
-            stmt = stmt.where(Report.source_operator_id == operator_id)
+            # The installation covering the window: begun by its start, not removed before its
+            # end (the power balance's rule, InventoryRepository.facility_chip_energy).
+            covers = [
+                Installation.chip_id == t.c.chip_id,
+                Installation.installed_at <= t.c.window_start,
+                or_(Installation.removed_at.is_(None), Installation.removed_at >= t.c.window_end),
+            ]
+            # An outer join on the chip alone, filtered after grouping: the tail drives the
+            # join (a probe of ix_installations_chip_current per tail report), not the
+            # facility's tens of thousands of installations.
+            stmt = stmt.outerjoin(Installation, and_(*covers))
+        stmt = stmt.group_by(t.c.window_start, t.c.window_end, t.c.operator_id, facility)
         if facility_id is not None:
-            stmt = stmt.where(Installation.facility_id == facility_id)
-        if start is not None:
-            stmt = stmt.where(Report.window_end > start)
-        if end is not None:
-            stmt = stmt.where(Report.window_start < end)
+            stmt = stmt.having(facility == facility_id)
         return [
             ((a, b, int(o), int(f)), int(n), float(e or 0))
             for a, b, o, f, n, e in self.session.execute(stmt)
