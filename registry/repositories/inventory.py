@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select, text
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from attestation.logentries import USAGE_REPORT
@@ -224,6 +224,38 @@ class InventoryRepository:
         if end is not None:
             stmt = stmt.where(MeterReading.window_start < end)
         return [WindowSum(a, b, float(s or 0), int(n)) for a, b, s, n in self.session.execute(stmt)]
+
+    def reports_per_window(self, *, operator_id: int | None, limit: int) -> list[WindowSum]:
+        """Accepted reports per window (the newest ``limit`` windows), fleet-wide or for the
+        chips delivered by one operator, from the rows: what the overview reads while the
+        read totals' tail is long (no roll-up step ran for a while, or ever)."""
+        mine: list[ColumnElement[bool]] = []
+        if operator_id is not None:
+            mine.append(Report.source_operator_id == operator_id)
+        # Only the newest ``limit`` window starts are summed, not the whole history: found by
+        # one index seek each (the newest below the previous one), then the sums read only those
+        # windows' rows (the covering index ix_reports_window_energy holds all three columns).
+        cutoff: datetime | None = None
+        for _ in range(limit):
+            below = [] if cutoff is None else [Report.window_start < cutoff]
+            newest = self.session.scalar(
+                select(Report.window_start)
+                .where(*mine, *below)
+                .order_by(Report.window_start.desc())
+                .limit(1)
+            )
+            if newest is None:
+                break
+            cutoff = newest
+        if cutoff is None:
+            return []
+        stmt = (
+            select(Report.window_start, Report.window_end, func.sum(Report.energy_j), func.count())
+            .where(*mine, Report.window_start >= cutoff)
+            .group_by(Report.window_start, Report.window_end)
+        )
+        rows = self.session.execute(stmt.order_by(Report.window_start.desc()).limit(limit))
+        return [WindowSum(a, b, float(s or 0), int(n)) for a, b, s, n in rows][::-1]
 
     def counts(self, *, operator_id: int | None) -> dict[str, int]:
         """Chips installed, facilities and countries (of one operator, or all)."""

@@ -17,6 +17,7 @@ from registry.db.models import (
     Chip,
     FacilityTotal,
     Installation,
+    LogEntry,
     Report,
     ReportTotal,
     RollupState,
@@ -92,6 +93,10 @@ class RollupRepository:
 
     def newest_report_index(self) -> int:
         return int(self.session.scalar(select(func.max(Report.log_index))) or -1)
+
+    def newest_log_index(self) -> int:
+        """The newest log entry's index (an index seek): bounds the tail from above."""
+        return int(self.session.scalar(select(func.max(LogEntry.index))) or -1)
 
     def custody_mark(self) -> int:
         """The log position of the newest installation: every custody change (installation,

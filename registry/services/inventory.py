@@ -345,6 +345,16 @@ class InventoryService:
             )
         return PowerBalance(facility, windows)
 
+    def _reports_per_window(self, operator_id: int | None, windows: int) -> list[WindowSum]:
+        """The running totals plus their tail; from the rows (the newest windows only) while
+        the tail is long: no roll-up step ran for a while, or ever."""
+        if not self.totals.tail_is_short():
+            return self.repo.reports_per_window(operator_id=operator_id, limit=windows)
+        return [
+            WindowSum(w.window_start, w.window_end, w.energy_j, w.reports)
+            for w in self.totals.windows(operator_id=operator_id, newest=windows)
+        ]
+
     def overview(self, caller: Principal, *, windows: int = 24) -> Overview:
         if caller.role in READ_ALL:
             operator_id = None
@@ -364,10 +374,7 @@ class InventoryService:
             checkpoint_at=None if checkpoint is None else checkpoint.created_at,
             cosignatures=cosignatures,
             last_run=self.repo.latest_entry_of_kind(VERIFIER_RUN),
-            reports_per_window=[
-                WindowSum(w.window_start, w.window_end, w.energy_j, w.reports)
-                for w in self.totals.windows(operator_id=operator_id, newest=windows)
-            ],
+            reports_per_window=self._reports_per_window(operator_id, windows),
             received_last_hour=self.repo.received_since(
                 self.clock() - timedelta(hours=1), operator_id=operator_id
             ),

@@ -45,6 +45,9 @@ __all__ = ["ReadTotals", "RollupResult", "WindowTotal"]
 
 CHUNK = 500
 READ_TRIES = 3
+# A tail longer than this (in log entries above the watermark) is not summed at read time: the
+# caller reads the rows its own way (bounded by what it shows), until a roll-up step runs.
+LONG_TAIL = 20_000
 T = TypeVar("T")
 
 
@@ -165,6 +168,12 @@ class ReadTotals:
                     total[1] += sign * energy
 
     # -- readers -------------------------------------------------------------------------
+    def tail_is_short(self) -> bool:
+        """Whether the reports above the watermark are few enough to sum at read time (a
+        registry whose continuous verifier never ran has every report in the tail)."""
+        marks = self.repo.marks()
+        return self.repo.newest_log_index() - marks.report_log_index <= LONG_TAIL
+
     def _consistent(self, read: Callable[[RollupMarks], T], *, custody: bool) -> T | None:
         """``read(marks)`` if no roll-up step moved the marks while it read (and, with
         ``custody``, if custody is unchanged since the last step); None otherwise: the caller
@@ -206,7 +215,9 @@ class ReadTotals:
         self, facility_id: int, *, start: datetime | None, end: datetime | None
     ) -> list[WindowTotal] | None:
         """Reports and energy per window of the chips in the facility's custody over each
-        window; None when custody changed since the last roll-up step."""
+        window; None when custody changed since the last roll-up step, or the tail is long."""
+        if not self.tail_is_short():
+            return None
 
         def read(marks: RollupMarks) -> list[WindowTotal]:
             sums: dict[tuple[datetime, datetime], list[float]] = defaultdict(lambda: [0, 0.0])

@@ -191,7 +191,9 @@ def test_rolled_up_totals_equal_the_rows(world: World) -> None:
     check(world, rolled_facilities=True)
 
 
-def test_the_overview_reads_the_totals_and_the_last_verifier_run(world: World) -> None:
+def test_the_overview_reads_the_totals_and_the_last_verifier_run(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The overview's reports per window are the rolled-up totals plus the tail, and its last
     verifier run is found through the partial index on the log's non-report kinds."""
     reg = world.registry
@@ -214,6 +216,20 @@ def test_the_overview_reads_the_totals_and_the_last_verifier_run(world: World) -
             (3, T0),
             (2, T0 + WINDOW),
         ]
+        # A long tail (no roll-up step for a while) is not summed at read time: the overview
+        # reads its windows from the rows, the power balance too, with the same numbers.
+        balance = InventoryService(s, ctx.clock).power_balance(ADMIN, world.facility_id)
+        assert ReadTotals(s, ctx.clock).tail_is_short()
+        monkeypatch.setattr("registry.services.rollup.LONG_TAIL", 0)
+        assert not ReadTotals(s, ctx.clock).tail_is_short()
+        assert (
+            ReadTotals(s, ctx.clock).facility_windows(world.facility_id, start=None, end=None)
+            is None
+        )
+        direct = InventoryService(s, ctx.clock).overview(ADMIN)
+        assert direct.reports_per_window == view.reports_per_window
+        assert InventoryService(s, ctx.clock).power_balance(ADMIN, world.facility_id) == balance
+        monkeypatch.undo()
         newest = s.scalar(
             text('SELECT max("index") FROM log_entries WHERE kind = :k'), {"k": VERIFIER_RUN}
         )
