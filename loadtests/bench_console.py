@@ -24,7 +24,11 @@ policy, as ``chipreg demo`` runs it). PostgreSQL comes from ``CHIPREG_TEST_POSTG
 
 ``--keep DIR`` keeps the SQLite database of each fleet (``DIR/<fleet>.sqlite3``) and
 ``--reuse`` measures such a kept database (or the PostgreSQL database as it is) again without
-building it: what the query-plan work is done against.
+building it: what the query-plan work is done against. On PostgreSQL, ``--save-pg FILE`` writes
+the built database with ``pg_dump --format=custom`` and ``--load-pg FILE`` (with ``--reuse``)
+restores such a dump into the server before measuring, so a 100k fleet is built once per
+machine, not once per throwaway server. Migrations newer than the kept database are applied at
+start-up; then one roll-up step of the read totals runs (timed and printed) before measuring.
 """
 
 from __future__ import annotations
@@ -33,7 +37,9 @@ import argparse
 import json
 import os
 import re
+import shutil
 import statistics
+import subprocess
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -53,6 +59,7 @@ from registry.auth import Role
 from registry.server import BackgroundServer
 from registry.services.accounts import AccountService
 from registry.settings import Settings
+from registry.workers.rollup import roll_up_totals
 from simulator.fleet import FleetSpec, build_fleet
 from simulator.provision import provision_world
 from simulator.run import run_windows
@@ -181,18 +188,35 @@ def _time(http: httpx.Client, timer: LastRequest, who: str, path: str, repeat: i
     )
 
 
-def _database_url(db: str, fleet: str, data: Path, reuse: bool) -> str:
+def _pg_tool(name: str, *args: str) -> None:
+    """Run pg_dump or pg_restore (from PATH, else the newest installed server's bin)."""
+    found = shutil.which(name) or max(
+        (str(p) for p in Path("/usr/lib/postgresql").glob(f"*/bin/{name}")), default=name
+    )
+    subprocess.run([found, *args], check=True)  # noqa: S603 (our own arguments)
+
+
+def _libpq(url: str) -> str:
+    """The SQLAlchemy URL as libpq (pg_dump, pg_restore) takes it."""
+    return re.sub(r"^postgresql\+\w+://", "postgresql://", url)
+
+
+def _database_url(db: str, fleet: str, data: Path, args: argparse.Namespace) -> str:
     if db == "sqlite":
         return f"sqlite:///{data / f'{fleet}.sqlite3'}"
     url = os.environ.get(POSTGRES_ENV)
     if not url:
         raise SystemExit(f"--db postgresql needs {POSTGRES_ENV} (scripts/with-postgres.sh)")
-    if not reuse:
+    if not args.reuse or args.load_pg:
         engine = create_engine(url)
         with engine.begin() as conn:
             conn.execute(text("DROP SCHEMA public CASCADE"))
             conn.execute(text("CREATE SCHEMA public"))
         engine.dispose()
+    if args.load_pg:
+        began = time.perf_counter()
+        _pg_tool("pg_restore", "--no-owner", "--jobs=2", "--dbname", _libpq(url), str(args.load_pg))
+        print(f"  restored {args.load_pg} in {time.perf_counter() - began:.0f} s", flush=True)
     return url
 
 
@@ -247,7 +271,7 @@ def _fill(
 
 
 def measure(db: str, fleet_name: str, args: argparse.Namespace, data: Path) -> Table:
-    url = _database_url(db, fleet_name, data, args.reuse)
+    url = _database_url(db, fleet_name, data, args)
     app = create_app(
         Settings(
             database_url=url,
@@ -264,6 +288,20 @@ def measure(db: str, fleet_name: str, args: argparse.Namespace, data: Path) -> T
         if not args.reuse:
             print(f"{db} / {fleet_name}: filling", flush=True)
             _fill(app, server, fleet_name, args, data / f"agents-{db}-{fleet_name}")
+            if db == "postgresql" and args.save_pg:
+                began = time.perf_counter()
+                _pg_tool("pg_dump", "--format=custom", "--file", str(args.save_pg), _libpq(url))
+                print(f"  saved {args.save_pg} in {time.perf_counter() - began:.0f} s", flush=True)
+        # The read totals as the continuous verifier keeps them: one step over everything not
+        # rolled up yet (the whole fleet at first), then an idle one.
+        for _ in range(2):
+            began = time.perf_counter()
+            step = roll_up_totals(ctx.sessions, utc_now)
+            print(
+                f"  roll-up step: {step.reports} reports, {step.chips_reattributed} chips "
+                f"attributed, {time.perf_counter() - began:.2f} s",
+                flush=True,
+            )
         with ctx.sessions() as s:
             accounts = AccountService(s, utc_now)
             admin = accounts.create_token("bench admin", Role.ADMIN).secret
@@ -317,6 +355,7 @@ def measure(db: str, fleet_name: str, args: argparse.Namespace, data: Path) -> T
             f"/v1/chips/{chip}",
             f"/v1/chips/{chip}/series",
             f"/v1/facilities/{facility}/power-balance",
+            f"/v1/facilities/{facility}",
             f"/v1/log/entries/{entry}/decoded",
             "/v1/inventory/aggregates",
         ]
@@ -367,6 +406,10 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="keep the SQLite databases here")
     parser.add_argument("--reuse", action="store_true", help="measure kept databases as they are")
     parser.add_argument("--json", type=Path, help="also write the tables here")
+    parser.add_argument("--save-pg", type=Path, help="PostgreSQL: pg_dump the built fleet here")
+    parser.add_argument(
+        "--load-pg", type=Path, help="PostgreSQL, with --reuse: restore this pg_dump first"
+    )
     parser.add_argument("--only", nargs="+", help="measure only paths containing one of these")
     parser.add_argument(
         "--plans",
@@ -377,6 +420,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.reuse and (args.keep is None or len(args.fleet) * len(args.db) > 1):
         parser.error("--reuse needs --keep and one --db and one --fleet")
+    if args.load_pg and not args.reuse:
+        parser.error("--load-pg needs --reuse")
     tables = []
     with tempfile.TemporaryDirectory() as tmp:
         data = args.keep or Path(tmp)

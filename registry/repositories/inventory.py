@@ -8,10 +8,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select, text
 from sqlalchemy.orm import Session
 
+from attestation.logentries import USAGE_REPORT
 from registry.db.models import (
+    NOT_A_REPORT,
     Chip,
     ClusterMember,
     DeclaredCluster,
@@ -225,7 +227,8 @@ class InventoryRepository:
 
     def reports_per_window(self, *, operator_id: int | None, limit: int) -> list[WindowSum]:
         """Accepted reports per window (the newest ``limit`` windows), fleet-wide or for the
-        chips delivered by one operator."""
+        chips delivered by one operator, from the rows: what the overview reads while the
+        read totals' tail is long (no roll-up step ran for a while, or ever)."""
         mine: list[ColumnElement[bool]] = []
         if operator_id is not None:
             mine.append(Report.source_operator_id == operator_id)
@@ -350,12 +353,30 @@ class InventoryRepository:
         return list(self.session.scalars(select(Operator).order_by(Operator.id)))
 
     def latest_entry_of_kind(self, kind: str) -> LogEntry | None:
+        """The newest entry of a kind other than a usage report: a seek in the partial index
+        ix_log_entries_kind_index (the query repeats its predicate so SQLite can use it;
+        without it PostgreSQL scanned the whole log for a rare kind)."""
+        if kind == USAGE_REPORT:
+            msg = "the newest usage report is the log's newest report entry, not a kind lookup"
+            raise ValueError(msg)
         return self.session.scalar(
-            select(LogEntry).where(LogEntry.kind == kind).order_by(LogEntry.index.desc()).limit(1)
+            select(LogEntry)
+            .where(LogEntry.kind == kind, text(NOT_A_REPORT))
+            .order_by(LogEntry.index.desc())
+            .limit(1)
         )
 
+    def facilities(self, *, operator_id: int | None, country: str | None) -> list[Facility]:
+        """Facilities (of one operator, in one country, or all) by country, then id."""
+        stmt = select(Facility).order_by(Facility.country, Facility.id)
+        if operator_id is not None:
+            stmt = stmt.where(Facility.operator_id == operator_id)
+        if country is not None:
+            stmt = stmt.where(Facility.country == country)
+        return list(self.session.scalars(stmt))
+
     def facility_aggregates(
-        self, *, operator_id: int | None, country: str | None
+        self, *, operator_id: int | None, country: str | None, facility_id: int | None = None
     ) -> list[tuple[Facility, int, float]]:
         """(facility, chips installed now, their total BF16 peak TFLOP/s) per facility."""
         stmt = (
@@ -376,6 +397,8 @@ class InventoryRepository:
             stmt = stmt.where(Facility.operator_id == operator_id)
         if country is not None:
             stmt = stmt.where(Facility.country == country)
+        if facility_id is not None:
+            stmt = stmt.where(Facility.id == facility_id)
         return [(f, int(n), float(p)) for f, n, p in self.session.execute(stmt)]
 
     def cluster_compute(self, cluster_id: int) -> list[WindowSum]:

@@ -19,6 +19,7 @@ from registry.errors import Forbidden, NotFound
 from registry.repositories.inventory import ChipRow, InventoryRepository, WindowSum
 from registry.repositories.log import LogRepository
 from registry.services.queries import READ_ALL, QueryService
+from registry.services.rollup import ReadTotals
 
 __all__ = [
     "BalanceWindow",
@@ -26,6 +27,7 @@ __all__ = [
     "ClustersPage",
     "CountryAggregate",
     "FacilityAggregate",
+    "FacilityPage",
     "InventoryService",
     "LocationCheck",
     "Overview",
@@ -43,6 +45,17 @@ class ChipsPage:
     rows: list[ChipRow]
     total: int
     operator_names: dict[int, str]
+
+
+@dataclass(frozen=True)
+class FacilityPage:
+    """A facility, its chips' number and total peak, and one page of its chips."""
+
+    facility: Facility
+    chip_count: int
+    peak_tflops_bf16: float
+    chips: list[Chip]
+    next_after: str | None
 
 
 @dataclass(frozen=True)
@@ -127,6 +140,7 @@ class InventoryService:
         self.repo = InventoryRepository(session)
         self.log = LogRepository(session)
         self.queries = QueryService(session)
+        self.totals = ReadTotals(session, clock)
         self.clock = clock
 
     def _scope(self, caller: Principal, operator_id: int | None) -> dict[str, Any]:
@@ -157,6 +171,25 @@ class InventoryService:
         )
         ops = [r.installation.facility.operator_id for r in rows if r.installation]
         return ChipsPage(rows, total, self.repo.operator_names(ops))
+
+    def facility(
+        self, caller: Principal, facility_id: int, *, after: str | None, limit: int
+    ) -> FacilityPage:
+        """The facility, the number and total peak of the chips installed there now (running
+        totals, or the installations while custody changed since the last roll-up step), and
+        one page of them in chip id order after ``after``."""
+        facility = self.queries.readable_facility(caller, facility_id)
+        rows, _ = self.repo.chips(facility_id=facility_id, after=after, limit=limit + 1)
+        chips = [r.chip for r in rows[:limit]]
+        totals = self.totals.facility_chips([facility_id])
+        if totals is not None:
+            count, peak = totals.get(facility_id, (0, 0.0))
+        else:
+            _, count, peak = self.repo.facility_aggregates(
+                operator_id=None, country=None, facility_id=facility_id
+            )[0]
+        next_after = chips[-1].chip_id if len(rows) > limit else None
+        return FacilityPage(facility, count, peak, chips, next_after)
 
     def clusters(
         self, caller: Principal, *, operator_id: int | None = None, **filters: Any
@@ -198,12 +231,19 @@ class InventoryService:
         else:
             caller.require(Role.OPERATOR)
             operator_id = caller.operator_id
-        per_facility = [
-            FacilityAggregate(f, n, peak)
-            for f, n, peak in self.repo.facility_aggregates(
-                operator_id=operator_id, country=country
-            )
-        ]
+        facilities = self.repo.facilities(operator_id=operator_id, country=country)
+        # The running totals (registry/services/rollup.py) while custody is unchanged since the
+        # last roll-up step; otherwise counted from the installations.
+        totals = self.totals.facility_chips([f.id for f in facilities])
+        if totals is not None:
+            per_facility = [FacilityAggregate(f, *totals.get(f.id, (0, 0.0))) for f in facilities]
+        else:
+            per_facility = [
+                FacilityAggregate(f, n, peak)
+                for f, n, peak in self.repo.facility_aggregates(
+                    operator_id=operator_id, country=country
+                )
+            ]
         countries: dict[str, CountryAggregate] = {}
         for a in per_facility:
             c = countries.get(a.facility.country) or CountryAggregate(a.facility.country, 0, 0, 0.0)
@@ -273,10 +313,14 @@ class InventoryService:
         end: datetime | None = None,
     ) -> PowerBalance:
         facility = self.queries.readable_facility(caller, facility_id)
-        chips = {
-            (w.window_start, w.window_end): w
-            for w in self.repo.facility_chip_energy(facility_id, start=start, end=end)
-        }
+        rolled = self.totals.facility_windows(facility_id, start=start, end=end)
+        if rolled is not None:
+            energy = [
+                WindowSum(w.window_start, w.window_end, w.energy_j, w.reports) for w in rolled
+            ]
+        else:  # custody changed since the last roll-up step: from the rows
+            energy = self.repo.facility_chip_energy(facility_id, start=start, end=end)
+        chips = {(w.window_start, w.window_end): w for w in energy}
         meters = {
             (w.window_start, w.window_end): w
             for w in self.repo.facility_metered(facility_id, start=start, end=end)
@@ -301,6 +345,16 @@ class InventoryService:
             )
         return PowerBalance(facility, windows)
 
+    def _reports_per_window(self, operator_id: int | None, windows: int) -> list[WindowSum]:
+        """The running totals plus their tail; from the rows (the newest windows only) while
+        the tail is long: no roll-up step ran for a while, or ever."""
+        if not self.totals.tail_is_short():
+            return self.repo.reports_per_window(operator_id=operator_id, limit=windows)
+        return [
+            WindowSum(w.window_start, w.window_end, w.energy_j, w.reports)
+            for w in self.totals.windows(operator_id=operator_id, newest=windows)
+        ]
+
     def overview(self, caller: Principal, *, windows: int = 24) -> Overview:
         if caller.role in READ_ALL:
             operator_id = None
@@ -320,7 +374,7 @@ class InventoryService:
             checkpoint_at=None if checkpoint is None else checkpoint.created_at,
             cosignatures=cosignatures,
             last_run=self.repo.latest_entry_of_kind(VERIFIER_RUN),
-            reports_per_window=self.repo.reports_per_window(operator_id=operator_id, limit=windows),
+            reports_per_window=self._reports_per_window(operator_id, windows),
             received_last_hour=self.repo.received_since(
                 self.clock() - timedelta(hours=1), operator_id=operator_id
             ),

@@ -15,7 +15,7 @@ from registry.repositories.facilities import FacilityRepository
 from registry.repositories.findings import FindingRepository
 from registry.repositories.reports import ReportRepository
 
-__all__ = ["ChipView", "FacilityView", "QueryService"]
+__all__ = ["ChipView", "QueryService"]
 
 READ_ALL = (Role.ADMIN, Role.INSPECTOR, Role.PARTNER)
 
@@ -26,12 +26,6 @@ class ChipView:
     current: Installation | None
     custody: list[Installation]
     latest_reports: list[Report]
-
-
-@dataclass(frozen=True)
-class FacilityView:
-    facility: Facility
-    chips: list[Chip]
 
 
 class QueryService:
@@ -69,12 +63,6 @@ class QueryService:
         if not allowed:
             raise Forbidden(f"you may not read chip {chip_id!r}", code="not_your_chip")
         return chip, current
-
-    def facility(self, caller: Principal, facility_id: int) -> FacilityView:
-        facility = self.readable_facility(caller, facility_id)
-        installed = self.facilities.installations_at(facility_id)
-        chips = self.chips.many(i.chip_id for i in installed)
-        return FacilityView(facility, [chips[c] for c in sorted(chips)])
 
     def readable_facility(self, caller: Principal, facility_id: int) -> Facility:
         """The facility, if the caller may read it (everyone who reads all, or its operator)."""

@@ -22,6 +22,7 @@ from registry.db.engine import session_scope
 from registry.services.verification import VerificationRun, VerificationService
 from registry.settings import Settings
 from registry.workers.loop import WorkerLoop
+from registry.workers.rollup import roll_up_totals
 from registry.workers.webhooks import DeliveryStats, WebhookDeliverer
 from verifier.policy import Policy
 
@@ -62,7 +63,13 @@ class VerifierWorker:
                 window=timedelta(seconds=self.settings.verifier_window_s),
                 settle=timedelta(seconds=self.settings.verifier_settle_s),
             )
+        self.roll_up()
         return runs, self.deliverer.deliver_due()
+
+    def roll_up(self) -> None:
+        """Keep the read side's running totals (the console's overview and facility pages)
+        close to the log, off the ingest path: one roll-up step per verifier step."""
+        roll_up_totals(self.sessions, self.clock)
 
     def _guarded_step(self) -> None:
         runs, _ = self.step()

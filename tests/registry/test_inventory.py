@@ -13,6 +13,7 @@ from attestation.meter import MeterReading, sign_reading
 from registry.auth import Role
 from registry.services.entries import EntryDecoder
 from registry.services.log import TransparencyLog
+from registry.workers.rollup import roll_up_totals
 from tests.conftest import LiveRegistry
 from tests.registry.checks import refused
 from tests.registry.factories import (
@@ -340,3 +341,28 @@ def test_chip_totals_count_each_chip_once_whatever_the_filters(world: World) -> 
             walked += [c["chip_id"] for c in page["chips"]]
             after = page["chips"][-1]["chip_id"]
         assert walked == chips, filters
+
+
+def test_facility_detail_pages_its_chips_with_their_number(world: World) -> None:
+    """GET /v1/facilities/{id} is bounded: one page of chips (keyset ``after``), with the
+    number and total peak of every chip there; the same before and after a roll-up step."""
+    reg = world.registry
+    inspector = reg.token(Role.INSPECTOR)
+    path = f"/v1/facilities/{world.facility_id}"
+    for rolled in (False, True):
+        if rolled:
+            roll_up_totals(reg.context.sessions, reg.context.clock)
+        first = get(reg, inspector, path, limit=2)
+        assert (first["chip_count"], first["limit"], first["next_after"]) == (3, 2, "NV-A1")
+        assert first["peak_tflops_bf16_total"] == pytest.approx(3 * 989.0)
+        assert [c["chip_id"] for c in first["chips"]] == ["NV-A0", "NV-A1"]
+        rest = get(reg, inspector, path, limit=2, after=first["next_after"])
+        assert [c["chip_id"] for c in rest["chips"]] == ["NV-A2"]
+        assert (rest["chip_count"], rest["next_after"]) == (3, None)
+        assert [c["chip_id"] for c in get(reg, world.operator_token, path)["chips"]] == [
+            "NV-A0",
+            "NV-A1",
+            "NV-A2",
+        ]
+    for params in ({"limit": 0}, {"limit": 1001}, {"after": "bad id"}):
+        refused(reg, inspector, "GET", path, (422, "invalid_request"), params=params)

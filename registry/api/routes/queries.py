@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 
 from registry.api.body import StrictJsonRoute
-from registry.api.deps import CallerDep, DetailCallerDep, SessionDep
+from registry.api.deps import CallerDep, ContextDep, DetailCallerDep, SessionDep
 from registry.api.schemas.common import Count, Id
 from registry.api.schemas.declarations import ChipPublic, FacilityPublic, InstallationPublic
 from registry.api.schemas.queries import (
@@ -18,6 +18,7 @@ from registry.api.schemas.queries import (
     FindingsPage,
     ReportSummary,
 )
+from registry.services.inventory import InventoryService
 from registry.services.queries import QueryService
 
 router = APIRouter(route_class=StrictJsonRoute, prefix="/v1", tags=["queries"])
@@ -67,14 +68,28 @@ def list_facilities(
 
 
 @router.get("/facilities/{facility_id}", response_model=FacilityDetail)
-def get_facility(facility_id: Id, caller: DetailCallerDep, session: SessionDep) -> FacilityDetail:
-    view = QueryService(session).facility(caller, facility_id)
+def get_facility(
+    *,
+    facility_id: Id,
+    caller: DetailCallerDep,
+    session: SessionDep,
+    ctx: ContextDep,
+    after: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> FacilityDetail:
+    """The facility with its number of chips and their total peak, and one page of its chips
+    (keyset: ``after`` a page's ``next_after``): a campus holds tens of thousands."""
+    view = InventoryService(session, ctx.clock).facility(
+        caller, facility_id, after=after, limit=limit
+    )
     return FacilityDetail(
         facility=FacilityPublic.model_validate(view.facility),
         operator=view.facility.operator.name,
-        chip_count=len(view.chips),
-        peak_tflops_bf16_total=sum(c.peak_tflops_bf16 for c in view.chips),
+        chip_count=view.chip_count,
+        peak_tflops_bf16_total=view.peak_tflops_bf16,
+        limit=limit,
         chips=[ChipPublic.model_validate(c) for c in view.chips],
+        next_after=view.next_after,
     )
 
 

@@ -39,9 +39,11 @@ class ChipDetail(BaseModel):
 class FacilityDetail(BaseModel):
     facility: FacilityPublic
     operator: str
-    chip_count: int
-    peak_tflops_bf16_total: float
-    chips: list[ChipPublic]
+    chip_count: int  # every chip installed there now, not just this page
+    peak_tflops_bf16_total: float  # of all of them
+    limit: int
+    chips: list[ChipPublic]  # one page, in chip id order, from the first id after ``after``
+    next_after: str | None  # pass as ``after`` for the next page; None on the last page
 
 
 class FindingPublic(BaseModel):

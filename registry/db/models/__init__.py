@@ -5,8 +5,9 @@ ingest path checks sequence and chain with one read per chip. The exact envelope
 verified are stored once, as the body of the report's log entry (``reports.log_index``).
 
 The models live in one module per domain (accounts, fleet, reports, log, findings, sensors,
-obligations, gpu); this package re-exports every one, so ``from registry.db.models import X``
-works for all of them, and importing it registers every table with ``Base.metadata``.
+obligations, gpu, totals); this package re-exports every one, so
+``from registry.db.models import X`` works for all of them, and importing it registers every
+table with ``Base.metadata``.
 """
 
 from __future__ import annotations
@@ -31,7 +32,14 @@ from registry.db.models.findings import (
 )
 from registry.db.models.fleet import Chip, ClusterMember, DeclaredCluster, Facility, Installation
 from registry.db.models.gpu import GpuAttestation, GpuChallenge
-from registry.db.models.log import LogCheckpoint, LogCosignature, LogEntry, LogState, LogTile
+from registry.db.models.log import (
+    NOT_A_REPORT,
+    LogCheckpoint,
+    LogCosignature,
+    LogEntry,
+    LogState,
+    LogTile,
+)
 from registry.db.models.obligations import (
     ClusterBudget,
     ClusterBudgetRevision,
@@ -46,8 +54,10 @@ from registry.db.models.sensors import (
     Meter,
     MeterReading,
 )
+from registry.db.models.totals import FacilityTotal, ReportTotal, RollupState
 
 __all__ = [
+    "NOT_A_REPORT",
     "ApiToken",
     "Chip",
     "ClusterBudget",
@@ -57,6 +67,7 @@ __all__ = [
     "ConsoleSession",
     "DeclaredCluster",
     "Facility",
+    "FacilityTotal",
     "Finding",
     "FindingTransition",
     "GpuAttestation",
@@ -78,6 +89,8 @@ __all__ = [
     "RejectedSubmission",
     "RejectionCount",
     "Report",
+    "ReportTotal",
+    "RollupState",
     "TokenEvent",
     "TransferCondition",
     "Vendor",

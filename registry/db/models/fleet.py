@@ -119,6 +119,8 @@ class Installation(Base):
             "chip_id",
             "installed_at",
         ),
+        # The read totals' custody mark (registry/services/rollup.py): the newest installation.
+        Index("ix_installations_log_index", "log_index"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

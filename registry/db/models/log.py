@@ -4,19 +4,33 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, LargeBinary, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from registry.db.base import Base, UTCDateTime
 
-__all__ = ["LogCheckpoint", "LogCosignature", "LogEntry", "LogState", "LogTile"]
+__all__ = ["NOT_A_REPORT", "LogCheckpoint", "LogCosignature", "LogEntry", "LogState", "LogTile"]
+
+# The predicate of the log's partial index by kind (every kind but the ingest path's reports).
+NOT_A_REPORT = "kind <> 'usage_report'"
 
 
 class LogEntry(Base):
     """One leaf of the append-only Merkle log: the exact bytes it commits to."""
 
     __tablename__ = "log_entries"
-    __table_args__ = (Index("ix_log_entries_leaf_hash", "leaf_hash"),)
+    __table_args__ = (
+        Index("ix_log_entries_leaf_hash", "leaf_hash"),
+        # The newest entry of a kind (the overview's last verifier run) by a seek; usage
+        # reports are left out, so ingest's appends never write to it.
+        Index(
+            "ix_log_entries_kind_index",
+            "kind",
+            "index",
+            sqlite_where=text(NOT_A_REPORT),
+            postgresql_where=text(NOT_A_REPORT),
+        ),
+    )
 
     index: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     kind: Mapped[str] = mapped_column(String(32))

@@ -317,7 +317,7 @@ def test_facility_page_lists_one_page_of_chips_and_links_to_all(
     one page of them, and links to the chips list filtered to the facility, which pages on."""
     reg = world.registry
     world.enroll("NV-C")
-    monkeypatch.setattr("registry.console.routes.PAGE", 2)
+    monkeypatch.setattr("registry.console.inventory.PAGE", 2)
     client, _ = login(reg, reg.token(Role.INSPECTOR))
     page = client.get(f"/console/facilities/{world.facility_id}").text
     assert 'id="facility-chip-count">3<' in page
@@ -336,5 +336,5 @@ def test_facility_page_lists_one_page_of_chips_and_links_to_all(
     assert re.findall(r'<td><a href="/console/chips/([^"]+)">', second) == ["NV-C"]
     assert "next-page" not in second
     # Everything on one page: no link.
-    monkeypatch.setattr("registry.console.routes.PAGE", 50)
+    monkeypatch.setattr("registry.console.inventory.PAGE", 50)
     assert "facility-all-chips" not in client.get(f"/console/facilities/{world.facility_id}").text
