@@ -1,15 +1,23 @@
 """The loss check: every acknowledged report is stored once, in the log once, and nothing else.
 
 Reads the registry's database directly after a load run and compares it with the ack files the
-locust users wrote. Any difference is a lost or duplicated report and fails the run.
+locust users wrote. Any difference is a lost or duplicated report and fails the run. The log is
+checked as sequenced (``log_sequence``: one entry per index, dense) and as integrated
+(``log_state``: the tree head is the Merkle root of its first ``size`` leaves; with
+``integrated=True`` it must cover every entry, i.e. the integrator caught up). Also here:
+:func:`checkpoint_latency`, the time from each acknowledgement to the first stored checkpoint
+that covers the report.
 """
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
@@ -18,7 +26,7 @@ from attestation import merkle
 from attestation.dsse import Envelope
 from attestation.report import parse_statement
 
-__all__ = ["Ack", "LossReport", "check", "read_acks"]
+__all__ = ["Ack", "LossReport", "check", "checkpoint_latency", "read_acks"]
 
 REPORT_KIND = "usage_report"
 
@@ -37,6 +45,7 @@ class LossReport:
     acknowledged: int = 0
     stored_reports: int = 0
     log_size: int = 0
+    integrated_size: int = 0
     stored_not_acknowledged: int = 0
     problems: list[str] = field(default_factory=list)
 
@@ -62,8 +71,12 @@ def read_acks(out_dir: Path) -> list[Ack]:
     return acks
 
 
-def check(database_url: str, acks: list[Ack]) -> LossReport:
-    """Compare ``acks`` with the reports, log_entries and log_state tables."""
+def check(database_url: str, acks: list[Ack], *, integrated: bool = True) -> LossReport:
+    """Compare ``acks`` with the reports, log_entries, log_sequence and log_state tables.
+
+    ``integrated``: the integrated tree must cover every stored entry (run after the
+    integrator caught up); otherwise only its being a prefix of the stored leaves is checked.
+    """
     result = LossReport(acknowledged=len(acks))
     engine = create_engine(database_url)
     try:
@@ -75,6 +88,7 @@ def check(database_url: str, acks: list[Ack]) -> LossReport:
                 text('SELECT "index", kind, leaf_hash, body FROM log_entries ORDER BY "index"')
             ).all()
             state = conn.execute(text("SELECT size, root_hash FROM log_state")).all()
+            sequenced = conn.execute(text("SELECT size FROM log_sequence")).all()
     finally:
         engine.dispose()
 
@@ -108,16 +122,22 @@ def check(database_url: str, acks: list[Ack]) -> LossReport:
 
     # The log: one leaf per report, in a dense index range, each leaf the report's envelope.
     result.log_size = len(entries)
+    if [e[0] for e in entries] != list(range(len(entries))):
+        result.problem("log_entries indexes are not 0..n-1")
+    if not sequenced or sequenced[0][0] != len(entries):
+        got = sequenced[0][0] if sequenced else None
+        result.problem(f"log_sequence.size is {got} but log_entries has {len(entries)} rows")
     if not state:
         result.problem("log_state has no row")
     else:
         size, root = state[0]
-        if size != len(entries):
-            result.problem(f"log_state.size is {size} but log_entries has {len(entries)} rows")
+        result.integrated_size = size
         leaves = [bytes(e[2]) for e in entries]
-        if [e[0] for e in entries] != list(range(len(entries))):
-            result.problem("log_entries indexes are not 0..n-1")
-        elif merkle.root_from_leaf_hashes(leaves) != bytes(root):
+        if size > len(entries):
+            result.problem(f"log_state.size is {size} but log_entries has {len(entries)} rows")
+        elif integrated and size != len(entries):
+            result.problem(f"the integrated tree has {size} of the {len(entries)} entries")
+        elif merkle.root_from_leaf_hashes(leaves[:size]) != bytes(root):
             result.problem("log_state.root_hash is not the Merkle root of the stored leaves")
     report_entries = [e for e in entries if e[1] == REPORT_KIND]
     if len(report_entries) != len(reports):
@@ -141,3 +161,53 @@ def check(database_url: str, acks: list[Ack]) -> LossReport:
         elif hashlib.sha256(payload).hexdigest() != digest:
             result.problem(f"log entry {log_index}: payload does not hash to the stored digest")
     return result
+
+
+def _utc(value: object) -> float:
+    """A stored timestamp (SQLite: naive UTC text; PostgreSQL: aware datetime) as epoch s."""
+    at = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return at.timestamp()
+
+
+def checkpoint_latency(database_url: str, acks: Sequence[Ack]) -> dict[str, float | int | None]:
+    """Ack-to-checkpoint latency: for each acknowledged report, the time from its
+    acknowledgement (the client's clock) to the storing of the first checkpoint whose size
+    covers its log index (``log_checkpoints.created_at``, the registry's clock: the same
+    machine). p50, p99 and max in ms, and how many reports no checkpoint covers."""
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text("SELECT size, created_at FROM log_checkpoints ORDER BY size")
+            ).all()
+    finally:
+        engine.dispose()
+    sizes = [int(r[0]) for r in rows]
+    # A checkpoint's time, made monotonic in size: a later size covers earlier indexes too.
+    times = [_utc(r[1]) for r in rows]
+    for i in range(len(times) - 2, -1, -1):
+        times[i] = min(times[i], times[i + 1])
+    delays = []
+    uncovered = 0
+    for a in acks:
+        i = bisect.bisect_right(sizes, a.log_index)  # first checkpoint with size > log_index
+        if i == len(sizes):
+            uncovered += 1
+            continue
+        delays.append(max(0.0, times[i] - a.at))
+    delays.sort()
+
+    def pct(q: float) -> float | None:
+        if not delays:
+            return None
+        return round(1000 * delays[min(len(delays) - 1, int(q * len(delays)))], 1)
+
+    return {
+        "p50_ms": pct(0.50),
+        "p99_ms": pct(0.99),
+        "max_ms": round(1000 * delays[-1], 1) if delays else None,
+        "uncovered": uncovered,
+        "checkpoints": len(sizes),
+    }

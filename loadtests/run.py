@@ -150,6 +150,20 @@ def _latency(csv_prefix: Path, name: str) -> dict[str, float]:
     return {}
 
 
+def _wait_checkpoint(url: str, size: int, timeout_s: float = 15.0) -> bool:
+    """Wait until the published checkpoint covers the first ``size`` entries; True if it did."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            note = httpx.get(f"{url}/v1/log/checkpoint", timeout=5).text
+            if int(note.split("\n")[1]) >= size:
+                return True
+        except (httpx.HTTPError, IndexError, ValueError):
+            pass
+        time.sleep(0.1)
+    return False
+
+
 def _peak_rate(acks: Sequence[losscheck.Ack], window: float = 5.0) -> float:
     """The highest accepted reports/s over any ``window``-second bucket."""
     if not acks:
@@ -309,6 +323,10 @@ def _load(  # noqa: PLR0917 (private helper split off run(); all arguments are i
         sys.stdout.write(locust.stdout.decode(errors="replace")[-4000:])
         sys.stdout.write(locust.stderr.decode(errors="replace")[-4000:])
     metrics_accepted = _scrape_accepted(server.url)
+    acks = losscheck.read_acks(out)
+    # Every acknowledged report must reach a signed checkpoint (the integrator's 1 s budget):
+    # wait for the one that covers the last before stopping the registry.
+    covered = _wait_checkpoint(server.url, 1 + max((a.log_index for a in acks), default=-1))
     server.stop()
 
     stats = [json.loads(p.read_text()) for p in out.glob("stats-*.json")]
@@ -323,8 +341,8 @@ def _load(  # noqa: PLR0917 (private helper split off run(); all arguments are i
     lasts = [s["last_ack"] for s in stats if s["last_ack"]]
     span = (max(lasts) - min(firsts)) if firsts and lasts else 0.0
 
-    acks = losscheck.read_acks(out)
     loss = losscheck.check(server.database_url, acks)
+    to_checkpoint = losscheck.checkpoint_latency(server.database_url, acks)
     latency = _latency(csv_prefix, f"/v1/reports/batch [{args.batch_size}]")
     rate = accepted / span if span else 0.0
     raw_rate = float(raw["registry_verify_per_s"])
@@ -352,12 +370,18 @@ def _load(  # noqa: PLR0917 (private helper split off run(); all arguments are i
         "registry_cpu_s": round(server_cpu, 1),
         "loadgen_cpu_us_per_report": round(1e6 * loadgen_cpu / accepted, 1) if accepted else None,
         "registry_cpu_us_per_report": round(1e6 * server_cpu / accepted, 1) if accepted else None,
+        # Cores used over locust's wall time (CPU seconds per second).
+        "registry_cores_used": round(server_cpu / wall, 2) if wall else None,
+        "loadgen_cores_used": round(loadgen_cpu / wall, 2) if wall else None,
+        "ack_to_checkpoint_ms": to_checkpoint,
+        "all_acks_in_a_checkpoint": covered,
         "metrics_accepted_total": metrics_accepted,
         "loss_check": {
             "ok": loss.ok,
             "acknowledged": loss.acknowledged,
             "stored_reports": loss.stored_reports,
             "log_size": loss.log_size,
+            "integrated_size": loss.integrated_size,
             "stored_not_acknowledged": loss.stored_not_acknowledged,
             "problems": loss.problems,
         },

@@ -29,7 +29,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -40,6 +40,7 @@ from attestation.dsse import Envelope
 from attestation.errors import FormatError, KeyMismatchError, SignatureError
 from attestation.keys import PublicKey
 from attestation.logentries import REJECTED_REPORT, record_body, timestamp
+from attestation.merkle import leaf_hash
 from attestation.report import OpenedReport, UsageReport, open_envelope
 from registry.auth import Principal, Role
 from registry.repositories.chips import ChipIngestState, ChipRepository, Stay, custodian_at
@@ -55,6 +56,7 @@ __all__ = [
     "KeyCache",
     "PreparedBatch",
     "Rejected",
+    "SequencerState",
     "Verified",
 ]
 
@@ -147,6 +149,55 @@ class Verified:
     report: UsageReport
     digest: str
     body: bytes
+    # The body's log leaf hash, computed on the request thread (outside the sequencing lock).
+    leaf: bytes
+
+
+class SequencerState:
+    """What one process's sequencer keeps between groups: the ingest state (chain head,
+    custody, status) of the chips it has seen and the facilities it knows exist.
+
+    Valid while nothing else wrote to the log: every change to a chip's custody or status is
+    logged in its own transaction, under the same sequencing lock, so the log's sequenced size
+    is a generation counter. ``size`` is the sequenced size this process's last commit left;
+    if the size found under the lock differs, another process (or a declaration, a status
+    change) appended in between, and the chips are read again. Used by the writer thread only;
+    :meth:`committed` after the transaction commits, :meth:`invalidate` if it failed.
+    """
+
+    def __init__(self, max_chips: int = 2_000_000) -> None:
+        self.max_chips = max_chips
+        self.chips: dict[str, ChipIngestState] = {}
+        self.facilities: set[int] = set()
+        self.size: int | None = None
+        self._staged: tuple[dict[str, ChipIngestState], int] | None = None
+        # How often the chips were read again (another writer appended): for measurements.
+        self.reloads = 0
+
+    def validate(self, size: int) -> None:
+        """Drop what another writer may have changed since this process's last commit."""
+        if self.size != size:
+            if self.chips:
+                self.reloads += 1
+            self.chips.clear()
+        self.size = size
+
+    def stage(self, heads: dict[str, ChipIngestState], size: int) -> None:
+        self._staged = (heads, size)
+
+    def committed(self) -> None:
+        if self._staged is not None:
+            heads, size = self._staged
+            if len(self.chips) + len(heads) > self.max_chips:
+                self.chips.clear()
+            self.chips.update(heads)
+            self.size = size
+            self._staged = None
+
+    def invalidate(self) -> None:
+        self.chips.clear()
+        self.size = None
+        self._staged = None
 
 
 @dataclass
@@ -242,32 +293,49 @@ class IngestService:
                     )
                 )
                 continue
-            items.append(Verified(i, verified.report, verified.digest, opened.envelope.to_json()))
+            body = opened.envelope.to_json()
+            items.append(Verified(i, verified.report, verified.digest, body, leaf_hash(body)))
         items.sort(key=lambda item: item.index)
         return PreparedBatch(caller, items, time.perf_counter() - started)
 
-    def commit(self, batches: Sequence[PreparedBatch]) -> list[list[Accepted | Rejected]]:
-        """Check custody and chains under the log lock and write all batches' accepted reports.
+    def commit(
+        self, batches: Sequence[PreparedBatch], state: SequencerState | None = None
+    ) -> list[list[Accepted | Rejected]]:
+        """Check custody and chains under the sequencing lock and write all batches' accepted
+        reports, their log entries (sequenced, not yet integrated) and the new chain heads.
 
         Batches are taken in order, and so are the reports within each, so two batches for the
-        same chip in one commit chain onto each other. The caller commits the transaction.
+        same chip in one commit chain onto each other. ``state``: the chips this process's
+        sequencer kept from its previous groups (read again only when another writer appended
+        in between); without it every chip is read. The caller commits the transaction, then
+        calls ``state.committed()`` (or ``state.invalidate()`` if the commit failed).
         """
         now = self.clock()
-        # The append lock comes before any read, so chain heads cannot move under us.
+        # The sequencing lock comes before any read, so chain heads cannot move under us.
         next_index = self.log.lock()
-        chips = self.chips.ingest_states(
+        cache = state if state is not None else SequencerState()
+        cache.validate(next_index)
+        wanted = {
             item.report.chip_id
             for batch in batches
             for item in batch.items
             if isinstance(item, Verified)
-        )
+        }
+        chips = cache.chips
+        missing = [chip_id for chip_id in wanted if chip_id not in chips]
+        if missing:
+            chips.update(self.chips.ingest_states(missing))
         claimed = {
             item.report.facility_id
             for batch in batches
             for item in batch.items
             if isinstance(item, Verified) and item.report.facility_id is not None
         }
-        facilities = self.facilities.existing_ids(claimed)
+        unknown = claimed - cache.facilities
+        if unknown:
+            # Facilities are never deleted: one that exists is remembered.
+            cache.facilities.update(self.facilities.existing_ids(unknown))
+        facilities = cache.facilities
         # Custody histories of the chips delivered by an operator that is not their custodian
         # now (it may have been when the window started), in one query for the group.
         self._stays = self.chips.stays(
@@ -276,15 +344,17 @@ class IngestService:
             if batch.caller.operator_id is not None
             for item in batch.items
             if isinstance(item, Verified)
-            and (state := chips.get(item.report.chip_id)) is not None
-            and state.operator_id not in (None, batch.caller.operator_id)
+            and (chip := chips.get(item.report.chip_id)) is not None
+            and chip.operator_id not in (None, batch.caller.operator_id)
         )
         heads = {
-            c.chip_id: _Head(c.last_seq, c.last_digest, c.last_window_end, c.last_log_index)
-            for c in chips.values()
+            chip_id: _Head(c.last_seq, c.last_digest, c.last_window_end, c.last_log_index)
+            for chip_id in wanted
+            if (c := chips.get(chip_id)) is not None
         }
         report_rows: list[dict[str, Any]] = []
         log_bodies: list[bytes] = []
+        log_leaves: list[bytes] = []
         out: list[list[Accepted | Rejected]] = []
         rejected: Counter[tuple[str, str]] = Counter()
         evidence: list[tuple[Rejected, int | None]] = []
@@ -307,6 +377,7 @@ class IngestService:
                 report, digest = outcome.report, outcome.digest
                 log_index = next_index + len(log_bodies)
                 log_bodies.append(outcome.body)
+                log_leaves.append(outcome.leaf)
                 head = heads[report.chip_id]
                 head.seq, head.digest, head.window_end = report.seq, digest, report.window_end
                 head.log_index, head.changed = log_index, True
@@ -319,8 +390,9 @@ class IngestService:
                 )
             out.append(results)
 
+        moved = {chip_id: h for chip_id, h in sorted(heads.items()) if h.changed}
         if log_bodies:
-            self.log.append(LOG_KIND_REPORT, log_bodies, now)
+            self.log.append(LOG_KIND_REPORT, log_bodies, now, log_leaves)
             self.reports.insert_many(report_rows)
             self.chips.update_heads(
                 [
@@ -331,14 +403,26 @@ class IngestService:
                         "last_window_end": h.window_end,
                         "last_log_index": h.log_index,
                     }
-                    for chip_id, h in sorted(heads.items())
-                    if h.changed
+                    for chip_id, h in moved.items()
                 ]
             )
         if rejected:
             self.reports.count_rejections(rejected, now)
         if evidence:
             self._keep_evidence(evidence, now)
+        cache.stage(
+            {
+                chip_id: replace(
+                    chips[chip_id],
+                    last_seq=h.seq,
+                    last_digest=h.digest,
+                    last_window_end=h.window_end,
+                    last_log_index=h.log_index,
+                )
+                for chip_id, h in moved.items()
+            },
+            self.log.lock_size(),
+        )
         return out
 
     def _keep_evidence(
