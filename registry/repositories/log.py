@@ -85,6 +85,15 @@ class LogRepository:
         size = self.session.scalar(select(LogSequence.size).where(LogSequence.id == STATE_ID))
         return int(size or 0)
 
+    def only_kinds(self, start: int, end: int, kinds: Collection[str]) -> bool:
+        """Whether every entry in ``[start, end)`` is of one of ``kinds``."""
+        other = self.session.scalar(
+            select(LogEntry.index)
+            .where(LogEntry.index >= start, LogEntry.index < end, LogEntry.kind.not_in(kinds))
+            .limit(1)
+        )
+        return other is None
+
     def leaf_hashes_between(self, start: int, end: int) -> list[bytes]:
         """Leaf hashes of entries [start, end) in order."""
         rows = self.session.execute(

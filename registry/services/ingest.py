@@ -64,6 +64,8 @@ LOG_KIND_REPORT = "usage_report"
 # The stored form of a report's links: what json.dumps(links, separators=(",", ":")) writes.
 _LINKS_ENCODER = json.JSONEncoder(separators=(",", ":"))
 LOG_KIND_REJECTED = REJECTED_REPORT
+# Log entries that move no chip's custody or status: another writer's groups.
+_CHAIN_KINDS = frozenset({LOG_KIND_REPORT, REJECTED_REPORT})
 # Signed-but-rejected submissions kept as evidence; the oldest beyond this are dropped.
 MAX_REJECTED_SUBMISSIONS = 100_000
 # Outcomes whose byte-identical repeats are kept and logged at most once per delivering operator.
@@ -160,19 +162,46 @@ class SequencerState:
     Valid while nothing else wrote to the log: every change to a chip's custody or status is
     logged in its own transaction, under the same sequencing lock, so the log's sequenced size
     is a generation counter. ``size`` is the sequenced size this process's last commit left;
-    if the size found under the lock differs, another process (or a declaration, a status
-    change) appended in between, and the chips are read again. Used by the writer thread only;
-    :meth:`committed` after the transaction commits, :meth:`invalidate` if it failed.
+    if the size found under the lock differs, another writer appended in between. If all it
+    appended were reports (and rejected reports), the heads they moved are read from those
+    report rows (:meth:`IngestService.commit`: another worker process's groups, the common
+    case with several workers); anything else (a declaration, a status change) drops the
+    chips, and they are read again. Used by the writer thread only; :meth:`committed` after
+    the transaction commits, :meth:`invalidate` if it failed.
     """
 
-    def __init__(self, max_chips: int = 2_000_000) -> None:
+    def __init__(self, max_chips: int = 2_000_000, max_catch_up: int = 65_536) -> None:
         self.max_chips = max_chips
+        self.max_catch_up = max_catch_up
         self.chips: dict[str, ChipIngestState] = {}
         self.facilities: set[int] = set()
         self.size: int | None = None
         self._staged: tuple[dict[str, ChipIngestState], int] | None = None
-        # How often the chips were read again (another writer appended): for measurements.
+        # How often the chips were read again, or caught up from another writer's reports.
         self.reloads = 0
+        self.catch_ups = 0
+
+    def behind(self, size: int) -> bool:
+        """Whether only another writer's few entries separate the kept chips from ``size``."""
+        return (
+            self.size is not None and bool(self.chips) and 0 < size - self.size <= self.max_catch_up
+        )
+
+    def catch_up(self, heads: Sequence[tuple[str, int, str, datetime, int]], size: int) -> None:
+        """Apply the chain heads another writer's reports moved, up to ``size``."""
+        chips = self.chips
+        for chip_id, seq, digest, window_end, log_index in heads:
+            chip = chips.get(chip_id)
+            if chip is not None:
+                chips[chip_id] = replace(
+                    chip,
+                    last_seq=seq,
+                    last_digest=digest,
+                    last_window_end=window_end,
+                    last_log_index=log_index,
+                )
+        self.size = size
+        self.catch_ups += 1
 
     def validate(self, size: int) -> None:
         """Drop what another writer may have changed since this process's last commit."""
@@ -314,6 +343,10 @@ class IngestService:
         # The sequencing lock comes before any read, so chain heads cannot move under us.
         next_index = self.log.lock()
         cache = state if state is not None else SequencerState()
+        if cache.behind(next_index) and self.log.repo.only_kinds(
+            cache.size or 0, next_index, _CHAIN_KINDS
+        ):
+            cache.catch_up(self.reports.heads_between(cache.size or 0, next_index), next_index)
         cache.validate(next_index)
         wanted = {
             item.report.chip_id

@@ -68,23 +68,27 @@ def _codes(results: list[Accepted | Rejected]) -> list[str]:
     return ["accepted" if isinstance(r, Accepted) else r.code for r in results]
 
 
-def test_a_writer_rereads_chips_another_writer_moved(
+def test_a_writer_catches_up_with_the_heads_another_writer_moved(
     live_registry: LiveRegistry, world: World, writers: tuple[IngestWriter, IngestWriter]
 ) -> None:
-    """Without the generation check, writer A would accept report 2 a second time from its
-    stale head (seq 1) after writer B accepted it: a duplicate in the log."""
+    """Without the generation check (or with a wrong catch-up), writer A would accept report 2
+    a second time from its stale head (seq 1) after writer B accepted it: a duplicate."""
     a, b = writers
     chip = world.chips["NV-1"]
-    r1, r2, r3 = chip.report(), chip.report(), chip.report()
+    r1, r2, r3, r4 = chip.report(), chip.report(), chip.report(), chip.report()
     assert _codes(_submit(live_registry, world, a, [r1])) == ["accepted"]
     assert a.state.chips["NV-1"].last_seq == 1  # kept in memory after the commit
     assert _codes(_submit(live_registry, world, b, [r2])) == ["accepted"]
+    # b appended only reports: a reads the heads they moved from b's report rows.
     assert _codes(_submit(live_registry, world, a, [r2])) == ["replayed_report"]
-    assert a.state.reloads == 1
+    assert (a.state.catch_ups, a.state.reloads) == (1, 0)
     assert _codes(_submit(live_registry, world, a, [r3])) == ["accepted"]
-    # Nothing else appended since a's last commit: its heads served the group, no re-read.
-    assert a.state.reloads == 1
+    # Nothing else appended since a's last commit: its heads served the group as they were.
+    assert (a.state.catch_ups, a.state.reloads) == (1, 0)
     assert a.state.chips["NV-1"].last_seq == 3
+    # b's kept head (seq 2, before a's r3) is caught up too: r3 is a replay, r4 the next.
+    assert _codes(_submit(live_registry, world, b, [r3, r4])) == ["replayed_report", "accepted"]
+    assert b.state.catch_ups == 1
 
 
 def test_a_revocation_between_groups_reaches_the_cached_chip(
@@ -95,7 +99,9 @@ def test_a_revocation_between_groups_reaches_the_cached_chip(
     assert _codes(_submit(live_registry, world, a, [chip.report()])) == ["accepted"]
     with live_registry.client(world.vendor_token) as http:
         ok(http.post("/v1/chips/NV-1/revoke", json={"reason": "key leaked"}))
+    # A chip_status record is not a report: the kept chips are dropped and read again.
     assert _codes(_submit(live_registry, world, a, [chip.report()])) == ["chip_revoked"]
+    assert (a.state.catch_ups, a.state.reloads) == (0, 1)
 
 
 def test_a_failed_commit_leaves_no_head_in_memory(
