@@ -105,7 +105,10 @@ class IntegratorLease:
             self._fd = None
         if self._conn is not None:
             try:
-                self._conn.close()  # the session ends: PostgreSQL drops its advisory locks
+                # Closed for real, not returned to the pool (where it would keep the lock):
+                # the session ends and PostgreSQL drops its advisory locks.
+                self._conn.invalidate()
+                self._conn.close()
             except Exception:
                 log.debug("closing the integrator lease connection failed", exc_info=True)
             self._conn = None
