@@ -29,7 +29,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -64,6 +64,8 @@ LOG_KIND_REPORT = "usage_report"
 # The stored form of a report's links: what json.dumps(links, separators=(",", ":")) writes.
 _LINKS_ENCODER = json.JSONEncoder(separators=(",", ":"))
 LOG_KIND_REJECTED = REJECTED_REPORT
+# A chain head: last seq, last digest, last window end, last log index.
+HeadTuple = tuple[int, str, datetime | None, int | None]
 # Log entries that move no chip's custody or status: another writer's groups.
 _CHAIN_KINDS = frozenset({LOG_KIND_REPORT, REJECTED_REPORT})
 # Signed-but-rejected submissions kept as evidence; the oldest beyond this are dropped.
@@ -173,10 +175,13 @@ class SequencerState:
     def __init__(self, max_chips: int = 2_000_000, max_catch_up: int = 65_536) -> None:
         self.max_chips = max_chips
         self.max_catch_up = max_catch_up
+        # The chips as read; their chain heads as moved since, by chip id (plain tuples: a
+        # group moves thousands, and building a new chip state per head costs more).
         self.chips: dict[str, ChipIngestState] = {}
+        self.heads: dict[str, HeadTuple] = {}
         self.facilities: set[int] = set()
         self.size: int | None = None
-        self._staged: tuple[dict[str, ChipIngestState], int] | None = None
+        self._staged: tuple[dict[str, HeadTuple], int] | None = None
         # How often the chips were read again, or caught up from another writer's reports.
         self.reloads = 0
         self.catch_ups = 0
@@ -189,17 +194,10 @@ class SequencerState:
 
     def catch_up(self, heads: Sequence[tuple[str, int, str, datetime, int]], size: int) -> None:
         """Apply the chain heads another writer's reports moved, up to ``size``."""
-        chips = self.chips
+        chips, kept = self.chips, self.heads
         for chip_id, seq, digest, window_end, log_index in heads:
-            chip = chips.get(chip_id)
-            if chip is not None:
-                chips[chip_id] = replace(
-                    chip,
-                    last_seq=seq,
-                    last_digest=digest,
-                    last_window_end=window_end,
-                    last_log_index=log_index,
-                )
+            if chip_id in chips:
+                kept[chip_id] = (seq, digest, window_end, log_index)
         self.size = size
         self.catch_ups += 1
 
@@ -209,22 +207,38 @@ class SequencerState:
             if self.chips:
                 self.reloads += 1
             self.chips.clear()
+            self.heads.clear()
         self.size = size
 
-    def stage(self, heads: dict[str, ChipIngestState], size: int) -> None:
+    def head(self, chip: ChipIngestState) -> HeadTuple:
+        """The chip's chain head: as moved since it was read, or as read."""
+        kept = self.heads.get(chip.chip_id)
+        if kept is not None:
+            return kept
+        return (chip.last_seq, chip.last_digest, chip.last_window_end, chip.last_log_index)
+
+    def load(self, chips: dict[str, ChipIngestState]) -> None:
+        """Keep chips just read (current: no head of theirs kept from before applies)."""
+        if len(self.chips) + len(chips) > self.max_chips:
+            self.chips.clear()
+            self.heads.clear()
+        for chip_id in chips:
+            self.heads.pop(chip_id, None)
+        self.chips.update(chips)
+
+    def stage(self, heads: dict[str, HeadTuple], size: int) -> None:
         self._staged = (heads, size)
 
     def committed(self) -> None:
         if self._staged is not None:
             heads, size = self._staged
-            if len(self.chips) + len(heads) > self.max_chips:
-                self.chips.clear()
-            self.chips.update(heads)
+            self.heads.update(heads)
             self.size = size
             self._staged = None
 
     def invalidate(self) -> None:
         self.chips.clear()
+        self.heads.clear()
         self.size = None
         self._staged = None
 
@@ -357,7 +371,7 @@ class IngestService:
         chips = cache.chips
         missing = [chip_id for chip_id in wanted if chip_id not in chips]
         if missing:
-            chips.update(self.chips.ingest_states(missing))
+            cache.load(self.chips.ingest_states(missing))
         claimed = {
             item.report.facility_id
             for batch in batches
@@ -380,11 +394,7 @@ class IngestService:
             and (chip := chips.get(item.report.chip_id)) is not None
             and chip.operator_id not in (None, batch.caller.operator_id)
         )
-        heads = {
-            chip_id: _Head(c.last_seq, c.last_digest, c.last_window_end, c.last_log_index)
-            for chip_id in wanted
-            if (c := chips.get(chip_id)) is not None
-        }
+        heads = {chip_id: _Head(*cache.head(c)) for chip_id in wanted if (c := chips.get(chip_id))}
         report_rows: list[dict[str, Any]] = []
         log_bodies: list[bytes] = []
         log_leaves: list[bytes] = []
@@ -444,16 +454,7 @@ class IngestService:
         if evidence:
             self._keep_evidence(evidence, now)
         cache.stage(
-            {
-                chip_id: replace(
-                    chips[chip_id],
-                    last_seq=h.seq,
-                    last_digest=h.digest,
-                    last_window_end=h.window_end,
-                    last_log_index=h.log_index,
-                )
-                for chip_id, h in moved.items()
-            },
+            {chip_id: (h.seq, h.digest, h.window_end, h.log_index) for chip_id, h in moved.items()},
             self.log.lock_size(),
         )
         return out

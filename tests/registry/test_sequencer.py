@@ -77,7 +77,7 @@ def test_a_writer_catches_up_with_the_heads_another_writer_moved(
     chip = world.chips["NV-1"]
     r1, r2, r3, r4 = chip.report(), chip.report(), chip.report(), chip.report()
     assert _codes(_submit(live_registry, world, a, [r1])) == ["accepted"]
-    assert a.state.chips["NV-1"].last_seq == 1  # kept in memory after the commit
+    assert a.state.heads["NV-1"][0] == 1  # kept in memory after the commit
     assert _codes(_submit(live_registry, world, b, [r2])) == ["accepted"]
     # b appended only reports: a reads the heads they moved from b's report rows.
     assert _codes(_submit(live_registry, world, a, [r2])) == ["replayed_report"]
@@ -85,7 +85,7 @@ def test_a_writer_catches_up_with_the_heads_another_writer_moved(
     assert _codes(_submit(live_registry, world, a, [r3])) == ["accepted"]
     # Nothing else appended since a's last commit: its heads served the group as they were.
     assert (a.state.catch_ups, a.state.reloads) == (1, 0)
-    assert a.state.chips["NV-1"].last_seq == 3
+    assert a.state.heads["NV-1"][0] == 3
     # b's kept head (seq 2, before a's r3) is caught up too: r3 is a replay, r4 the next.
     assert _codes(_submit(live_registry, world, b, [r3, r4])) == ["replayed_report", "accepted"]
     assert b.state.catch_ups == 1
@@ -121,6 +121,6 @@ def test_a_failed_commit_leaves_no_head_in_memory(
     with pytest.raises(RuntimeError, match="disk is full"):
         _submit(live_registry, world, a, [report])
     event.remove(a.sessions, "before_commit", fail)
-    assert a.state.chips.get("NV-1") is None or a.state.chips["NV-1"].last_seq == 1
+    assert a.state.heads.get("NV-1", (1,))[0] == 1  # dropped (invalidated), never moved
     assert _codes(_submit(live_registry, world, a, [report])) == ["accepted"]
-    assert a.state.chips["NV-1"].last_seq == 2
+    assert a.state.heads["NV-1"][0] == 2
