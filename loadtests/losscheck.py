@@ -5,7 +5,7 @@ locust users wrote. Any difference is a lost or duplicated report and fails the 
 checked as sequenced (``log_sequence``: one entry per index, dense) and as integrated
 (``log_state``: the tree head is the Merkle root of its first ``size`` leaves; with
 ``integrated=True`` it must cover every entry, i.e. the integrator caught up). Also here:
-:func:`checkpoint_latency`, the time from each acknowledgement to the first stored checkpoint
+:func:`checkpoint_latency`, the time from each acknowledgement to the first checkpoint seen
 that covers the report.
 """
 
@@ -17,7 +17,6 @@ import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
@@ -163,40 +162,31 @@ def check(database_url: str, acks: list[Ack], *, integrated: bool = True) -> Los
     return result
 
 
-def _utc(value: object) -> float:
-    """A stored timestamp (SQLite: naive UTC text; PostgreSQL: aware datetime) as epoch s."""
-    at = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=UTC)
-    return at.timestamp()
-
-
-def checkpoint_latency(database_url: str, acks: Sequence[Ack]) -> dict[str, float | int | None]:
+def checkpoint_latency(
+    seen: Sequence[tuple[float, int]], acks: Sequence[Ack]
+) -> dict[str, float | int | None]:
     """Ack-to-checkpoint latency: for each acknowledged report, the time from its
-    acknowledgement (the client's clock) to the storing of the first checkpoint whose size
-    covers its log index (``log_checkpoints.created_at``, the registry's clock: the same
-    machine). p50, p99 and max in ms, and how many reports no checkpoint covers."""
-    engine = create_engine(database_url)
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(
-                text("SELECT size, created_at FROM log_checkpoints ORDER BY size")
-            ).all()
-    finally:
-        engine.dispose()
-    sizes = [int(r[0]) for r in rows]
-    # A checkpoint's time, made monotonic in size: a later size covers earlier indexes too.
-    times = [_utc(r[1]) for r in rows]
-    for i in range(len(times) - 2, -1, -1):
-        times[i] = min(times[i], times[i + 1])
+    acknowledgement to the first checkpoint seen (``seen``: ``(time, size)`` as a client
+    polling ``/v1/log/checkpoint`` observed them, in time order) whose size covers its log
+    index. p50, p99 and max in ms, and how many reports no observed checkpoint covers."""
+    times = [t for t, _ in seen]
+    # The largest size seen by each observation: a checkpoint covers every earlier index.
+    sizes: list[int] = []
+    for _, size in seen:
+        sizes.append(max(size, sizes[-1]) if sizes else size)
     delays = []
     uncovered = 0
     for a in acks:
-        i = bisect.bisect_right(sizes, a.log_index)  # first checkpoint with size > log_index
+        after = bisect.bisect_left(times, a.at)
+        if after and sizes[after - 1] > a.log_index:
+            delays.append(0.0)  # covered already when the client stamped its ack
+            continue
+        # The first observation after the ack whose size covers the index.
+        i = max(after, bisect.bisect_right(sizes, a.log_index))
         if i == len(sizes):
             uncovered += 1
             continue
-        delays.append(max(0.0, times[i] - a.at))
+        delays.append(times[i] - a.at)
     delays.sort()
 
     def pct(q: float) -> float | None:
@@ -209,5 +199,5 @@ def checkpoint_latency(database_url: str, acks: Sequence[Ack]) -> dict[str, floa
         "p99_ms": pct(0.99),
         "max_ms": round(1000 * delays[-1], 1) if delays else None,
         "uncovered": uncovered,
-        "checkpoints": len(sizes),
+        "observations": len(seen),
     }
