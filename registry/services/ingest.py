@@ -1,12 +1,14 @@
 """Batched ingest of signed usage reports, in two phases.
 
 :meth:`IngestService.prepare` runs on the request's thread, with no lock held: it parses every
-envelope, finds each chip's key (a per-process cache in front of one column query) and checks
-the signatures. :meth:`IngestService.commit` runs on the ingest writer (registry.ingest) for
-several prepared batches at once, in one transaction: it takes the log's append lock, loads
-chain heads and custodians in one query, checks custody, replay and sequence in order, then
-writes the accepted reports, their log entries and the new chain heads in bulk. The writer
-commits; only after that commit is any report acknowledged. Rejected reports increment a
+envelope, finds each chip's key (a per-process cache in front of one column query), checks
+the signatures and hashes the log leaves. :meth:`IngestService.commit` runs on the ingest
+writer (registry.ingest) for several prepared batches at once, in one transaction: it takes
+the log's sequencing lock, takes chain heads and custodians from the writer's
+:class:`SequencerState` (one query for the chips it does not hold), checks custody, replay and
+sequence in order, then writes the accepted reports, their log entries (sequenced: the tree
+follows in the integrator) and the new chain heads in bulk. The writer commits; only after that
+commit is any report acknowledged. Rejected reports increment a
 counter per (reason, chip); those whose chip signature verified (replays, reused sequence
 numbers, reports off the chain) are also kept, bounded, as evidence for the clone and replay
 rules, and appended to the log as ``rejected_report`` records (byte-identical replays at most
