@@ -212,4 +212,8 @@ def test_request_field_time_the_registry_takes_the_audit_reads(
         replay.feed(index, kind, body)
     assert replay.problems == []
     [condition] = replay.conditions
-    assert condition.record.effective_from == expected == parse_declared_time(r.json()["effective_from"])
+    assert (
+        condition.record.effective_from
+        == expected
+        == parse_declared_time(r.json()["effective_from"])
+    )

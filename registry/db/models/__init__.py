@@ -31,7 +31,14 @@ from registry.db.models.findings import (
 )
 from registry.db.models.fleet import Chip, ClusterMember, DeclaredCluster, Facility, Installation
 from registry.db.models.gpu import GpuAttestation, GpuChallenge
-from registry.db.models.log import LogCheckpoint, LogCosignature, LogEntry, LogState, LogTile
+from registry.db.models.log import (
+    LogCheckpoint,
+    LogCosignature,
+    LogEntry,
+    LogSequence,
+    LogState,
+    LogTile,
+)
 from registry.db.models.obligations import (
     ClusterBudget,
     ClusterBudgetRevision,
@@ -68,6 +75,7 @@ __all__ = [
     "LogCheckpoint",
     "LogCosignature",
     "LogEntry",
+    "LogSequence",
     "LogState",
     "LogTile",
     "Meter",

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from registry.db.base import Base, UTCDateTime
 
-__all__ = ["LogCheckpoint", "LogCosignature", "LogEntry", "LogState", "LogTile"]
+__all__ = ["LogCheckpoint", "LogCosignature", "LogEntry", "LogSequence", "LogState", "LogTile"]
 
 
 class LogEntry(Base):
@@ -26,7 +26,9 @@ class LogEntry(Base):
 
 
 class LogState(Base):
-    """The log's tree head: size and the compact range (right-edge subtree hashes)."""
+    """The log's integrated tree head: size and the compact range (right-edge subtree hashes).
+
+    Entries sequenced beyond ``size`` (``LogSequence``) are stored but not in the tree yet."""
 
     __tablename__ = "log_state"
 
@@ -34,6 +36,17 @@ class LogState(Base):
     size: Mapped[int] = mapped_column(BigInteger)
     compact_range: Mapped[bytes] = mapped_column(LargeBinary)
     root_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class LogSequence(Base):
+    """The sequenced pool's size: entries ``[0, size)`` have their index and are durable; the
+    integrator folds them into the tree (``LogState``) after the acknowledgement."""
+
+    __tablename__ = "log_sequence"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
