@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -148,6 +149,53 @@ def _latency(csv_prefix: Path, name: str) -> dict[str, float]:
                     "max_ms": float(row["Max Response Time"]),
                 }
     return {}
+
+
+class CheckpointWatch:
+    """Polls ``/v1/log/checkpoint`` every ``period_s`` on its own thread and records when each
+    new size was first seen (wall clock, as the acks are): the ack-to-checkpoint latency of
+    :func:`losscheck.checkpoint_latency`, to within the period."""
+
+    def __init__(self, url: str, period_s: float = 0.02) -> None:
+        self.url = url
+        self.period_s = period_s
+        self.seen: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="checkpoint-watch", daemon=True)
+
+    def __enter__(self) -> CheckpointWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        last = -1
+        with httpx.Client(base_url=self.url, timeout=5) as http:
+            while not self._stop.wait(self.period_s):
+                try:
+                    size = int(http.get("/v1/log/checkpoint").text.split("\n")[1])
+                except (httpx.HTTPError, IndexError, ValueError):
+                    continue
+                if size > last:
+                    self.seen.append((time.time(), size))
+                    last = size
+
+
+def _wait_checkpoint(url: str, size: int, timeout_s: float = 15.0) -> bool:
+    """Wait until the published checkpoint covers the first ``size`` entries; True if it did."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            note = httpx.get(f"{url}/v1/log/checkpoint", timeout=5).text
+            if int(note.split("\n")[1]) >= size:
+                return True
+        except (httpx.HTTPError, IndexError, ValueError):
+            pass
+        time.sleep(0.1)
+    return False
 
 
 def _peak_rate(acks: Sequence[losscheck.Ack], window: float = 5.0) -> float:
@@ -294,6 +342,7 @@ def _load(  # noqa: PLR0917 (private helper split off run(); all arguments are i
     profiler = None
     if args.profile:
         profiler = _profile(server.pid, max(int(args.duration - args.ramp), 1), out / "py-spy.txt")
+    watch = CheckpointWatch(server.url).__enter__()
     started = time.monotonic()
     # The argv is built here from parsed numbers and our own paths, not from a shell string.
     locust = subprocess.run(  # noqa: S603
@@ -309,6 +358,12 @@ def _load(  # noqa: PLR0917 (private helper split off run(); all arguments are i
         sys.stdout.write(locust.stdout.decode(errors="replace")[-4000:])
         sys.stdout.write(locust.stderr.decode(errors="replace")[-4000:])
     metrics_accepted = _scrape_accepted(server.url)
+    acks = losscheck.read_acks(out)
+    # Every acknowledged report must reach a signed checkpoint (the integrator's 1 s budget):
+    # wait for the one that covers the last before stopping the registry.
+    covered = _wait_checkpoint(server.url, 1 + max((a.log_index for a in acks), default=-1))
+    time.sleep(0.1)
+    watch.__exit__()
     server.stop()
 
     stats = [json.loads(p.read_text()) for p in out.glob("stats-*.json")]
@@ -323,8 +378,8 @@ def _load(  # noqa: PLR0917 (private helper split off run(); all arguments are i
     lasts = [s["last_ack"] for s in stats if s["last_ack"]]
     span = (max(lasts) - min(firsts)) if firsts and lasts else 0.0
 
-    acks = losscheck.read_acks(out)
     loss = losscheck.check(server.database_url, acks)
+    to_checkpoint = losscheck.checkpoint_latency(watch.seen, acks)
     latency = _latency(csv_prefix, f"/v1/reports/batch [{args.batch_size}]")
     rate = accepted / span if span else 0.0
     raw_rate = float(raw["registry_verify_per_s"])
@@ -352,12 +407,18 @@ def _load(  # noqa: PLR0917 (private helper split off run(); all arguments are i
         "registry_cpu_s": round(server_cpu, 1),
         "loadgen_cpu_us_per_report": round(1e6 * loadgen_cpu / accepted, 1) if accepted else None,
         "registry_cpu_us_per_report": round(1e6 * server_cpu / accepted, 1) if accepted else None,
+        # Cores used over locust's wall time (CPU seconds per second).
+        "registry_cores_used": round(server_cpu / wall, 2) if wall else None,
+        "loadgen_cores_used": round(loadgen_cpu / wall, 2) if wall else None,
+        "ack_to_checkpoint_ms": to_checkpoint,
+        "all_acks_in_a_checkpoint": covered,
         "metrics_accepted_total": metrics_accepted,
         "loss_check": {
             "ok": loss.ok,
             "acknowledged": loss.acknowledged,
             "stored_reports": loss.stored_reports,
             "log_size": loss.log_size,
+            "integrated_size": loss.integrated_size,
             "stored_not_acknowledged": loss.stored_not_acknowledged,
             "problems": loss.problems,
         },

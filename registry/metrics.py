@@ -87,13 +87,22 @@ INGEST_PENDING = Gauge(
 
 
 class _LogCollector(Collector):
-    def __init__(self, size: int, updated_at: datetime | None, now: datetime) -> None:
+    def __init__(
+        self, size: int, updated_at: datetime | None, now: datetime, integrated: int | None
+    ) -> None:
         self.size, self.updated_at, self.now = size, updated_at, now
+        self.integrated = integrated
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         yield GaugeMetricFamily(
-            "chipreg_log_entries", "Entries in the transparency log.", self.size
+            "chipreg_log_entries", "Entries in the transparency log (sequenced).", self.size
         )
+        if self.integrated is not None:
+            yield GaugeMetricFamily(
+                "chipreg_log_integrated_entries",
+                "Entries integrated into the Merkle tree (the rest wait for the integrator).",
+                self.integrated,
+            )
         if self.updated_at is not None:
             yield GaugeMetricFamily(
                 "chipreg_checkpoint_age_seconds",
@@ -102,12 +111,15 @@ class _LogCollector(Collector):
             )
 
 
-def exposition(log_size: int, log_updated_at: datetime | None, now: datetime) -> bytes:
+def exposition(
+    log_size: int, log_updated_at: datetime | None, now: datetime, integrated: int | None = None
+) -> bytes:
     """The text exposition of every metric, merged over worker processes where there are several."""
     registry = CollectorRegistry()
+    collector = _LogCollector(log_size, log_updated_at, now, integrated)
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        registry.register(_LogCollector(log_size, log_updated_at, now))
+        registry.register(collector)
         return generate_latest(registry)
-    registry.register(_LogCollector(log_size, log_updated_at, now))
+    registry.register(collector)
     return generate_latest(REGISTRY) + generate_latest(registry)

@@ -47,10 +47,12 @@ class Settings(BaseSettings):
         description="C2SP signed-note private key (PRIVATE+KEY+...). Created in development.",
     )
     checkpoint_interval_s: float = Field(
-        default=1.0,
+        default=0.5,
         ge=0,
-        description="How often the publisher signs a new checkpoint when the log grew "
-        "(0: no background publisher).",
+        description="How often the integrator folds sequenced log entries into the tree and "
+        "the publisher signs a new checkpoint when it grew (0: neither runs in the "
+        "background). An acknowledged report is in a signed checkpoint about this long after "
+        "its acknowledgement, plus one round.",
     )
     witnesses: list[WitnessSetting] = Field(
         default_factory=list,

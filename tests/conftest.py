@@ -96,6 +96,6 @@ def live_registry(registry_settings: Settings) -> Iterator[LiveRegistry]:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Run the load-test smoke tests last: importing locust monkey-patches this process with
-    gevent (threads become greenlets), and a registry's background checkpoint publisher
+    gevent (threads become greenlets), and a registry's background log integrator
     waiting on a SQLite lock would then block the whole process."""
     items.sort(key=lambda item: "tests/loadtests/" in item.nodeid.replace("\\", "/"))

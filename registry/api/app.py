@@ -39,6 +39,7 @@ from registry.logconfig import configure_logging
 from registry.logkey import load_log_signer
 from registry.settings import Settings
 from registry.workers.checkpoints import CheckpointPublisher, WitnessEndpoint
+from registry.workers.integrator import IntegratorWorker
 
 __all__ = ["create_app", "create_worker_app"]
 
@@ -72,23 +73,39 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         interval_s=settings.checkpoint_interval_s,
         witness_timeout_s=settings.witness_timeout_s,
     )
+    # The ingest writer's own engine (its own pool: it must never wait for a request's
+    # connection); the writer and its thread are made on the first report in each process.
+    ingest_engine = make_engine(
+        settings.database_url, sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms
+    )
     context = AppContext(
         settings=settings,
         engine=engine,
         sessions=sessions,
+        ingest_engine=ingest_engine,
         log_signer=log_signer,
         publisher=publisher,
         gpu_roots=tuple(load_gpu_root(path.read_bytes()) for path in settings.gpu_root_files),
     )
 
+    # Each process runs an integrator (one holds the lease and works): it folds the sequenced
+    # entries into the tree and has the publisher sign checkpoints (never per request).
+    integrator = IntegratorWorker(
+        make_engine(settings.database_url, sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms),
+        publisher,
+        utc_now,
+        interval_s=settings.checkpoint_interval_s,
+    )
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        # Each process publishes checkpoints in the background (not per request).
-        publisher.start()
+        integrator.start()
         try:
             yield
         finally:
+            integrator.stop()
             publisher.stop()
+            ingest_engine.dispose()
 
     # docs_url=None: the default Swagger UI loads from a CDN; ours is served from the package.
     app = FastAPI(

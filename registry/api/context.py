@@ -26,6 +26,8 @@ class AppContext:
     settings: Settings
     engine: Engine
     sessions: sessionmaker[Session]
+    # The ingest writer's (registry.ingest.writer): apart from the requests' pool.
+    ingest_engine: Engine
     log_signer: LogSigner
     clock: Callable[[], datetime] = utc_now
     publisher: CheckpointPublisher | None = None

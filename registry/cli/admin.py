@@ -141,8 +141,7 @@ def _init(args: argparse.Namespace, settings: Settings) -> int:
     sessions = make_session_factory(engine)
     with sessions() as session:
         accounts = AccountService(session, utc_now)
-        state = LogRepository(session).state()
-        if accounts.tokens() or (state is not None and state.size > 0):
+        if accounts.tokens() or LogRepository(session).sequenced_size() > 0:
             # A new key for a log that has entries would fork its identity for partners.
             return _fail(
                 "the database is initialised already (it has tokens or log entries); "

@@ -132,7 +132,7 @@ def _run(args: argparse.Namespace, data: Path) -> int:
             findings = _ok(http.get("/v1/findings"))["findings"]
             # The run is logged with its findings; wait for a checkpoint that covers it.
             with context.sessions() as session:
-                logged, _ = TransparencyLog(session, context.log_signer).head()
+                logged = TransparencyLog(session, context.log_signer).sequenced_size()
             checkpoint = _wait_checkpoint(http, logged)
         print()
         print(_findings_table(findings))

@@ -1,11 +1,16 @@
-"""Group commit: one writer thread per process turns concurrent ingest batches into one transaction.
+"""Group commit: one writer thread per process sequences concurrent ingest batches in one
+transaction.
 
-Request threads prepare their batch (parse and verify, no lock) and hand it to
-:meth:`IngestWriter.submit`. The writer takes everything queued at that moment (up to
-``max_group_reports``), runs :meth:`IngestService.commit` over all of it under one log lock,
-commits once, and only then completes each request's future: acknowledged means committed.
-While one group commits, the next one queues up, so the group size grows with the load and the
-per-commit cost (log lock, chain-head query, fsync) is shared by every batch in the group.
+Request threads prepare their batch (parse, verify and hash the log leaves, no lock) and hand it
+to :meth:`IngestWriter.submit`. The writer takes everything queued at that moment (up to
+``max_group_reports``), runs :meth:`IngestService.commit` over all of it under the log's
+sequencing lock (chain checks, report rows, log entries with their indexes, chain heads),
+commits once, and only then completes each request's future: acknowledged means committed and
+sequenced. The Merkle tree, tiles and checkpoint follow within a second
+(``registry.workers.integrator``). While one group commits, the next one queues up, so the
+group size grows with the load and the per-commit cost (lock, fsync) is shared by every batch
+in the group. The writer keeps the chips it has seen (:class:`SequencerState`) and reads them
+again only when another writer appended since its own last commit.
 
 Admission control: :meth:`IngestWriter.admitted` counts the reports a process holds (being
 verified or waiting for the writer). Past ``max_pending_reports`` a new request is refused with
@@ -18,7 +23,7 @@ can never starve it. It stops after ``idle_exit_s`` without work and restarts on
 On SQLite the writers of several worker processes queue on an ``flock`` of ``lock_path`` before
 they begin: SQLite's own busy handler polls with sleeps of up to 100 ms, so a writer waiting on
 it idles long after the lock is free, while a blocked ``flock`` wakes as soon as it is released.
-(PostgreSQL's row lock on ``log_state`` already wakes its waiters at once.)
+(PostgreSQL's row lock on ``log_sequence`` already wakes its waiters at once.)
 """
 
 from __future__ import annotations
@@ -40,10 +45,16 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from registry import metrics
 from registry.errors import Overloaded
-from registry.services.ingest import Accepted, IngestService, PreparedBatch, Rejected
+from registry.services.ingest import (
+    Accepted,
+    IngestService,
+    PreparedBatch,
+    Rejected,
+    SequencerState,
+)
 from registry.services.log import LogSigner, TransparencyLog
 
-__all__ = ["IngestWriter"]
+__all__ = ["IngestWriter", "file_lock", "sqlite_lock_path"]
 
 Results = list[Accepted | Rejected]
 
@@ -80,6 +91,7 @@ class IngestWriter:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._pending = 0
+        self.state = SequencerState()
 
     @property
     def pending_reports(self) -> int:
@@ -143,31 +155,23 @@ class IngestWriter:
                 size += job.batch.size
             self._commit(group)
 
-    @contextmanager
-    def _process_lock(self) -> Iterator[None]:
-        if self.lock_path is None:
-            yield
-            return
-        fd = os.open(self.lock_path, os.O_CREAT | os.O_RDWR, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)  # closing the descriptor releases the lock
-
     def _commit(self, group: list[_Job]) -> None:
-        with self._process_lock():
+        with file_lock(self.lock_path):
             self._commit_locked(group)
 
     def _commit_locked(self, group: list[_Job]) -> None:
         session: Session = self.sessions()
         try:
             log = TransparencyLog(session, self.log_signer)
-            results = IngestService(session, log, self.clock).commit([j.batch for j in group])
+            results = IngestService(session, log, self.clock).commit(
+                [j.batch for j in group], self.state
+            )
             started = time.perf_counter()
             session.commit()
             metrics.DB_COMMIT_SECONDS.observe(time.perf_counter() - started)
+            self.state.committed()
         except Exception as exc:  # noqa: BLE001 (not a verdict: the error goes to every waiter)
+            self.state.invalidate()
             session.rollback()
             for job in group:
                 job.future.set_exception(exc)
@@ -183,3 +187,30 @@ class IngestWriter:
                 else:
                     metrics.REPORTS_REJECTED.labels(r.code).inc()
             job.future.set_result(batch_results)
+
+
+def sqlite_lock_path(engine: Engine) -> Path | None:
+    """The file whose ``flock`` queues the SQLite database's writers (None: not a SQLite file).
+
+    SQLite's own busy handler polls with sleeps of up to 100 ms; a blocked ``flock`` wakes as
+    soon as the lock is released. Every writer of a hot path (the ingest writers, the
+    integrator) takes it around its transaction.
+    """
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or database in (None, "", ":memory:"):
+        return None
+    return Path(f"{database}.ingest-lock")
+
+
+@contextmanager
+def file_lock(path: Path | None) -> Iterator[None]:
+    """Hold an exclusive ``flock`` of ``path`` (nothing if None); released by closing it."""
+    if path is None:
+        yield
+        return
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock

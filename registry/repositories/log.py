@@ -15,6 +15,7 @@ from registry.db.models import (
     LogCheckpoint,
     LogCosignature,
     LogEntry,
+    LogSequence,
     LogState,
     LogTile,
     Report,
@@ -56,16 +57,55 @@ class LogRepository:
     def state(self) -> LogState | None:
         return self.session.get(LogState, STATE_ID)
 
+    def lock_sequence(self) -> LogSequence:
+        """Take the sequencing lock for this transaction and return the sequenced size's row.
+
+        Appends are serialised here, not on the tree head (the integrator's row), so
+        integrating never waits for a writer nor a writer for the integrator (PostgreSQL
+        locks rows; SQLite has one writer at a time anyway). On SQLite a write comes first,
+        as in :meth:`lock_state`.
+        """
+        self.session.flush()
+        if self.session.get_bind().dialect.name == "sqlite":
+            self.session.execute(
+                text("UPDATE log_sequence SET id = id WHERE id = :id"), {"id": STATE_ID}
+            )
+            seq = self.session.get(LogSequence, STATE_ID, populate_existing=True)
+        else:
+            seq = self.session.get(
+                LogSequence, STATE_ID, with_for_update=True, populate_existing=True
+            )
+        if seq is None:
+            msg = "log_sequence row missing: run the migrations"
+            raise RuntimeError(msg)
+        return seq
+
+    def sequenced_size(self) -> int:
+        """The number of sequenced entries, as committed (no lock)."""
+        size = self.session.scalar(select(LogSequence.size).where(LogSequence.id == STATE_ID))
+        return int(size or 0)
+
+    def only_kinds(self, start: int, end: int, kinds: Collection[str]) -> bool:
+        """Whether every entry in ``[start, end)`` is of one of ``kinds``."""
+        other = self.session.scalar(
+            select(LogEntry.index)
+            .where(LogEntry.index >= start, LogEntry.index < end, LogEntry.kind.not_in(kinds))
+            .limit(1)
+        )
+        return other is None
+
+    def leaf_hashes_between(self, start: int, end: int) -> list[bytes]:
+        """Leaf hashes of entries [start, end) in order."""
+        rows = self.session.execute(
+            select(LogEntry.leaf_hash)
+            .where(LogEntry.index >= start, LogEntry.index < end)
+            .order_by(LogEntry.index)
+        )
+        return [bytes(r[0]) for r in rows]
+
     def insert_entries(self, rows: Sequence[dict[str, Any]]) -> None:
         """Insert log entries in bulk (COPY on PostgreSQL); every row names every column."""
         bulk_insert(self.session, LogEntry.__table__, rows)  # type: ignore[arg-type]
-
-    def leaf_hashes(self, end: int) -> list[bytes]:
-        """Leaf hashes of entries [0, end) in order."""
-        rows = self.session.execute(
-            select(LogEntry.leaf_hash).where(LogEntry.index < end).order_by(LogEntry.index)
-        )
-        return [bytes(r[0]) for r in rows]
 
     def index_of_leaf(self, leaf_hash: bytes) -> int | None:
         return self.session.scalar(

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Collection, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import String, select, type_coerce, update
 from sqlalchemy.orm import Session
 
 from registry.db.models import RejectionCount, Report
@@ -23,6 +23,28 @@ class ReportRepository:
     def insert_many(self, rows: Sequence[dict[str, Any]]) -> None:
         """Insert accepted reports (all columns but ``id``), in bulk: COPY on PostgreSQL."""
         bulk_insert(self.session, Report.__table__, rows)  # type: ignore[arg-type]
+
+    def heads_between(self, start: int, end: int) -> list[tuple[str, int, str, datetime, int]]:
+        """``(chip_id, seq, digest, window_end, log_index)`` of the reports logged at indexes
+        ``[start, end)``, in log order: the chain heads they moved, last one winning."""
+        sqlite = self.session.get_bind().dialect.name == "sqlite"
+        end_col: Any = type_coerce(Report.window_end, String) if sqlite else Report.window_end
+        rows = self.session.execute(
+            select(Report.chip_id, Report.seq, Report.digest, end_col, Report.log_index)
+            .where(Report.log_index >= start, Report.log_index < end)
+            .order_by(Report.log_index)
+        ).all()
+        if not sqlite:
+            return [(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+        # The stored text, converted once per distinct value (a fleet shares its windows).
+        parsed: dict[str, datetime] = {}
+        out = []
+        for r in rows:
+            at = parsed.get(r[3])
+            if at is None:
+                at = parsed[r[3]] = datetime.fromisoformat(r[3]).replace(tzinfo=UTC)
+            out.append((r[0], r[1], r[2], at, r[4]))
+        return out
 
     def digest_at(self, chip_id: str, seq: int) -> str | None:
         return self.session.scalar(

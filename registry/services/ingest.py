@@ -1,12 +1,14 @@
 """Batched ingest of signed usage reports, in two phases.
 
 :meth:`IngestService.prepare` runs on the request's thread, with no lock held: it parses every
-envelope, finds each chip's key (a per-process cache in front of one column query) and checks
-the signatures. :meth:`IngestService.commit` runs on the ingest writer (registry.ingest) for
-several prepared batches at once, in one transaction: it takes the log's append lock, loads
-chain heads and custodians in one query, checks custody, replay and sequence in order, then
-writes the accepted reports, their log entries and the new chain heads in bulk. The writer
-commits; only after that commit is any report acknowledged. Rejected reports increment a
+envelope, finds each chip's key (a per-process cache in front of one column query), checks
+the signatures and hashes the log leaves. :meth:`IngestService.commit` runs on the ingest
+writer (registry.ingest) for several prepared batches at once, in one transaction: it takes
+the log's sequencing lock, takes chain heads and custodians from the writer's
+:class:`SequencerState` (one query for the chips it does not hold), checks custody, replay and
+sequence in order, then writes the accepted reports, their log entries (sequenced: the tree
+follows in the integrator) and the new chain heads in bulk. The writer commits; only after that
+commit is any report acknowledged. Rejected reports increment a
 counter per (reason, chip); those whose chip signature verified (replays, reused sequence
 numbers, reports off the chain) are also kept, bounded, as evidence for the clone and replay
 rules, and appended to the log as ``rejected_report`` records (byte-identical replays at most
@@ -39,6 +41,7 @@ from attestation.dsse import Envelope
 from attestation.errors import FormatError, KeyMismatchError, SignatureError
 from attestation.keys import PublicKey
 from attestation.logentries import REJECTED_REPORT
+from attestation.merkle import leaf_hash
 from attestation.records import RejectedReportRecord, ReportReceipt
 from attestation.report import OpenedReport, UsageReport, open_envelope
 from attestation.timefmt import timestamp
@@ -56,6 +59,7 @@ __all__ = [
     "KeyCache",
     "PreparedBatch",
     "Rejected",
+    "SequencerState",
     "Verified",
 ]
 
@@ -63,6 +67,10 @@ LOG_KIND_REPORT = "usage_report"
 # The stored form of a report's links: what json.dumps(links, separators=(",", ":")) writes.
 _LINKS_ENCODER = json.JSONEncoder(separators=(",", ":"))
 LOG_KIND_REJECTED = REJECTED_REPORT
+# A chain head: last seq, last digest, last window end, last log index.
+HeadTuple = tuple[int, str, datetime | None, int | None]
+# Log entries that move no chip's custody or status: another writer's groups.
+_CHAIN_KINDS = frozenset({LOG_KIND_REPORT, REJECTED_REPORT})
 # Signed-but-rejected submissions kept as evidence; the oldest beyond this are dropped.
 MAX_REJECTED_SUBMISSIONS = 100_000
 # Outcomes whose byte-identical repeats are kept and logged at most once per delivering operator.
@@ -148,6 +156,94 @@ class Verified:
     report: UsageReport
     digest: str
     body: bytes
+    # The body's log leaf hash, computed on the request thread (outside the sequencing lock).
+    leaf: bytes
+
+
+class SequencerState:
+    """What one process's sequencer keeps between groups: the ingest state (chain head,
+    custody, status) of the chips it has seen and the facilities it knows exist.
+
+    Valid while nothing else wrote to the log: every change to a chip's custody or status is
+    logged in its own transaction, under the same sequencing lock, so the log's sequenced size
+    is a generation counter. ``size`` is the sequenced size this process's last commit left;
+    if the size found under the lock differs, another writer appended in between. If all it
+    appended were reports (and rejected reports), the heads they moved are read from those
+    report rows (:meth:`IngestService.commit`: another worker process's groups, the common
+    case with several workers); anything else (a declaration, a status change) drops the
+    chips, and they are read again. Used by the writer thread only; :meth:`committed` after
+    the transaction commits, :meth:`invalidate` if it failed.
+    """
+
+    def __init__(self, max_chips: int = 2_000_000, max_catch_up: int = 65_536) -> None:
+        self.max_chips = max_chips
+        self.max_catch_up = max_catch_up
+        # The chips as read; their chain heads as moved since, by chip id (plain tuples: a
+        # group moves thousands, and building a new chip state per head costs more).
+        self.chips: dict[str, ChipIngestState] = {}
+        self.heads: dict[str, HeadTuple] = {}
+        self.facilities: set[int] = set()
+        self.size: int | None = None
+        self._staged: tuple[dict[str, HeadTuple], int] | None = None
+        # How often the chips were read again, or caught up from another writer's reports.
+        self.reloads = 0
+        self.catch_ups = 0
+
+    def behind(self, size: int) -> bool:
+        """Whether only another writer's few entries separate the kept chips from ``size``."""
+        return (
+            self.size is not None and bool(self.chips) and 0 < size - self.size <= self.max_catch_up
+        )
+
+    def catch_up(self, heads: Sequence[tuple[str, int, str, datetime, int]], size: int) -> None:
+        """Apply the chain heads another writer's reports moved, up to ``size``."""
+        chips, kept = self.chips, self.heads
+        for chip_id, seq, digest, window_end, log_index in heads:
+            if chip_id in chips:
+                kept[chip_id] = (seq, digest, window_end, log_index)
+        self.size = size
+        self.catch_ups += 1
+
+    def validate(self, size: int) -> None:
+        """Drop what another writer may have changed since this process's last commit."""
+        if self.size != size:
+            if self.chips:
+                self.reloads += 1
+            self.chips.clear()
+            self.heads.clear()
+        self.size = size
+
+    def head(self, chip: ChipIngestState) -> HeadTuple:
+        """The chip's chain head: as moved since it was read, or as read."""
+        kept = self.heads.get(chip.chip_id)
+        if kept is not None:
+            return kept
+        return (chip.last_seq, chip.last_digest, chip.last_window_end, chip.last_log_index)
+
+    def load(self, chips: dict[str, ChipIngestState]) -> None:
+        """Keep chips just read (current: no head of theirs kept from before applies)."""
+        if len(self.chips) + len(chips) > self.max_chips:
+            self.chips.clear()
+            self.heads.clear()
+        for chip_id in chips:
+            self.heads.pop(chip_id, None)
+        self.chips.update(chips)
+
+    def stage(self, heads: dict[str, HeadTuple], size: int) -> None:
+        self._staged = (heads, size)
+
+    def committed(self) -> None:
+        if self._staged is not None:
+            heads, size = self._staged
+            self.heads.update(heads)
+            self.size = size
+            self._staged = None
+
+    def invalidate(self) -> None:
+        self.chips.clear()
+        self.heads.clear()
+        self.size = None
+        self._staged = None
 
 
 @dataclass
@@ -243,32 +339,53 @@ class IngestService:
                     )
                 )
                 continue
-            items.append(Verified(i, verified.report, verified.digest, opened.envelope.to_json()))
+            body = opened.envelope.to_json()
+            items.append(Verified(i, verified.report, verified.digest, body, leaf_hash(body)))
         items.sort(key=lambda item: item.index)
         return PreparedBatch(caller, items, time.perf_counter() - started)
 
-    def commit(self, batches: Sequence[PreparedBatch]) -> list[list[Accepted | Rejected]]:
-        """Check custody and chains under the log lock and write all batches' accepted reports.
+    def commit(
+        self, batches: Sequence[PreparedBatch], state: SequencerState | None = None
+    ) -> list[list[Accepted | Rejected]]:
+        """Check custody and chains under the sequencing lock and write all batches' accepted
+        reports, their log entries (sequenced, not yet integrated) and the new chain heads.
 
         Batches are taken in order, and so are the reports within each, so two batches for the
-        same chip in one commit chain onto each other. The caller commits the transaction.
+        same chip in one commit chain onto each other. ``state``: the chips this process's
+        sequencer kept from its previous groups (read again only when another writer appended
+        in between); without it every chip is read. The caller commits the transaction, then
+        calls ``state.committed()`` (or ``state.invalidate()`` if the commit failed).
         """
         now = self.clock()
-        # The append lock comes before any read, so chain heads cannot move under us.
+        # The sequencing lock comes before any read, so chain heads cannot move under us.
         next_index = self.log.lock()
-        chips = self.chips.ingest_states(
+        cache = state if state is not None else SequencerState()
+        if cache.behind(next_index) and self.log.repo.only_kinds(
+            cache.size or 0, next_index, _CHAIN_KINDS
+        ):
+            cache.catch_up(self.reports.heads_between(cache.size or 0, next_index), next_index)
+        cache.validate(next_index)
+        wanted = {
             item.report.chip_id
             for batch in batches
             for item in batch.items
             if isinstance(item, Verified)
-        )
+        }
+        chips = cache.chips
+        missing = [chip_id for chip_id in wanted if chip_id not in chips]
+        if missing:
+            cache.load(self.chips.ingest_states(missing))
         claimed = {
             item.report.facility_id
             for batch in batches
             for item in batch.items
             if isinstance(item, Verified) and item.report.facility_id is not None
         }
-        facilities = self.facilities.existing_ids(claimed)
+        unknown = claimed - cache.facilities
+        if unknown:
+            # Facilities are never deleted: one that exists is remembered.
+            cache.facilities.update(self.facilities.existing_ids(unknown))
+        facilities = cache.facilities
         # Custody histories of the chips delivered by an operator that is not their custodian
         # now (it may have been when the window started), in one query for the group.
         self._stays = self.chips.stays(
@@ -277,15 +394,13 @@ class IngestService:
             if batch.caller.operator_id is not None
             for item in batch.items
             if isinstance(item, Verified)
-            and (state := chips.get(item.report.chip_id)) is not None
-            and state.operator_id not in (None, batch.caller.operator_id)
+            and (chip := chips.get(item.report.chip_id)) is not None
+            and chip.operator_id not in (None, batch.caller.operator_id)
         )
-        heads = {
-            c.chip_id: _Head(c.last_seq, c.last_digest, c.last_window_end, c.last_log_index)
-            for c in chips.values()
-        }
+        heads = {chip_id: _Head(*cache.head(c)) for chip_id in wanted if (c := chips.get(chip_id))}
         report_rows: list[dict[str, Any]] = []
         log_bodies: list[bytes] = []
+        log_leaves: list[bytes] = []
         out: list[list[Accepted | Rejected]] = []
         rejected: Counter[tuple[str, str]] = Counter()
         evidence: list[tuple[Rejected, int | None]] = []
@@ -308,6 +423,7 @@ class IngestService:
                 report, digest = outcome.report, outcome.digest
                 log_index = next_index + len(log_bodies)
                 log_bodies.append(outcome.body)
+                log_leaves.append(outcome.leaf)
                 head = heads[report.chip_id]
                 head.seq, head.digest, head.window_end = report.seq, digest, report.window_end
                 head.log_index, head.changed = log_index, True
@@ -320,8 +436,9 @@ class IngestService:
                 )
             out.append(results)
 
+        moved = {chip_id: h for chip_id, h in sorted(heads.items()) if h.changed}
         if log_bodies:
-            self.log.append(LOG_KIND_REPORT, log_bodies, now)
+            self.log.append(LOG_KIND_REPORT, log_bodies, now, log_leaves)
             self.reports.insert_many(report_rows)
             self.chips.update_heads(
                 [
@@ -332,14 +449,17 @@ class IngestService:
                         "last_window_end": h.window_end,
                         "last_log_index": h.log_index,
                     }
-                    for chip_id, h in sorted(heads.items())
-                    if h.changed
+                    for chip_id, h in moved.items()
                 ]
             )
         if rejected:
             self.reports.count_rejections(rejected, now)
         if evidence:
             self._keep_evidence(evidence, now)
+        cache.stage(
+            {chip_id: (h.seq, h.digest, h.window_end, h.log_index) for chip_id, h in moved.items()},
+            self.log.lock_size(),
+        )
         return out
 
     def _keep_evidence(

@@ -1,11 +1,15 @@
-"""The transparency log: batched appends, stored tiles, published checkpoints and proofs.
+"""The transparency log: sequenced appends, integrated tree, stored tiles, checkpoints, proofs.
 
-The tree head (size + compact range) lives in one row that each append transaction locks, so
-appending costs O(log n) hashes per entry and never recomputes the tree. Each batch also
-writes the C2SP tlog-tiles it changed (a few rows per batch), and every proof is computed
-from O(log n) stored tiles. Checkpoints are signed by the checkpoint worker
-(``registry.workers.checkpoints``) about once a second, not per request, and served with
-the witnesses' cosignatures.
+Sequence first, integrate after (issue 15, as Tessera does). An append takes the sequencing
+lock (one row, ``log_sequence``), gives its entries the next indexes and stores their exact
+bytes and leaf hashes; its transaction's commit makes them durable, and that is all a writer
+waits for. :func:`integrate` (run by ``registry.workers.integrator``, one process at a time)
+folds the sequenced entries into the tree afterwards: the tree head (size + compact range, in
+``log_state``, another row with its own lock) costs O(log n) hashes per entry, the C2SP
+tlog-tiles it changed are rewritten, and the integrator then has the checkpoint publisher
+(``registry.workers.checkpoints``) sign a checkpoint. Every proof, tile and checkpoint is of the
+integrated tree and computed from O(log n) stored tiles; an entry sequenced but not yet
+integrated is in no checkpoint.
 """
 
 from __future__ import annotations
@@ -21,11 +25,18 @@ from attestation.checkpoint import Checkpoint, sign_checkpoint
 from attestation.errors import FormatError
 from attestation.note import NoteSigner
 from attestation.records import Record
-from registry.db.models import LogState
+from registry.db.models import LogSequence
 from registry.errors import BadRequest, NotFound
 from registry.repositories.log import LogRepository
 
-__all__ = ["LogAppender", "LogEntryOut", "LogSigner", "PublishedCheckpoint", "TransparencyLog"]
+__all__ = [
+    "LogAppender",
+    "LogEntryOut",
+    "LogSigner",
+    "PublishedCheckpoint",
+    "TransparencyLog",
+    "integrate",
+]
 
 HASH = 32
 MAX_ENTRIES = 1000
@@ -76,28 +87,40 @@ def _unpack(blob: bytes) -> list[bytes]:
 
 
 class LogAppender:
-    """Appends entries; needs no signing key (checkpoints are the publisher's job)."""
+    """Sequences entries; needs no signing key (checkpoints are the integrator's job).
+
+    Appending gives each entry its index and stores its exact bytes and leaf hash (the
+    sequenced pool); the caller's commit makes them durable. The tree, its tiles and the
+    checkpoints follow asynchronously (:func:`integrate`, run by
+    ``registry.workers.integrator``).
+    """
 
     def __init__(self, session: Session) -> None:
         self.repo = LogRepository(session)
-        self._locked: LogState | None = None
+        self._locked: LogSequence | None = None
 
     def append_record(self, record: Record, at: datetime) -> int:
         """Append one registry record (its canonical JSON, :mod:`attestation.records`)."""
         return self.append(record.KIND, [record.to_json()], at)
 
-    def append(self, kind: str, bodies: Sequence[bytes], at: datetime) -> int:
-        """Append entries in one batch; returns the index of the first. Caller commits."""
-        state = self._locked or self.repo.lock_state()
-        tree = merkle.CompactRange.from_hashes(state.size, _unpack(state.compact_range))
-        first = state.size
-        rows = []
-        leaves = []
-        for offset, body in enumerate(bodies):
-            leaf = merkle.leaf_hash(body)
-            tree.append(leaf)
-            leaves.append(leaf)
-            rows.append(
+    def append(
+        self,
+        kind: str,
+        bodies: Sequence[bytes],
+        at: datetime,
+        leaves: Sequence[bytes] | None = None,
+    ) -> int:
+        """Sequence entries in one batch; returns the index of the first. Caller commits.
+
+        ``leaves``: their leaf hashes if the caller computed them already (ingest does, on the
+        request threads, outside the lock).
+        """
+        seq = self._locked or self.repo.lock_sequence()
+        first = seq.size
+        if leaves is None:
+            leaves = [merkle.leaf_hash(body) for body in bodies]
+        self.repo.insert_entries(
+            [
                 {
                     "index": first + offset,
                     "kind": kind,
@@ -105,25 +128,57 @@ class LogAppender:
                     "body": body,
                     "created_at": at,
                 }
-            )
-        self.repo.insert_entries(rows)
-        edge = self.repo.tiles([tid for tid, _ in tiles.right_edge(first)])
-        self.repo.put_tiles(tiles.extend_tiles(first, leaves, edge))
-        state.size = tree.size
-        state.compact_range = _pack(tree.to_hashes())
-        state.root_hash = tree.root()
-        state.updated_at = at
-        self._locked = state
+                for offset, (body, leaf) in enumerate(zip(bodies, leaves, strict=True))
+            ]
+        )
+        seq.size = first + len(bodies)
+        seq.updated_at = at
+        self._locked = seq
         return first
 
-    def lock(self) -> int:
-        """Take the append lock early in a transaction; returns the current size.
+    def lock_size(self) -> int:
+        """The sequenced size this transaction leaves (it holds the sequencing lock)."""
+        seq = self._locked or self.repo.lock_sequence()
+        self._locked = seq
+        return seq.size
 
-        The locked tree head is kept for :meth:`append` in the same transaction, so a batch
-        takes the lock (and reads the head) once.
+    def lock(self) -> int:
+        """Take the sequencing lock early in a transaction; returns the sequenced size.
+
+        The locked row is kept for :meth:`append` in the same transaction, so a batch takes
+        the lock (and reads the size) once.
         """
-        self._locked = self.repo.lock_state()
+        self._locked = self.repo.lock_sequence()
         return self._locked.size
+
+
+def integrate(session: Session, at: datetime, limit: int = 1_000_000) -> tuple[int, int]:
+    """Fold sequenced entries into the tree: compact range, root, C2SP tiles, tree size.
+
+    Takes the tree head's lock (the sequencer's lock is another row: appends go on), reads the
+    leaf hashes of at most ``limit`` entries past the integrated size, and moves the head. The
+    caller commits. Returns the integrated size before and after.
+    """
+    repo = LogRepository(session)
+    state = repo.lock_state()
+    first = state.size
+    end = min(repo.sequenced_size(), first + limit)
+    if end <= first:
+        return first, first
+    leaves = repo.leaf_hashes_between(first, end)
+    if len(leaves) != end - first:
+        msg = f"log entries [{first}, {end}) are not all stored ({len(leaves)} found)"
+        raise RuntimeError(msg)
+    tree = merkle.CompactRange.from_hashes(first, _unpack(state.compact_range))
+    for leaf in leaves:
+        tree.append(leaf)
+    edge = repo.tiles([tid for tid, _ in tiles.right_edge(first)])
+    repo.put_tiles(tiles.extend_tiles(first, leaves, edge))
+    state.size = tree.size
+    state.compact_range = _pack(tree.to_hashes())
+    state.root_hash = tree.root()
+    state.updated_at = at
+    return first, end
 
 
 class TransparencyLog(LogAppender):
@@ -134,11 +189,15 @@ class TransparencyLog(LogAppender):
         self.signer = signer
 
     def head(self) -> tuple[int, bytes]:
-        """The committed tree size and root."""
+        """The integrated tree's size and root (what checkpoints, proofs and tiles are of)."""
         state = self.repo.state()
         if state is None:
             return 0, merkle.EMPTY_ROOT
         return state.size, bytes(state.root_hash)
+
+    def sequenced_size(self) -> int:
+        """How many entries have an index (committed, integrated or not): at least head()."""
+        return self.repo.sequenced_size()
 
     def checkpoint(self) -> Checkpoint:
         size, root = self.head()
@@ -233,7 +292,9 @@ class TransparencyLog(LogAppender):
             raise NotFound(str(exc), code="entry_too_large_for_bundle") from exc
 
     def entries(self, start: int, end: int) -> list[LogEntryOut]:
-        size, _ = self.head()
+        """Stored entries in ``[start, end)``: sequenced ones too (their index and bytes are
+        final once committed), though only those below a checkpoint's size are provable."""
+        size = self.sequenced_size()
         if not 0 <= start < end:
             raise BadRequest("need 0 <= start < end", code="bad_range")
         if end - start > MAX_ENTRIES:

@@ -261,9 +261,10 @@ class VerificationService:
                 code="as_of_in_future",
             )
         as_of = as_of or now
-        # Not the append lock: a long run must not stall ingest. Reports are cut at this size.
-        state = self.log.repo.state()
-        log_size = state.size if state is not None else 0
+        # Not the append lock: a long run must not stall ingest. Reports are cut at this size:
+        # the sequenced size (every entry below it is committed; the run's own record comes
+        # after it, so a checkpoint that covers the run covers everything the run read).
+        log_size = self.log.repo.sequenced_size()
         snap = self.snapshot(as_of, since, log_size)
         found = engine.run(snap, policy, as_of)
         # The run and everything it found go in the log, so partners can re-derive and compare.

@@ -1,7 +1,10 @@
 """The checkpoint publisher: signs the log's head about once a second and collects cosignatures.
 
-Request handlers never sign. A background thread per process wakes every
-``CHIPREG_CHECKPOINT_INTERVAL_S``; when the log grew it signs the head, stores the checkpoint
+Request handlers never sign. In ``chipreg serve`` the integrator
+(:mod:`registry.workers.integrator`, one process at a time) calls
+:meth:`CheckpointPublisher.publish_once` after each round, every
+``CHIPREG_CHECKPOINT_INTERVAL_S`` (``start()`` runs it on a thread of its own, for a caller
+without an integrator); when the integrated tree grew it signs the head, stores the checkpoint
 and submits it to every configured witness with C2SP tlog-witness ``add-checkpoint``: the old
 size is the last size that witness cosigned (a 409 answer tells the witness's real size, and
 the request is retried once from there) with a consistency proof from stored tiles. Valid

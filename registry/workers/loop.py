@@ -31,7 +31,8 @@ class WorkerLoop:
 
     ``run()`` blocks (``chipreg verify --follow``); ``start()`` runs it on a daemon thread
     (``chipreg serve``); ``stop()`` ends either. ``on_error`` is told of each failure (for a
-    test or a metric); the loop logs it either way.
+    test, a metric, or to let go of a lease); the loop logs it either way. ``first_wait_s``:
+    a pause before the first step (0: the first step runs at once).
     """
 
     def __init__(
@@ -43,6 +44,7 @@ class WorkerLoop:
         logger: logging.Logger,
         max_backoff_s: float = MAX_BACKOFF_S,
         on_error: Callable[[BaseException], None] | None = None,
+        first_wait_s: float = 0.0,
     ) -> None:
         self.name = name
         self.step = step
@@ -50,11 +52,14 @@ class WorkerLoop:
         self.logger = logger
         self.max_backoff_s = max_backoff_s
         self.on_error = on_error
+        self.first_wait_s = first_wait_s
         self.stop_event = threading.Event()
         self.failures = 0  # failing steps in a row
         self._thread: threading.Thread | None = None
 
     def run(self) -> None:
+        if self.first_wait_s > 0:
+            self.stop_event.wait(self.first_wait_s)
         while not self.stop_event.is_set():
             began = time.monotonic()
             try:

@@ -68,8 +68,7 @@ class Audited:
 
     def size(self) -> int:
         with self.registry.context.sessions() as s:
-            state = LogRepository(s).state()
-            return 0 if state is None else state.size
+            return LogRepository(s).sequenced_size()
 
     def settle(self) -> None:
         """Wait until the published, cosigned checkpoint covers the whole log."""

@@ -161,8 +161,7 @@ class Setup:
 
     def settle(self) -> None:
         with self.registry.context.sessions() as s:
-            state = LogRepository(s).state()
-            size = 0 if state is None else state.size
+            size = LogRepository(s).sequenced_size()
         with self.registry.client() as http:
             wait_checkpoint(http, NoteVerifier.from_vkey(self.vkey), size)
 

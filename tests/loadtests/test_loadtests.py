@@ -56,6 +56,17 @@ def test_every_report_is_acknowledged_stored_and_logged_once(kept_run: tuple[dic
     assert loss["stored_not_acknowledged"] == 0
 
 
+def test_ack_to_checkpoint_latency_and_cores_are_reported(kept_run: tuple[dict, Path]) -> None:
+    summary, _ = kept_run
+    # Every acknowledged report reached a signed checkpoint before the registry stopped.
+    assert summary["all_acks_in_a_checkpoint"] is True
+    latency = summary["ack_to_checkpoint_ms"]
+    assert latency["uncovered"] == 0 and latency["observations"] >= 1
+    assert 0 <= latency["p50_ms"] <= latency["p99_ms"] <= latency["max_ms"]
+    assert summary["loss_check"]["integrated_size"] == summary["loss_check"]["log_size"]
+    assert summary["registry_cores_used"] > 0 and summary["loadgen_cores_used"] > 0
+
+
 def test_metrics_add_up_over_worker_processes(kept_run: tuple[dict, Path]) -> None:
     summary, _ = kept_run
     assert summary["workers"] == 2

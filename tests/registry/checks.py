@@ -11,8 +11,8 @@ from registry.db.base import Base
 from tests.conftest import LiveRegistry
 
 PROBLEM_JSON = "application/problem+json"
-# Written by the background checkpoint publisher, not by requests.
-PUBLISHER_TABLES = frozenset({"log_checkpoints", "log_cosignatures"})
+# Written by the background integrator (tiles) and checkpoint publisher, not by requests.
+PUBLISHER_TABLES = frozenset({"log_tiles", "log_checkpoints", "log_cosignatures"})
 
 
 def row_counts(registry: LiveRegistry) -> dict[str, int]:

@@ -1,4 +1,5 @@
-"""Helpers for tests of the log: wait for the background publisher to cover a size."""
+"""Helpers for tests of the log: wait for the background integrator to publish a checkpoint that
+covers a size."""
 
 from __future__ import annotations
 

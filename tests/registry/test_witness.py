@@ -74,7 +74,7 @@ def witnessed_app(database_url: str, tmp: Path, witness: WitnessServer) -> tuple
 
 def log_size(registry: LiveRegistry) -> int:
     with registry.context.sessions() as s:
-        return int(s.execute(text("SELECT size FROM log_state")).scalar_one())
+        return int(s.execute(text("SELECT size FROM log_sequence")).scalar_one())
 
 
 def test_publisher_collects_cosignatures_and_a_fork_gets_none(

@@ -28,17 +28,20 @@ from sqlalchemy import Engine, event, func, select
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
 from attestation.logentries import VERIFIER_RUN
-from registry.db.engine import make_session_factory, session_scope
+from registry.db.engine import make_engine, make_session_factory, session_scope
 from registry.db.models import (
     Finding,
     LogCheckpoint,
     LogEntry,
+    LogState,
     VerifierProgress,
     WebhookDelivery,
     WebhookSubscription,
 )
+from registry.services.log import integrate
 from registry.settings import Settings
 from registry.workers.checkpoints import CheckpointPublisher
+from registry.workers.integrator import IntegratorWorker
 from registry.workers.loop import WorkerLoop, backoff_pause
 from registry.workers.verifier import VerifierWorker
 from registry.workers.webhooks import DeliveryStats, WebhookDeliverer
@@ -90,7 +93,7 @@ class FailingCommits:
 
 @pytest.fixture
 def registry_settings(registry_settings: Settings) -> Settings:
-    # No background publisher in the app: the tests below run their own.
+    # No background integrator (nor publisher) in the app: the tests below run their own.
     return registry_settings.model_copy(update={"checkpoint_interval_s": 0})
 
 
@@ -218,6 +221,9 @@ def test_publisher_survives_a_failing_round(world: World) -> None:
     engine = reg.context.engine
     size = count(world, select(func.count()).select_from(LogEntry))
     assert size > 0
+    # The publisher signs the integrated tree: integrate what the world sequenced first.
+    with session_scope(reg.context.sessions) as session:
+        assert integrate(session, reg.context.clock()) == (0, size)
     failing = FailingCommits(engine, 1)
     publisher = CheckpointPublisher(
         failing.sessions, reg.context.log_signer, reg.context.clock, interval_s=0.01
@@ -241,6 +247,38 @@ def test_publisher_survives_a_failing_round(world: World) -> None:
     with reg.context.sessions() as s:
         sizes = list(s.scalars(select(LogCheckpoint.size).order_by(LogCheckpoint.size)))
     assert sizes == [size]  # published once, after one failed round in the loop
+
+
+# --- the log integrator ---------------------------------------------------------------------
+
+
+def test_integrator_survives_a_failing_round(world: World) -> None:
+    """A round whose integration commit fails leaves the tree as it was; the loop goes on,
+    integrates everything and has the publisher sign it; stop() ends the thread."""
+    reg = world.registry
+    size = count(world, select(func.count()).select_from(LogEntry))
+    assert size > 0
+    url = reg.context.engine.url.render_as_string(hide_password=False)
+    worker = IntegratorWorker(make_engine(url), None, reg.context.clock, interval_s=0.01)
+    failing = FailingCommits(worker.engine, 1)
+    worker.sessions = failing.sessions
+    try:
+        with pytest.raises(CommitFailed):
+            worker.run_once()
+        assert count(world, select(LogState.size)) == 0  # the failed round left nothing
+        worker.publisher = CheckpointPublisher(
+            reg.context.sessions, reg.context.log_signer, reg.context.clock
+        )
+        failing.fail_at = {2}  # and one more failing round while running
+        worker.start()
+        wait_until(
+            lambda: count(world, select(func.max(LogCheckpoint.size))) == size,
+            f"a checkpoint of size {size}",
+        )
+    finally:
+        worker.stop()
+    assert not worker.loop.running and failing.failed == 2
+    assert count(world, select(LogState.size)) == size
 
 
 # --- the webhook deliverer ------------------------------------------------------------------

@@ -32,6 +32,6 @@ def get_health(session: SessionDep) -> dict[str, str]:
 )
 def get_metrics(log: LogDep, ctx: ContextDep) -> Response:
     state = log.repo.state()
-    size, updated_at = (state.size, state.updated_at) if state is not None else (0, None)
-    body = metrics.exposition(size, updated_at, ctx.clock())
+    integrated, updated_at = (state.size, state.updated_at) if state is not None else (0, None)
+    body = metrics.exposition(log.sequenced_size(), updated_at, ctx.clock(), integrated)
     return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -166,11 +166,12 @@ def get_tlog_proof(
         except ValueError as exc:
             raise BadRequest("leaf_hash is not base64", code="bad_query") from exc
         index = log.index_of(wanted)
-    size, _ = log.head()
+    size = log.sequenced_size()
     if index >= size:
         raise NotFound(
             f"the log has {size} entries; there is no entry {index}", code="unknown_entry"
         )
+    # A sequenced entry is integrated and covered by a checkpoint within about a second.
     published = log.published()
     if published is None or index >= published.size:
         raise NotFound(

@@ -16,7 +16,6 @@ import json
 import threading
 import time
 from datetime import timedelta
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -29,9 +28,8 @@ from registry.api.deps import CallerDep, ContextDep, LogDep, SessionDep
 from registry.api.problems import problem
 from registry.api.schemas.reports import BATCH_SCHEMA, ENVELOPE_SCHEMA, BatchResult, ReportResult
 from registry.auth import Role
-from registry.db.engine import make_engine
 from registry.errors import InvalidRequest, PayloadTooLarge
-from registry.ingest.writer import IngestWriter
+from registry.ingest.writer import IngestWriter, sqlite_lock_path
 from registry.services.ingest import Accepted, IngestService, KeyCache, Rejected
 
 router = APIRouter(route_class=StrictJsonRoute, prefix="/v1", tags=["reports"])
@@ -84,17 +82,14 @@ class IngestPipeline:
     def __init__(self, ctx: AppContext) -> None:
         settings = ctx.settings
         self.keys = KeyCache()
-        url = ctx.engine.url.render_as_string(hide_password=False)
-        database = ctx.engine.url.database
-        sqlite_file = ctx.engine.dialect.name == "sqlite" and database not in (None, "", ":memory:")
         self.writer = IngestWriter(
-            make_engine(url, sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms),
+            ctx.ingest_engine,
             ctx.log_signer,
             lambda: ctx.clock(),  # noqa: PLW0108 (read ctx.clock at each call: tests swap it)
             max_pending_reports=settings.ingest_max_pending_reports,
             max_group_reports=settings.ingest_max_group_reports,
             retry_after_s=settings.ingest_retry_after_s,
-            lock_path=Path(f"{database}.ingest-lock") if sqlite_file else None,
+            lock_path=sqlite_lock_path(ctx.engine),
         )
 
 
@@ -163,9 +158,10 @@ def ingest_batch(
 ) -> Response:
     """Ingest up to ``CHIPREG_MAX_BATCH_REPORTS`` signed usage reports in one transaction.
 
-    Each report is accepted or rejected on its own; accepted ones are committed and in the
-    log when this returns. Rejected ones carry a code (docs/PROTOCOL.md, section 4). When the
-    registry's ingest queue is full the whole request is refused with 429 ``overloaded`` and a
+    Each report is accepted or rejected on its own; accepted ones are committed and have their
+    log index when this returns, and are in a signed checkpoint within about a second. Rejected
+    ones carry a code (docs/PROTOCOL.md, section 4). When the registry's ingest queue is full
+    the whole request is refused with 429 ``overloaded`` and a
     ``Retry-After`` header; nothing of it was stored.
     """
     caller.require(Role.OPERATOR)

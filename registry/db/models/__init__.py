@@ -37,6 +37,7 @@ from registry.db.models.log import (
     LogCheckpoint,
     LogCosignature,
     LogEntry,
+    LogSequence,
     LogState,
     LogTile,
 )
@@ -79,6 +80,7 @@ __all__ = [
     "LogCheckpoint",
     "LogCosignature",
     "LogEntry",
+    "LogSequence",
     "LogState",
     "LogTile",
     "Meter",

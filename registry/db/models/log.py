@@ -9,7 +9,15 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from registry.db.base import Base, UTCDateTime
 
-__all__ = ["NOT_A_REPORT", "LogCheckpoint", "LogCosignature", "LogEntry", "LogState", "LogTile"]
+__all__ = [
+    "NOT_A_REPORT",
+    "LogCheckpoint",
+    "LogCosignature",
+    "LogEntry",
+    "LogSequence",
+    "LogState",
+    "LogTile",
+]
 
 # The predicate of the log's partial index by kind (every kind but the ingest path's reports).
 NOT_A_REPORT = "kind <> 'usage_report'"
@@ -40,7 +48,9 @@ class LogEntry(Base):
 
 
 class LogState(Base):
-    """The log's tree head: size and the compact range (right-edge subtree hashes)."""
+    """The log's integrated tree head: size and the compact range (right-edge subtree hashes).
+
+    Entries sequenced beyond ``size`` (``LogSequence``) are stored but not in the tree yet."""
 
     __tablename__ = "log_state"
 
@@ -48,6 +58,17 @@ class LogState(Base):
     size: Mapped[int] = mapped_column(BigInteger)
     compact_range: Mapped[bytes] = mapped_column(LargeBinary)
     root_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class LogSequence(Base):
+    """The sequenced pool's size: entries ``[0, size)`` have their index and are durable; the
+    integrator folds them into the tree (``LogState``) after the acknowledgement."""
+
+    __tablename__ = "log_sequence"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
