@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from attestation.logentries import VERIFIER_RUN
@@ -171,6 +172,21 @@ class InventoryService:
         )
         ops = [r.installation.facility.operator_id for r in rows if r.installation]
         return ChipsPage(rows, total, self.repo.operator_names(ops))
+
+    def chip_list(
+        self,
+        caller: Principal,
+        *,
+        operator_id: int | None = None,
+        status: str | None = None,
+        **filters: Any,
+    ) -> tuple[list[Row[Any]], int]:
+        """:meth:`chips` for the read API: rows of the listed columns (operator names
+        included), not ORM objects."""
+        installed = None if status is None else status == "installed"
+        return self.repo.chip_list(
+            **self._scope(caller, operator_id), installed=installed, **filters
+        )
 
     def facility(
         self, caller: Principal, facility_id: int, *, after: str | None, limit: int
