@@ -444,8 +444,12 @@ class InventoryRepository:
         rows = self.session.execute(stmt.order_by(Report.window_start.desc()).limit(limit))
         return [WindowSum(a, b, float(s or 0), int(n)) for a, b, s, n in rows][::-1]
 
-    def counts(self, *, operator_id: int | None) -> dict[str, int]:
-        """Chips installed, facilities and countries (of one operator, or all)."""
+    def counts(
+        self, *, operator_id: int | None, chips_installed: int | None = None
+    ) -> dict[str, int]:
+        """Chips (enrolled; of one operator: installed at its facilities), chips installed,
+        facilities and countries (of one operator, or all). ``chips_installed``, when the
+        caller has it (the read totals), is not counted again from the installations."""
         facilities = select(Facility.id, Facility.country)
         chips = select(Installation.chip_id).where(Installation.removed_at.is_(None))
         if operator_id is not None:
@@ -453,10 +457,12 @@ class InventoryRepository:
             chips = chips.join(Facility, Facility.id == Installation.facility_id).where(
                 Facility.operator_id == operator_id
             )
-        enrolled = select(Chip.chip_id) if operator_id is None else chips
+        if chips_installed is None:
+            chips_installed = self._total(chips)
+        enrolled = self._total(select(Chip.chip_id)) if operator_id is None else chips_installed
         return {
-            "chips": self._total(enrolled),
-            "chips_installed": self._total(chips),
+            "chips": enrolled,
+            "chips_installed": chips_installed,
             "facilities": self._total(facilities),
             "countries": self._total(facilities.with_only_columns(Facility.country).distinct()),
         }
@@ -552,6 +558,13 @@ class InventoryRepository:
             .order_by(LogEntry.index.desc())
             .limit(1)
         )
+
+    def facility_ids(self, *, operator_id: int | None) -> list[int]:
+        """The ids of the facilities (of one operator, or all)."""
+        stmt = select(Facility.id).order_by(Facility.id)
+        if operator_id is not None:
+            stmt = stmt.where(Facility.operator_id == operator_id)
+        return list(self.session.scalars(stmt))
 
     def facilities(self, *, operator_id: int | None, country: str | None) -> list[Facility]:
         """Facilities (of one operator, in one country, or all) by country, then id."""

@@ -382,8 +382,12 @@ class InventoryService:
         cosignatures = 0
         if checkpoint is not None:
             cosignatures = len(self.log.cosignatures(checkpoint.size))
+        # Chips installed: the running totals per facility while custody is unchanged since
+        # the last roll-up step (not a count of every installation); else counted.
+        per_facility = self.totals.facility_chips(self.repo.facility_ids(operator_id=operator_id))
+        installed = None if per_facility is None else sum(n for n, _ in per_facility.values())
         return Overview(
-            counts=self.repo.counts(operator_id=operator_id),
+            counts=self.repo.counts(operator_id=operator_id, chips_installed=installed),
             open_findings=self.repo.open_findings(operator_id=operator_id),
             log_size=0 if state is None else state.size,
             checkpoint_size=None if checkpoint is None else checkpoint.size,
