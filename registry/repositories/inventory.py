@@ -172,11 +172,13 @@ class InventoryRepository:
         after: str | None = None,
         limit: int = 100,
         offset: int = 0,
+        total: int | None = None,
     ) -> tuple[list[Row[Any]], int]:
         """:meth:`chips` as plain rows of the listed columns (labelled as ``GET /v1/chips``
         names them), in two steps: the page's chip ids from an index alone
         (:meth:`_chip_page_ids`), then those chips' columns by primary key. No ORM objects,
-        no certificate read: at 100,000 chips the cost is the page, not the fleet."""
+        no certificate read: at 100,000 chips the cost is the page, not the fleet. ``total``,
+        when the caller has it (the read totals), is not counted again."""
         chip_filters, site_filters, custody_filters = _chip_filters(
             country=country,
             facility_id=facility_id,
@@ -185,7 +187,8 @@ class InventoryRepository:
             model=model,
             installed=installed,
         )
-        total = self._chip_count(chip_filters, site_filters, custody_filters, installed)
+        if total is None:
+            total = self._chip_count(chip_filters, site_filters, custody_filters, installed)
         ids = self._chip_page_ids(
             chip_filters,
             site_filters,
@@ -562,11 +565,21 @@ class InventoryRepository:
             .limit(1)
         )
 
-    def facility_ids(self, *, operator_id: int | None) -> list[int]:
-        """The ids of the facilities (of one operator, or all)."""
+    def facility_ids(
+        self,
+        *,
+        operator_id: int | None,
+        country: str | None = None,
+        facility_id: int | None = None,
+    ) -> list[int]:
+        """The ids of the facilities (of one operator, in one country, that one, or all)."""
         stmt = select(Facility.id).order_by(Facility.id)
         if operator_id is not None:
             stmt = stmt.where(Facility.operator_id == operator_id)
+        if country is not None:
+            stmt = stmt.where(Facility.country == country)
+        if facility_id is not None:
+            stmt = stmt.where(Facility.id == facility_id)
         return list(self.session.scalars(stmt))
 
     def facilities(self, *, operator_id: int | None, country: str | None) -> list[Facility]:

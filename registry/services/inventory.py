@@ -184,9 +184,33 @@ class InventoryService:
         """:meth:`chips` for the read API: rows of the listed columns (operator names
         included), not ORM objects."""
         installed = None if status is None else status == "installed"
+        scope = self._scope(caller, operator_id)
         return self.repo.chip_list(
-            **self._scope(caller, operator_id), installed=installed, **filters
+            **scope,
+            installed=installed,
+            total=self._installed_total(scope, installed, filters),
+            **filters,
         )
+
+    def _installed_total(
+        self, scope: dict[str, Any], installed: bool | None, filters: dict[str, Any]
+    ) -> int | None:
+        """The number of chips a list filtered only by where they are installed (a facility,
+        a country, an operator, ``status=installed``) counts: the running totals per facility
+        while custody is unchanged since the last roll-up step, instead of counting the
+        installations; None (count them) for any other filter, or when custody changed."""
+        if scope.get("vendor_id") is not None or filters.get("model") is not None:
+            return None
+        site = {k: filters.get(k) for k in ("country", "facility_id")}
+        if installed is False or (
+            installed is None and scope["operator_id"] is None and not any(site.values())
+        ):
+            return None  # chips installed nowhere are in no facility's total
+        ids = self.repo.facility_ids(operator_id=scope["operator_id"], **site)
+        per_facility = self.totals.facility_chips(ids)
+        if per_facility is None:
+            return None
+        return sum(n for n, _ in per_facility.values())
 
     def facility(
         self, caller: Principal, facility_id: int, *, after: str | None, limit: int

@@ -91,6 +91,24 @@ def check(world: World, *, rolled_facilities: bool) -> None:
                     Facility.operator_id == operator_id
                 )
             assert counts["chips_installed"] == s.scalar(installed), operator_id
+        # GET /v1/chips's total for filters on where chips are installed: the facility totals
+        # while custody is unchanged since the last step, else counted; equal either way.
+        service = InventoryService(s, ctx.clock)
+        taken = service._installed_total({"operator_id": None}, True, {})
+        assert (taken is not None) == rolled_facilities
+        for filters in (
+            {"country": "US"},
+            {"country": "FI"},
+            {"facility_id": world.second_facility},  # type: ignore[attr-defined]
+            {"operator_id": world.operator_id},
+            {"status": "installed"},
+            {"status": "installed", "country": "US"},
+            {"facility_id": 999_999},
+        ):
+            _, total = service.chip_list(ADMIN, limit=1, **filters)
+            status = filters.pop("status", None)
+            counted = repo.chip_list(limit=1, installed=True if status else None, **filters)[1]
+            assert total == counted, filters
         for facility_id in facilities:
             direct = {
                 (w.window_start, w.window_end): (w.count, w.total)
