@@ -322,6 +322,11 @@ def measure(db: str, fleet_name: str, args: argparse.Namespace, data: Path) -> T
         middle = chips_total // 2
         deep = api.get("/v1/chips", params={"limit": 1, "offset": middle}).json()["chips"]
         halfway = deep[0]["chip_id"]  # a deep page: half the fleet in
+        us = api.get("/v1/chips", params={"country": "US", "limit": 1}).json()
+        us_half = api.get(
+            "/v1/chips", params={"country": "US", "limit": 1, "offset": us["total"] // 2}
+        ).json()["chips"]
+        us_halfway = us_half[0]["chip_id"] if us_half else halfway
         findings_total = len(api.get("/v1/findings", params={"limit": 1000}).json()["findings"])
         console = httpx.Client(base_url=server.url, timeout=120)
         form = console.get("/console/login").text
@@ -348,6 +353,10 @@ def measure(db: str, fleet_name: str, args: argparse.Namespace, data: Path) -> T
             f"/v1/chips?limit=100&offset={middle}",
             f"/v1/chips?limit=100&after={halfway}",
             f"/v1/chips?facility_id={facility}&limit=100",
+            # A country of several facilities (the large fleet's US: two), merged by chip id.
+            "/v1/chips?country=US&limit=100",
+            f"/v1/chips?country=US&limit=100&after={us_halfway}",
+            f"/v1/chips?country=US&limit=100&offset={us['total'] // 2}",
             "/v1/clusters",
             "/v1/findings?kind=undeclared_cluster",
             "/v1/findings?kind=chip_silent&limit=100",

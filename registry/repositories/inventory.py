@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select, text
+from sqlalchemy import ColumnElement, Row, Select, and_, exists, func, or_, select, text, union_all
 from sqlalchemy.orm import Session
 
 from attestation.logentries import USAGE_REPORT
@@ -27,6 +27,7 @@ from registry.db.models import (
     MeterReading,
     Operator,
     Report,
+    Vendor,
 )
 
 __all__ = ["ChipRow", "InventoryRepository", "WindowSum"]
@@ -49,6 +50,65 @@ class WindowSum:
 
 
 _CURRENT = and_(Installation.chip_id == Chip.chip_id, Installation.removed_at.is_(None))
+
+# The columns of ``GET /v1/chips``'s items, labelled with the names it gives them.
+_LIST_COLUMNS = (
+    Chip.chip_id,
+    Chip.vendor_id,
+    Chip.model,
+    Chip.key_id,
+    Chip.peak_tflops_bf16,
+    Chip.tdp_watts,
+    Chip.enrolled_at,
+    Chip.last_seq,
+    Chip.last_window_end,
+    Chip.decommissioned_at,
+    Chip.decommission_reason,
+    Chip.revoked_at,
+    Chip.revocation_reason,
+    Chip.hardware_id,
+    Chip.hardware_attested_at,
+    Vendor.name.label("vendor"),
+    Installation.facility_id,
+    Facility.name.label("facility_name"),
+    Facility.country,
+    Facility.operator_id,
+    Operator.name.label("operator_name"),
+    Installation.installed_at,
+)
+
+# Up to this many facilities match a filter, a page is merged from each one's index.
+_MERGED_FACILITIES = 64
+
+
+def _chip_filters(
+    *,
+    country: str | None,
+    facility_id: int | None,
+    operator_id: int | None,
+    vendor_id: int | None,
+    model: str | None,
+    installed: bool | None,
+) -> tuple[list[ColumnElement[bool]], list[ColumnElement[bool]], list[ColumnElement[bool]]]:
+    """The chip list's filters: on the chip, on its facility, on its custody."""
+    chip_filters: list[ColumnElement[bool]] = []
+    if vendor_id is not None:
+        chip_filters.append(Chip.vendor_id == vendor_id)
+    if model is not None:
+        chip_filters.append(Chip.model == model)
+    site_filters: list[ColumnElement[bool]] = []
+    if country is not None:
+        site_filters.append(Facility.country == country)
+    if operator_id is not None:
+        site_filters.append(Facility.operator_id == operator_id)
+    custody_filters: list[ColumnElement[bool]] = []
+    if facility_id is not None:
+        custody_filters.append(Installation.facility_id == facility_id)
+    if installed is True:
+        custody_filters.append(Installation.id.is_not(None))
+    elif installed is False:
+        custody_filters.append(Installation.id.is_(None))
+    return chip_filters, site_filters, custody_filters
 
 
 class InventoryRepository:
@@ -73,30 +133,91 @@ class InventoryRepository:
     ) -> tuple[list[ChipRow], int]:
         """One page of the chips matching the filters, in chip id order, from the first id
         above ``after`` (keyset paging: a seek in the primary key, not a walk over ``offset``
-        rows), and the number of every match (``after`` does not change it)."""
-        chip_filters = []
-        if vendor_id is not None:
-            chip_filters.append(Chip.vendor_id == vendor_id)
-        if model is not None:
-            chip_filters.append(Chip.model == model)
-        site_filters = []
-        if country is not None:
-            site_filters.append(Facility.country == country)
-        if operator_id is not None:
-            site_filters.append(Facility.operator_id == operator_id)
-        custody_filters = []
-        if facility_id is not None:
-            custody_filters.append(Installation.facility_id == facility_id)
-        if installed is True:
-            custody_filters.append(Installation.id.is_not(None))
-        elif installed is False:
-            custody_filters.append(Installation.id.is_(None))
+        rows), and the number of every match (``after`` does not change it). ORM objects, for
+        the console and the exports; :meth:`chip_list` is the API's lean form of the same."""
+        chip_filters, site_filters, custody_filters = _chip_filters(
+            country=country,
+            facility_id=facility_id,
+            operator_id=operator_id,
+            vendor_id=vendor_id,
+            model=model,
+            installed=installed,
+        )
         stmt = (
             select(Chip, Installation)
             .outerjoin(Installation, _CURRENT)
             .outerjoin(Facility, Facility.id == Installation.facility_id)
             .where(*chip_filters, *site_filters, *custody_filters)
         )
+        total = self._chip_count(chip_filters, site_filters, custody_filters, installed)
+        # With a facility, the rows are that facility's current installations, which the index
+        # ix_installations_facility_current holds in chip id order: ordering by the
+        # installation's chip id (equal to the chip's) reads the page from the index instead
+        # of sorting every chip there (40,000 on a campus) for each page.
+        order = Installation.chip_id if facility_id is not None else Chip.chip_id
+        if after is not None:
+            stmt = stmt.where(order > after)
+        rows = self.session.execute(stmt.order_by(order).limit(limit).offset(offset))
+        return [ChipRow(chip, inst) for chip, inst in rows], total
+
+    def chip_list(
+        self,
+        *,
+        country: str | None = None,
+        facility_id: int | None = None,
+        operator_id: int | None = None,
+        vendor_id: int | None = None,
+        model: str | None = None,
+        installed: bool | None = None,
+        after: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        total: int | None = None,
+    ) -> tuple[list[Row[Any]], int]:
+        """:meth:`chips` as plain rows of the listed columns (labelled as ``GET /v1/chips``
+        names them), in two steps: the page's chip ids from an index alone
+        (:meth:`_chip_page_ids`), then those chips' columns by primary key. No ORM objects,
+        no certificate read: at 100,000 chips the cost is the page, not the fleet. ``total``,
+        when the caller has it (the read totals), is not counted again."""
+        chip_filters, site_filters, custody_filters = _chip_filters(
+            country=country,
+            facility_id=facility_id,
+            operator_id=operator_id,
+            vendor_id=vendor_id,
+            model=model,
+            installed=installed,
+        )
+        if total is None:
+            total = self._chip_count(chip_filters, site_filters, custody_filters, installed)
+        ids = self._chip_page_ids(
+            chip_filters,
+            site_filters,
+            facility_id=facility_id,
+            installed=installed,
+            after=after,
+            limit=limit,
+            offset=offset,
+        )
+        if not ids:
+            return [], total
+        stmt = (
+            select(*_LIST_COLUMNS)
+            .join(Vendor, Vendor.id == Chip.vendor_id)
+            .outerjoin(Installation, _CURRENT)
+            .outerjoin(Facility, Facility.id == Installation.facility_id)
+            .outerjoin(Operator, Operator.id == Facility.operator_id)
+            .where(Chip.chip_id.in_(ids))
+        )
+        by_id: dict[str, Any] = {row.chip_id: row for row in self.session.execute(stmt)}
+        return [by_id[i] for i in ids if i in by_id], total
+
+    def _chip_count(
+        self,
+        chip_filters: list[ColumnElement[bool]],
+        site_filters: list[ColumnElement[bool]],
+        custody_filters: list[ColumnElement[bool]],
+        installed: bool | None,
+    ) -> int:
         # The count joins only what its filters need: a chip has at most one current
         # installation, so an outer join nothing filters on changes no count, and counting
         # 100,000 chips alone is several times cheaper than through two joins.
@@ -120,16 +241,88 @@ class InventoryRepository:
             if site_filters:
                 count = count.join(Facility, Facility.id == Installation.facility_id)
                 count = count.where(*site_filters)
-        total = int(self.session.scalar(count) or 0)
-        # With a facility, the rows are that facility's current installations, which the index
-        # ix_installations_facility_current holds in chip id order: ordering by the
-        # installation's chip id (equal to the chip's) reads the page from the index instead
-        # of sorting every chip there (40,000 on a campus) for each page.
-        order = Installation.chip_id if facility_id is not None else Chip.chip_id
+        return int(self.session.scalar(count) or 0)
+
+    def _chip_page_ids(
+        self,
+        chip_filters: list[ColumnElement[bool]],
+        site_filters: list[ColumnElement[bool]],
+        *,
+        facility_id: int | None,
+        installed: bool | None,
+        after: str | None,
+        limit: int,
+        offset: int,
+    ) -> list[str]:
+        """The ids of one page of matching chips, in chip id order, read from an index
+        without the chips' rows where no filter is on the chip itself: the chips' primary key,
+        the current installations by chip (``status=installed``), or, with a facility, a
+        country or an operator, each matching facility's current installations in chip id
+        order (ix_installations_facility_current), merged. ``offset`` still walks the
+        skipped entries, but only an index's, not the rows and joins of each."""
+        if facility_id is None and not site_filters:
+            if installed is True:
+                # Every current installation names an enrolled chip.
+                stmt = select(Installation.chip_id.label("chip_id")).where(
+                    Installation.removed_at.is_(None)
+                )
+                if chip_filters:
+                    stmt = stmt.join(Chip, Chip.chip_id == Installation.chip_id)
+                key: Any = Installation.chip_id
+            else:
+                stmt = select(Chip.chip_id)
+                if installed is False:
+                    stmt = stmt.where(~exists().where(_CURRENT))
+                key = Chip.chip_id
+            stmt = stmt.where(*chip_filters)
+            if after is not None:
+                stmt = stmt.where(key > after)
+            return list(self.session.scalars(stmt.order_by(key).limit(limit).offset(offset)))
+        if installed is False:
+            return []  # a facility, country or operator is only ever matched by custody
+        facilities = select(Facility.id).where(*site_filters)
+        if facility_id is not None:
+            facilities = facilities.where(Facility.id == facility_id)
+        matched = list(self.session.scalars(facilities.order_by(Facility.id)))
+        if not matched:
+            return []
+
+        def at(facility: int) -> Select[str]:
+            stmt = select(Installation.chip_id).where(
+                Installation.facility_id == facility, Installation.removed_at.is_(None)
+            )
+            if chip_filters:
+                stmt = stmt.join(Chip, Chip.chip_id == Installation.chip_id)
+                stmt = stmt.where(*chip_filters)
+            if after is not None:
+                stmt = stmt.where(Installation.chip_id > after)
+            # removed_at is NULL in every row: ordering by it first changes nothing, but lets
+            # PostgreSQL see the facility index's order (it treats only ``=``, not ``IS NULL``,
+            # as fixing a column) instead of walking every installation in chip id order.
+            return stmt.order_by(Installation.removed_at, Installation.chip_id)
+
+        if len(matched) == 1:
+            stmt = at(matched[0]).limit(limit).offset(offset)
+            return list(self.session.scalars(stmt))
+        if len(matched) <= _MERGED_FACILITIES:
+            # Each facility's first offset + limit chips from its index, merged: a sort of
+            # (offset + limit) x facilities ids instead of every chip in the country.
+            parts = [at(f).limit(offset + limit).subquery() for f in matched]
+            merged = union_all(*(select(p.c.chip_id) for p in parts)).subquery()
+            stmt = select(merged.c.chip_id).order_by(merged.c.chip_id)
+            return list(self.session.scalars(stmt.limit(limit).offset(offset)))
+        # Many facilities: walk the current installations in chip id order instead.
+        stmt = (
+            select(Installation.chip_id)
+            .join(Facility, Facility.id == Installation.facility_id)
+            .where(Installation.removed_at.is_(None), Facility.id.in_(matched))
+        )
+        if chip_filters:
+            stmt = stmt.join(Chip, Chip.chip_id == Installation.chip_id).where(*chip_filters)
         if after is not None:
-            stmt = stmt.where(order > after)
-        rows = self.session.execute(stmt.order_by(order).limit(limit).offset(offset))
-        return [ChipRow(chip, inst) for chip, inst in rows], total
+            stmt = stmt.where(Installation.chip_id > after)
+        stmt = stmt.order_by(Installation.chip_id).limit(limit).offset(offset)
+        return list(self.session.scalars(stmt))
 
     def clusters(
         self,
@@ -257,8 +450,12 @@ class InventoryRepository:
         rows = self.session.execute(stmt.order_by(Report.window_start.desc()).limit(limit))
         return [WindowSum(a, b, float(s or 0), int(n)) for a, b, s, n in rows][::-1]
 
-    def counts(self, *, operator_id: int | None) -> dict[str, int]:
-        """Chips installed, facilities and countries (of one operator, or all)."""
+    def counts(
+        self, *, operator_id: int | None, chips_installed: int | None = None
+    ) -> dict[str, int]:
+        """Chips (enrolled; of one operator: installed at its facilities), chips installed,
+        facilities and countries (of one operator, or all). ``chips_installed``, when the
+        caller has it (the read totals), is not counted again from the installations."""
         facilities = select(Facility.id, Facility.country)
         chips = select(Installation.chip_id).where(Installation.removed_at.is_(None))
         if operator_id is not None:
@@ -266,10 +463,12 @@ class InventoryRepository:
             chips = chips.join(Facility, Facility.id == Installation.facility_id).where(
                 Facility.operator_id == operator_id
             )
-        enrolled = select(Chip.chip_id) if operator_id is None else chips
+        if chips_installed is None:
+            chips_installed = self._total(chips)
+        enrolled = self._total(select(Chip.chip_id)) if operator_id is None else chips_installed
         return {
-            "chips": self._total(enrolled),
-            "chips_installed": self._total(chips),
+            "chips": enrolled,
+            "chips_installed": chips_installed,
             "facilities": self._total(facilities),
             "countries": self._total(facilities.with_only_columns(Facility.country).distinct()),
         }
@@ -365,6 +564,23 @@ class InventoryRepository:
             .order_by(LogEntry.index.desc())
             .limit(1)
         )
+
+    def facility_ids(
+        self,
+        *,
+        operator_id: int | None,
+        country: str | None = None,
+        facility_id: int | None = None,
+    ) -> list[int]:
+        """The ids of the facilities (of one operator, in one country, that one, or all)."""
+        stmt = select(Facility.id).order_by(Facility.id)
+        if operator_id is not None:
+            stmt = stmt.where(Facility.operator_id == operator_id)
+        if country is not None:
+            stmt = stmt.where(Facility.country == country)
+        if facility_id is not None:
+            stmt = stmt.where(Facility.id == facility_id)
+        return list(self.session.scalars(stmt))
 
     def facilities(self, *, operator_id: int | None, country: str | None) -> list[Facility]:
         """Facilities (of one operator, in one country, or all) by country, then id."""

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from attestation.logentries import VERIFIER_RUN
@@ -171,6 +172,45 @@ class InventoryService:
         )
         ops = [r.installation.facility.operator_id for r in rows if r.installation]
         return ChipsPage(rows, total, self.repo.operator_names(ops))
+
+    def chip_list(
+        self,
+        caller: Principal,
+        *,
+        operator_id: int | None = None,
+        status: str | None = None,
+        **filters: Any,
+    ) -> tuple[list[Row[Any]], int]:
+        """:meth:`chips` for the read API: rows of the listed columns (operator names
+        included), not ORM objects."""
+        installed = None if status is None else status == "installed"
+        scope = self._scope(caller, operator_id)
+        return self.repo.chip_list(
+            **scope,
+            installed=installed,
+            total=self._installed_total(scope, installed, filters),
+            **filters,
+        )
+
+    def _installed_total(
+        self, scope: dict[str, Any], installed: bool | None, filters: dict[str, Any]
+    ) -> int | None:
+        """The number of chips a list filtered only by where they are installed (a facility,
+        a country, an operator, ``status=installed``) counts: the running totals per facility
+        while custody is unchanged since the last roll-up step, instead of counting the
+        installations; None (count them) for any other filter, or when custody changed."""
+        if scope.get("vendor_id") is not None or filters.get("model") is not None:
+            return None
+        site = {k: filters.get(k) for k in ("country", "facility_id")}
+        if installed is False or (
+            installed is None and scope["operator_id"] is None and not any(site.values())
+        ):
+            return None  # chips installed nowhere are in no facility's total
+        ids = self.repo.facility_ids(operator_id=scope["operator_id"], **site)
+        per_facility = self.totals.facility_chips(ids)
+        if per_facility is None:
+            return None
+        return sum(n for n, _ in per_facility.values())
 
     def facility(
         self, caller: Principal, facility_id: int, *, after: str | None, limit: int
@@ -366,8 +406,12 @@ class InventoryService:
         cosignatures = 0
         if checkpoint is not None:
             cosignatures = len(self.log.cosignatures(checkpoint.size))
+        # Chips installed: the running totals per facility while custody is unchanged since
+        # the last roll-up step (not a count of every installation); else counted.
+        per_facility = self.totals.facility_chips(self.repo.facility_ids(operator_id=operator_id))
+        installed = None if per_facility is None else sum(n for n, _ in per_facility.values())
         return Overview(
-            counts=self.repo.counts(operator_id=operator_id),
+            counts=self.repo.counts(operator_id=operator_id, chips_installed=installed),
             open_findings=self.repo.open_findings(operator_id=operator_id),
             log_size=0 if state is None else state.size,
             checkpoint_size=None if checkpoint is None else checkpoint.size,

@@ -10,7 +10,10 @@ from typing import Any
 import pytest
 
 from attestation.meter import MeterReading, sign_reading
+from registry.api.schemas.declarations import ChipPublic
+from registry.api.schemas.inventory import ChipListItem, ChipsPage
 from registry.auth import Role
+from registry.repositories.inventory import InventoryRepository
 from registry.services.entries import EntryDecoder
 from registry.services.log import TransparencyLog
 from registry.workers.rollup import roll_up_totals
@@ -274,7 +277,9 @@ def test_partners_limited_to_aggregates_by_policy(world: World) -> None:
     assert [f["facility_name"] for f in mine["facilities"]] == ["Abilene Compute site 1"]
 
 
-def test_chip_totals_count_each_chip_once_whatever_the_filters(world: World) -> None:
+def test_chip_totals_count_each_chip_once_whatever_the_filters(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The total is counted by its own query, joining only what the filters need: it must
     equal the rows listed for every filter, also for a chip moved between two facilities
     (its past installation must not count twice)."""
@@ -325,22 +330,101 @@ def test_chip_totals_count_each_chip_once_whatever_the_filters(world: World) -> 
         (("status", "uninstalled"), ("country", "US")): [],
         (("model", "H100-SXM5-80GB"), ("country", "US")): ["NV-A0", "NV-A1", "NV-A2"],
     }
-    for filters, chips in expected.items():
-        page = get(reg, inspector, "/v1/chips", limit=1000, **dict(filters))
-        assert [c["chip_id"] for c in page["chips"]] == chips, filters
-        assert page["total"] == len(chips), filters
-        assert get(reg, inspector, "/v1/chips", limit=1, **dict(filters))["total"] == len(chips)
-        # Keyset paging (after=the last chip id of a page) walks the same chips, same total.
-        walked, after = [], None
-        while True:
-            params = dict(filters) | ({"after": after} if after else {})
-            page = get(reg, inspector, "/v1/chips", limit=2, **params)
+    # Up to _MERGED_FACILITIES facilities, a page is merged from each one's index; above, the
+    # current installations are walked in chip id order: both ways give the same pages.
+    for merged in (64, 1):
+        monkeypatch.setattr("registry.repositories.inventory._MERGED_FACILITIES", merged)
+        for filters, chips in expected.items():
+            page = get(reg, inspector, "/v1/chips", limit=1000, **dict(filters))
+            assert [c["chip_id"] for c in page["chips"]] == chips, filters
             assert page["total"] == len(chips), filters
-            if not page["chips"]:
-                break
-            walked += [c["chip_id"] for c in page["chips"]]
-            after = page["chips"][-1]["chip_id"]
-        assert walked == chips, filters
+            assert get(reg, inspector, "/v1/chips", limit=1, **dict(filters))["total"] == len(chips)
+            # Keyset paging (after=the last chip id of a page) walks the same chips, same total.
+            walked, after = [], None
+            while True:
+                params = dict(filters) | ({"after": after} if after else {})
+                page = get(reg, inspector, "/v1/chips", limit=2, **params)
+                assert page["total"] == len(chips), filters
+                if not page["chips"]:
+                    break
+                walked += [c["chip_id"] for c in page["chips"]]
+                after = page["chips"][-1]["chip_id"]
+            assert walked == chips, filters
+            # Offset paging too (each page's ids read from an index, several facilities merged).
+            for offset in range(len(chips) + 1):
+                page = get(reg, inspector, "/v1/chips", limit=2, offset=offset, **dict(filters))
+                assert [c["chip_id"] for c in page["chips"]] == chips[offset : offset + 2], filters
+                assert (page["total"], page["offset"]) == (len(chips), offset), filters
+        # After a chip id, with an offset on top, across the two US facilities.
+        page = get(reg, inspector, "/v1/chips", country="US", after="NV-A0", limit=1, offset=1)
+        assert [c["chip_id"] for c in page["chips"]] == ["NV-A2"]
+
+
+def test_chip_list_is_byte_for_byte_the_models_rendering(world: World) -> None:
+    """GET /v1/chips renders its page from plain rows with orjson: the same bytes as the
+    ChipsPage model renders from the chips' ORM objects (the response model of the route),
+    for each kind of filter, with a decommissioned, a revoked and an uninstalled chip."""
+    reg = world.registry
+    with reg.client(world.operator_token) as http:
+        ok(http.post("/v1/chips/NV-A1/decommission", json={"reason": "rack \u00e9 retired"}))
+    with reg.client(world.vendor_token) as http:
+        ok(http.post("/v1/chips/NV-A2/revoke", json={"reason": "key extracted"}))
+    inspector = reg.token(Role.INSPECTOR)
+    other_id, _, other_facility = world.other  # type: ignore[attr-defined]
+    cases: list[dict[str, Any]] = [
+        {},
+        {"country": "US"},
+        {"country": "FI", "status": "installed"},
+        {"facility_id": world.facility_id, "limit": 2, "offset": 1},
+        {"operator_id": other_id},
+        {"status": "uninstalled"},
+        {"model": "H100-SXM5-80GB", "after": "NV-A0"},
+        {"facility_id": other_facility, "country": "US"},
+    ]
+    for params in cases:
+        with reg.client(inspector) as http:
+            response = http.get("/v1/chips", params=params)
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"] == "application/json"
+        limit, offset = params.get("limit", 100), params.get("offset", 0)
+        status = params.get("status")
+        with reg.context.sessions() as s:
+            repo = InventoryRepository(s)
+            rows, total = repo.chips(
+                country=params.get("country"),
+                facility_id=params.get("facility_id"),
+                operator_id=params.get("operator_id"),
+                model=params.get("model"),
+                installed=None if status is None else status == "installed",
+                after=params.get("after"),
+                limit=limit,
+                offset=offset,
+            )
+            names = repo.operator_names(
+                [r.installation.facility.operator_id for r in rows if r.installation]
+            )
+            items = []
+            for r in rows:
+                inst = r.installation
+                op = inst.facility.operator_id if inst else None
+                items.append(
+                    ChipListItem(
+                        **ChipPublic.model_validate(r.chip).model_dump(),
+                        vendor=r.chip.vendor.name,
+                        facility_id=inst.facility_id if inst else None,
+                        facility_name=inst.facility.name if inst else None,
+                        country=inst.facility.country if inst else None,
+                        operator_id=op,
+                        operator_name=names[op] if op else None,
+                        installed_at=inst.installed_at if inst else None,
+                    )
+                )
+            model = ChipsPage(total=total, limit=limit, offset=offset, chips=items)
+        assert response.content == model.model_dump_json().encode(), params
+    listed = get(reg, inspector, "/v1/chips")["chips"]
+    by_id = {c["chip_id"]: c for c in listed}
+    assert by_id["NV-A1"]["decommission_reason"] == "rack \u00e9 retired"
+    assert by_id["NV-A2"]["revoked_at"] is not None
 
 
 def test_facility_detail_pages_its_chips_with_their_number(world: World) -> None:

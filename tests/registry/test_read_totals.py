@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from attestation.logentries import USAGE_REPORT, VERIFIER_RUN
 from registry.auth import Principal, Role
-from registry.db.models import Report
+from registry.db.models import Facility, Installation, Report
 from registry.repositories.inventory import InventoryRepository
 from registry.repositories.rollup import NEVER
 from registry.services.inventory import InventoryService
@@ -73,6 +73,42 @@ def check(world: World, *, rolled_facilities: bool) -> None:
             f.id: (n, peak)
             for f, n, peak in repo.facility_aggregates(operator_id=None, country=None)
         }
+        # The overview's counts: chips installed from the facility totals while custody is
+        # unchanged since the last step, else counted; equal to the direct count either way.
+        for operator_id in (None, world.operator_id, world.other[0]):  # type: ignore[attr-defined]
+            caller = ADMIN
+            if operator_id is not None:
+                caller = Principal(0, "op", Role.OPERATOR, operator_id=operator_id)
+            counts = InventoryService(s, ctx.clock).overview(caller).counts
+            assert counts == repo.counts(operator_id=operator_id), operator_id
+            installed = (
+                select(func.count())
+                .select_from(Installation)
+                .where(Installation.removed_at.is_(None))
+            )
+            if operator_id is not None:
+                installed = installed.join(Facility, Facility.id == Installation.facility_id).where(
+                    Facility.operator_id == operator_id
+                )
+            assert counts["chips_installed"] == s.scalar(installed), operator_id
+        # GET /v1/chips's total for filters on where chips are installed: the facility totals
+        # while custody is unchanged since the last step, else counted; equal either way.
+        service = InventoryService(s, ctx.clock)
+        taken = service._installed_total({"operator_id": None}, True, {})
+        assert (taken is not None) == rolled_facilities
+        for filters in (
+            {"country": "US"},
+            {"country": "FI"},
+            {"facility_id": world.second_facility},  # type: ignore[attr-defined]
+            {"operator_id": world.operator_id},
+            {"status": "installed"},
+            {"status": "installed", "country": "US"},
+            {"facility_id": 999_999},
+        ):
+            _, total = service.chip_list(ADMIN, limit=1, **filters)
+            status = filters.pop("status", None)
+            counted = repo.chip_list(limit=1, installed=True if status else None, **filters)[1]
+            assert total == counted, filters
         for facility_id in facilities:
             direct = {
                 (w.window_start, w.window_end): (w.count, w.total)

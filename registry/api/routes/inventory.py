@@ -4,16 +4,19 @@ time series, a facility's power balance, and any log entry decoded."""
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from dataclasses import asdict
-from typing import Annotated
+from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Path, Query
+from fastapi.responses import Response
+from sqlalchemy import Row
 
 from registry.api.body import StrictJsonRoute
 from registry.api.deps import CallerDep, ContextDep, DetailCallerDep, LogDep, SessionDep
 from registry.api.routes.queries import ChipIdPath
 from registry.api.schemas.common import Count, Id, UtcDatetime
-from registry.api.schemas.declarations import ChipPublic
 from registry.api.schemas.inventory import (
     AccessPage,
     AccessPublic,
@@ -61,11 +64,11 @@ def list_chips(
     after: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")] = None,
     limit: Limit = 100,
     offset: Offset = 0,
-) -> ChipsPage:
+) -> Response:
     """Enrolled chips with where they are now, filtered; ``total`` counts every match.
     ``after``: only chips whose id sorts after it (pass a page's last ``chip_id`` to get the
     next page; cheaper than a large ``offset``)."""
-    page = InventoryService(session, ctx.clock).chips(
+    rows, total = InventoryService(session, ctx.clock).chip_list(
         caller,
         country=country,
         facility_id=facility_id,
@@ -76,23 +79,22 @@ def list_chips(
         limit=limit,
         offset=offset,
     )
-    items = []
-    for row in page.rows:
-        inst = row.installation
-        op_id = inst.facility.operator_id if inst else None
-        items.append(
-            ChipListItem(
-                **ChipPublic.model_validate(row.chip).model_dump(),
-                vendor=row.chip.vendor.name,
-                facility_id=inst.facility_id if inst else None,
-                facility_name=inst.facility.name if inst else None,
-                country=inst.facility.country if inst else None,
-                operator_id=op_id,
-                operator_name=page.operator_names.get(op_id) if op_id else None,
-                installed_at=inst.installed_at if inst else None,
-            )
-        )
-    return ChipsPage(total=page.total, limit=limit, offset=offset, chips=items)
+    return Response(chips_page_body(rows, total, limit, offset), media_type="application/json")
+
+
+_CHIP_FIELDS = tuple(ChipListItem.model_fields)
+
+
+def chips_page_body(rows: Sequence[Row[Any]], total: int, limit: int, offset: int) -> bytes:
+    """The ``ChipsPage`` document, byte for byte what its model renders (the model's field
+    order; a test holds the two identical), from the rows' columns by orjson: a 100-chip
+    page without a model object per chip."""
+    chips = []
+    for row in rows:
+        values = row._mapping
+        chips.append({name: values[name] for name in _CHIP_FIELDS})
+    page = {"total": total, "limit": limit, "offset": offset, "chips": chips}
+    return orjson.dumps(page, option=orjson.OPT_UTC_Z)
 
 
 def cluster_items(page: ClustersView) -> list[ClusterListItem]:
