@@ -6,9 +6,11 @@ verification rate of the registry's signature check on those reports, runs locus
 against 127.0.0.1, then checks the database against every acknowledgement
 (:mod:`loadtests.losscheck`) and prints a summary with the end-to-end rate and its ratio to the
 raw rate. Exits 1 if any report was lost or duplicated, 2 if the load run itself failed.
+``--then-at 0.8`` runs it a second time, from an empty database, at 80% of the first run's mean
+rate (latency at a sustainable load), so one command gives both figures.
 
     python -m loadtests.run --db sqlite --chips 2000 --reports 20 --users 4 --duration 40
-    scripts/with-postgres.sh python -m loadtests.run --db postgresql --chips 2000 ...
+    scripts/with-postgres.sh python -m loadtests.run --db postgresql --reset --then-at 0.8 ...
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 from nacl.bindings import crypto_sign_open
@@ -259,6 +262,51 @@ def summarize_profile(path: Path, top: int = 15) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    """The load run ``args`` asks for; with ``--then-at``, a second one at that share of the first.
+
+    The second run starts from nothing again (a fresh SQLite file, or the PostgreSQL schema
+    dropped), enrolls the same fleet and offers ``then_at`` x the first run's mean rate at a
+    constant pace: the "p99 at 80% of the maximum" of issue 15 from the same command. Its
+    summary is the first one's ``then_at`` entry. The exit status is the first failure's.
+    """
+    if not 0.0 <= args.then_at < 1.0:
+        print("--then-at is a share of the maximum rate: 0 < FRACTION < 1")
+        return 2
+    if args.then_at and args.target_rate:
+        print("--then-at measures the maximum first: leave --target-rate out")
+        return 2
+    if args.then_at and args.db == "postgresql" and not args.reset:
+        print("--then-at on PostgreSQL drops the schema between the runs: add --reset")
+        return 2
+    code, summary = _run_once(args)
+    if not args.then_at or code != 0 or summary is None:
+        _write(args, summary)
+        return code
+    second = argparse.Namespace(**{**vars(args), "then_at": 0.0, "json_out": None})
+    second.target_rate = round(args.then_at * summary["reports_per_s"], 1)
+    print(
+        f"\nthen at {args.then_at:.0%} of {summary['reports_per_s']:,}/s: {second.target_rate:,}/s"
+    )
+    code, at = _run_once(second)
+    summary["then_at"] = {"fraction": args.then_at, "target_rate": second.target_rate, **(at or {})}
+    _write(args, summary)
+    if at is not None:
+        print(
+            f"max {summary['reports_per_s']:,}/s (ratio {summary['ratio_to_raw_verify']}), "
+            f"batch p50/p99 {summary['batch_latency_ms']}; "
+            f"at {args.then_at:.0%}: {at['reports_per_s']:,}/s, "
+            f"batch p50/p99 {at['batch_latency_ms']}"
+        )
+    return code
+
+
+def _write(args: argparse.Namespace, summary: dict[str, Any] | None) -> None:
+    if args.json_out and summary is not None:
+        Path(args.json_out).write_text(json.dumps(summary, indent=2))
+
+
+def _run_once(args: argparse.Namespace) -> tuple[int, dict[str, Any] | None]:
+    """One load run from an empty database: (exit status, summary; None if it never loaded)."""
     workdir = Path(tempfile.mkdtemp(prefix="chipreg-load-", dir=args.workdir))
     if args.db == "sqlite":
         database_url = f"sqlite:///{workdir / 'registry.sqlite3'}"
@@ -266,7 +314,7 @@ def run(args: argparse.Namespace) -> int:
         database_url = args.database_url or os.environ.get("CHIPREG_TEST_POSTGRES_URL", "")
         if not database_url:
             print("--db postgresql needs --database-url or CHIPREG_TEST_POSTGRES_URL")
-            return 2
+            return 2, None
         if args.reset:
             reset_postgres(database_url)
     out = workdir / "out"
@@ -281,7 +329,7 @@ def run(args: argparse.Namespace) -> int:
             size = int(http.get("/v1/log/checkpoint").text.splitlines()[1])
             if size:
                 print(f"the log already has {size} entries; use an empty database (--reset)")
-                return 2
+                return 2, None
             t0 = time.monotonic()
             chips = fleet.make_chips(args.chips, args.seed)
             accounts = fleet.create_accounts(http, server.admin_token, args.seed)
@@ -325,7 +373,7 @@ def _load(  # noqa: PLR0917 (private helper split off run(); all arguments are i
     out: Path,
     users: int,
     raw: dict[str, float | str],
-) -> int:
+) -> tuple[int, dict[str, Any]]:
     user_rate = args.target_rate / args.batch_size / users if args.target_rate else 0.0
     env = {
         **os.environ,
@@ -389,8 +437,9 @@ def _load(  # noqa: PLR0917 (private helper split off run(); all arguments are i
     latency = _latency(csv_prefix, f"/v1/reports/batch [{args.batch_size}]")
     rate = accepted / span if span else 0.0
     raw_rate = float(raw["registry_verify_per_s"])
-    summary = {
+    summary: dict[str, Any] = {
         "db": args.db,
+        "run_dir": str(out.parent) if args.keep else None,
         "chips": args.chips,
         "batch_size": args.batch_size,
         "users": users,
@@ -436,16 +485,14 @@ def _load(  # noqa: PLR0917 (private helper split off run(); all arguments are i
     print(json.dumps(summary, indent=2))
     if profiler is not None and (out / "py-spy.txt").is_file():
         print(summarize_profile(out / "py-spy.txt"))
-    if args.json_out:
-        Path(args.json_out).write_text(json.dumps(summary, indent=2))
     if not loss.ok or accepted != loss.acknowledged:
         print("LOSS CHECK FAILED", file=sys.stderr)
-        return 1
+        return 1, summary
     if accepted == 0 or locust.returncode not in (0, 1):
         print(f"load run failed (locust exit {locust.returncode})", file=sys.stderr)
-        return 2
+        return 2, summary
     print(f"loss check passed: {accepted} acknowledged reports, all stored and logged once")
-    return 0
+    return 0, summary
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -471,6 +518,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=0.0,
         help="reports/s to offer in total (constant throughput); 0 = as fast as possible",
+    )
+    p.add_argument(
+        "--then-at",
+        type=float,
+        default=0.0,
+        metavar="FRACTION",
+        help="after the maximum, run again from an empty database at this share of its mean "
+        "rate (e.g. 0.8; PostgreSQL needs --reset); its summary is the JSON's then_at",
     )
     p.add_argument("--seed", default="loadtest")
     p.add_argument("--profile", action="store_true", help="py-spy the registry during the hold")

@@ -34,14 +34,17 @@ def kept_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
             "--users", "2",
             "--duration", "15",
             "--ramp", "1",
+            "--then-at", "0.8",
             "--workdir", str(workdir),
             "--keep",
             "--json-out", str(summary_path),
         ]
     )  # fmt: skip
     assert code == 0
-    (rundir,) = [p for p in workdir.iterdir() if p.is_dir()]
-    return json.loads(summary_path.read_text()), rundir
+    summary = json.loads(summary_path.read_text())
+    # --keep keeps both runs' directories; the maximum's is the summary's own.
+    assert len([p for p in workdir.iterdir() if p.is_dir()]) == 2
+    return summary, Path(summary["run_dir"])
 
 
 def test_every_report_is_acknowledged_stored_and_logged_once(kept_run: tuple[dict, Path]) -> None:
@@ -65,6 +68,26 @@ def test_ack_to_checkpoint_latency_and_cores_are_reported(kept_run: tuple[dict, 
     assert 0 <= latency["p50_ms"] <= latency["p99_ms"] <= latency["max_ms"]
     assert summary["loss_check"]["integrated_size"] == summary["loss_check"]["log_size"]
     assert summary["registry_cores_used"] > 0 and summary["loadgen_cores_used"] > 0
+
+
+def test_then_at_runs_again_at_that_share_of_the_maximum(kept_run: tuple[dict, Path]) -> None:
+    summary, _ = kept_run
+    then = summary["then_at"]
+    assert then["fraction"] == 0.8
+    assert then["target_rate"] == round(0.8 * summary["reports_per_s"], 1) > 0
+    # A fresh database with the same fleet: the same reports, all acknowledged and logged again.
+    assert then["accepted"] == 60 and then["loss_check"]["ok"]
+    assert then["loss_check"]["stored_reports"] == 60
+    assert then["batch_latency_ms"]
+
+
+def test_then_at_refuses_what_it_cannot_measure() -> None:
+    assert run.main(["--then-at", "1.5"]) == 2
+    assert run.main(["--then-at", "0.8", "--target-rate", "100"]) == 2
+    assert (
+        run.main(["--db", "postgresql", "--database-url", "postgresql://x/y", "--then-at", "0.8"])
+        == 2
+    )
 
 
 def test_metrics_add_up_over_worker_processes(kept_run: tuple[dict, Path]) -> None:
