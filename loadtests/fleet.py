@@ -161,18 +161,9 @@ def create_accounts(http: httpx.Client, admin_token: str, seed: str = "loadtest"
 BATCH_CHIPS = 10_000  # the most chips one POST /v1/chips/batch takes
 
 
-def enroll(
-    http: httpx.Client, accounts: FleetAccounts, chips: Sequence[LoadChip], *, threads: int = 16
-) -> None:
-    """Enroll every chip in bulk (``POST /v1/chips/batch``, 10,000 per call), then install each.
-
-    Installations are one signed declaration and one call per chip; the calls share one client
-    (and its keep-alive connections) and 16 threads keep enough of them in flight to overlap the
-    signing here with each call's commit in the registry.
-    """
-    vendor = {"Authorization": f"Bearer {accounts.vendor_token}"}
-    operator = {"Authorization": f"Bearer {accounts.operator_token}"}
-    items = [
+def chip_items(accounts: FleetAccounts, chips: Sequence[LoadChip]) -> list[dict[str, object]]:
+    """The ``POST /v1/chips/batch`` items of ``chips``: each endorsed by the vendor's root."""
+    return [
         {
             "certificate_pem": issue_chip_certificate(
                 root_pem=accounts.root_pem,
@@ -188,7 +179,16 @@ def enroll(
         }
         for chip in chips
     ]
+
+
+def enroll_items(
+    http: httpx.Client, accounts: FleetAccounts, items: Sequence[dict[str, object]]
+) -> list[float]:
+    """Enroll ``items`` in bulk (``POST /v1/chips/batch``, 10,000 per call); each call's seconds."""
+    vendor = {"Authorization": f"Bearer {accounts.vendor_token}"}
+    seconds = []
     for start in range(0, len(items), BATCH_CHIPS):
+        began = time.perf_counter()
         _ok(
             http.post(
                 "/v1/chips/batch",
@@ -197,6 +197,21 @@ def enroll(
                 timeout=300,
             )
         )
+        seconds.append(time.perf_counter() - began)
+    return seconds
+
+
+def enroll(
+    http: httpx.Client, accounts: FleetAccounts, chips: Sequence[LoadChip], *, threads: int = 16
+) -> None:
+    """Enroll every chip in bulk (:func:`enroll_items`), then install each.
+
+    Installations are one signed declaration and one call per chip; the calls share one client
+    (and its keep-alive connections) and 16 threads keep enough of them in flight to overlap the
+    signing here with each call's commit in the registry.
+    """
+    operator = {"Authorization": f"Bearer {accounts.operator_token}"}
+    enroll_items(http, accounts, chip_items(accounts, chips))
 
     def install(chip: LoadChip) -> None:
         _ok(
