@@ -625,7 +625,7 @@ class InventoryRepository:
                 Report.window_start,
                 Report.window_end,
                 func.sum(Report.utilization * Chip.peak_tflops_bf16),
-                func.count(Report.id),
+                func.count(),
             )
             .join(ClusterMember, ClusterMember.chip_id == Report.chip_id)
             .join(Chip, Chip.chip_id == Report.chip_id)

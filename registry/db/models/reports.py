@@ -13,7 +13,6 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
-    UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -24,11 +23,16 @@ __all__ = ["RejectedSubmission", "RejectionCount", "Report"]
 
 
 class Report(Base):
-    """An accepted usage report. Its envelope is the body of log entry ``log_index``."""
+    """An accepted usage report. Its envelope is the body of log entry ``log_index``.
+
+    Keyed by ``(chip_id, seq)``, one chip's chain: every unique key holds the chip id, so the
+    table can be distributed by chip (Citus, docs/SCALE.md). ``log_index`` is unique by
+    construction (the sequencer assigns each once), indexed, not constrained.
+    """
 
     __tablename__ = "reports"
     __table_args__ = (
-        UniqueConstraint("chip_id", "seq"),
+        Index("ix_reports_log_index", "log_index"),
         # Read side (console, inventory API): per-window sums from the index alone, reports
         # received since an instant, a facility's chips' reports by chip.
         Index("ix_reports_window_energy", "window_start", "window_end", "energy_j"),
@@ -36,9 +40,8 @@ class Report(Base):
         Index("ix_reports_chip_window", "chip_id", "window_start", "window_end", "energy_j"),
     )
 
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    chip_id: Mapped[str] = mapped_column(ForeignKey("chips.chip_id"))
-    seq: Mapped[int] = mapped_column(BigInteger)
+    chip_id: Mapped[str] = mapped_column(ForeignKey("chips.chip_id"), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     digest: Mapped[str] = mapped_column(String(64))
     window_start: Mapped[datetime] = mapped_column(UTCDateTime)
     window_end: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -46,7 +49,7 @@ class Report(Base):
     energy_j: Mapped[float] = mapped_column(Float)
     # [[peer, link, tx_bytes, rx_bytes], ...] as compact JSON: read by the verifier.
     links_json: Mapped[str] = mapped_column(Text)
-    log_index: Mapped[int] = mapped_column(BigInteger, unique=True)
+    log_index: Mapped[int] = mapped_column(BigInteger)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # The facility the report claims to come from (predicate facility_id), if it names one.
     facility_claim: Mapped[int | None] = mapped_column(Integer)
