@@ -132,6 +132,40 @@ def _scrape_accepted(url: str) -> float | None:
     return None
 
 
+# The registry's own histograms the summary reports (count and mean per label set).
+_HISTOGRAMS = (
+    "chipreg_group_commit_reports",
+    "chipreg_db_commit_seconds",
+    "chipreg_log_lock_wait_seconds",
+    "chipreg_integrator_round_seconds",
+)
+
+
+def _scrape_histograms(url: str) -> dict[str, dict[str, float]]:
+    """Count and mean of the :data:`_HISTOGRAMS` from /metrics, per label set."""
+    from prometheus_client.parser import text_string_to_metric_families  # noqa: PLC0415
+
+    try:
+        text = httpx.get(f"{url}/metrics", timeout=30).text
+    except httpx.HTTPError:
+        return {}
+    out: dict[str, dict[str, float]] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name not in _HISTOGRAMS:
+            continue
+        for sample in family.samples:
+            if not sample.name.endswith(("_sum", "_count")):
+                continue
+            labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+            key = f"{family.name}{{{labels}}}" if labels else family.name
+            out.setdefault(key, {})[sample.name.rsplit("_", 1)[1]] = sample.value
+    return {
+        key: {"count": v.get("count", 0.0), "mean": round(v["sum"] / v["count"], 6)}
+        for key, v in out.items()
+        if v.get("count")
+    }
+
+
 def _children_cpu() -> float:
     r = resource.getrusage(resource.RUSAGE_CHILDREN)
     return r.ru_utime + r.ru_stime
@@ -412,6 +446,7 @@ def _load(  # noqa: PLR0917 (private helper split off run(); all arguments are i
         sys.stdout.write(locust.stdout.decode(errors="replace")[-4000:])
         sys.stdout.write(locust.stderr.decode(errors="replace")[-4000:])
     metrics_accepted = _scrape_accepted(server.url)
+    histograms = _scrape_histograms(server.url)
     acks = losscheck.read_acks(out)
     # Every acknowledged report must reach a signed checkpoint (the integrator's 1 s budget):
     # wait for the one that covers the last before stopping the registry.
@@ -472,6 +507,7 @@ def _load(  # noqa: PLR0917 (private helper split off run(); all arguments are i
         "ack_to_checkpoint_ms": to_checkpoint,
         "all_acks_in_a_checkpoint": covered,
         "metrics_accepted_total": metrics_accepted,
+        "registry_histograms": histograms,
         "loss_check": {
             "ok": loss.ok,
             "acknowledged": loss.acknowledged,

@@ -66,6 +66,17 @@ DB_COMMIT_SECONDS = Histogram(
     "Time of one group commit's COMMIT (the fsync).",
     buckets=_LATENCY_BUCKETS,
 )
+LOG_LOCK_WAIT_SECONDS = Histogram(
+    "chipreg_log_lock_wait_seconds",
+    "Wait for the SQLite database's write lock (its flock), by holder: ingest or integrator.",
+    ["holder"],
+    buckets=_LATENCY_BUCKETS,
+)
+INTEGRATOR_ROUND_SECONDS = Histogram(
+    "chipreg_integrator_round_seconds",
+    "One integrator round: integrate what was sequenced, then sign and publish the checkpoint.",
+    buckets=_LATENCY_BUCKETS,
+)
 GROUP_COMMIT_BATCHES = Histogram(
     "chipreg_group_commit_batches",
     "Ingest requests coalesced into one transaction.",

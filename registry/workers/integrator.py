@@ -28,6 +28,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -35,6 +36,7 @@ from types import TracebackType
 
 from sqlalchemy import Connection, Engine, text
 
+from registry import metrics
 from registry.db.engine import make_session_factory, session_scope
 from registry.ingest.writer import file_lock, sqlite_lock_path
 from registry.services.log import integrate
@@ -167,7 +169,10 @@ class IntegratorWorker:
         """
         first = last = -1
         while True:
-            with file_lock(self.write_lock), session_scope(self.sessions) as session:
+            with (
+                file_lock(self.write_lock, claim=True, holder="integrator"),
+                session_scope(self.sessions) as session,
+            ):
                 before, after = integrate(session, self.clock(), self.batch_limit)
             if first < 0:
                 first = before
@@ -180,9 +185,11 @@ class IntegratorWorker:
         """One round if this process holds the lease: integrate, then publish. True if it ran."""
         if not self.lease.acquire():
             return False
+        started = time.perf_counter()
         self.integrate_once()
         if self.publisher is not None:
             self.publisher.publish_once()
+        metrics.INTEGRATOR_ROUND_SECONDS.observe(time.perf_counter() - started)
         return True
 
     # -- the background thread -----------------------------------------------------------
