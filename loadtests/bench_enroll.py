@@ -1,15 +1,15 @@
 """Bulk enrollment: how long a fleet of endorsed chips takes to enroll through the API.
 
-Starts ``chipreg serve`` on a fresh SQLite file (or an emptied PostgreSQL database), creates a
-vendor with its root, endorses ``--chips`` chip keys with it here (not timed), then times
-``POST /v1/chips/batch`` calls of 10,000 chips each, one after another, as a manufacturer's
+Starts ``chipreg serve`` on a fresh SQLite file (or a PostgreSQL database, its schema dropped
+first), creates a vendor with its root, endorses ``--chips`` chip keys with it here (not
+timed), then times ``POST /v1/chips/batch`` calls of 10,000 chips each, one after another, as a manufacturer's
 ``chipreg vendor enroll`` sends them. Every chip is checked and logged by the registry as a
 single ``POST /v1/chips`` would (certificate chain to the vendor root, chip id and key not
 enrolled) and the run ends by checking the log holds one enrollment record per chip. Prints
 the wall time, chips/s, the registry's CPU time per chip and the machine's load average.
 
     python -m loadtests.bench_enroll --db sqlite --chips 100000
-    scripts/with-postgres.sh python -m loadtests.bench_enroll --db postgresql --reset
+    scripts/with-postgres.sh python -m loadtests.bench_enroll --db postgresql
 """
 
 from __future__ import annotations
@@ -27,22 +27,14 @@ from pathlib import Path
 import httpx
 
 from loadtests import fleet
-from loadtests.run import _tree_cpu
-from loadtests.server import reset_postgres, start_registry
+from loadtests.server import add_database_arguments, chosen_database_url, start_registry
 
 __all__ = ["main"]
 
 
-def bench(args: argparse.Namespace) -> dict[str, object]:
+def bench(p: argparse.ArgumentParser, args: argparse.Namespace) -> dict[str, object]:
     workdir = Path(tempfile.mkdtemp(prefix="chipreg-enroll-", dir=args.workdir))
-    if args.db == "sqlite":
-        database_url = f"sqlite:///{workdir / 'registry.sqlite3'}"
-    else:
-        database_url = args.database_url or os.environ.get("CHIPREG_TEST_POSTGRES_URL", "")
-        if not database_url:
-            raise SystemExit("--db postgresql needs --database-url or CHIPREG_TEST_POSTGRES_URL")
-        if args.reset:
-            reset_postgres(database_url)
+    database_url = chosen_database_url(p, args, workdir)
     server = start_registry(database_url, workdir, workers=args.workers)
     try:
         with httpx.Client(base_url=server.url, timeout=60) as http:
@@ -54,9 +46,9 @@ def bench(args: argparse.Namespace) -> dict[str, object]:
             print(f"{args.chips} chips endorsed here in {prepared:.1f} s (not timed)", flush=True)
             size_before = _log_size(http)
             load_before = os.getloadavg()[0]
-            cpu_before = _tree_cpu(server.pid)
+            cpu_before = server.cpu_seconds()
             seconds = fleet.enroll_items(http, accounts, items)
-            cpu = _tree_cpu(server.pid) - cpu_before
+            cpu = server.cpu_seconds() - cpu_before
             load_after = os.getloadavg()[0]
             logged = _log_size(http) - size_before
     finally:
@@ -98,9 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
-    p.add_argument("--database-url", help="PostgreSQL URL (default: CHIPREG_TEST_POSTGRES_URL)")
-    p.add_argument("--reset", action="store_true", help="drop the PostgreSQL schema first")
+    add_database_arguments(p)
     p.add_argument("--chips", type=int, default=100_000)
     p.add_argument("--workers", type=int, default=2, help="chipreg serve --workers")
     p.add_argument("--seed", default="enroll")
@@ -110,11 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    p = build_parser()
+    args = p.parse_args(argv)
     if args.chips < 1:
         print("--chips must be at least 1", file=sys.stderr)
         return 2
-    result = bench(args)
+    result = bench(p, args)
     print(json.dumps(result, indent=2))
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(result, indent=2))

@@ -46,38 +46,6 @@ __all__ = ["main", "run"]
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 
 
-def _process_cpu(pid: int) -> float:
-    """User + system CPU seconds of a live process, from /proc (psutil if installed)."""
-    try:
-        import psutil  # noqa: PLC0415 (optional dependency)
-
-        t = psutil.Process(pid).cpu_times()
-        return float(t.user + t.system)
-    except ImportError:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _tree_cpu(pid: int) -> float:
-    """CPU seconds of a live process and all its live descendants (uvicorn workers)."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    total, todo = 0.0, [pid]
-    while todo:
-        p = todo.pop()
-        try:
-            total += _process_cpu(p)
-        except (OSError, ValueError):
-            continue
-        todo.extend(children.get(p, []))
-    return total
-
-
 def raw_verify_rate(
     fleet_dir: Path, chips: Sequence[fleet.LoadChip], seconds: float = 3.0
 ) -> dict[str, float | str]:
@@ -426,7 +394,7 @@ def _load(  # noqa: PLR0917 (private helper split off run(); all arguments are i
     if args.processes:
         cmd += ["--processes", str(args.processes)]
     cpu_children0 = _children_cpu()
-    cpu_server0 = _tree_cpu(server.pid)
+    cpu_server0 = server.cpu_seconds()
     profiler = None
     if args.profile:
         profiler = _profile(server.pid, max(int(args.duration - args.ramp), 1), out / "py-spy.txt")
@@ -438,7 +406,7 @@ def _load(  # noqa: PLR0917 (private helper split off run(); all arguments are i
     )
     wall = time.monotonic() - started
     loadgen_cpu = _children_cpu() - cpu_children0
-    server_cpu = _tree_cpu(server.pid) - cpu_server0
+    server_cpu = server.cpu_seconds() - cpu_server0
     if profiler is not None:
         # Waited only now, so py-spy's own CPU is not in the load generator's figure above.
         profiler.wait(timeout=60)

@@ -26,6 +26,7 @@ __all__ = [
     "reset_postgres",
     "spawn_serve",
     "start_registry",
+    "tree_cpu",
 ]
 
 HOST = "127.0.0.1"
@@ -48,6 +49,10 @@ class RegistryProcess:
     def pid(self) -> int:
         return self.process.pid
 
+    def cpu_seconds(self) -> float:
+        """CPU seconds used so far by the server and its live worker processes."""
+        return tree_cpu(self.pid)
+
     def kill_hard(self) -> None:
         """SIGKILL the server and all its workers at once (its own process group)."""
         if self.process.poll() is None:
@@ -62,6 +67,38 @@ class RegistryProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+def _process_cpu(pid: int) -> float:
+    """User + system CPU seconds of a live process, from /proc (psutil if installed)."""
+    try:
+        import psutil  # noqa: PLC0415 (optional dependency)
+
+        t = psutil.Process(pid).cpu_times()
+        return float(t.user + t.system)
+    except ImportError:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds of a live process and all its live descendants (uvicorn workers)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            total += _process_cpu(p)
+        except (OSError, ValueError):
+            continue
+        todo.extend(children.get(p, []))
+    return total
 
 
 def add_database_arguments(p: argparse.ArgumentParser) -> None:
