@@ -2,11 +2,12 @@
 
 Starts ``chipreg serve`` on a fresh SQLite file (or a PostgreSQL database, its schema dropped
 first), creates a vendor with its root, endorses ``--chips`` chip keys with it here (not
-timed), then times ``POST /v1/chips/batch`` calls of 10,000 chips each, one after another, as a manufacturer's
-``chipreg vendor enroll`` sends them. Every chip is checked and logged by the registry as a
-single ``POST /v1/chips`` would (certificate chain to the vendor root, chip id and key not
-enrolled) and the run ends by checking the log holds one enrollment record per chip. Prints
-the wall time, chips/s, the registry's CPU time per chip and the machine's load average.
+timed), then times ``POST /v1/chips/batch`` calls of 10,000 chips each, one after another, as
+a manufacturer's ``chipreg vendor enroll`` sends them. Every chip is checked and logged by the
+registry as a single ``POST /v1/chips`` would (certificate chain to the vendor root, chip id
+and key not enrolled) and the run ends by checking the log holds one enrollment record per
+chip. Prints the wall time, chips/s, the registry's CPU time per chip and the machine's load
+average.
 
     python -m loadtests.bench_enroll --db sqlite --chips 100000
     scripts/with-postgres.sh python -m loadtests.bench_enroll --db postgresql
