@@ -47,8 +47,8 @@ from registry.db.models import Chip, Facility, Installation
 from registry.repositories.chips import ChipIngestState, ChipRepository
 from registry.repositories.log import LogRepository
 from registry.repositories.reports import ReportRepository
-from registry.services.ingest import KeyCache, SequencerState
 from registry.services.log import LogAppender, integrate
+from registry.services.sequencer_state import KeyCache, SequencerState
 
 __all__ = ["main"]
 

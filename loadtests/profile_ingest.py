@@ -51,11 +51,10 @@ from registry.services.accounts import AccountService
 from registry.services.ingest import (
     Accepted,
     IngestService,
-    KeyCache,
     PreparedBatch,
-    SequencerState,
 )
 from registry.services.log import TransparencyLog, integrate
+from registry.services.sequencer_state import KeyCache, SequencerState
 from registry.settings import Settings
 
 __all__ = ["main", "run_batches"]

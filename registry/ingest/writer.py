@@ -50,9 +50,9 @@ from registry.services.ingest import (
     IngestService,
     PreparedBatch,
     Rejected,
-    SequencerState,
 )
 from registry.services.log import LogSigner, TransparencyLog
+from registry.services.sequencer_state import SequencerState
 
 __all__ = ["IngestWriter", "file_lock", "sqlite_lock_path"]
 

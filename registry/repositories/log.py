@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import and_, func, or_, select, text
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -21,6 +21,8 @@ from registry.db.models import (
     Report,
 )
 from registry.repositories.bulk import bulk_insert
+
+_Row = TypeVar("_Row", LogState, LogSequence)
 
 __all__ = ["LogRepository"]
 
@@ -39,23 +41,31 @@ class LogRepository:
         with SQLITE_BUSY instead of waiting). Pending changes are flushed first, so a second
         appender in the same transaction sees the head the first one moved.
         """
-        self.session.flush()
-        if self.session.get_bind().dialect.name == "sqlite":
-            self.session.execute(
-                text("UPDATE log_state SET id = id WHERE id = :id"), {"id": STATE_ID}
-            )
-            state = self.session.get(LogState, STATE_ID, populate_existing=True)
-        else:
-            state = self.session.get(
-                LogState, STATE_ID, with_for_update=True, populate_existing=True
-            )
-        if state is None:
-            msg = "log_state row missing: run the migrations"
-            raise RuntimeError(msg)
-        return state
+        return self._lock_row(LogState)
 
     def state(self) -> LogState | None:
         return self.session.get(LogState, STATE_ID)
+
+    def _lock_row(self, model: type[_Row]) -> _Row:
+        """Lock the one row of ``model`` for this transaction (flushing pending changes first)
+        and return it as stored. On SQLite a write comes first, so the transaction holds the
+        database write lock before it reads (upgrading a read lock later can fail with
+        SQLITE_BUSY instead of waiting)."""
+        self.session.flush()
+        if self.session.get_bind().dialect.name == "sqlite":
+            self.session.execute(
+                update(model)
+                .where(model.id == STATE_ID)
+                .values(id=model.id)
+                .execution_options(synchronize_session=False)
+            )
+            row = self.session.get(model, STATE_ID, populate_existing=True)
+        else:
+            row = self.session.get(model, STATE_ID, with_for_update=True, populate_existing=True)
+        if row is None:
+            msg = f"{model.__tablename__} row missing: run the migrations"
+            raise RuntimeError(msg)
+        return row
 
     def lock_sequence(self) -> LogSequence:
         """Take the sequencing lock for this transaction and return the sequenced size's row.
@@ -65,20 +75,7 @@ class LogRepository:
         locks rows; SQLite has one writer at a time anyway). On SQLite a write comes first,
         as in :meth:`lock_state`.
         """
-        self.session.flush()
-        if self.session.get_bind().dialect.name == "sqlite":
-            self.session.execute(
-                text("UPDATE log_sequence SET id = id WHERE id = :id"), {"id": STATE_ID}
-            )
-            seq = self.session.get(LogSequence, STATE_ID, populate_existing=True)
-        else:
-            seq = self.session.get(
-                LogSequence, STATE_ID, with_for_update=True, populate_existing=True
-            )
-        if seq is None:
-            msg = "log_sequence row missing: run the migrations"
-            raise RuntimeError(msg)
-        return seq
+        return self._lock_row(LogSequence)
 
     def sequenced_size(self) -> int:
         """The number of sequenced entries, as committed (no lock)."""

@@ -20,8 +20,9 @@ from registry.db.models import Chip, LogEntry, Report
 from registry.ingest.writer import IngestWriter
 from registry.server import BackgroundServer
 from registry.services.accounts import AccountService
-from registry.services.ingest import Accepted, IngestService, KeyCache, Rejected
+from registry.services.ingest import Accepted, IngestService, Rejected
 from registry.services.log import TransparencyLog
+from registry.services.sequencer_state import KeyCache
 from registry.settings import Settings
 from tests.conftest import LiveRegistry
 from tests.registry.factories import World, make_world, ok

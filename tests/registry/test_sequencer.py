@@ -17,8 +17,9 @@ from attestation.dsse import Envelope
 from registry.auth import Principal, Role
 from registry.db.engine import make_engine
 from registry.ingest.writer import IngestWriter, sqlite_lock_path
-from registry.services.ingest import Accepted, IngestService, KeyCache, Rejected
+from registry.services.ingest import Accepted, IngestService, Rejected
 from registry.services.log import TransparencyLog
+from registry.services.sequencer_state import KeyCache
 from tests.conftest import LiveRegistry
 from tests.registry.factories import World, make_world, ok
 

@@ -30,7 +30,8 @@ from registry.api.schemas.reports import BATCH_SCHEMA, ENVELOPE_SCHEMA, BatchRes
 from registry.auth import Role
 from registry.errors import InvalidRequest, PayloadTooLarge
 from registry.ingest.writer import IngestWriter, sqlite_lock_path
-from registry.services.ingest import Accepted, IngestService, KeyCache, Rejected
+from registry.services.ingest import Accepted, IngestService, Rejected
+from registry.services.sequencer_state import KeyCache
 
 router = APIRouter(route_class=StrictJsonRoute, prefix="/v1", tags=["reports"])
 
